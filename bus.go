@@ -1,0 +1,304 @@
+// Package crossbus gives Go services one event-bus API over AWS, Google Cloud,
+// Azure, NATS, Kafka and an in-process default. Events are CloudEvents; a
+// provider maps them to its native service; the portable layer in this package
+// gives every provider the same delivery behaviour: validation, batching,
+// retries with backoff, dead-lettering, idempotent consumers, ordering keys and
+// graceful shutdown.
+//
+// Open a bus by URL (providers register their scheme when imported), publish
+// with Bus.Publish, and consume with a Router:
+//
+//	bus, err := crossbus.Open(ctx, "mem://")
+//	r := crossbus.NewRouter(bus)
+//	r.Handle("orders", "billing", crossbus.HandlerFunc(bill))
+//	err = r.Run(ctx)
+package crossbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Opener opens a provider from its URL. Providers register one per scheme.
+type Opener func(ctx context.Context, u *url.URL) (Provider, error)
+
+// registry maps URL schemes to openers. Like database/sql's driver list, it is
+// the one piece of package state: providers add themselves in init.
+var registry = struct {
+	sync.RWMutex
+	openers map[string]Opener
+}{openers: map[string]Opener{}}
+
+// Register makes a provider available under a URL scheme. It panics if the
+// scheme is empty, the opener nil, or the scheme already registered, as
+// database/sql.Register does: these are programming errors found at start-up.
+func Register(scheme string, open Opener) {
+	if scheme == "" || open == nil {
+		panic("crossbus: Register needs a scheme and an opener")
+	}
+	registry.Lock()
+	defer registry.Unlock()
+	if _, dup := registry.openers[scheme]; dup {
+		panic("crossbus: Register called twice for scheme " + scheme)
+	}
+	registry.openers[scheme] = open
+}
+
+// Schemes returns the registered URL schemes, sorted.
+func Schemes() []string {
+	registry.RLock()
+	defer registry.RUnlock()
+	s := make([]string, 0, len(registry.openers))
+	for k := range registry.openers {
+		s = append(s, k)
+	}
+	slices.Sort(s)
+	return s
+}
+
+// Open opens the provider named by rawURL's scheme ("mem://",
+// "gcppubsub://projects/P", "nats://host:4222", ...) and returns a Bus over it.
+// The provider's package must be imported (often blank-imported) so its scheme
+// is registered.
+func Open(ctx context.Context, rawURL string, opts ...BusOption) (*Bus, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: %v", ErrInvalidURL, rawURL, err)
+	}
+	if u.Scheme == "" {
+		return nil, fmt.Errorf("%w: %q has no scheme (want e.g. mem://)", ErrInvalidURL, rawURL)
+	}
+	registry.RLock()
+	open := registry.openers[u.Scheme]
+	registry.RUnlock()
+	if open == nil {
+		known := Schemes()
+		return nil, fmt.Errorf("%w %q; registered: %s (import the provider package to register its scheme)",
+			ErrUnknownScheme, u.Scheme, strings.Join(known, ", "))
+	}
+	p, err := open(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("crossbus: open %s: %w", u.Redacted(), err)
+	}
+	return New(p, opts...)
+}
+
+// Publisher publishes events. *Bus implements it; services that only publish
+// can depend on this interface.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, events ...*Event) error
+}
+
+// Subscriber starts consuming a subscription with a handler. *Bus implements it.
+type Subscriber interface {
+	Subscribe(ctx context.Context, topic, subscription string, h Handler, opts ...RouteOption) (*Subscription, error)
+}
+
+// BusOption configures a Bus.
+type BusOption func(*Bus) error
+
+// WithLogger sets the logger for delivery outcomes that are not returned to a
+// caller (retries, dead-letters, settle failures). The default discards them.
+func WithLogger(l *slog.Logger) BusOption {
+	return func(b *Bus) error {
+		if l == nil {
+			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
+		}
+		b.log = l
+		return nil
+	}
+}
+
+// Bus is the portable layer over one provider: it validates and batches
+// publishes and runs subscriptions with the delivery contract (retry,
+// dead-letter, ordering, drain). It is safe for concurrent use.
+type Bus struct {
+	p    Provider
+	caps Capabilities
+	log  *slog.Logger
+
+	closed atomic.Bool
+	mu     sync.Mutex // guards subs
+	subs   map[*Subscription]struct{}
+}
+
+// New returns a Bus over a provider (for providers not opened by URL).
+func New(p Provider, opts ...BusOption) (*Bus, error) {
+	if p == nil {
+		return nil, fmt.Errorf("%w: nil provider", ErrInvalidOption)
+	}
+	b := &Bus{p: p, caps: p.Capabilities(), log: slog.New(slog.DiscardHandler), subs: map[*Subscription]struct{}{}}
+	for _, o := range opts {
+		if err := o(b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// Provider returns the provider under the bus.
+func (b *Bus) Provider() Provider { return b.p }
+
+// Capabilities returns the provider's capabilities.
+func (b *Bus) Capabilities() Capabilities { return b.caps }
+
+// As reaches the provider's native client; see Provider.As.
+func (b *Bus) As(target any) bool { return b.p.As(target) }
+
+// Publish validates the events and sends them to topic in order, in batches
+// within the provider's limits. An invalid or oversized event is refused and
+// never sent; the others are. The result is nil, or a *PublishError listing
+// exactly the events that were not published (by index in events) and why.
+func (b *Bus) Publish(ctx context.Context, topic string, events ...*Event) error {
+	if b.isClosed() {
+		return fmt.Errorf("crossbus: publish to %q: %w", topic, ErrClosed)
+	}
+	if topic == "" {
+		return fmt.Errorf("%w: publish needs a topic name", ErrInvalidOption)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("crossbus: publish to %q: %w", topic, err)
+	}
+	var failed []EventError
+	// Fast path: every event valid, no copy of the slice.
+	send := events
+	index := []int(nil) // index[i] is send[i]'s position in events; nil = identity
+	for i, e := range events {
+		if err := b.check(e); err != nil {
+			if failed == nil {
+				send = make([]*Event, 0, len(events))
+				send = append(send, events[:i]...)
+				index = make([]int, i, len(events))
+				for j := range index {
+					index[j] = j
+				}
+			}
+			failed = append(failed, EventError{Index: i, EventID: eventID(e), Err: err})
+			continue
+		}
+		if failed != nil {
+			send = append(send, e)
+			index = append(index, i)
+		}
+	}
+	for start := 0; start < len(send); {
+		end := b.batchEnd(send, start)
+		err := b.p.Publish(ctx, topic, send[start:end])
+		if err != nil {
+			failed = appendBatchFailure(failed, err, send, index, start, end)
+		}
+		start = end
+	}
+	if failed == nil {
+		return nil
+	}
+	slices.SortFunc(failed, func(a, b EventError) int { return a.Index - b.Index })
+	return &PublishError{Failed: failed}
+}
+
+func eventID(e *Event) string {
+	if e == nil || e.Context == nil {
+		return ""
+	}
+	return e.ID()
+}
+
+func (b *Bus) check(e *Event) error {
+	if e == nil {
+		return &ValidationError{Fields: []FieldError{{Field: "event", Problem: "nil"}}}
+	}
+	if err := Validate(e); err != nil {
+		return err
+	}
+	if b.caps.MaxEventBytes > 0 {
+		if n := EncodedSize(e); n > b.caps.MaxEventBytes {
+			return &SizeError{EventID: e.ID(), Size: n, Limit: b.caps.MaxEventBytes}
+		}
+	}
+	return nil
+}
+
+// batchEnd returns the end of the batch starting at start within the
+// provider's count and byte limits.
+func (b *Bus) batchEnd(events []*Event, start int) int {
+	maxN, maxB := b.caps.MaxBatchCount, b.caps.MaxBatchBytes
+	if maxN <= 0 && maxB <= 0 {
+		return len(events)
+	}
+	size := 0
+	end := start
+	for end < len(events) {
+		if maxN > 0 && end-start >= maxN {
+			break
+		}
+		if maxB > 0 {
+			n := EncodedSize(events[end])
+			if end > start && size+n > maxB {
+				break
+			}
+			size += n
+		}
+		end++
+	}
+	return end
+}
+
+func appendBatchFailure(failed []EventError, err error, send []*Event, index []int, start, end int) []EventError {
+	orig := func(i int) int {
+		if index == nil {
+			return i
+		}
+		return index[i]
+	}
+	var pe *PublishError
+	if errors.As(err, &pe) {
+		for _, f := range pe.Failed {
+			i := start + f.Index
+			if f.Index < 0 || i >= end {
+				continue
+			}
+			failed = append(failed, EventError{Index: orig(i), EventID: eventID(send[i]), Err: f.Err})
+		}
+		return failed
+	}
+	for i := start; i < end; i++ {
+		failed = append(failed, EventError{Index: orig(i), EventID: eventID(send[i]), Err: err})
+	}
+	return failed
+}
+
+func (b *Bus) isClosed() bool { return b.closed.Load() }
+
+// Close stops every subscription started on the bus (draining in-flight
+// handlers until ctx ends), then closes the provider.
+func (b *Bus) Close(ctx context.Context) error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	b.mu.Lock()
+	subs := make([]*Subscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	var errs []error
+	for _, s := range subs {
+		if err := s.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := b.p.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("crossbus: close provider: %w", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,132 @@
+package crossbus
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Errors returned by crossbus and its providers wrap these, so
+// callers test them with errors.Is.
+var (
+	// ErrClosed: the bus, subscription or provider is closed.
+	ErrClosed = errors.New("crossbus: closed")
+	// ErrTopicNotFound: the topic does not exist.
+	ErrTopicNotFound = errors.New("crossbus: topic not found")
+	// ErrSubscriptionNotFound: the subscription does not exist.
+	ErrSubscriptionNotFound = errors.New("crossbus: subscription not found")
+	// ErrTooLarge: an event or batch is over the provider's size limit.
+	ErrTooLarge = errors.New("crossbus: too large")
+	// ErrInvalidEvent: an event is not a valid CloudEvent (see ValidationError).
+	ErrInvalidEvent = errors.New("crossbus: invalid event")
+	// ErrInvalidData: an event's data does not decode (see DataError).
+	ErrInvalidData = errors.New("crossbus: invalid event data")
+	// ErrUnknownScheme: Open was given a URL whose scheme no provider registered.
+	ErrUnknownScheme = errors.New("crossbus: unknown URL scheme")
+	// ErrInvalidURL: Open was given a malformed provider URL.
+	ErrInvalidURL = errors.New("crossbus: invalid provider URL")
+	// ErrInvalidOption: an option value is out of range.
+	ErrInvalidOption = errors.New("crossbus: invalid option")
+	// ErrNotSupported: the provider cannot do what was asked natively; the
+	// portable layer falls back where it can.
+	ErrNotSupported = errors.New("crossbus: not supported by provider")
+	// ErrInProgress: another consumer is handling the same event right now
+	// (idempotency); the delivery is retried later.
+	ErrInProgress = errors.New("crossbus: duplicate event in progress")
+)
+
+// SizeError reports an event or batch over a size limit. It matches ErrTooLarge.
+type SizeError struct {
+	EventID string // "" for a whole batch
+	Size    int    // bytes, as EncodedSize counts them
+	Limit   int    // the provider's limit in bytes
+}
+
+func (e *SizeError) Error() string {
+	if e.EventID == "" {
+		return fmt.Sprintf("crossbus: batch is %d bytes, over the provider limit of %d bytes", e.Size, e.Limit)
+	}
+	return fmt.Sprintf("crossbus: event %q is %d bytes, over the provider limit of %d bytes", e.EventID, e.Size, e.Limit)
+}
+
+// Is reports whether target is ErrTooLarge.
+func (e *SizeError) Is(target error) bool { return target == ErrTooLarge }
+
+// EventError is the failure of one event of a published batch.
+type EventError struct {
+	Index   int    // position in the slice given to Publish
+	EventID string // the event's id
+	Err     error
+}
+
+func (e EventError) Error() string {
+	return fmt.Sprintf("event %d (%q): %v", e.Index, e.EventID, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e EventError) Unwrap() error { return e.Err }
+
+// PublishError lists the events of a batch that were not published. Publishing
+// is atomic per event: every event not listed here was accepted by the
+// provider, so a caller retries exactly the listed ones. errors.Is on a
+// PublishError matches the cause of any failed event.
+type PublishError struct {
+	Failed []EventError
+}
+
+func (e *PublishError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "crossbus: %d event(s) not published: ", len(e.Failed))
+	for i, f := range e.Failed {
+		if i == 3 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Failed)-3)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the causes, so errors.Is and errors.As look into every failed
+// event.
+func (e *PublishError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f.Err
+	}
+	return errs
+}
+
+// FailedIndexes returns the positions of the events that were not published.
+func (e *PublishError) FailedIndexes() []int {
+	idx := make([]int, len(e.Failed))
+	for i, f := range e.Failed {
+		idx[i] = f.Index
+	}
+	return idx
+}
+
+// permanentError marks an error as not worth retrying.
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return "permanent: " + p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
+
+// Permanent wraps err so that the delivery is dead-lettered at once instead of
+// retried. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked with
+// Permanent or is an ErrInvalidData (data that will never decode).
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p) || errors.Is(err, ErrInvalidData)
+}

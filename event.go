@@ -1,0 +1,368 @@
+package crossbus
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/google/uuid"
+)
+
+// Event is a CloudEvent: the CloudEvents SDK's event type, so events built with
+// the SDK and its protocol bindings are crossbus events and the reverse.
+type Event = event.Event
+
+// Extension attribute names owned by crossbus. CloudEvents extension names are
+// lower-case letters and digits only, so every name here is valid on every wire.
+const (
+	// ExtPartitionKey is the ordering key (CloudEvents "partitioning" extension).
+	ExtPartitionKey = "partitionkey"
+	// ExtSequence is a per-key sequence number, a zero-padded string so that
+	// lexical order is numeric order (CloudEvents "sequence" extension).
+	ExtSequence = "sequence"
+	// ExtTraceParent and ExtTraceState carry W3C trace context
+	// (CloudEvents "distributed tracing" extension).
+	ExtTraceParent = "traceparent"
+	ExtTraceState  = "tracestate"
+
+	// ExtDeadLetterReason says why an event was dead-lettered.
+	ExtDeadLetterReason = "deadletterreason"
+	// ExtDeadLetterAttempts is how many handling attempts were made.
+	ExtDeadLetterAttempts = "deadletterattempts"
+	// ExtDeadLetterTopic is the topic the event was originally published to.
+	ExtDeadLetterTopic = "deadlettertopic"
+	// ExtDeadLetterSubscription is the subscription that gave up on the event.
+	ExtDeadLetterSubscription = "deadlettersubscription"
+	// ExtDeadLetterTime is when the event was dead-lettered (RFC 3339).
+	ExtDeadLetterTime = "deadlettertime"
+)
+
+// NewEvent returns a CloudEvents 1.0 event with a fresh, time-sortable id
+// (UUIDv7), the current time, and the given type and source.
+func NewEvent(eventType, source string) Event {
+	e := event.New(event.CloudEventsVersionV1)
+	id, err := uuid.NewV7()
+	if err != nil { // only when the system's random source fails
+		id = uuid.New()
+	}
+	e.SetID(id.String())
+	e.SetTime(time.Now().UTC())
+	e.SetType(eventType)
+	e.SetSource(source)
+	return e
+}
+
+// SetData encodes v as the event's data. A []byte is stored as is with
+// content type application/octet-stream unless the event already has a content
+// type; a string is stored as text/plain in the same way; anything else is
+// encoded as JSON with content type application/json.
+func SetData[T any](e *Event, v T) error {
+	switch d := any(v).(type) {
+	case []byte:
+		ct := e.DataContentType()
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		e.SetDataContentType(ct)
+		e.DataEncoded = d
+		e.DataBase64 = !isTextual(ct)
+		return nil
+	case string:
+		ct := e.DataContentType()
+		if ct == "" {
+			ct = "text/plain"
+		}
+		e.SetDataContentType(ct)
+		e.DataEncoded = []byte(d)
+		e.DataBase64 = false
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("crossbus: encode data of event %q as JSON: %w", e.ID(), err)
+	}
+	e.SetDataContentType(event.ApplicationJSON)
+	e.DataEncoded = b
+	e.DataBase64 = false
+	return nil
+}
+
+// DataAs decodes the event's data into a T. JSON content types (and events with
+// no content type) are decoded with encoding/json; T of []byte or string
+// receives the raw data. A failure is a *DataError, which handlers treat as
+// permanent: the same bytes will not decode on a retry.
+func DataAs[T any](e *Event) (T, error) {
+	var v T
+	switch p := any(&v).(type) {
+	case *[]byte:
+		*p = e.Data()
+		return v, nil
+	case *string:
+		*p = string(e.Data())
+		return v, nil
+	}
+	ct := e.DataContentType()
+	if ct != "" && !isJSON(ct) {
+		return v, &DataError{EventID: e.ID(), ContentType: ct, Err: fmt.Errorf("cannot decode %s into %T", ct, v)}
+	}
+	if len(e.Data()) == 0 {
+		return v, &DataError{EventID: e.ID(), ContentType: ct, Err: errors.New("event has no data")}
+	}
+	if err := json.Unmarshal(e.Data(), &v); err != nil {
+		return v, &DataError{EventID: e.ID(), ContentType: ct, Err: err}
+	}
+	return v, nil
+}
+
+// DataError reports data that does not decode into the type a handler asked
+// for. It matches ErrInvalidData with errors.Is.
+type DataError struct {
+	EventID     string
+	ContentType string
+	Err         error
+}
+
+func (e *DataError) Error() string {
+	ct := e.ContentType
+	if ct == "" {
+		ct = "no content type"
+	}
+	return fmt.Sprintf("crossbus: data of event %q (%s) is invalid: %v", e.EventID, ct, e.Err)
+}
+
+// Unwrap returns the decoding error.
+func (e *DataError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrInvalidData.
+func (e *DataError) Is(target error) bool { return target == ErrInvalidData }
+
+func isJSON(ct string) bool {
+	mt := ct
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
+}
+
+func isTextual(ct string) bool {
+	return isJSON(ct) || strings.HasPrefix(strings.ToLower(ct), "text/") || strings.Contains(strings.ToLower(ct), "xml")
+}
+
+// FieldError names one invalid attribute of an event.
+type FieldError struct {
+	Field   string // attribute name, e.g. "source" or "extension partitionkey"
+	Problem string
+}
+
+// ValidationError lists every problem found in one event. It matches
+// ErrInvalidEvent with errors.Is.
+type ValidationError struct {
+	EventID string
+	Fields  []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("crossbus: invalid event")
+	if e.EventID != "" {
+		b.WriteString(" ")
+		b.WriteString(strconv.Quote(e.EventID))
+	}
+	b.WriteString(": ")
+	for i, f := range e.Fields {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.Field)
+		b.WriteString(": ")
+		b.WriteString(f.Problem)
+	}
+	return b.String()
+}
+
+// Is reports whether target is ErrInvalidEvent.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalidEvent }
+
+// Validate checks an event against CloudEvents 1.0: id, source, type and
+// specversion present; optional attributes well formed; extension names of
+// lower-case letters and digits and not longer than 20 characters is only a
+// recommendation, so length is not enforced. It returns a *ValidationError that
+// names every problem, or nil. It does not allocate for a valid event.
+func Validate(e *Event) error {
+	var fields []FieldError
+	add := func(field, problem string) { fields = append(fields, FieldError{Field: field, Problem: problem}) }
+	ctx, ok := e.Context.(*event.EventContextV1)
+	if !ok || ctx == nil {
+		if e.Context == nil {
+			add("specversion", "missing (event has no context)")
+			return &ValidationError{Fields: fields}
+		}
+		add("specversion", fmt.Sprintf("must be %q, got %q", event.CloudEventsVersionV1, e.SpecVersion()))
+		return &ValidationError{EventID: e.ID(), Fields: fields}
+	}
+	if strings.TrimSpace(ctx.ID) == "" {
+		add("id", "missing")
+	}
+	if uriRefLen(ctx.Source) == 0 {
+		add("source", "missing")
+	}
+	if strings.TrimSpace(ctx.Type) == "" {
+		add("type", "missing")
+	}
+	if ctx.DataContentType != nil {
+		if _, _, err := mime.ParseMediaType(*ctx.DataContentType); err != nil {
+			add("datacontenttype", fmt.Sprintf("%q is not a media type (RFC 2046)", *ctx.DataContentType))
+		}
+	}
+	if ctx.DataSchema != nil && !ctx.DataSchema.Validate() {
+		add("dataschema", fmt.Sprintf("%q is not an absolute URI", ctx.DataSchema.String()))
+	}
+	if ctx.Subject != nil && strings.TrimSpace(*ctx.Subject) == "" {
+		add("subject", "present but empty")
+	}
+	for name := range ctx.Extensions {
+		if p := extensionNameProblem(name); p != "" {
+			add("extension "+strconv.Quote(name), p)
+		}
+	}
+	for name := range e.FieldErrors {
+		add(name, e.FieldErrors[name].Error())
+	}
+	if fields == nil {
+		return nil
+	}
+	return &ValidationError{EventID: ctx.ID, Fields: fields}
+}
+
+func extensionNameProblem(name string) string {
+	if name == "" {
+		return "empty extension name"
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return fmt.Sprintf("extension names are lower-case a-z and 0-9 only; %q at position %d is not", c, i)
+		}
+	}
+	switch name {
+	case "id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema", "data", "data_base64":
+		return "is a context attribute, not an extension"
+	}
+	return ""
+}
+
+// EncodedSize is the size of an event as binary-mode protocol bindings count
+// it (HTTP headers, Pub/Sub and AMQP properties): the data's bytes plus each
+// attribute's name and value as text. Providers compare it with their limit
+// (Capabilities.MaxEventBytes) before anything is sent.
+func EncodedSize(e *Event) int {
+	n := len(e.DataEncoded)
+	ctx, ok := e.Context.(*event.EventContextV1)
+	if !ok || ctx == nil {
+		return n
+	}
+	n += len("id") + len(ctx.ID) + len("source") + uriRefLen(ctx.Source) + len("type") + len(ctx.Type) + len("specversion") + 3
+	if ctx.Subject != nil {
+		n += len("subject") + len(*ctx.Subject)
+	}
+	if ctx.DataContentType != nil {
+		n += len("datacontenttype") + len(*ctx.DataContentType)
+	}
+	if ctx.DataSchema != nil {
+		n += len("dataschema") + len(ctx.DataSchema.String())
+	}
+	if ctx.Time != nil {
+		n += len("time") + len(time.RFC3339Nano)
+	}
+	for k, v := range ctx.Extensions {
+		n += len(k) + attrValueLen(v)
+	}
+	return n
+}
+
+// uriRefLen is the length of a URI reference's text form, computed without
+// building the string (this runs for every published event).
+func uriRefLen(u types.URIRef) int {
+	n := len(u.Opaque) + len(u.Host) + len(u.Path) + len(u.RawQuery) + len(u.Fragment)
+	if u.Scheme != "" {
+		n += len(u.Scheme) + 1
+		if u.Host != "" {
+			n += 2
+		}
+	}
+	if u.RawQuery != "" {
+		n++
+	}
+	if u.Fragment != "" {
+		n++
+	}
+	if u.User != nil {
+		n += len(u.User.String()) + 1
+	}
+	return n
+}
+
+func attrValueLen(v any) int {
+	switch x := v.(type) {
+	case string:
+		return len(x)
+	case []byte:
+		return (len(x) + 2) / 3 * 4
+	case int32:
+		return len(strconv.FormatInt(int64(x), 10))
+	case bool:
+		return 5
+	case types.URI:
+		return len(x.String())
+	case types.URIRef:
+		return len(x.String())
+	case *url.URL:
+		return len(x.String())
+	case types.Timestamp, time.Time:
+		return len(time.RFC3339Nano)
+	default:
+		s, err := types.Format(v)
+		if err != nil {
+			return 0
+		}
+		return len(s)
+	}
+}
+
+// PartitionKey returns the event's ordering key (the partitionkey extension),
+// or "" when it has none.
+func PartitionKey(e *Event) string {
+	ctx, ok := e.Context.(*event.EventContextV1)
+	if !ok || ctx == nil || ctx.Extensions == nil {
+		return ""
+	}
+	s, _ := ctx.Extensions[ExtPartitionKey].(string)
+	return s
+}
+
+// SetPartitionKey sets the event's ordering key.
+func SetPartitionKey(e *Event, key string) {
+	e.SetExtension(ExtPartitionKey, key)
+}
+
+// ExtensionString returns an extension's value as a string ("" when absent).
+func ExtensionString(e *Event, name string) string {
+	v, ok := e.Extensions()[name]
+	if !ok {
+		return ""
+	}
+	s, err := types.ToString(v)
+	if err != nil {
+		f, _ := types.Format(v)
+		return f
+	}
+	return s
+}

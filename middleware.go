@@ -1,0 +1,81 @@
+package crossbus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+)
+
+// Recover turns a panic in the handlers it wraps into an error (matching
+// ErrPanic, with the stack in its text). Subscriptions and the Router already
+// recover every handler; use Recover where handlers run elsewhere.
+func Recover() Middleware {
+	return func(next Handler) Handler {
+		return HandlerFunc(func(ctx context.Context, e *Event) (err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					err = &panicError{value: v, stack: debug.Stack()}
+				}
+			}()
+			return next.Handle(ctx, e)
+		})
+	}
+}
+
+// Timeout bounds each attempt of the handlers it wraps. The deadline applies
+// to a derived context; the delivery's own context is untouched, so retries
+// get a fresh deadline. A handler that overruns fails with an error wrapping
+// context.DeadlineExceeded and is retried.
+func Timeout(d time.Duration) Middleware {
+	if d <= 0 {
+		panic(fmt.Sprintf("crossbus: Timeout(%v): the timeout must be positive", d))
+	}
+	return func(next Handler) Handler {
+		return HandlerFunc(func(ctx context.Context, e *Event) error {
+			tctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			err := next.Handle(tctx, e)
+			if err == nil && tctx.Err() != nil && ctx.Err() == nil {
+				// Finished after the deadline without noticing it: accept.
+				return nil
+			}
+			if err != nil && tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+				return fmt.Errorf("crossbus: handler exceeded %v: %w", d, err)
+			}
+			return err
+		})
+	}
+}
+
+// Logging logs each handling with structured attributes: event id, type,
+// source, subscription, attempt, outcome and duration. Event data is never
+// logged.
+func Logging(l *slog.Logger) Middleware {
+	return func(next Handler) Handler {
+		return HandlerFunc(func(ctx context.Context, e *Event) error {
+			start := time.Now()
+			err := next.Handle(ctx, e)
+			attrs := []slog.Attr{
+				slog.String("eventID", e.ID()), slog.String("eventType", e.Type()), slog.String("source", e.Source()),
+				slog.Duration("duration", time.Since(start)),
+			}
+			if info, ok := DeliveryInfoFrom(ctx); ok {
+				attrs = append(attrs, slog.String("subscription", info.Subscription), slog.Int("attempt", info.Attempt))
+			}
+			if err != nil {
+				outcome := "error"
+				if IsPermanent(err) {
+					outcome = "permanent error"
+				}
+				attrs = append(attrs, slog.String("outcome", outcome), slog.String("error", err.Error()))
+				l.LogAttrs(ctx, slog.LevelWarn, "crossbus: event handled", attrs...)
+				return err
+			}
+			attrs = append(attrs, slog.String("outcome", "ok"))
+			l.LogAttrs(ctx, slog.LevelInfo, "crossbus: event handled", attrs...)
+			return nil
+		})
+	}
+}

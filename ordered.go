@@ -1,0 +1,185 @@
+package crossbus
+
+import (
+	"sync"
+)
+
+// keyScheduler runs an ordered subscription: deliveries are queued per
+// partition key; a worker takes a key, handles its oldest event, and puts the
+// key back at the end of the ready list if more wait. So each key has at most
+// one event in flight and keeps publish order, while different keys run in
+// parallel. Events without a key have no order to keep and run as they come.
+type keyScheduler struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	keys    map[string]*keyQueue
+	ready   []*keyQueue // keys with work and no worker
+	queued  int         // deliveries waiting in queues
+	limit   int         // the dispatcher waits while queued >= limit
+	room    *sync.Cond
+	stopped bool
+	active  map[*keyQueue]struct{} // keys a worker is on, for lease snapshots
+}
+
+type keyQueue struct {
+	key   string
+	items []Delivery
+}
+
+func newKeyScheduler(limit int) *keyScheduler {
+	k := &keyScheduler{keys: map[string]*keyQueue{}, limit: limit, active: map[*keyQueue]struct{}{}}
+	k.cond = sync.NewCond(&k.mu)
+	k.room = sync.NewCond(&k.mu)
+	return k
+}
+
+func (k *keyScheduler) add(ds []Delivery) {
+	k.mu.Lock()
+	for _, d := range ds {
+		key := PartitionKey(d.Event())
+		if key == "" {
+			k.ready = append(k.ready, &keyQueue{items: []Delivery{d}})
+			k.queued++
+			continue
+		}
+		q := k.keys[key]
+		if q == nil {
+			q = &keyQueue{key: key}
+			k.keys[key] = q
+			k.ready = append(k.ready, q)
+		}
+		q.items = append(q.items, d)
+		k.queued++
+	}
+	k.mu.Unlock()
+	k.cond.Broadcast()
+}
+
+// waitRoom blocks the dispatcher while the queues are full.
+func (k *keyScheduler) waitRoom() {
+	k.mu.Lock()
+	for k.queued >= k.limit && !k.stopped {
+		k.room.Wait()
+	}
+	k.mu.Unlock()
+}
+
+// next gives a worker the head of a ready key, or nil once stopped.
+func (k *keyScheduler) next() (*keyQueue, Delivery) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for len(k.ready) == 0 && !k.stopped {
+		k.cond.Wait()
+	}
+	if k.stopped {
+		return nil, nil
+	}
+	q := k.ready[0]
+	k.ready[0] = nil
+	k.ready = k.ready[1:]
+	k.active[q] = struct{}{}
+	return q, q.items[0]
+}
+
+// done marks the head of q handled and requeues the key if more wait.
+func (k *keyScheduler) done(q *keyQueue) {
+	k.mu.Lock()
+	q.items[0] = nil
+	q.items = q.items[1:]
+	k.queued--
+	delete(k.active, q)
+	if len(q.items) > 0 {
+		k.ready = append(k.ready, q)
+		k.cond.Signal()
+	} else if q.key != "" {
+		delete(k.keys, q.key)
+	}
+	k.mu.Unlock()
+	k.room.Signal()
+}
+
+// stop wakes everyone; drain returns what was never started, in key order.
+func (k *keyScheduler) stop() {
+	k.mu.Lock()
+	k.stopped = true
+	k.mu.Unlock()
+	k.cond.Broadcast()
+	k.room.Broadcast()
+}
+
+func (k *keyScheduler) drain() []Delivery {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []Delivery
+	for _, q := range k.ready {
+		out = append(out, q.items...)
+	}
+	for q := range k.active {
+		if len(q.items) > 1 {
+			out = append(out, q.items[1:]...)
+		}
+	}
+	k.ready, k.keys, k.queued = nil, map[string]*keyQueue{}, 0
+	return out
+}
+
+func (k *keyScheduler) snapshot(dst []Delivery) []Delivery {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, q := range k.keys {
+		dst = append(dst, q.items...)
+	}
+	for _, q := range k.ready {
+		if q.key == "" {
+			dst = append(dst, q.items...)
+		}
+	}
+	return dst
+}
+
+// startOrdered runs one dispatcher that receives and queues by key, and
+// cfg.concurrency workers that handle keys.
+func (s *Subscription) startOrdered() {
+	s.sched = newKeyScheduler(s.cfg.concurrency * s.cfg.prefetch * 4)
+	var workers sync.WaitGroup
+	for i := 0; i < s.cfg.concurrency; i++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for {
+				q, d := s.sched.next()
+				if d == nil {
+					return
+				}
+				if s.stopping() {
+					s.sched.stop()
+					// Put it back untouched: drain returns it with the rest.
+					s.sched.mu.Lock()
+					delete(s.sched.active, q)
+					s.sched.ready = append(s.sched.ready, q)
+					s.sched.mu.Unlock()
+					return
+				}
+				s.process(d)
+				s.sched.done(q)
+			}
+		}()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		buf := make([]Delivery, s.cfg.concurrency*s.cfg.prefetch)
+		for {
+			s.sched.waitRoom()
+			n := s.receive(buf)
+			if n == 0 {
+				break
+			}
+			s.sched.add(buf[:n])
+			clear(buf[:n])
+		}
+		s.sched.stop()
+		workers.Wait()
+		s.returnAll(s.sched.drain())
+	}()
+}

@@ -1,0 +1,139 @@
+package crossbus
+
+import (
+	"context"
+	"time"
+)
+
+// Provider is the driver a cloud or broker adapter implements: it only maps.
+// Validation, batching to limits, retries, dead-lettering, idempotency,
+// ordering and graceful shutdown live once in the portable layer (Bus, Router),
+// so a Provider never re-implements them. Providers register a URL scheme with
+// Register; users reach them through Open.
+//
+// A Provider must be safe for concurrent use.
+type Provider interface {
+	// Publish sends the events to topic, in order. Events arrive valid and
+	// within the limits the provider declared in Capabilities. It returns nil
+	// when every event was accepted; a *PublishError whose indexes refer to
+	// events when only some were; any other error when none were.
+	Publish(ctx context.Context, topic string, events []*Event) error
+
+	// Subscribe opens a receiver for a subscription. It returns an error
+	// wrapping ErrTopicNotFound or ErrSubscriptionNotFound when an entity is
+	// missing and the provider does not create it.
+	Subscribe(ctx context.Context, spec SubscriptionSpec) (Receiver, error)
+
+	// Capabilities reports what the provider does natively.
+	Capabilities() Capabilities
+
+	// As sets target to the provider's native client when target is a
+	// pointer to its type, and reports whether it did (the escape hatch).
+	As(target any) bool
+
+	// Close releases the provider's resources. Receivers opened from it stop.
+	Close(ctx context.Context) error
+}
+
+// SubscriptionSpec tells a provider which subscription to open and how the
+// portable layer will use it.
+type SubscriptionSpec struct {
+	Topic string // the topic the subscription receives from
+	Name  string // the subscription's name
+
+	// Ordered asks for per-partition-key order (native ordering keys,
+	// sessions, message groups) where the provider has it.
+	Ordered bool
+	// AckDeadline is how long a delivery stays leased to this consumer
+	// before the provider redelivers it; 0 means the provider's default.
+	AckDeadline time.Duration
+	// MaxAttempts is the retry policy's attempt limit, for providers whose
+	// native dead-letter policy counts deliveries.
+	MaxAttempts int
+	// DeadLetterTopic is the subscription's portable dead-letter topic
+	// ("" when the provider's native dead-letter queue is used).
+	DeadLetterTopic string
+}
+
+// Capabilities describes what a provider (or one of its receivers) does
+// natively. The portable layer fills every gap.
+type Capabilities struct {
+	// Ordering: events with the same partition key are delivered in publish
+	// order, with at most one in flight per key across all consumers.
+	Ordering bool
+	// NativeDeadLetter: Delivery.DeadLetter moves the event to a
+	// dead-letter queue kept by the provider.
+	NativeDeadLetter bool
+	// DelayedRedelivery: Delivery.Nack honours its delay, up to
+	// MaxRedeliveryDelay.
+	DelayedRedelivery  bool
+	MaxRedeliveryDelay time.Duration
+	// LeaseExtension: deliveries implement LeaseExtender.
+	LeaseExtension bool
+	// MaxEventBytes is the largest event, as EncodedSize counts it (0 = no limit).
+	MaxEventBytes int
+	// MaxBatchCount and MaxBatchBytes bound one Publish call (0 = no limit).
+	MaxBatchCount int
+	MaxBatchBytes int
+	// DefaultAckDeadline is the lease when SubscriptionSpec.AckDeadline is 0.
+	DefaultAckDeadline time.Duration
+}
+
+// Receiver yields the deliveries of one subscription.
+type Receiver interface {
+	// Receive blocks until at least one delivery is available, then fills
+	// buf with up to len(buf) deliveries and returns how many. It returns
+	// ctx.Err() when ctx ends and an error wrapping ErrClosed once closed.
+	Receive(ctx context.Context, buf []Delivery) (int, error)
+
+	// Close stops the receiver. Deliveries not yet settled are left to the
+	// provider for redelivery.
+	Close(ctx context.Context) error
+}
+
+// ReceiverCapabilities is implemented by receivers whose capabilities differ
+// from their provider's (for example a subscription that has a native
+// dead-letter policy when others of the same provider do not).
+type ReceiverCapabilities interface {
+	Capabilities() Capabilities
+}
+
+// Delivery is one delivery of an event to a consumer. Exactly one of Ack,
+// Nack or DeadLetter settles it; calls after the first return an error.
+type Delivery interface {
+	// Event is the delivered event. Do not modify it.
+	Event() *Event
+	// Attempt is the delivery attempt, 1 for the first, as the provider
+	// counts it (redeliveries included).
+	Attempt() int
+	// Ack settles the delivery as done.
+	Ack(ctx context.Context) error
+	// Nack returns the delivery for redelivery after delay (providers
+	// without DelayedRedelivery ignore the delay).
+	Nack(ctx context.Context, delay time.Duration) error
+	// DeadLetter moves the event to the provider's dead-letter queue with
+	// info. Providers without NativeDeadLetter return ErrNotSupported.
+	DeadLetter(ctx context.Context, info DeadLetterInfo) error
+}
+
+// LeaseExtender is implemented by deliveries whose lease can be extended while
+// a handler runs.
+type LeaseExtender interface {
+	// ExtendLease keeps the delivery leased for d from now.
+	ExtendLease(ctx context.Context, d time.Duration) error
+}
+
+// DeadLetterInfo says why and when a delivery was given up on.
+type DeadLetterInfo struct {
+	Reason       string
+	Attempts     int
+	Topic        string // the topic the event came from
+	Subscription string
+	Time         time.Time
+}
+
+// DeadLetterReader is implemented by providers whose native dead-letter queue
+// can be read: it opens a receiver over the dead letters of a subscription.
+type DeadLetterReader interface {
+	SubscribeDeadLetters(ctx context.Context, topic, subscription string) (Receiver, error)
+}

@@ -1,0 +1,332 @@
+// Package memory is the in-process crossbus provider: the embedded default and
+// the reference for the delivery contract. Import it for its side effect to
+// make "mem://" URLs work:
+//
+//	import _ "github.com/crossbus/crossbus/providers/memory"
+//
+// Topics fan out to named subscriptions; each subscription gets every event
+// published after it was created, and consumers of one subscription compete
+// for its events. A delivery is leased for an ack deadline and redelivered
+// when the lease runs out, so a consumer that crashes loses nothing. Nack with
+// a delay, dead-letter sub-queues and per-key ordering are native.
+//
+// Backpressure: each subscription holds at most MaxBacklog events (leased,
+// waiting and delayed together). Publish waits for room in every subscription
+// of the topic, event by event, until its context ends; events it could not
+// place are reported in the *crossbus.PublishError, and no event is ever in
+// some subscriptions of a topic but not others.
+//
+// Nothing here survives the process: use a durable provider (NATS embedded,
+// a cloud) where events must outlive a restart.
+package memory
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/crossbus/crossbus"
+)
+
+func init() {
+	crossbus.Register("mem", func(ctx context.Context, u *url.URL) (crossbus.Provider, error) {
+		o, err := optionsFromURL(u)
+		if err != nil {
+			return nil, err
+		}
+		return New(o), nil
+	})
+}
+
+// Options configure a memory provider. The zero value is valid: see each
+// field for its default.
+type Options struct {
+	// AutoCreate creates topics and subscriptions the first time they are
+	// named. Without it, publishing to or subscribing on an entity that was
+	// not created with CreateTopic / CreateSubscription fails with a
+	// not-found error, as cloud providers do. The "mem://" URL turns it on
+	// unless "?autocreate=false".
+	AutoCreate bool
+	// AckDeadline is the default lease of a delivery (default 30s).
+	AckDeadline time.Duration
+	// MaxBacklog bounds each subscription (default 1,000,000 events).
+	MaxBacklog int
+	// MaxEventBytes is the largest event accepted (default 1 MiB).
+	MaxEventBytes int
+}
+
+func optionsFromURL(u *url.URL) (Options, error) {
+	o := Options{AutoCreate: true}
+	if u.Host != "" || (u.Path != "" && u.Path != "/") {
+		return o, fmt.Errorf("%w: mem URL takes no host or path, got %q", crossbus.ErrInvalidURL, u.String())
+	}
+	q := u.Query()
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		var err error
+		switch k {
+		case "autocreate":
+			o.AutoCreate, err = strconv.ParseBool(v)
+		case "ackdeadline":
+			o.AckDeadline, err = time.ParseDuration(v)
+		case "maxbacklog":
+			o.MaxBacklog, err = strconv.Atoi(v)
+		case "maxeventbytes":
+			o.MaxEventBytes, err = strconv.Atoi(v)
+		default:
+			return o, fmt.Errorf("%w: unknown mem URL parameter %q (known: autocreate, ackdeadline, maxbacklog, maxeventbytes)", crossbus.ErrInvalidURL, k)
+		}
+		if err != nil {
+			return o, fmt.Errorf("%w: mem URL parameter %s=%q: %v", crossbus.ErrInvalidURL, k, v, err)
+		}
+	}
+	return o, o.validate()
+}
+
+func (o Options) validate() error {
+	switch {
+	case o.AckDeadline < 0:
+		return fmt.Errorf("%w: memory AckDeadline must not be negative, got %v", crossbus.ErrInvalidOption, o.AckDeadline)
+	case o.MaxBacklog < 0:
+		return fmt.Errorf("%w: memory MaxBacklog must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxBacklog)
+	case o.MaxEventBytes < 0:
+		return fmt.Errorf("%w: memory MaxEventBytes must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxEventBytes)
+	}
+	return nil
+}
+
+// Provider is the in-memory provider.
+type Provider struct {
+	opts Options
+
+	mu     sync.RWMutex
+	topics map[string]*topic
+	closed bool
+	done   chan struct{} // closed by Close: wakes every waiter
+}
+
+type topic struct {
+	name string
+	subs []*subscription // copy-on-write under Provider.mu
+}
+
+// New returns a memory provider. Invalid options panic; use Open with a URL to
+// get errors instead.
+func New(o Options) *Provider {
+	if err := o.validate(); err != nil {
+		panic(err)
+	}
+	if o.AckDeadline == 0 {
+		o.AckDeadline = 30 * time.Second
+	}
+	if o.MaxBacklog == 0 {
+		o.MaxBacklog = 1_000_000
+	}
+	if o.MaxEventBytes == 0 {
+		o.MaxEventBytes = 1 << 20
+	}
+	return &Provider{opts: o, topics: map[string]*topic{}, done: make(chan struct{})}
+}
+
+// Capabilities reports the memory provider's native features.
+func (p *Provider) Capabilities() crossbus.Capabilities {
+	return crossbus.Capabilities{
+		Ordering:           true,
+		NativeDeadLetter:   true,
+		DelayedRedelivery:  true,
+		LeaseExtension:     true,
+		MaxEventBytes:      p.opts.MaxEventBytes,
+		DefaultAckDeadline: p.opts.AckDeadline,
+	}
+}
+
+// As reaches the provider itself: target must be a **Provider.
+func (p *Provider) As(target any) bool {
+	if t, ok := target.(**Provider); ok {
+		*t = p
+		return true
+	}
+	return false
+}
+
+// CreateTopic creates a topic (no-op if it exists).
+func (p *Provider) CreateTopic(ctx context.Context, name string) error {
+	_, err := p.topic(name, true)
+	return err
+}
+
+// CreateSubscription creates a subscription of topic that receives every event
+// published from now on (no-op if it exists). ordered holds back later events
+// of a partition key while one is in flight.
+func (p *Provider) CreateSubscription(ctx context.Context, topicName, name string, ordered bool) error {
+	_, err := p.subscription(topicName, name, ordered, true)
+	return err
+}
+
+func (p *Provider) topic(name string, create bool) (*topic, error) {
+	if name == "" {
+		return nil, fmt.Errorf("%w: empty topic name", crossbus.ErrInvalidOption)
+	}
+	p.mu.RLock()
+	t, ok := p.topics[name]
+	closed := p.closed
+	p.mu.RUnlock()
+	if closed {
+		return nil, crossbus.ErrClosed
+	}
+	if ok {
+		return t, nil
+	}
+	if !create && !p.opts.AutoCreate {
+		return nil, fmt.Errorf("memory: topic %q: %w", name, crossbus.ErrTopicNotFound)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok = p.topics[name]; !ok {
+		t = &topic{name: name}
+		p.topics[name] = t
+	}
+	return t, nil
+}
+
+func (p *Provider) subscription(topicName, name string, ordered, create bool) (*subscription, error) {
+	if name == "" {
+		return nil, fmt.Errorf("%w: empty subscription name", crossbus.ErrInvalidOption)
+	}
+	t, err := p.topic(topicName, create)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range t.subs {
+		if s.name == name {
+			return s, nil
+		}
+	}
+	if !create && !p.opts.AutoCreate {
+		return nil, fmt.Errorf("memory: subscription %q of topic %q: %w", name, topicName, crossbus.ErrSubscriptionNotFound)
+	}
+	s := newSubscription(p, topicName, name, ordered)
+	subs := make([]*subscription, len(t.subs), len(t.subs)+1)
+	copy(subs, t.subs)
+	t.subs = append(subs, s)
+	return s, nil
+}
+
+// Publish appends the events to every subscription of topic, in order.
+func (p *Provider) Publish(ctx context.Context, topicName string, events []*crossbus.Event) error {
+	t, err := p.topic(topicName, false)
+	if err != nil {
+		return err
+	}
+	p.mu.RLock()
+	subs := t.subs
+	p.mu.RUnlock()
+	for i := 0; i < len(events); {
+		// Place as many events as every subscription has room for, then wait.
+		n := len(events) - i
+		for _, s := range subs {
+			n = min(n, s.room())
+		}
+		if n == 0 {
+			if err := p.waitRoom(ctx, subs); err != nil {
+				return publishFailure(events, i, err)
+			}
+			continue
+		}
+		for _, s := range subs {
+			s.enqueue(events[i : i+n])
+		}
+		i += n
+	}
+	return nil
+}
+
+func publishFailure(events []*crossbus.Event, from int, err error) error {
+	pe := &crossbus.PublishError{}
+	for j := from; j < len(events); j++ {
+		pe.Failed = append(pe.Failed, crossbus.EventError{Index: j, EventID: events[j].ID(), Err: fmt.Errorf("memory: subscription backlog full: %w", err)})
+	}
+	return pe
+}
+
+func (p *Provider) waitRoom(ctx context.Context, subs []*subscription) error {
+	for _, s := range subs {
+		for s.room() == 0 {
+			select {
+			case <-s.space:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-p.done:
+				return crossbus.ErrClosed
+			}
+		}
+	}
+	return nil
+}
+
+// Subscribe opens a receiver on a subscription; receivers of one subscription
+// compete for its events.
+func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+	s, err := p.subscription(spec.Topic, spec.Name, spec.Ordered, false)
+	if err != nil {
+		return nil, err
+	}
+	lease := spec.AckDeadline
+	if lease <= 0 {
+		lease = p.opts.AckDeadline
+	}
+	return &receiver{p: p, s: s, q: &s.q, lease: lease, done: make(chan struct{})}, nil
+}
+
+// SubscribeDeadLetters opens a receiver over a subscription's dead-letter
+// sub-queue. Dead letters carry the crossbus dead-letter extensions.
+func (p *Provider) SubscribeDeadLetters(ctx context.Context, topicName, name string) (crossbus.Receiver, error) {
+	s, err := p.subscription(topicName, name, false, false)
+	if err != nil {
+		return nil, err
+	}
+	return &receiver{p: p, s: s, q: &s.dead, lease: p.opts.AckDeadline, dead: true, done: make(chan struct{})}, nil
+}
+
+// DeadLetters returns copies of the events in a subscription's dead-letter
+// sub-queue that no receiver holds, in the order they were dead-lettered.
+func (p *Provider) DeadLetters(topicName, name string) ([]crossbus.Event, error) {
+	s, err := p.subscription(topicName, name, false, false)
+	if err != nil {
+		return nil, err
+	}
+	return s.deadLetters(), nil
+}
+
+// Stats counts a subscription's events by state.
+type Stats struct {
+	Waiting  int // not yet delivered, or ready for redelivery
+	Delayed  int // nacked with a delay that has not passed
+	InFlight int // leased to a consumer
+	Dead     int // in the dead-letter sub-queue
+}
+
+// Stats returns a subscription's counts.
+func (p *Provider) Stats(topicName, name string) (Stats, error) {
+	s, err := p.subscription(topicName, name, false, false)
+	if err != nil {
+		return Stats{}, err
+	}
+	return s.stats(), nil
+}
+
+// Close stops every receiver and refuses further calls.
+func (p *Provider) Close(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.closed = true
+		close(p.done)
+	}
+	return nil
+}

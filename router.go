@@ -1,0 +1,123 @@
+package crossbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Router holds routes — a topic's subscription, a handler and its options —
+// and runs them together. A route's pipeline has a fixed order, whatever the
+// order of registration: retry and dead-lettering outermost, then panic
+// recovery, then the filter and idempotency, then the router's middleware (Use),
+// then the route's own (WithMiddleware), then the handler.
+type Router struct {
+	bus *Bus
+
+	mu      sync.Mutex
+	mw      []Middleware
+	routes  []*route
+	names   map[string]bool
+	running bool
+}
+
+type route struct {
+	topic, subscription string
+	handler             Handler
+	cfg                 routeConfig
+}
+
+// NewRouter returns a Router that consumes from bus.
+func NewRouter(bus *Bus) *Router {
+	return &Router{bus: bus, names: map[string]bool{}}
+}
+
+// Use adds middleware around every route's handler. Call it before Run.
+func (r *Router) Use(mw ...Middleware) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mw = append(r.mw, mw...)
+}
+
+// Handle adds a route: h handles the events of subscription on topic. Each
+// route has its own subscription, so one route's failures never block or
+// repeat another's (fan-out). Invalid options are reported here.
+func (r *Router) Handle(topic, subscription string, h Handler, opts ...RouteOption) error {
+	if h == nil {
+		return fmt.Errorf("%w: nil handler for subscription %q", ErrInvalidOption, subscription)
+	}
+	if topic == "" || subscription == "" {
+		return fmt.Errorf("%w: a route needs a topic and a subscription name (got %q, %q)", ErrInvalidOption, topic, subscription)
+	}
+	cfg, err := buildRouteConfig(opts)
+	if err != nil {
+		return fmt.Errorf("route %q: %w", subscription, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running {
+		return fmt.Errorf("crossbus: route %q added while the router runs", subscription)
+	}
+	key := topic + "\x00" + subscription
+	if r.names[key] {
+		return fmt.Errorf("%w: route for subscription %q of topic %q already exists", ErrInvalidOption, subscription, topic)
+	}
+	r.names[key] = true
+	r.routes = append(r.routes, &route{topic: topic, subscription: subscription, handler: h, cfg: cfg})
+	return nil
+}
+
+// Run subscribes every route and blocks until ctx is done; then it stops
+// receiving, drains in-flight handlers (each route's drain timeout) and
+// returns. Events not handled by then stay with the provider for redelivery.
+// It returns nil after a clean drain.
+func (r *Router) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.running {
+		r.mu.Unlock()
+		return errors.New("crossbus: router already running")
+	}
+	if len(r.routes) == 0 {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: router has no routes", ErrInvalidOption)
+	}
+	r.running = true
+	routes := append([]*route(nil), r.routes...)
+	mw := append([]Middleware(nil), r.mw...)
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.running = false
+		r.mu.Unlock()
+	}()
+
+	subs := make([]*Subscription, 0, len(routes))
+	for _, rt := range routes {
+		cfg := rt.cfg
+		cfg.middleware = append(append([]Middleware(nil), mw...), cfg.middleware...)
+		s, err := r.bus.subscribe(ctx, rt.topic, rt.subscription, rt.handler, cfg)
+		if err != nil {
+			closeAll(context.WithoutCancel(ctx), subs)
+			return fmt.Errorf("crossbus: router: %w", err)
+		}
+		subs = append(subs, s)
+	}
+	<-ctx.Done()
+	return closeAll(context.WithoutCancel(ctx), subs)
+}
+
+// closeAll drains subscriptions in parallel.
+func closeAll(ctx context.Context, subs []*Subscription) error {
+	errs := make([]error, len(subs))
+	var wg sync.WaitGroup
+	for i, s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Close(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
