@@ -104,4 +104,3 @@ func (p *panicError) Error() string {
 var ErrPanic = errors.New("crossbus: handler panicked")
 
 func (p *panicError) Is(target error) bool { return target == ErrPanic }
-

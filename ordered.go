@@ -160,7 +160,7 @@ func (s *Subscription) startOrdered() {
 					s.sched.mu.Unlock()
 					return
 				}
-				s.process(d)
+				s.process(s.handlerCtx, d)
 				s.sched.done(q)
 			}
 		}()

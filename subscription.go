@@ -34,9 +34,10 @@ type Subscription struct {
 	workersDone chan struct{}  // closed when wg is done
 	leases      leaseSet       // unordered: what each worker holds
 	sched       *keyScheduler  // ordered: per-key queues
-	closeOnce sync.Once
-	closeErr  error
-	done      chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
+	done        chan struct{}
+	push        bool // an Endpoint: the platform retries, never in place
 }
 
 // Subscribe starts consuming subscription of topic with h. It returns once the
@@ -221,7 +222,7 @@ func (s *Subscription) worker(slot int) {
 				s.returnAll(buf[i:n])
 				break
 			}
-			s.process(buf[i])
+			s.process(s.handlerCtx, buf[i])
 		}
 		s.leases.hold(slot, nil)
 		clear(buf[:n])
@@ -235,8 +236,9 @@ func (s *Subscription) returnAll(ds []Delivery) {
 	}
 }
 
-// process runs one delivery to its settlement.
-func (s *Subscription) process(d Delivery) {
+// process runs one delivery to its settlement. Handlers get a context derived
+// from hctx.
+func (s *Subscription) process(hctx context.Context, d Delivery) {
 	e := d.Event()
 	if s.cfg.filter != nil && !s.cfg.filter.Match(e) {
 		s.ack(d)
@@ -247,12 +249,12 @@ func (s *Subscription) process(d Delivery) {
 		attempt = 1
 	}
 	for {
-		err := s.invoke(d, e, attempt)
+		err := s.invoke(hctx, e, attempt)
 		if err == nil {
 			s.ack(d)
 			return
 		}
-		if s.handlerCtx.Err() != nil {
+		if hctx.Err() != nil {
 			s.nack(d, 0) // shut down mid-handler: leave it to the provider
 			return
 		}
@@ -263,7 +265,7 @@ func (s *Subscription) process(d Delivery) {
 		}
 		delay := s.cfg.retry.Backoff(attempt)
 		s.log.Info("crossbus: handler failed; will retry", s.attrs(d, attempt, "error", err, "retryIn", delay)...)
-		if !s.cfg.ordered && s.caps.DelayedRedelivery && (s.caps.MaxRedeliveryDelay == 0 || delay <= s.caps.MaxRedeliveryDelay) {
+		if s.push || !s.cfg.ordered && s.caps.DelayedRedelivery && (s.caps.MaxRedeliveryDelay == 0 || delay <= s.caps.MaxRedeliveryDelay) {
 			s.nack(d, delay)
 			return
 		}
@@ -280,13 +282,13 @@ func (s *Subscription) process(d Delivery) {
 }
 
 // invoke runs the handler once, turning a panic into an error.
-func (s *Subscription) invoke(d Delivery, e *Event, attempt int) (err error) {
+func (s *Subscription) invoke(hctx context.Context, e *Event, attempt int) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &panicError{value: v, stack: debug.Stack()}
 		}
 	}()
-	ctx := &deliveryContext{Context: s.handlerCtx, info: DeliveryInfo{
+	ctx := &deliveryContext{Context: hctx, info: DeliveryInfo{
 		Topic: s.topic, Subscription: s.name, Attempt: attempt, MaxAttempts: s.cfg.retry.MaxAttempts}}
 	return s.handler.Handle(ctx, e)
 }
