@@ -218,7 +218,7 @@ func Validate(e *Event) error {
 		add("type", "missing")
 	}
 	if ctx.DataContentType != nil {
-		if _, _, err := mime.ParseMediaType(*ctx.DataContentType); err != nil {
+		if !isMediaType(*ctx.DataContentType) {
 			add("datacontenttype", fmt.Sprintf("%q is not a media type (RFC 2046)", *ctx.DataContentType))
 		}
 	}
@@ -240,6 +240,35 @@ func Validate(e *Event) error {
 		return nil
 	}
 	return &ValidationError{EventID: ctx.ID, Fields: fields}
+}
+
+// isMediaType checks the RFC 2045/2046 shape "type/subtype" with optional
+// parameters, without allocating (it runs for every published event).
+func isMediaType(v string) bool {
+	mt, params, _ := strings.Cut(v, ";")
+	typ, sub, ok := strings.Cut(strings.TrimSpace(mt), "/")
+	if !ok || !isToken(typ) || !isToken(sub) {
+		return false
+	}
+	if params == "" {
+		return true
+	}
+	// Parameters are checked by the standard parser (rare on the hot path).
+	_, _, err := mime.ParseMediaType(v)
+	return err == nil
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func extensionNameProblem(name string) string {

@@ -16,7 +16,9 @@ import (
 type harness struct{ p *memory.Provider }
 
 func (h *harness) NewProvider(context.Context) (crossbus.Provider, error) { return client{h.p}, nil }
-func (h *harness) CreateTopic(ctx context.Context, topic string) error   { return h.p.CreateTopic(ctx, topic) }
+func (h *harness) CreateTopic(ctx context.Context, topic string) error {
+	return h.p.CreateTopic(ctx, topic)
+}
 func (h *harness) CreateSubscription(ctx context.Context, topic, sub string, o providertest.SubscriptionOptions) error {
 	return h.p.CreateSubscription(ctx, topic, sub, o.Ordered)
 }

@@ -1,0 +1,108 @@
+package memory_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/providers/memory"
+)
+
+// BenchmarkPublishHandle measures publish -> handle -> ack through the whole
+// portable layer on the memory provider. events/s counts handled events; the
+// p50/p99 metrics are publish-to-handler latencies of a sample of events.
+func BenchmarkPublishHandle(b *testing.B) {
+	b.Run("subscriptions=1", func(b *testing.B) { benchPublishHandle(b, 1, false, 0) })
+	b.Run("subscriptions=4", func(b *testing.B) { benchPublishHandle(b, 4, false, 0) })
+	b.Run("ordered-keys=100", func(b *testing.B) { benchPublishHandle(b, 1, true, 100) })
+}
+
+func benchPublishHandle(b *testing.B, subs int, ordered bool, keys int) {
+	ctx := context.Background()
+	p := memory.New(memory.Options{AutoCreate: true})
+	bus, err := crossbus.New(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bus.Close(ctx)
+
+	const batch = 100
+	n := b.N
+	// Pre-build events outside the timer: the event itself is the caller's.
+	evs := make([]*crossbus.Event, n)
+	for i := range evs {
+		e := crossbus.NewEvent("com.example.bench", "/bench")
+		e.SetData("application/json", []byte(`{"n":1}`))
+		if keys > 0 {
+			crossbus.SetPartitionKey(&e, fmt.Sprintf("k%d", i%keys))
+		}
+		evs[i] = &e
+	}
+	// Latency sample: publish time of every 64th event.
+	sent := make([]int64, n)
+	var lat []time.Duration
+	var latMu sync.Mutex
+
+	var handled atomic.Int64
+	total := int64(n * subs)
+	done := make(chan struct{})
+	for s := 0; s < subs; s++ {
+		opts := []crossbus.RouteOption{crossbus.WithPrefetch(64), crossbus.WithConcurrency(2)}
+		if ordered {
+			opts = append(opts, crossbus.WithOrdering(), crossbus.WithConcurrency(8))
+		}
+		index := map[*crossbus.Event]int{}
+		for i, e := range evs {
+			if i%64 == 0 {
+				index[e] = i
+			}
+		}
+		_, err := bus.Subscribe(ctx, "bench", fmt.Sprintf("sub-%d", s), crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
+			if i, ok := index[e]; ok && s == 0 {
+				d := time.Duration(time.Now().UnixNano() - atomic.LoadInt64(&sent[i]))
+				latMu.Lock()
+				lat = append(lat, d)
+				latMu.Unlock()
+			}
+			if handled.Add(1) == total {
+				close(done)
+			}
+			return nil
+		}), opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	// The publisher keeps at most window events unhandled, so latency is
+	// measured under load rather than as the depth of an unbounded backlog.
+	const window = 8192
+	for i := 0; i < n; i += batch {
+		for int64(i*subs)-handled.Load() > window*int64(subs) {
+			runtime.Gosched()
+		}
+		end := min(i+batch, n)
+		now := time.Now().UnixNano()
+		for j := i; j < end; j += 64 - j%64 {
+			atomic.StoreInt64(&sent[j], now)
+		}
+		if err := bus.Publish(ctx, "bench", evs[i:end]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+	b.StopTimer()
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	}
+}
