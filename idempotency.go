@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -185,11 +187,13 @@ func idempotent(c *idempotencyConfig, subscription string, log *slog.Logger) Mid
 // number of records. It suits one process; use a shared store (sqlite,
 // postgres, redis, dynamodb) across processes.
 type MemoryStore struct {
-	mu      sync.Mutex
-	max     int
-	now     func() time.Time
-	records map[string]*list.Element
-	order   *list.List // oldest first, for eviction
+	tokenPrefix string        // random per store
+	tokens      atomic.Uint64 // token counter
+	mu          sync.Mutex
+	max         int
+	now         func() time.Time
+	records     map[string]*list.Element
+	order       *list.List // oldest first, for eviction
 }
 
 type memRecord struct {
@@ -206,7 +210,7 @@ func NewMemoryStore(maxRecords int) *MemoryStore {
 	if maxRecords <= 0 {
 		maxRecords = 1_000_000
 	}
-	return &MemoryStore{max: maxRecords, now: time.Now, records: map[string]*list.Element{}, order: list.New()}
+	return &MemoryStore{tokenPrefix: NewToken()[:12] + "-", max: maxRecords, now: time.Now, records: map[string]*list.Element{}, order: list.New()}
 }
 
 // Len returns the number of records held.
@@ -238,7 +242,7 @@ func (m *MemoryStore) Begin(ctx context.Context, key string, lease time.Duration
 	if len(m.records) >= m.max && !m.evict(now) {
 		return Claim{}, fmt.Errorf("crossbus: memory idempotency store full (%d live claims)", m.max)
 	}
-	r := &memRecord{key: key, token: NewToken(), expires: now.Add(lease)}
+	r := &memRecord{key: key, token: m.tokenPrefix + strconv.FormatUint(m.tokens.Add(1), 36), expires: now.Add(lease)}
 	m.records[key] = m.order.PushBack(r)
 	return Claim{Status: ClaimNew, Token: r.token}, nil
 }
