@@ -124,6 +124,7 @@ type Bus struct {
 	caps Capabilities
 	log  *slog.Logger
 
+	tel    telemetry
 	closed atomic.Bool
 	mu     sync.Mutex // guards subs
 	subs   map[*Subscription]struct{}
@@ -140,6 +141,7 @@ func New(p Provider, opts ...BusOption) (*Bus, error) {
 			return nil, err
 		}
 	}
+	b.tel.init(p)
 	return b, nil
 }
 
@@ -191,6 +193,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, events ...*Event) error
 			index = append(index, i)
 		}
 	}
+	span := b.tel.publishSpan(ctx, topic, send)
 	for start := 0; start < len(send); {
 		end := b.batchEnd(send, start)
 		err := b.p.Publish(ctx, topic, send[start:end])
@@ -199,11 +202,16 @@ func (b *Bus) Publish(ctx context.Context, topic string, events ...*Event) error
 		}
 		start = end
 	}
+	b.tel.published.Add(ctx, int64(len(events)-len(failed)))
 	if failed == nil {
+		span.End()
 		return nil
 	}
+	b.tel.publishFailures.Add(ctx, int64(len(failed)))
 	slices.SortFunc(failed, func(a, b EventError) int { return a.Index - b.Index })
-	return &PublishError{Failed: failed}
+	pe := &PublishError{Failed: failed}
+	endSpan(span, pe)
+	return pe
 }
 
 func eventID(e *Event) string {

@@ -1,11 +1,14 @@
 package crossbus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // MaxDeadLetterReason bounds the reason text stamped on a dead letter (a
@@ -63,9 +66,12 @@ func truncateUTF8(s string, n int) string {
 // deadLetter gives up on a delivery: natively when the provider can, else by
 // publishing to the route's dead-letter topic and acking the original. If
 // neither works the delivery is nacked, never dropped.
-func (s *Subscription) deadLetter(d Delivery, cause error, attempts int) {
+func (s *Subscription) deadLetter(sctx context.Context, span trace.Span, d Delivery, cause error, attempts int) {
 	info := DeadLetterInfo{Reason: cause.Error(), Attempts: attempts, Topic: s.topic, Subscription: s.name, Time: time.Now()}
-	ctx := s.settleCtx
+	s.tel.deadLetter(sctx, span, info)
+	// Settle even if the handler's context is cancelled; keep its span so the
+	// dead letter's publish joins the event's trace.
+	ctx := context.WithoutCancel(sctx)
 	if s.caps.NativeDeadLetter {
 		err := d.DeadLetter(ctx, info)
 		if err == nil {

@@ -130,3 +130,7 @@ func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p) || errors.Is(err, ErrInvalidData)
 }
+
+func errNilOption(name string) error {
+	return fmt.Errorf("%w: %s(nil)", ErrInvalidOption, name)
+}

@@ -28,7 +28,7 @@ func ExampleOpen() {
 	runCtx, stop := context.WithCancel(ctx)
 	go r.Run(runCtx)
 	defer stop()
-	time.Sleep(10 * time.Millisecond)
+	<-r.Ready()
 
 	e := crossbus.NewEvent("com.example.user.signedup", "/accounts")
 	_ = crossbus.SetData(&e, map[string]string{"email": "ada@example.com"})

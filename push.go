@@ -49,6 +49,7 @@ func (b *Bus) newEndpoint(topic, subscription string, h Handler, cfg routeConfig
 		caps: Capabilities{DelayedRedelivery: true}, settleCtx: context.Background(),
 		done: make(chan struct{}), workersDone: make(chan struct{})}
 	s.handler = s.buildHandler(h)
+	s.tel = b.tel.forSubscription(topic, subscription)
 	s.recvCtx, s.stopRecv = context.WithCancel(context.Background())
 	s.handlerCtx, s.abort = s.recvCtx, s.stopRecv
 	return &Endpoint{s: s}, nil

@@ -20,6 +20,7 @@ type Router struct {
 	routes  []*route
 	names   map[string]bool
 	running bool
+	ready   chan struct{} // closed once Run has opened every subscription
 }
 
 type route struct {
@@ -30,7 +31,15 @@ type route struct {
 
 // NewRouter returns a Router that consumes from bus.
 func NewRouter(bus *Bus) *Router {
-	return &Router{bus: bus, names: map[string]bool{}}
+	return &Router{bus: bus, names: map[string]bool{}, ready: make(chan struct{})}
+}
+
+// Ready is closed once Run has opened every route's subscription, so events
+// published after it are received.
+func (r *Router) Ready() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ready
 }
 
 // Use adds middleware around every route's handler. Call it before Run.
@@ -85,10 +94,12 @@ func (r *Router) Run(ctx context.Context) error {
 	r.running = true
 	routes := append([]*route(nil), r.routes...)
 	mw := append([]Middleware(nil), r.mw...)
+	ready := r.ready
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
 		r.running = false
+		r.ready = make(chan struct{}) // a later Run signals afresh
 		r.mu.Unlock()
 	}()
 
@@ -103,6 +114,7 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		subs = append(subs, s)
 	}
+	close(ready)
 	<-ctx.Done()
 	return closeAll(context.WithoutCancel(ctx), subs)
 }

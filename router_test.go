@@ -39,7 +39,7 @@ func runRouter(t *testing.T, r *crossbus.Router) {
 		cancel()
 		assert.NoError(t, <-done)
 	})
-	time.Sleep(20 * time.Millisecond) // let the subscriptions open before publishing
+	<-r.Ready() // subscriptions open: events published now are received
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -236,7 +236,7 @@ func TestRunDrainsInFlightOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
-	time.Sleep(20 * time.Millisecond)
+	<-r.Ready()
 	require.NoError(t, b.Publish(context.Background(), "t", mkEvents(3)...))
 	<-started
 	cancel()

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Subscription is a running consumer of one subscription: it receives
@@ -38,6 +40,7 @@ type Subscription struct {
 	closeErr    error
 	done        chan struct{}
 	push        bool // an Endpoint: the platform retries, never in place
+	tel         *subTelemetry
 }
 
 // Subscribe starts consuming subscription of topic with h. It returns once the
@@ -82,6 +85,7 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	s := &Subscription{bus: b, topic: topic, name: name, cfg: cfg, caps: caps, recv: recv, log: b.log,
 		done: make(chan struct{}), workersDone: make(chan struct{})}
 	s.handler = s.buildHandler(h)
+	s.tel = b.tel.forSubscription(topic, name)
 	s.recvCtx, s.stopRecv = context.WithCancel(context.WithoutCancel(ctx))
 	s.handlerCtx, s.abort = context.WithCancel(context.WithoutCancel(ctx))
 	s.settleCtx = context.WithoutCancel(ctx)
@@ -236,8 +240,8 @@ func (s *Subscription) returnAll(ds []Delivery) {
 	}
 }
 
-// process runs one delivery to its settlement. Handlers get a context derived
-// from hctx.
+// process runs one delivery to its settlement, in one consumer span. Handlers
+// get a context derived from hctx.
 func (s *Subscription) process(hctx context.Context, d Delivery) {
 	e := d.Event()
 	if s.cfg.filter != nil && !s.cfg.filter.Match(e) {
@@ -248,32 +252,47 @@ func (s *Subscription) process(hctx context.Context, d Delivery) {
 	if attempt < 1 {
 		attempt = 1
 	}
+	ctx, span := s.tel.start(hctx, e, attempt)
+	err := s.attempts(ctx, span, d, e, attempt)
+	endSpan(span, err)
+}
+
+// attempts runs the handler until the delivery is settled; it returns the
+// last handler error (nil once handled).
+func (s *Subscription) attempts(ctx context.Context, span trace.Span, d Delivery, e *Event, attempt int) error {
+	tel := s.tel
 	for {
-		err := s.invoke(hctx, e, attempt)
+		start := time.Now()
+		tel.t.inFlight.Add(ctx, 1, tel.addBase...)
+		err := s.invoke(ctx, e, attempt)
+		tel.t.inFlight.Add(ctx, -1, tel.addBase...)
 		if err == nil {
+			tel.handledOK(ctx, time.Since(start))
 			s.ack(d)
-			return
+			return nil
 		}
-		if hctx.Err() != nil {
+		tel.handledErr(ctx, time.Since(start))
+		if ctx.Err() != nil {
 			s.nack(d, 0) // shut down mid-handler: leave it to the provider
-			return
+			return err
 		}
 		inProgress := errors.Is(err, ErrInProgress)
 		if !inProgress && (IsPermanent(err) || s.cfg.retry.Exhausted(attempt)) {
-			s.deadLetter(d, err, attempt)
-			return
+			s.deadLetter(ctx, span, d, err, attempt)
+			return err
 		}
 		delay := s.cfg.retry.Backoff(attempt)
+		tel.retry(ctx, span, attempt, delay, err)
 		s.log.Info("crossbus: handler failed; will retry", s.attrs(d, attempt, "error", err, "retryIn", delay)...)
 		if s.push || !s.cfg.ordered && s.caps.DelayedRedelivery && (s.caps.MaxRedeliveryDelay == 0 || delay <= s.caps.MaxRedeliveryDelay) {
 			s.nack(d, delay)
-			return
+			return err
 		}
 		// Retry in place: ordered routes (so no later event of the key
 		// overtakes this one) and providers that cannot delay redelivery.
 		if !s.sleep(delay) {
 			s.nack(d, 0)
-			return
+			return err
 		}
 		if !inProgress {
 			attempt++

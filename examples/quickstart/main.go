@@ -81,9 +81,14 @@ func run(ctx context.Context, out io.Writer) (Result, error) {
 		return res, err
 	}
 	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	running := make(chan error, 1)
 	go func() { running <- r.Run(runCtx) }()
-	time.Sleep(20 * time.Millisecond) // subscriptions open
+	select { // subscriptions open
+	case <-r.Ready():
+	case err := <-running:
+		return res, err
+	}
 
 	var events []*crossbus.Event
 	for _, o := range []Order{{"o-1", 1250}, {"o-2", 990}, {"o-3", -5}} {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/providers/memory"
 )
@@ -23,10 +25,27 @@ func BenchmarkPublishHandle(b *testing.B) {
 	b.Run("ordered-keys=100", func(b *testing.B) { benchPublishHandle(b, 1, true, 100) })
 }
 
-func benchPublishHandle(b *testing.B, subs int, ordered bool, keys int) {
+// BenchmarkTracing is BenchmarkPublishHandle/subscriptions=1 with tracing off
+// (the global no-op provider) and on (the OpenTelemetry SDK sampling every
+// event, batching spans to an exporter that discards them).
+func BenchmarkTracing(b *testing.B) {
+	b.Run("off", func(b *testing.B) { benchPublishHandle(b, 1, false, 0) })
+	b.Run("on", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discard{}))
+		defer tp.Shutdown(context.Background())
+		benchPublishHandle(b, 1, false, 0, crossbus.WithTracerProvider(tp))
+	})
+}
+
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
+
+func benchPublishHandle(b *testing.B, subs int, ordered bool, keys int, opts ...crossbus.BusOption) {
 	ctx := context.Background()
 	p := memory.New(memory.Options{AutoCreate: true})
-	bus, err := crossbus.New(p)
+	bus, err := crossbus.New(p, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}

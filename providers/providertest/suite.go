@@ -41,6 +41,7 @@ func Run(t *testing.T, mk func(t *testing.T) Harness) {
 		{"CancelledContextPublishesNothing", testCancelledContext},
 		{"IdempotentConsumerSkipsDuplicates", testIdempotency},
 		{"NoEventLostUnderLoad", testNoLoss},
+		{"TraceContextFlowsFromProducerToConsumers", testTraceContext},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
