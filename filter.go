@@ -2,81 +2,167 @@ package crossbus
 
 import (
 	"fmt"
-	"strings"
+
+	"github.com/crossbus/crossbus/internal/pattern"
 )
 
 // Filter decides whether a route handles an event. Filters run locally for
 // every provider; a provider may also push an equivalent filter down to the
-// service to save traffic, never to change results.
+// service to save traffic (see EventBridgePattern, PubSubFilter,
+// ServiceBusFilter), never to change results.
 type Filter interface {
 	Match(e *Event) bool
 }
 
-// FilterFunc adapts a function to a Filter.
+// FilterFunc adapts a function to a Filter. Function filters run locally only;
+// providers cannot push them down.
 type FilterFunc func(e *Event) bool
 
 // Match calls f.
 func (f FilterFunc) Match(e *Event) bool { return f(e) }
 
-// attrFilter matches one context attribute exactly or by prefix.
-type attrFilter struct {
-	attr   string // "type", "source" or "subject"
-	values []string
-	prefix bool
+// ErrInvalidPattern is matched (errors.Is) by every error from
+// CompilePattern; the error's text names the JSON path of the problem and the
+// rule it breaks, e.g. "data.amount: numeric expects operator/value pairs".
+var ErrInvalidPattern = pattern.ErrInvalidPattern
+
+// ErrNotTranslatable is returned by the push-down translators when no native
+// filter can narrow a filter down; the provider then subscribes unfiltered
+// and the filter runs locally.
+var ErrNotTranslatable = pattern.ErrNotTranslatable
+
+// EventPattern is a compiled Amazon EventBridge event pattern, matched
+// against the CloudEvent's JSON form: the context attributes and extensions
+// as top-level fields (specversion, id, source, type, subject, time,
+// datacontenttype, dataschema, extensions by name) and "data" as the decoded
+// JSON data. Every EventBridge operator is supported: exact values and value
+// lists, prefix, suffix, equals-ignore-case, anything-but, numeric, exists,
+// wildcard, cidr and $or. It is a Filter, evaluated without allocating.
+type EventPattern struct {
+	p *pattern.Pattern
 }
 
-func (f *attrFilter) Match(e *Event) bool {
-	var v string
-	switch f.attr {
-	case "type":
-		v = e.Type()
-	case "source":
-		v = e.Source()
-	case "subject":
-		v = e.Subject()
+// CompilePattern compiles an EventBridge event pattern, for example
+//
+//	{"type": ["com.example.order.placed"], "data": {"total": [{"numeric": [">", 100]}]}}
+func CompilePattern(json string) (*EventPattern, error) {
+	p, err := pattern.Compile([]byte(json))
+	if err != nil {
+		return nil, fmt.Errorf("crossbus: event pattern: %w", err)
 	}
-	for _, want := range f.values {
-		if f.prefix && strings.HasPrefix(v, want) || !f.prefix && v == want {
-			return true
-		}
-	}
-	return false
+	return &EventPattern{p: p}, nil
 }
 
-func (f *attrFilter) String() string {
-	op := "="
-	if f.prefix {
-		op = " prefix "
+// MustPattern is CompilePattern for patterns known to be valid; it panics
+// on an invalid one.
+func MustPattern(json string) *EventPattern {
+	p, err := CompilePattern(json)
+	if err != nil {
+		panic(err)
 	}
-	return fmt.Sprintf("%s%s%q", f.attr, op, f.values)
+	return p
 }
 
-// TypeIs matches events whose type is one of types.
-func TypeIs(types ...string) Filter { return &attrFilter{attr: "type", values: types} }
+// Match reports whether the event matches the pattern.
+func (p *EventPattern) Match(e *Event) bool { return p.p.Match(e) }
+
+// String returns the pattern as canonical JSON.
+func (p *EventPattern) String() string { return p.p.String() }
+
+// TypeIs matches events whose type is one of types (at least one).
+func TypeIs(types ...string) *EventPattern { return &EventPattern{pattern.TypeIs(types...)} }
 
 // TypePrefix matches events whose type starts with one of prefixes.
-func TypePrefix(prefixes ...string) Filter {
-	return &attrFilter{attr: "type", values: prefixes, prefix: true}
+func TypePrefix(prefixes ...string) *EventPattern {
+	return anyPrefix(prefixes, pattern.TypePrefix)
 }
 
 // SourceIs matches events whose source is one of sources.
-func SourceIs(sources ...string) Filter { return &attrFilter{attr: "source", values: sources} }
+func SourceIs(sources ...string) *EventPattern { return &EventPattern{pattern.SourceIs(sources...)} }
 
 // SourcePrefix matches events whose source starts with one of prefixes.
-func SourcePrefix(prefixes ...string) Filter {
-	return &attrFilter{attr: "source", values: prefixes, prefix: true}
+func SourcePrefix(prefixes ...string) *EventPattern {
+	return anyPrefix(prefixes, pattern.SourcePrefix)
 }
 
 // SubjectIs matches events whose subject is one of subjects.
-func SubjectIs(subjects ...string) Filter { return &attrFilter{attr: "subject", values: subjects} }
-
-// SubjectPrefix matches events whose subject starts with one of prefixes.
-func SubjectPrefix(prefixes ...string) Filter {
-	return &attrFilter{attr: "subject", values: prefixes, prefix: true}
+func SubjectIs(subjects ...string) *EventPattern {
+	return &EventPattern{pattern.SubjectIs(subjects...)}
 }
 
-// All matches events every filter matches (all of none matches everything).
+// SubjectPrefix matches events whose subject starts with one of prefixes.
+func SubjectPrefix(prefixes ...string) *EventPattern {
+	return anyPrefix(prefixes, pattern.SubjectPrefix)
+}
+
+func anyPrefix(prefixes []string, one func(string) *pattern.Pattern) *EventPattern {
+	if len(prefixes) == 0 {
+		panic("crossbus: a prefix filter needs at least one prefix")
+	}
+	ps := make([]*pattern.Pattern, len(prefixes))
+	for i, p := range prefixes {
+		ps[i] = one(p)
+	}
+	if len(ps) == 1 {
+		return &EventPattern{ps[0]}
+	}
+	return &EventPattern{pattern.Or(ps...)}
+}
+
+// FieldCondition builds a pattern on one field of the event's JSON form.
+type FieldCondition struct{ f pattern.FieldRef }
+
+// Field starts a condition on a field: Field("data", "order", "total") is
+// data.order.total; Field("tenant") is the tenant extension.
+func Field(path ...string) FieldCondition { return FieldCondition{pattern.Field(path...)} }
+
+// Equals matches any of the values (strings, numbers, booleans, nil).
+func (c FieldCondition) Equals(values ...any) *EventPattern {
+	return &EventPattern{c.f.Equals(values...)}
+}
+
+// Prefix matches strings starting with prefix.
+func (c FieldCondition) Prefix(prefix string) *EventPattern { return &EventPattern{c.f.Prefix(prefix)} }
+
+// Suffix matches strings ending with suffix.
+func (c FieldCondition) Suffix(suffix string) *EventPattern { return &EventPattern{c.f.Suffix(suffix)} }
+
+// EqualsIgnoreCase matches s in any letter case.
+func (c FieldCondition) EqualsIgnoreCase(s string) *EventPattern {
+	return &EventPattern{c.f.EqualsIgnoreCase(s)}
+}
+
+// Wildcard matches with * standing for any run of characters.
+func (c FieldCondition) Wildcard(w string) *EventPattern { return &EventPattern{c.f.Wildcard(w)} }
+
+// AnythingBut matches present values other than the given ones.
+func (c FieldCondition) AnythingBut(values ...any) *EventPattern {
+	return &EventPattern{c.f.AnythingBut(values...)}
+}
+
+// Numeric compares numbers: op is one of "=", "<", "<=", ">", ">=".
+func (c FieldCondition) Numeric(op string, bound float64) *EventPattern {
+	return &EventPattern{c.f.Numeric(op, bound)}
+}
+
+// Between matches numbers with lo <= n <= hi.
+func (c FieldCondition) Between(lo, hi float64) *EventPattern {
+	return &EventPattern{c.f.Between(lo, hi)}
+}
+
+// Exists matches when the field is present (true) or absent (false).
+func (c FieldCondition) Exists(present bool) *EventPattern { return &EventPattern{c.f.Exists(present)} }
+
+// CIDR matches IP addresses inside the network.
+func (c FieldCondition) CIDR(cidr string) *EventPattern { return &EventPattern{c.f.CIDR(cidr)} }
+
+// All matches events every filter matches. Patterns combine into one
+// pattern (so providers can still push them down); other filters are
+// evaluated one by one.
 func All(filters ...Filter) Filter {
+	if ps, ok := patterns(filters); ok && len(ps) > 0 {
+		return &EventPattern{pattern.And(ps...)}
+	}
 	return FilterFunc(func(e *Event) bool {
 		for _, f := range filters {
 			if !f.Match(e) {
@@ -89,6 +175,9 @@ func All(filters ...Filter) Filter {
 
 // Any matches events at least one filter matches.
 func Any(filters ...Filter) Filter {
+	if ps, ok := patterns(filters); ok && len(ps) > 1 {
+		return &EventPattern{pattern.Or(ps...)}
+	}
 	return FilterFunc(func(e *Event) bool {
 		for _, f := range filters {
 			if f.Match(e) {
@@ -97,4 +186,57 @@ func Any(filters ...Filter) Filter {
 		}
 		return false
 	})
+}
+
+func patterns(filters []Filter) ([]*pattern.Pattern, bool) {
+	ps := make([]*pattern.Pattern, 0, len(filters))
+	for _, f := range filters {
+		ep, ok := f.(*EventPattern)
+		if !ok {
+			return nil, false
+		}
+		ps = append(ps, ep.p)
+	}
+	return ps, true
+}
+
+func asPattern(f Filter) (*pattern.Pattern, error) {
+	if ep, ok := f.(*EventPattern); ok {
+		return ep.p, nil
+	}
+	return nil, fmt.Errorf("crossbus: %T is not an event pattern: %w", f, ErrNotTranslatable)
+}
+
+// EventBridgePattern translates a filter into an EventBridge rule pattern for
+// events crossbus published to EventBridge (source -> source, type ->
+// detail-type, the CloudEvent as detail). exact reports whether the rule
+// selects exactly the filter's events; otherwise the filter must still run
+// locally.
+func EventBridgePattern(f Filter) (json []byte, exact bool, err error) {
+	p, err := asPattern(f)
+	if err != nil {
+		return nil, false, err
+	}
+	return pattern.ToEventBridge(p)
+}
+
+// PubSubFilter translates a filter into a Pub/Sub subscription filter over
+// the ce- attributes crossbus writes; conditions on data cannot be expressed,
+// so such filters are supersets (exact false).
+func PubSubFilter(f Filter) (filter string, exact bool, err error) {
+	p, err := asPattern(f)
+	if err != nil {
+		return "", false, err
+	}
+	return pattern.ToPubSubFilter(p)
+}
+
+// ServiceBusFilter translates a filter into a Service Bus SQL filter over the
+// cloudEvents_ application properties crossbus writes.
+func ServiceBusFilter(f Filter) (sql string, exact bool, err error) {
+	p, err := asPattern(f)
+	if err != nil {
+		return "", false, err
+	}
+	return pattern.ToServiceBusSQL(p)
 }

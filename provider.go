@@ -53,6 +53,10 @@ type SubscriptionSpec struct {
 	// DeadLetterTopic is the subscription's portable dead-letter topic
 	// ("" when the provider's native dead-letter queue is used).
 	DeadLetterTopic string
+	// Filter is the route's filter (nil: every event). The portable layer
+	// always applies it; a provider may push it down (see
+	// EventBridgePattern, PubSubFilter, ServiceBusFilter) to save traffic.
+	Filter Filter
 }
 
 // Capabilities describes what a provider (or one of its receivers) does
