@@ -8,7 +8,8 @@ const PubSubMaxFilterLen = 256
 // ToPubSubFilter translates p to a Pub/Sub subscription filter over the
 // message attributes crossbus writes: each context attribute and extension
 // as a lower-case "ce-<name>" attribute (attributes.ce-type,
-// attributes.ce-source, ...).
+// attributes.ce-source, ...), datacontenttype as "content-type", as Google's
+// CloudEvents binding for Pub/Sub specifies.
 //
 // Exact strings become "=", prefixes and trailing-'*' wildcards hasPrefix,
 // exists ":" (and NOT ":"), anything-but a presence test with "!=" or NOT
@@ -22,11 +23,21 @@ func ToPubSubFilter(p *Pattern) (filter string, exact bool, err error) {
 	return translateAttrs(p, attrTarget{cond: pubsubCond, exists: pubsubHas, missing: pubsubMissing, maxLen: PubSubMaxFilterLen})
 }
 
-func pubsubAttr(name string) string { return "attributes.ce-" + name }
+// pubsubKey is the attribute that carries a CloudEvents attribute in Google's
+// Pub/Sub binding: "content-type" for datacontenttype, "ce-<name>" for the
+// rest.
+func pubsubKey(name string) string {
+	if name == "datacontenttype" {
+		return "content-type"
+	}
+	return "ce-" + name
+}
 
-func pubsubHas(name string) *bexpr { return atom("attributes:ce-" + name) }
+func pubsubAttr(name string) string { return "attributes." + pubsubKey(name) }
 
-func pubsubMissing(name string) *bexpr { return atom("NOT attributes:ce-" + name) }
+func pubsubHas(name string) *bexpr { return atom("attributes:" + pubsubKey(name)) }
+
+func pubsubMissing(name string) *bexpr { return atom("NOT attributes:" + pubsubKey(name)) }
 
 func pubsubEq(name, v string) *bexpr { return atom(pubsubAttr(name) + " = " + pubsubQuote(v)) }
 

@@ -184,3 +184,10 @@ func TestToServiceBusSQLLength(t *testing.T) {
 	assert.False(t, exact)
 	assert.Equal(t, `cloudEvents_type = '`+long+`'`, got)
 }
+
+func TestPubSubContentTypeAttribute(t *testing.T) {
+	f, exact, err := ToPubSubFilter(MustCompile(`{"datacontenttype":["application/json"]}`))
+	require.NoError(t, err)
+	assert.True(t, exact)
+	assert.Equal(t, `attributes.content-type = "application/json"`, f)
+}
