@@ -50,6 +50,15 @@ func (e *env) name(kind string) string {
 	return fmt.Sprintf("ct-%s-%s-%d", kind, hex.EncodeToString(r[:]), e.seq)
 }
 
+// fallbackDeadLetterTopic is a dead-letter topic shared by the routes of one
+// subtest that set none of their own.
+func (e *env) fallbackDeadLetterTopic() string {
+	if e.fallbackDLT == "" {
+		e.fallbackDLT = e.topic()
+	}
+	return e.fallbackDLT
+}
+
 func (e *env) topic() string {
 	e.t.Helper()
 	n := e.name("topic")

@@ -83,4 +83,6 @@ type env struct {
 	f     Features
 	buses []*crossbus.Bus
 	seq   int
+
+	fallbackDLT string
 }

@@ -52,6 +52,10 @@ func Run(t *testing.T, mk func(t *testing.T) Harness) {
 
 func subscribe(t *testing.T, e *env, b *crossbus.Bus, topic, sub string, h crossbus.Handler, opts ...crossbus.RouteOption) *crossbus.Subscription {
 	t.Helper()
+	// Every route gets a dead-letter topic to fall back on, so providers
+	// without a native dead-letter queue can run every test; a test's own
+	// WithDeadLetterTopic comes later in the list and wins.
+	opts = append([]crossbus.RouteOption{crossbus.WithDeadLetterTopic(e.fallbackDeadLetterTopic())}, opts...)
 	s, err := b.Subscribe(e.ctx, topic, sub, h, opts...)
 	require.NoError(t, err, "Subscribe")
 	t.Cleanup(func() {
@@ -409,7 +413,7 @@ func testCloseDrains(t *testing.T, e *env) {
 		time.Sleep(50 * time.Millisecond)
 		finished.Add(1)
 		return nil
-	}), crossbus.WithConcurrency(2), crossbus.WithPrefetch(1), crossbus.WithAckDeadline(e.f.AckDeadline))
+	}), crossbus.WithDeadLetterTopic(e.fallbackDeadLetterTopic()), crossbus.WithConcurrency(2), crossbus.WithPrefetch(1), crossbus.WithAckDeadline(e.f.AckDeadline))
 	require.NoError(t, err)
 	const n = 20
 	evs := events(n)
