@@ -1,0 +1,66 @@
+// Package eventgrid connects crossbus to Azure Event Grid.
+//
+// Three entry points cover Event Grid's two delivery models:
+//
+//   - Namespace (URL scheme "azeventgridns://<namespace-host>") publishes to
+//     namespace topics and pulls from their queue event subscriptions:
+//     receive with a lock, acknowledge, release with a delay, reject to the
+//     dead-letter destination, renew the lock; the delivery count is the
+//     attempt number.
+//   - Topics (URL scheme "azeventgrid://<topic-host>") publishes to basic
+//     (custom) topics with the CloudEvents input schema; they push their
+//     events to subscribers.
+//   - Webhook is the http.Handler those pushes arrive at: CloudEvents 1.0
+//     schema with the abuse-protection OPTIONS handshake, or the Event Grid
+//     event schema with its SubscriptionValidationEvent; single events and
+//     batches; optional authentication. Each event runs through a
+//     crossbus.Endpoint, the same pipeline a pulled event runs through.
+//
+// Sub-package functions serves endpoints as an Azure Functions custom
+// handler (Service Bus and Event Grid triggers); sub-package egtest is an
+// HTTPS test server that speaks the Event Grid data plane the Azure SDK
+// clients use.
+//
+// # URLs
+//
+//	azeventgridns://<namespace-host>[:port]?lockduration=60s&maxwait=60s&deadletter=native&keyenv=NAME
+//	azeventgrid://<topic-host>[:port][/path]?topic=NAME&keyenv=NAME
+//
+// Topics and event subscriptions are named by Publish and Subscribe, not in
+// the URL. lockduration is the subscriptions' receive lock duration (the
+// default ack deadline), maxwait the receive long poll, deadletter=native
+// says the subscriptions have a dead-letter destination. For basic topics
+// the path defaults to /api/events and the topic name to the host's first
+// label. The access key is read from the environment variable keyenv names
+// (default AZURE_EVENTGRID_KEY); without one the Azure default credential
+// chain (Microsoft Entra ID) is used.
+//
+// # Events on the wire
+//
+// Event Grid speaks CloudEvents 1.0 in the JSON event format, so an event
+// travels as itself: every attribute and extension is a member of the JSON
+// object, extensions keep their CloudEvents type (Integer as a number,
+// Boolean as a boolean, others as canonical strings). Data travels as a
+// JSON value for application/json, text/json and content-type-less JSON; as
+// a JSON string for other text (text/*, XML); as data_base64 otherwise (+json
+// media types included, which the CloudEvents Go SDK does not read as JSON
+// values). Receiving accepts every form a CloudEvents producer may write.
+// Event Grid schema events (Microsoft.Storage.BlobCreated and the like) map
+// to CloudEvents by the rule on DecodeEventGridEvent.
+//
+// # Native and portable
+//
+// Native: lock-based pull delivery, delayed redelivery (release delays are
+// rounded up to Event Grid's 0 s, 10 s, 1 min, 10 min or 1 h; at most 1 h),
+// lock renewal (batched across a receiver's locks), dead-letter by reject
+// when NamespaceOptions.NativeDeadLetter is set, per-event publish failures
+// (a refused batch is split to find the refused events). Portable: ordering
+// (Event Grid does not order), dead-lettering with reasons (a rejected event
+// keeps only Event Grid's own reason, and the dead-letter blobs cannot be
+// read through the data plane), retries of pushed events.
+//
+// Limits: 1 MiB per event and per request, counted on the JSON form; 1,000
+// events per namespace publish, 5,000 per basic topic publish; 100 events
+// per receive; an event subscription delivers an event at most 10 times
+// (maxDeliveryCount), so a retry policy may allow at most 10 attempts.
+package eventgrid

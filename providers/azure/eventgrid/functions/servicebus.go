@@ -1,0 +1,226 @@
+package functions
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/providers/azure/eventgrid"
+)
+
+// ForeignEventType is the CloudEvents type of a Service Bus message without
+// CloudEvents attributes, the same as the Service Bus provider gives it.
+const ForeignEventType = "com.microsoft.servicebus.message"
+
+// serviceBusMessage turns the i-th (or, for i < 0, the only) message of a
+// Service Bus invocation into an event, with its delivery count as the
+// attempt. The mapping is the Service Bus provider's:
+//
+//   - content type application/cloudevents*: the body is a structured
+//     CloudEvent;
+//   - application properties prefixed cloudEvents_ or cloudEvents: (the AMQP
+//     binding's binary mode; both separators are read): each names an
+//     attribute or extension (a missing id is the MessageId), the body is the
+//     data and the message's content type its datacontenttype;
+//   - otherwise: id <- MessageId (or "<Entity>/<SequenceNumber>"), source <-
+//     "/<Entity>", type <- ForeignEventType, time <- EnqueuedTimeUtc,
+//     subject <- Subject (Label), datacontenttype <- ContentType, data <-
+//     body, partitionkey <- SessionId, and each application property whose
+//     name is a valid extension name becomes an extension.
+func (f *Function) serviceBusMessage(raw json.RawMessage, meta metadata, i int) (*crossbus.Event, int, error) {
+	where := f.Name
+	if i >= 0 {
+		where = fmt.Sprintf("%s message %d", f.Name, i)
+	}
+	body, err := bodyBytes(raw, f.DataType)
+	if err != nil {
+		return nil, 0, fmt.Errorf("functions: %s: body: %w", where, err)
+	}
+	attempt := 1
+	if n, ok := meta.int("DeliveryCount", i); ok && n > 0 {
+		attempt = n
+	} else if i < 0 {
+		attempt = meta.retryAttempt()
+	}
+	props, err := meta.object("ApplicationProperties", i)
+	if err == nil && props == nil {
+		props, err = meta.object("UserProperties", i)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("functions: %s: %w", where, err)
+	}
+	msg := sbMessage{
+		body: body, props: props, entity: f.Entity,
+		contentType: meta.str("ContentType", i),
+		messageID:   meta.str("MessageId", i),
+		subject:     firstNonEmpty(meta.str("Subject", i), meta.str("Label", i)),
+		sessionID:   meta.str("SessionId", i),
+		sequence:    meta.str("SequenceNumber", i),
+		enqueued:    meta.str("EnqueuedTimeUtc", i),
+	}
+	ev, err := msg.event()
+	if err != nil {
+		return nil, 0, fmt.Errorf("functions: %s: %w", where, err)
+	}
+	return ev, attempt, nil
+}
+
+type sbMessage struct {
+	body                                    []byte
+	props                                   map[string]any
+	entity, contentType, messageID, subject string
+	sessionID, sequence, enqueued           string
+}
+
+func (m sbMessage) event() (*crossbus.Event, error) {
+	if strings.HasPrefix(strings.ToLower(m.contentType), "application/cloudevents") {
+		return eventgrid.DecodeCloudEvent(m.body)
+	}
+	attrs := map[string]any{}
+	for k, v := range m.props {
+		if len(k) > len("cloudEvents_") && strings.EqualFold(k[:len("cloudEvents")], "cloudEvents") && (k[11] == '_' || k[11] == ':') {
+			attrs[strings.ToLower(k[12:])] = v
+		}
+	}
+	e := event.New()
+	if len(attrs) > 0 {
+		if err := binaryMode(&e, attrs); err != nil {
+			return nil, err
+		}
+		if e.ID() == "" {
+			e.SetID(m.messageID)
+		}
+	} else {
+		m.foreign(&e)
+	}
+	if ct, ok := attrs["datacontenttype"].(string); ok && ct != "" {
+		e.SetDataContentType(ct)
+	} else if m.contentType != "" {
+		e.SetDataContentType(m.contentType)
+	}
+	if len(m.body) > 0 || m.contentType != "" {
+		e.DataEncoded = m.body
+		e.DataBase64 = m.contentType != "" && !textual(e.DataContentType())
+	}
+	if err := crossbus.Validate(&e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// foreign maps a message without CloudEvents attributes.
+func (m sbMessage) foreign(e *event.Event) {
+	entity := strings.TrimPrefix(m.entity, "/")
+	id := m.messageID
+	if id == "" {
+		id = entity + "/" + firstNonEmpty(m.sequence, "0")
+	}
+	e.SetID(id)
+	if entity == "" {
+		e.SetSource("/servicebus")
+	} else {
+		e.SetSource("/" + entity)
+	}
+	e.SetType(ForeignEventType)
+	if t, err := parseTime(m.enqueued); err == nil {
+		e.SetTime(t)
+	}
+	if strings.TrimSpace(m.subject) != "" {
+		e.SetSubject(m.subject)
+	}
+	for k, v := range m.props {
+		if validExtensionName(k) {
+			_ = e.Context.SetExtension(k, extensionValue(v)) // context attribute names are refused: fine
+		}
+	}
+	if m.sessionID != "" {
+		e.SetExtension(crossbus.ExtPartitionKey, m.sessionID)
+	}
+}
+
+func validExtensionName(k string) bool {
+	if k == "" || k == "data" || k == "data_base64" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// binaryMode sets the attributes the cloudEvents_ properties carry.
+func binaryMode(e *event.Event, attrs map[string]any) error {
+	if sv, _ := attrs["specversion"].(string); sv != event.CloudEventsVersionV1 {
+		return fmt.Errorf("cloudEvents_specversion is %v, want %q", attrs["specversion"], event.CloudEventsVersionV1)
+	}
+	for name, v := range attrs {
+		s, isString := v.(string)
+		switch name {
+		case "specversion", "datacontenttype":
+		case "id":
+			e.SetID(s)
+		case "source":
+			e.SetSource(s)
+		case "type":
+			e.SetType(s)
+		case "subject":
+			e.SetSubject(s)
+		case "dataschema":
+			e.SetDataSchema(s)
+		case "time":
+			t, err := parseTime(s)
+			if !isString || err != nil {
+				return fmt.Errorf("cloudEvents_time %v is not an RFC 3339 time", v)
+			}
+			e.SetTime(t)
+		default:
+			if err := e.Context.SetExtension(name, extensionValue(v)); err != nil {
+				return fmt.Errorf("cloudEvents_%s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// extensionValue converts a JSON property value to a CloudEvents type:
+// integral numbers to Integer, other numbers to their text.
+func extensionValue(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := x.Int64(); err == nil && n >= math.MinInt32 && n <= math.MaxInt32 {
+			return int32(n)
+		}
+		return x.String()
+	case map[string]any, []any:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
+	return v
+}
+
+// parseTime reads RFC 3339, and .NET's zone-less form as UTC.
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Parse("2006-01-02T15:04:05.9999999", s)
+}
+
+func textual(ct string) bool {
+	ct = strings.ToLower(ct)
+	return strings.HasPrefix(ct, "text/") || strings.Contains(ct, "json") || strings.Contains(ct, "xml")
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,251 @@
+package eventgrid
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/crossbus/crossbus"
+)
+
+// DefaultKeyEnv is the environment variable the URL openers read an access
+// key from when the URL does not name another with keyenv=.
+const DefaultKeyEnv = "AZURE_EVENTGRID_KEY"
+
+// Event Grid's documented bounds for receive requests and event locks.
+const (
+	MinMaxWaitTime      = 10 * time.Second
+	MaxMaxWaitTime      = 120 * time.Second
+	DefaultLockDuration = 60 * time.Second
+	MaxLockDuration     = 300 * time.Second
+)
+
+// NamespaceOptions configure a Namespace. Give exactly one of Key and
+// Credential.
+type NamespaceOptions struct {
+	// Endpoint is the namespace's HTTPS endpoint,
+	// "https://<namespace>.<region>-1.eventgrid.azure.net".
+	Endpoint string
+	// Key is a namespace access key, sent as "Authorization: SharedAccessKey".
+	Key string
+	// Credential authenticates with Microsoft Entra ID (roles EventGrid Data
+	// Sender and EventGrid Data Receiver).
+	Credential azcore.TokenCredential
+	// ClientOptions configure the Azure SDK clients: transport, retries,
+	// logging, telemetry.
+	ClientOptions azcore.ClientOptions
+	// LockDuration is the receive lock duration the event subscriptions are
+	// configured with (receiveLockDurationInSeconds; default 60s, Event
+	// Grid's default). The data plane cannot read it: it is the default ack
+	// deadline, and a longer WithAckDeadline is refused because the lock
+	// would expire between renewals.
+	LockDuration time.Duration
+	// MaxWaitTime bounds one receive request's long poll (10s to 120s,
+	// default 60s). A closing subscription cancels the poll at once.
+	MaxWaitTime time.Duration
+	// NativeDeadLetter says that the event subscriptions have a dead-letter
+	// destination (a storage container): DeadLetter then rejects the event
+	// and Event Grid moves it there. Without it (the default) the portable
+	// layer publishes dead letters to the route's dead-letter topic, because
+	// a rejected event with no destination is dropped.
+	NativeDeadLetter bool
+}
+
+func (o *NamespaceOptions) validate() error {
+	if err := checkEndpoint("NamespaceOptions.Endpoint", o.Endpoint); err != nil {
+		return err
+	}
+	if err := checkAuth("NamespaceOptions", o.Key, o.Credential); err != nil {
+		return err
+	}
+	switch {
+	case o.LockDuration == 0:
+		o.LockDuration = DefaultLockDuration
+	case o.LockDuration < 0 || o.LockDuration > MaxLockDuration:
+		return fmt.Errorf("%w: NamespaceOptions.LockDuration must be between 0 and %v, got %v", crossbus.ErrInvalidOption, MaxLockDuration, o.LockDuration)
+	}
+	switch {
+	case o.MaxWaitTime == 0:
+		o.MaxWaitTime = 60 * time.Second
+	case o.MaxWaitTime < MinMaxWaitTime || o.MaxWaitTime > MaxMaxWaitTime:
+		return fmt.Errorf("%w: NamespaceOptions.MaxWaitTime must be between %v and %v, got %v", crossbus.ErrInvalidOption, MinMaxWaitTime, MaxMaxWaitTime, o.MaxWaitTime)
+	}
+	return nil
+}
+
+// TopicsOptions configure Topics, a publisher to basic (custom) topics.
+// Give exactly one of Key and Credential.
+type TopicsOptions struct {
+	// Endpoints maps the topic names Publish is called with to the topics'
+	// endpoints, "https://<topic>.<region>-1.eventgrid.azure.net/api/events".
+	Endpoints map[string]string
+	// Key is the topics' access key, sent as the aeg-sas-key header.
+	Key string
+	// Credential authenticates with Microsoft Entra ID (role EventGrid Data
+	// Sender).
+	Credential azcore.TokenCredential
+	// ClientOptions configure the Azure SDK client.
+	ClientOptions azcore.ClientOptions
+}
+
+func (o *TopicsOptions) validate() error {
+	if len(o.Endpoints) == 0 {
+		return fmt.Errorf("%w: TopicsOptions.Endpoints is empty; map each topic name to its endpoint", crossbus.ErrInvalidOption)
+	}
+	for name, ep := range o.Endpoints {
+		if name == "" {
+			return fmt.Errorf("%w: TopicsOptions.Endpoints has an empty topic name", crossbus.ErrInvalidOption)
+		}
+		if err := checkEndpoint(fmt.Sprintf("TopicsOptions.Endpoints[%q]", name), ep); err != nil {
+			return err
+		}
+	}
+	return checkAuth("TopicsOptions", o.Key, o.Credential)
+}
+
+func checkEndpoint(field, ep string) error {
+	u, err := url.Parse(ep)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%w: %s %q is not an absolute URL", crossbus.ErrInvalidOption, field, ep)
+	}
+	if u.Scheme != "https" {
+		return fmt.Errorf("%w: %s %q must use https (the Azure SDK refuses to send credentials over plain HTTP)", crossbus.ErrInvalidOption, field, ep)
+	}
+	return nil
+}
+
+func checkAuth(what, key string, cred azcore.TokenCredential) error {
+	switch {
+	case key == "" && cred == nil:
+		return fmt.Errorf("%w: %s needs Key or Credential", crossbus.ErrInvalidOption, what)
+	case key != "" && cred != nil:
+		return fmt.Errorf("%w: %s takes Key or Credential, not both", crossbus.ErrInvalidOption, what)
+	}
+	return nil
+}
+
+// urlParams reads the query parameters the openers share and reports unknown
+// ones.
+type urlParams struct {
+	v     url.Values
+	known []string
+}
+
+func (p *urlParams) get(name string) string {
+	p.known = append(p.known, name)
+	return p.v.Get(name)
+}
+
+func (p *urlParams) unknown() error {
+	for k := range p.v {
+		found := false
+		for _, n := range p.known {
+			found = found || n == k
+		}
+		if !found {
+			return fmt.Errorf("%w: unknown parameter %q (known: %s)", crossbus.ErrInvalidURL, k, strings.Join(p.known, ", "))
+		}
+	}
+	return nil
+}
+
+func (p *urlParams) duration(name string) (time.Duration, error) {
+	s := p.get(name)
+	if s == "" {
+		return 0, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: parameter %s=%q is not a duration (e.g. 60s)", crossbus.ErrInvalidURL, name, s)
+	}
+	return d, nil
+}
+
+// credentials returns the key from the environment variable the URL names
+// (keyenv=, default AZURE_EVENTGRID_KEY) or, when it is unset, the Azure
+// default credential chain (environment, workload identity, managed
+// identity, Azure CLI).
+func (p *urlParams) credentials() (string, azcore.TokenCredential, error) {
+	env := p.get("keyenv")
+	if env == "" {
+		env = DefaultKeyEnv
+	}
+	if key := os.Getenv(env); key != "" {
+		return key, nil, nil
+	}
+	cred, err := azidentity.NewDefaultAzureCredential(nil)
+	if err != nil {
+		return "", nil, fmt.Errorf("eventgrid: %s is unset and no Entra ID credential is available: %w", env, err)
+	}
+	return "", cred, nil
+}
+
+// namespaceOptionsFromURL parses
+// azeventgridns://<namespace-host>[:port]?lockduration=60s&maxwait=60s&deadletter=native&keyenv=NAME.
+func namespaceOptionsFromURL(u *url.URL) (NamespaceOptions, error) {
+	var o NamespaceOptions
+	if u.Host == "" {
+		return o, fmt.Errorf("%w: %s URL needs the namespace host, e.g. %s://my-ns.westeurope-1.eventgrid.azure.net", crossbus.ErrInvalidURL, u.Scheme, u.Scheme)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return o, fmt.Errorf("%w: %s URL takes no path (topics and subscriptions are named by Publish and Subscribe), got %q", crossbus.ErrInvalidURL, u.Scheme, u.Path)
+	}
+	p := &urlParams{v: u.Query()}
+	o.Endpoint = "https://" + u.Host
+	var err error
+	if o.LockDuration, err = p.duration("lockduration"); err != nil {
+		return o, err
+	}
+	if o.MaxWaitTime, err = p.duration("maxwait"); err != nil {
+		return o, err
+	}
+	switch dl := p.get("deadletter"); dl {
+	case "", "topic":
+	case "native":
+		o.NativeDeadLetter = true
+	default:
+		return o, fmt.Errorf("%w: parameter deadletter=%q: want native or topic", crossbus.ErrInvalidURL, dl)
+	}
+	p.get("keyenv")
+	if err := p.unknown(); err != nil {
+		return o, err
+	}
+	o.Key, o.Credential, err = p.credentials()
+	return o, err
+}
+
+// topicsOptionsFromURL parses azeventgrid://<topic-host>[/path]?topic=NAME&keyenv=NAME.
+// The path defaults to /api/events; the topic name defaults to the host's
+// first label (the topic's name in Azure).
+func topicsOptionsFromURL(u *url.URL) (TopicsOptions, error) {
+	var o TopicsOptions
+	if u.Host == "" {
+		return o, fmt.Errorf("%w: %s URL needs the topic endpoint host, e.g. %s://my-topic.westeurope-1.eventgrid.azure.net", crossbus.ErrInvalidURL, u.Scheme, u.Scheme)
+	}
+	p := &urlParams{v: u.Query()}
+	name := p.get("topic")
+	if name == "" {
+		name, _, _ = strings.Cut(u.Hostname(), ".")
+	}
+	path := u.EscapedPath()
+	if path == "" || path == "/" {
+		path = "/api/events"
+	}
+	o.Endpoints = map[string]string{name: "https://" + u.Host + path}
+	p.get("keyenv")
+	if err := p.unknown(); err != nil {
+		return o, err
+	}
+	var err error
+	o.Key, o.Credential, err = p.credentials()
+	return o, err
+}

@@ -1,0 +1,221 @@
+package eventgrid
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/crossbus/crossbus"
+)
+
+// Origin is the WebHook-Request-Origin Event Grid sends in the CloudEvents
+// abuse-protection handshake and with every CloudEvents delivery.
+const Origin = "eventgrid.azure.net"
+
+// DefaultMaxBodyBytes bounds a push request body. Event Grid batches are at
+// most 1 MiB; the margin covers other senders.
+const DefaultMaxBodyBytes = 4 << 20
+
+// WebhookOptions configure a Webhook. The zero value is valid.
+type WebhookOptions struct {
+	// Auth authenticates every request; nil accepts all. A request it
+	// refuses gets 401, which Event Grid does not retry.
+	Auth Authenticator
+	// AllowUnauthenticatedHandshake exempts the validation handshakes (the
+	// CloudEvents OPTIONS request and the Event Grid
+	// SubscriptionValidationEvent) from Auth, for secrets sent as delivery
+	// headers, which the handshake may not carry. Deliveries are still
+	// authenticated.
+	AllowUnauthenticatedHandshake bool
+	// AllowedOrigins are the WebHook-Request-Origin values the CloudEvents
+	// handshake grants (default: Event Grid's, "eventgrid.azure.net").
+	// "*" grants every origin.
+	AllowedOrigins []string
+	// AllowedRate is the WebHook-Allowed-Rate granted, in requests per
+	// minute (0 grants "*", no limit).
+	AllowedRate int
+	// MaxBodyBytes bounds a request body (default DefaultMaxBodyBytes);
+	// larger requests get 413.
+	MaxBodyBytes int64
+	// Concurrency is how many events of one batch are handled at once
+	// (default 1: one after another, in delivery order).
+	Concurrency int
+}
+
+// Webhook is the http.Handler for Event Grid webhook event subscriptions
+// (basic topics, system topics, domains and namespace push subscriptions).
+// It answers the validation handshakes, decodes each push (see DecodePush)
+// and runs every event through a crossbus.Endpoint, so filters, middleware,
+// idempotency, the retry policy and dead-lettering behave as for pulled
+// events. The attempt number is Event Grid's aeg-delivery-count header + 1.
+//
+// Responses, chosen for how Event Grid treats them:
+//
+//   - 200: every event was handled, filtered out, or (after a permanent
+//     failure or the last attempt) dead-lettered to the route's dead-letter
+//     topic and acknowledged;
+//   - 503 with Retry-After: at least one event is to be retried. Event Grid
+//     retries the whole request after 30 s or more, so the events of a
+//     batch that succeeded run again: make handlers idempotent (the
+//     idempotency middleware does) or set the subscription's max events per
+//     batch to 1;
+//   - 400: the payload does not decode (Event Grid dead-letters at once);
+//   - 401: authentication failed (not retried); 413: body too large.
+type Webhook struct {
+	ep   *crossbus.Endpoint
+	opts WebhookOptions
+}
+
+// NewWebhook returns a Webhook that delivers to ep (see Router.Endpoint and
+// Bus.NewEndpoint).
+func NewWebhook(ep *crossbus.Endpoint, opts WebhookOptions) (*Webhook, error) {
+	if ep == nil {
+		return nil, fmt.Errorf("%w: eventgrid: NewWebhook needs an endpoint", crossbus.ErrInvalidOption)
+	}
+	if opts.AllowedRate < 0 {
+		return nil, fmt.Errorf("%w: eventgrid: WebhookOptions.AllowedRate must not be negative, got %d", crossbus.ErrInvalidOption, opts.AllowedRate)
+	}
+	if opts.Concurrency < 0 {
+		return nil, fmt.Errorf("%w: eventgrid: WebhookOptions.Concurrency must not be negative, got %d", crossbus.ErrInvalidOption, opts.Concurrency)
+	}
+	if len(opts.AllowedOrigins) == 0 {
+		opts.AllowedOrigins = []string{Origin}
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.Concurrency == 0 {
+		opts.Concurrency = 1
+	}
+	return &Webhook{ep: ep, opts: opts}, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodOptions:
+		w.handshake(rw, r)
+	case http.MethodPost:
+		w.deliver(rw, r)
+	default:
+		rw.Header().Set("Allow", "POST, OPTIONS")
+		http.Error(rw, "Event Grid pushes with POST (and OPTIONS for the handshake)", http.StatusMethodNotAllowed)
+	}
+}
+
+func (w *Webhook) authenticate(rw http.ResponseWriter, r *http.Request) bool {
+	if w.opts.Auth == nil {
+		return true
+	}
+	if err := w.opts.Auth.Authenticate(r); err != nil {
+		rw.Header().Set("WWW-Authenticate", "Bearer")
+		http.Error(rw, "unauthorized", http.StatusUnauthorized)
+		return false
+	}
+	return true
+}
+
+// handshake answers the CloudEvents webhook abuse-protection request.
+func (w *Webhook) handshake(rw http.ResponseWriter, r *http.Request) {
+	if !w.opts.AllowUnauthenticatedHandshake && !w.authenticate(rw, r) {
+		return
+	}
+	origin := r.Header.Get("WebHook-Request-Origin")
+	if origin == "" {
+		rw.Header().Set("Allow", "POST, OPTIONS")
+		rw.WriteHeader(http.StatusOK)
+		return
+	}
+	if !slices.Contains(w.opts.AllowedOrigins, origin) && !slices.Contains(w.opts.AllowedOrigins, "*") {
+		http.Error(rw, "origin not allowed: "+origin, http.StatusForbidden)
+		return
+	}
+	rate := "*"
+	if w.opts.AllowedRate > 0 {
+		rate = strconv.Itoa(w.opts.AllowedRate)
+	}
+	rw.Header().Set("Allow", "POST, OPTIONS")
+	rw.Header().Set("WebHook-Allowed-Origin", origin)
+	rw.Header().Set("WebHook-Allowed-Rate", rate)
+	rw.WriteHeader(http.StatusOK)
+}
+
+func (w *Webhook) deliver(rw http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, w.opts.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			http.Error(rw, fmt.Sprintf("request body over %d bytes", w.opts.MaxBodyBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(rw, "cannot read request body", http.StatusBadRequest)
+		return
+	}
+	push, derr := DecodePush(r.Header, body)
+	isValidation := derr == nil && push.ValidationCode != ""
+	if !(isValidation && w.opts.AllowUnauthenticatedHandshake) && !w.authenticate(rw, r) {
+		return
+	}
+	if derr != nil {
+		http.Error(rw, derr.Error(), http.StatusBadRequest)
+		return
+	}
+	if isValidation {
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(map[string]string{"validationResponse": push.ValidationCode})
+		return
+	}
+	attempt := 1
+	if n, err := strconv.Atoi(r.Header.Get("aeg-delivery-count")); err == nil && n >= 0 {
+		attempt = n + 1
+	}
+	retry, delay := w.dispatch(r, push.Events, attempt)
+	if retry {
+		rw.Header().Set("Retry-After", strconv.Itoa(int((delay+time.Second-1)/time.Second)))
+		http.Error(rw, "retry later", http.StatusServiceUnavailable)
+		return
+	}
+	rw.WriteHeader(http.StatusOK)
+}
+
+// dispatch runs every event and reports whether any is to be retried, with
+// the longest delay the retry policy asked for.
+func (w *Webhook) dispatch(r *http.Request, events []*crossbus.Event, attempt int) (bool, time.Duration) {
+	var mu sync.Mutex
+	retry, delay := false, time.Duration(0)
+	one := func(ev *crossbus.Event) {
+		d := crossbus.NewPushDelivery(ev, attempt)
+		w.ep.Deliver(r.Context(), d)
+		o, dl := d.Outcome()
+		if o == crossbus.Acked {
+			return
+		}
+		mu.Lock()
+		retry, delay = true, max(delay, dl)
+		mu.Unlock()
+	}
+	if w.opts.Concurrency == 1 || len(events) == 1 {
+		for _, ev := range events {
+			one(ev)
+		}
+		return retry, delay
+	}
+	sem := make(chan struct{}, w.opts.Concurrency)
+	var wg sync.WaitGroup
+	for _, ev := range events {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			one(ev)
+		}()
+	}
+	wg.Wait()
+	return retry, delay
+}

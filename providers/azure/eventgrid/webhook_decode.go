@@ -1,0 +1,142 @@
+package eventgrid
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/crossbus/crossbus"
+)
+
+// Push is a decoded Event Grid push request.
+type Push struct {
+	// Events to dispatch, in delivery order.
+	Events []*crossbus.Event
+	// ValidationCode is set for an Event Grid schema subscription
+	// validation; the response must echo it.
+	ValidationCode string
+	// Ignored counts subscription lifecycle events (SubscriptionDeletedEvent)
+	// that are acknowledged without dispatch.
+	Ignored int
+}
+
+// DecodePush decodes the body of a push request in any form Event Grid (or
+// another CloudEvents sender) delivers:
+//
+//   - application/cloudevents+json: one CloudEvent, structured mode;
+//   - application/cloudevents-batch+json: a JSON array of CloudEvents;
+//   - ce-specversion header: one CloudEvent, binary mode (the CloudEvents
+//     HTTP binding; the CloudEvents SDK client's default);
+//   - application/json (or no content type): a JSON array of Event Grid
+//     schema events, or a single event or array in either schema, told apart
+//     by their members.
+//
+// An Event Grid SubscriptionValidationEvent yields ValidationCode and no
+// events. Every event must decode, or the whole push is refused: Event Grid
+// answers 400 by dead-lettering, which is what a payload that will never
+// decode deserves.
+func DecodePush(header http.Header, body []byte) (Push, error) {
+	ct := header.Get("Content-Type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	switch {
+	case mt == "application/cloudevents+json":
+		ev, err := DecodeCloudEvent(body)
+		if err != nil {
+			return Push{}, err
+		}
+		return Push{Events: []*crossbus.Event{ev}}, nil
+	case mt == "application/cloudevents-batch+json":
+		var raws []json.RawMessage
+		if err := json.Unmarshal(body, &raws); err != nil {
+			return Push{}, fmt.Errorf("eventgrid: %s body is not a JSON array: %w", mt, err)
+		}
+		return decodeAll(raws, DecodeCloudEvent)
+	case header.Get("ce-specversion") != "":
+		return decodeBinary(header, body)
+	case mt == "" || mt == "application/json" || mt == "text/json":
+		return decodeJSON(body)
+	}
+	return Push{}, fmt.Errorf("eventgrid: unsupported content type %q for an Event Grid push", ct)
+}
+
+func decodeBinary(header http.Header, body []byte) (Push, error) {
+	msg := cehttp.NewMessage(header, io.NopCloser(bytes.NewReader(body)))
+	ev, err := binding.ToEvent(context.Background(), msg)
+	if err != nil {
+		return Push{}, fmt.Errorf("eventgrid: decode binary-mode CloudEvent: %w", err)
+	}
+	if err := crossbus.Validate(ev); err != nil {
+		return Push{}, fmt.Errorf("eventgrid: decode binary-mode CloudEvent: %w", err)
+	}
+	normalizeTime(ev)
+	return Push{Events: []*crossbus.Event{ev}}, nil
+}
+
+func decodeJSON(body []byte) (Push, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return Push{}, fmt.Errorf("eventgrid: empty push body")
+	}
+	if !utf8.Valid(body) {
+		return Push{}, errNotUTF8
+	}
+	raws := []json.RawMessage{body}
+	if body[0] == '[' {
+		raws = nil
+		if err := json.Unmarshal(body, &raws); err != nil {
+			return Push{}, fmt.Errorf("eventgrid: push body is not a JSON array of events: %w", err)
+		}
+	}
+	var p Push
+	for i, raw := range raws {
+		var g eventGridEvent
+		if err := json.Unmarshal(raw, &g); err != nil {
+			return Push{}, fmt.Errorf("eventgrid: event %d: %w", i, err)
+		}
+		if g.SpecVersion == "" {
+			switch g.EventType {
+			case SubscriptionValidationEventType:
+				var d struct {
+					ValidationCode string `json:"validationCode"`
+				}
+				if err := json.Unmarshal(g.Data, &d); err != nil || d.ValidationCode == "" {
+					return Push{}, fmt.Errorf("eventgrid: event %d: subscription validation event without data.validationCode", i)
+				}
+				p.ValidationCode = d.ValidationCode
+				continue
+			case SubscriptionDeletedEventType:
+				p.Ignored++
+				continue
+			}
+		}
+		ev, err := g.decode(raw)
+		if err != nil {
+			return Push{}, fmt.Errorf("eventgrid: event %d: %w", i, err)
+		}
+		p.Events = append(p.Events, ev)
+	}
+	if p.ValidationCode != "" && len(p.Events) > 0 {
+		return Push{}, fmt.Errorf("eventgrid: a subscription validation event arrived together with %d other events", len(p.Events))
+	}
+	return p, nil
+}
+
+func decodeAll(raws []json.RawMessage, decode func([]byte) (*crossbus.Event, error)) (Push, error) {
+	p := Push{Events: make([]*crossbus.Event, 0, len(raws))}
+	for i, raw := range raws {
+		ev, err := decode(raw)
+		if err != nil {
+			return Push{}, fmt.Errorf("eventgrid: event %d: %w", i, err)
+		}
+		p.Events = append(p.Events, ev)
+	}
+	return p, nil
+}
