@@ -61,5 +61,9 @@ func (s *Subscription) heldDeliveries(dst []Delivery) []Delivery {
 	if s.cfg.ordered {
 		return s.sched.snapshot(dst)
 	}
-	return s.leases.snapshot(dst)
+	dst = s.leases.snapshot(dst)
+	if s.batch != nil { // events held for an in-place retry in a later batch
+		dst = s.batch.snapshotRetries(dst)
+	}
+	return dst
 }

@@ -20,6 +20,13 @@ type routeConfig struct {
 	filter          Filter
 	idem            *idempotencyConfig
 	middleware      []Middleware
+
+	// load controls (clock.go, ratelimit.go, breaker.go, batch.go)
+	clock        Clock
+	rateLimit    *rateLimitConfig
+	breaker      *BreakerPolicy
+	batch        *batchConfig
+	batchHandler BatchHandler // set by HandleBatch, SubscribeBatch, NewBatchEndpoint
 }
 
 func defaultRouteConfig() routeConfig {
@@ -37,6 +44,28 @@ func buildRouteConfig(opts []RouteOption) (routeConfig, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkKind reports options that do not fit the kind of handler: WithBatch
+// needs a batch handler; a batch handler cannot be ordered or wrapped in
+// per-event middleware.
+func (c *routeConfig) checkKind(batch bool) error {
+	if !batch {
+		if c.batch != nil {
+			return fmt.Errorf("%w: WithBatch needs a batch handler (Router.HandleBatch, Bus.SubscribeBatch, Bus.NewBatchEndpoint)", ErrInvalidOption)
+		}
+		return nil
+	}
+	if c.ordered {
+		return fmt.Errorf("%w: WithOrdering cannot be combined with a batch handler: a batch would mix keys and a failed event would let later events of its key overtake it; use Handle with WithOrdering", ErrInvalidOption)
+	}
+	if len(c.middleware) > 0 {
+		return fmt.Errorf("%w: WithMiddleware wraps per-event handlers and cannot wrap a batch handler", ErrInvalidOption)
+	}
+	if c.batch == nil {
+		c.batch = &batchConfig{maxCount: DefaultBatchCount, maxWait: DefaultBatchWait}
+	}
+	return nil
 }
 
 // WithConcurrency sets how many handlers of the route may run at once

@@ -171,7 +171,7 @@ func (s *Subscription) startOrdered() {
 		buf := make([]Delivery, s.cfg.concurrency*s.cfg.prefetch)
 		for {
 			s.sched.waitRoom()
-			n := s.receive(buf)
+			n := s.receiveGated(s.recvCtx, buf)
 			if n == 0 {
 				break
 			}

@@ -32,6 +32,9 @@ func (b *Bus) NewEndpoint(topic, subscription string, h Handler, opts ...RouteOp
 		return nil, fmt.Errorf("%w: nil handler for endpoint %q", ErrInvalidOption, subscription)
 	}
 	cfg, err := buildRouteConfig(opts)
+	if err == nil {
+		err = cfg.checkKind(false)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %q: %w", subscription, err)
 	}
@@ -48,22 +51,28 @@ func (b *Bus) newEndpoint(topic, subscription string, h Handler, cfg routeConfig
 	s := &Subscription{bus: b, topic: topic, name: subscription, cfg: cfg, log: b.log, push: true,
 		caps: Capabilities{DelayedRedelivery: true}, settleCtx: context.Background(),
 		done: make(chan struct{}), workersDone: make(chan struct{})}
-	s.handler = s.buildHandler(h)
+	if cfg.batchHandler == nil {
+		s.handler = s.buildHandler(h)
+	}
 	s.tel = b.tel.forSubscription(topic, subscription)
+	s.initControls()
 	s.recvCtx, s.stopRecv = context.WithCancel(context.Background())
 	s.handlerCtx, s.abort = s.recvCtx, s.stopRecv
 	return &Endpoint{s: s}, nil
 }
 
-// Endpoint returns an Endpoint for a route registered with Handle, with the
-// router's middleware, for serving that route from a push adapter.
+// Endpoint returns an Endpoint for a route registered with Handle (with the
+// router's middleware) or HandleBatch, for serving that route from a push
+// adapter.
 func (r *Router) Endpoint(topic, subscription string) (*Endpoint, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, rt := range r.routes {
 		if rt.topic == topic && rt.subscription == subscription {
 			cfg := rt.cfg
-			cfg.middleware = append(append([]Middleware(nil), r.mw...), cfg.middleware...)
+			if cfg.batchHandler == nil {
+				cfg.middleware = append(append([]Middleware(nil), r.mw...), cfg.middleware...)
+			}
 			return r.bus.newEndpoint(topic, subscription, rt.handler, cfg)
 		}
 	}
@@ -71,8 +80,17 @@ func (r *Router) Endpoint(topic, subscription string) (*Endpoint, error) {
 }
 
 // Deliver runs the pipeline for one pushed delivery and settles it before
-// returning. Handlers get a context derived from ctx (the request's).
+// returning. Handlers get a context derived from ctx (the request's). On a
+// batch endpoint it is DeliverBatch of one delivery.
 func (ep *Endpoint) Deliver(ctx context.Context, d Delivery) {
+	if ep.s.cfg.batchHandler != nil {
+		ep.DeliverBatch(ctx, []Delivery{d})
+		return
+	}
+	if !ep.s.pushRateLimit(ctx, 1) {
+		ep.s.nack(d, 0)
+		return
+	}
 	ep.s.process(ctx, d)
 }
 

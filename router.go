@@ -25,8 +25,9 @@ type Router struct {
 
 type route struct {
 	topic, subscription string
-	handler             Handler
+	handler             Handler // nil for batch routes (cfg.batchHandler)
 	cfg                 routeConfig
+	sub                 *Subscription // while the router runs
 }
 
 // NewRouter returns a Router that consumes from bus.
@@ -43,6 +44,7 @@ func (r *Router) Ready() <-chan struct{} {
 }
 
 // Use adds middleware around every route's handler. Call it before Run.
+// Batch routes (HandleBatch) are not wrapped: their handler takes a batch.
 func (r *Router) Use(mw ...Middleware) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -56,12 +58,19 @@ func (r *Router) Handle(topic, subscription string, h Handler, opts ...RouteOpti
 	if h == nil {
 		return fmt.Errorf("%w: nil handler for subscription %q", ErrInvalidOption, subscription)
 	}
-	if topic == "" || subscription == "" {
-		return fmt.Errorf("%w: a route needs a topic and a subscription name (got %q, %q)", ErrInvalidOption, topic, subscription)
-	}
 	cfg, err := buildRouteConfig(opts)
+	if err == nil {
+		err = cfg.checkKind(false)
+	}
 	if err != nil {
 		return fmt.Errorf("route %q: %w", subscription, err)
+	}
+	return r.add(topic, subscription, h, cfg)
+}
+
+func (r *Router) add(topic, subscription string, h Handler, cfg routeConfig) error {
+	if topic == "" || subscription == "" {
+		return fmt.Errorf("%w: a route needs a topic and a subscription name (got %q, %q)", ErrInvalidOption, topic, subscription)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -75,6 +84,23 @@ func (r *Router) Handle(topic, subscription string, h Handler, opts ...RouteOpti
 	r.names[key] = true
 	r.routes = append(r.routes, &route{topic: topic, subscription: subscription, handler: h, cfg: cfg})
 	return nil
+}
+
+// BreakerState returns the state of the circuit breaker of a running route,
+// and false when the route is unknown, not running, or has no breaker.
+func (r *Router) BreakerState(topic, subscription string) (BreakerState, bool) {
+	r.mu.Lock()
+	var s *Subscription
+	for _, rt := range r.routes {
+		if rt.topic == topic && rt.subscription == subscription {
+			s = rt.sub
+		}
+	}
+	r.mu.Unlock()
+	if s == nil || s.breaker == nil {
+		return BreakerClosed, false
+	}
+	return s.breaker.State(), true
 }
 
 // Run subscribes every route and blocks until ctx is done; then it stops
@@ -100,19 +126,27 @@ func (r *Router) Run(ctx context.Context) error {
 		r.mu.Lock()
 		r.running = false
 		r.ready = make(chan struct{}) // a later Run signals afresh
+		for _, rt := range routes {
+			rt.sub = nil
+		}
 		r.mu.Unlock()
 	}()
 
 	subs := make([]*Subscription, 0, len(routes))
 	for _, rt := range routes {
 		cfg := rt.cfg
-		cfg.middleware = append(append([]Middleware(nil), mw...), cfg.middleware...)
+		if cfg.batchHandler == nil { // per-event middleware cannot wrap a batch handler
+			cfg.middleware = append(append([]Middleware(nil), mw...), cfg.middleware...)
+		}
 		s, err := r.bus.subscribe(ctx, rt.topic, rt.subscription, rt.handler, cfg)
 		if err != nil {
 			closeAll(context.WithoutCancel(ctx), subs)
 			return fmt.Errorf("crossbus: router: %w", err)
 		}
 		subs = append(subs, s)
+		r.mu.Lock()
+		rt.sub = s
+		r.mu.Unlock()
 	}
 	close(ready)
 	<-ctx.Done()

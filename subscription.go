@@ -41,6 +41,12 @@ type Subscription struct {
 	done        chan struct{}
 	push        bool // an Endpoint: the platform retries, never in place
 	tel         *subTelemetry
+
+	// load controls
+	clock   Clock
+	limiter *RateLimiter
+	breaker *breaker
+	batch   *batchState // batch routes
 }
 
 // Subscribe starts consuming subscription of topic with h. It returns once the
@@ -54,6 +60,9 @@ func (b *Bus) Subscribe(ctx context.Context, topic, subscription string, h Handl
 		return nil, fmt.Errorf("%w: subscribe needs a topic and a subscription name (got %q, %q)", ErrInvalidOption, topic, subscription)
 	}
 	cfg, err := buildRouteConfig(opts)
+	if err == nil {
+		err = cfg.checkKind(false)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("subscription %q: %w", subscription, err)
 	}
@@ -65,7 +74,7 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 		return nil, fmt.Errorf("crossbus: subscribe %q: %w", name, ErrClosed)
 	}
 	spec := SubscriptionSpec{Topic: topic, Name: name, Ordered: cfg.ordered, AckDeadline: cfg.ackDeadline,
-		MaxAttempts: cfg.retry.MaxAttempts, DeadLetterTopic: cfg.deadLetterTopic}
+		MaxAttempts: cfg.retry.MaxAttempts, DeadLetterTopic: cfg.deadLetterTopic, Filter: cfg.filter}
 	recv, err := b.p.Subscribe(ctx, spec)
 	if err != nil {
 		return nil, fmt.Errorf("crossbus: subscribe %q to topic %q: %w", name, topic, err)
@@ -84,10 +93,16 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	}
 	s := &Subscription{bus: b, topic: topic, name: name, cfg: cfg, caps: caps, recv: recv, log: b.log,
 		done: make(chan struct{}), workersDone: make(chan struct{})}
-	s.handler = s.buildHandler(h)
+	if cfg.batchHandler == nil {
+		s.handler = s.buildHandler(h)
+	}
 	s.tel = b.tel.forSubscription(topic, name)
+	s.initControls()
 	s.recvCtx, s.stopRecv = context.WithCancel(context.WithoutCancel(ctx))
 	s.handlerCtx, s.abort = context.WithCancel(context.WithoutCancel(ctx))
+	// Handlers (and middleware that waits, like Resequence) can see that the
+	// subscription stops receiving, without a per-event allocation.
+	s.handlerCtx = context.WithValue(s.handlerCtx, stoppingKey{}, s.recvCtx.Done())
 	s.settleCtx = context.WithoutCancel(ctx)
 
 	b.mu.Lock()
@@ -99,9 +114,12 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
 
-	if cfg.ordered {
+	switch {
+	case cfg.batchHandler != nil:
+		s.startBatch()
+	case cfg.ordered:
 		s.startOrdered()
-	} else {
+	default:
 		s.leases.init(cfg.concurrency)
 		for i := 0; i < cfg.concurrency; i++ {
 			s.wg.Add(1)
@@ -174,41 +192,32 @@ func (s *Subscription) Close(ctx context.Context) error {
 
 func (s *Subscription) stopping() bool { return s.recvCtx.Err() != nil }
 
-// receive fills buf, retrying transient receive errors with backoff. It
-// returns 0 when the subscription is stopping.
-func (s *Subscription) receive(buf []Delivery) int {
+// receiveCtx fills buf, retrying transient receive errors with backoff. It
+// returns 0 once ctx (recvCtx or derived from it) ends or the subscription
+// stops.
+func (s *Subscription) receiveCtx(ctx context.Context, buf []Delivery) int {
 	failures := 0
 	for {
-		n, err := s.recv.Receive(s.recvCtx, buf)
+		n, err := s.recv.Receive(ctx, buf)
 		if err == nil {
 			return n
 		}
-		if s.stopping() || errors.Is(err, ErrClosed) {
+		if ctx.Err() != nil || s.stopping() || errors.Is(err, ErrClosed) {
 			return 0
 		}
 		failures++
 		d := s.cfg.retry.Backoff(min(failures, 10))
 		s.log.Error("crossbus: receive failed", "subscription", s.name, "error", err, "retryIn", d)
-		if !s.sleep(d) {
+		if !sleepCtx(ctx, s.clock, d) {
 			return 0
 		}
 	}
 }
 
-// sleep waits d or until the subscription stops; it reports whether the
-// whole delay passed.
+// sleep waits d on the route's clock or until the subscription stops; it
+// reports whether the whole delay passed.
 func (s *Subscription) sleep(d time.Duration) bool {
-	if d <= 0 {
-		return !s.stopping()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.recvCtx.Done():
-		return false
-	}
+	return sleepCtx(s.recvCtx, s.clock, d)
 }
 
 // worker runs an unordered subscription's loop: take a batch, handle it.
@@ -216,7 +225,7 @@ func (s *Subscription) worker(slot int) {
 	defer s.wg.Done()
 	buf := make([]Delivery, s.cfg.prefetch)
 	for {
-		n := s.receive(buf)
+		n := s.receiveGated(s.recvCtx, buf)
 		if n == 0 {
 			return
 		}
@@ -262,10 +271,15 @@ func (s *Subscription) process(hctx context.Context, d Delivery) {
 func (s *Subscription) attempts(ctx context.Context, span trace.Span, d Delivery, e *Event, attempt int) error {
 	tel := s.tel
 	for {
+		permit, admitted := s.admit(d)
+		if !admitted {
+			return errBreakerOpen
+		}
 		start := time.Now()
 		tel.t.inFlight.Add(ctx, 1, tel.addBase...)
 		err := s.invoke(ctx, e, attempt)
 		tel.t.inFlight.Add(ctx, -1, tel.addBase...)
+		s.recordOutcome(ctx, permit, err)
 		if err == nil {
 			tel.handledOK(ctx, time.Since(start))
 			s.ack(d)

@@ -37,6 +37,7 @@ func main() {
 // how many spans were exported. The spans go to spansOut as JSON; the story
 // goes to out.
 func run(ctx context.Context, spansOut, out io.Writer) (int, error) {
+	out = &lockedWriter{w: out} // handlers of the three routes print concurrently
 	exp, err := stdouttrace.New(stdouttrace.WithWriter(spansOut), stdouttrace.WithPrettyPrint())
 	if err != nil {
 		return 0, err
@@ -112,6 +113,17 @@ func run(ctx context.Context, spansOut, out io.Writer) (int, error) {
 		return 0, err
 	}
 	return int(counter.n.Load()), nil
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 type countingExporter struct {

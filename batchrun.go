@@ -1,0 +1,247 @@
+package crossbus
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// A batch route runs one collector and cfg.concurrency batch workers. The
+// collector waits for the breaker to be closed or half-open, receives (as
+// the rate limiter allows) until the batch holds maxCount events or maxWait
+// has passed since its first event, and hands the batch to a free worker,
+// waiting while every worker is busy, so at most concurrency+1 batches are
+// held. Every held delivery — forming, handed over, running, or waiting for
+// an in-place retry — is in the lease set, so its lease is extended.
+
+// batch is a set of deliveries handled by one HandleBatch call.
+type batch struct {
+	ds       []Delivery
+	attempts []int
+}
+
+func (b *batch) add(d Delivery, attempt int) {
+	b.ds = append(b.ds, d)
+	b.attempts = append(b.attempts, attempt)
+}
+
+func (b *batch) len() int { return len(b.ds) }
+
+// heldRetry is a failed delivery kept for a later batch, for providers that
+// cannot delay a redelivery.
+type heldRetry struct {
+	d       Delivery
+	attempt int
+	due     time.Time
+}
+
+// batchState is a batch route's shared state.
+type batchState struct {
+	handoff chan batch
+
+	mu      sync.Mutex
+	retries []heldRetry
+	wake    context.CancelFunc // interrupts the collector's wait for a first event
+}
+
+func (b *batchState) setWake(f context.CancelFunc) {
+	b.mu.Lock()
+	b.wake = f
+	b.mu.Unlock()
+}
+
+func (b *batchState) addRetry(r heldRetry) {
+	b.mu.Lock()
+	b.retries = append(b.retries, r)
+	wake := b.wake
+	b.mu.Unlock()
+	if wake != nil {
+		wake()
+	}
+}
+
+// takeDue moves retries due by now into dst (up to max events in dst) and
+// returns the earliest due time of those left (zero when none).
+func (b *batchState) takeDue(now time.Time, dst *batch, max int) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var next time.Time
+	kept := b.retries[:0]
+	for _, r := range b.retries {
+		if !r.due.After(now) && dst.len() < max {
+			dst.add(r.d, r.attempt)
+			continue
+		}
+		if next.IsZero() || r.due.Before(next) {
+			next = r.due
+		}
+		kept = append(kept, r)
+	}
+	clear(b.retries[len(kept):])
+	b.retries = kept
+	return next
+}
+
+func (b *batchState) snapshotRetries(dst []Delivery) []Delivery {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.retries {
+		dst = append(dst, r.d)
+	}
+	return dst
+}
+
+func (b *batchState) drainRetries() []Delivery {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]Delivery, 0, len(b.retries))
+	for _, r := range b.retries {
+		out = append(out, r.d)
+	}
+	b.retries = nil
+	return out
+}
+
+// startBatch starts the collector and the batch workers. Lease slot 0 is the
+// forming batch, slots 1..concurrency the workers'.
+func (s *Subscription) startBatch() {
+	s.batch = &batchState{handoff: make(chan batch)}
+	s.leases.init(s.cfg.concurrency + 1)
+	var workers sync.WaitGroup
+	for i := 1; i <= s.cfg.concurrency; i++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for b := range s.batch.handoff {
+				s.leases.hold(i, b.ds)
+				s.runBatch(s.handlerCtx, b)
+				s.leases.hold(i, nil)
+			}
+		}()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.collectBatches()
+		close(s.batch.handoff)
+		workers.Wait()
+		s.returnAll(s.batch.drainRetries())
+	}()
+}
+
+// collectBatches forms batches until the subscription stops.
+func (s *Subscription) collectBatches() {
+	maxN, maxWait := s.cfg.batch.maxCount, s.cfg.batch.maxWait
+	scratch := make([]Delivery, maxN)
+	for {
+		if s.breaker != nil && s.breaker.waitNotOpen(s.recvCtx) != nil {
+			return
+		}
+		b := batch{ds: make([]Delivery, 0, maxN), attempts: make([]int, 0, maxN)}
+		if !s.firstOfBatch(&b, scratch) {
+			s.returnAll(b.ds)
+			return
+		}
+		// Fill until full or maxWait after the first event.
+		if maxWait > 0 && b.len() < maxN {
+			ctx, cancel := withClockDeadline(s.recvCtx, s.clock, maxWait)
+			for b.len() < maxN {
+				n := s.receiveGatedBatch(ctx, scratch[:maxN-b.len()])
+				if n == 0 {
+					break
+				}
+				s.addReceived(&b, scratch[:n])
+			}
+			cancel()
+		}
+		s.leases.hold(0, b.ds)
+		select {
+		case s.batch.handoff <- b:
+			s.leases.hold(0, nil)
+		case <-s.recvCtx.Done():
+			s.leases.hold(0, nil)
+			s.returnAll(b.ds)
+			return
+		}
+		if s.stopping() {
+			return
+		}
+	}
+}
+
+// firstOfBatch waits for the first events of a batch: retries that fall
+// due, or events from the provider. It reports false when stopping.
+func (s *Subscription) firstOfBatch(b *batch, scratch []Delivery) bool {
+	maxN := len(scratch)
+	for b.len() == 0 { // (events the filter skips do not count)
+		if !s.holdsRetries() { // the common case: no retries to wait for
+			n := s.receiveGatedBatch(s.recvCtx, scratch)
+			s.addReceived(b, scratch[:n])
+			if n == 0 && s.stopping() {
+				return false
+			}
+			continue
+		}
+		// Register the wake-up before looking at the retries, so a retry
+		// added from now on interrupts the wait below.
+		ctx, cancel := context.WithCancel(s.recvCtx)
+		s.batch.setWake(cancel)
+		now := s.clock.Now()
+		next := s.batch.takeDue(now, b, maxN)
+		if b.len() > 0 {
+			s.batch.setWake(nil)
+			cancel()
+			break
+		}
+		var t Timer
+		if !next.IsZero() {
+			t = s.clock.AfterFunc(next.Sub(now), cancel)
+		}
+		n := s.receiveGatedBatch(ctx, scratch)
+		s.batch.setWake(nil)
+		if t != nil {
+			t.Stop()
+		}
+		cancel()
+		s.addReceived(b, scratch[:n])
+		if n == 0 && s.stopping() {
+			return false
+		}
+	}
+	s.leases.hold(0, b.ds)
+	return true
+}
+
+// holdsRetries reports whether failed events may be held for a later batch:
+// when the provider cannot delay a redelivery (long enough).
+func (s *Subscription) holdsRetries() bool {
+	return !s.caps.DelayedRedelivery || s.caps.MaxRedeliveryDelay > 0
+}
+
+// receiveGatedBatch is receiveGated without the breaker's per-receive budget:
+// a batch route's breaker admits whole batches (see collectBatches).
+func (s *Subscription) receiveGatedBatch(ctx context.Context, buf []Delivery) int {
+	if s.limiter == nil {
+		return s.receiveCtx(ctx, buf)
+	}
+	r, err := s.limiter.Reserve(ctx, len(buf))
+	if err != nil {
+		return 0
+	}
+	got := s.receiveCtx(ctx, buf[:r.Tokens()])
+	r.Finish(got)
+	return got
+}
+
+// addReceived adds received deliveries to b, acking those the filter skips.
+func (s *Subscription) addReceived(b *batch, ds []Delivery) {
+	for i, d := range ds {
+		ds[i] = nil
+		if s.cfg.filter != nil && !s.cfg.filter.Match(d.Event()) {
+			s.ack(d)
+			continue
+		}
+		b.add(d, max(d.Attempt(), 1))
+	}
+	s.leases.hold(0, b.ds)
+}

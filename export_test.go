@@ -1,0 +1,55 @@
+package crossbus
+
+import (
+	"context"
+	"time"
+)
+
+// TestBreaker exposes the circuit breaker's state machine to the external
+// tests, which drive it with a fake clock.
+type TestBreaker struct{ b *breaker }
+
+// TestPermit is a breaker admission.
+type TestPermit struct{ p breakerPermit }
+
+// Probe reports whether the permit is a half-open probe.
+func (p TestPermit) Probe() bool { return p.p.probe }
+
+func NewTestBreaker(p BreakerPolicy, c Clock, onChange func(BreakerStateChange)) (*TestBreaker, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &TestBreaker{newBreaker(p, c, "topic", "sub", onChange)}, nil
+}
+
+func (t *TestBreaker) State() BreakerState { return t.b.State() }
+
+func (t *TestBreaker) Admit(ctx context.Context) (TestPermit, error) {
+	p, err := t.b.admit(ctx)
+	return TestPermit{p}, err
+}
+
+func (t *TestBreaker) AdmitNow() (TestPermit, time.Duration, bool) {
+	p, d, ok := t.b.admitNow()
+	return TestPermit{p}, d, ok
+}
+
+func (t *TestBreaker) ReceiveBudget(ctx context.Context, max int) (int, error) {
+	return t.b.receiveBudget(ctx, max)
+}
+
+// Record reports one handler call's error (nil for success).
+func (t *TestBreaker) Record(p TestPermit, err error) {
+	failed, counted := t.b.classify(err)
+	switch {
+	case !counted:
+		t.b.record(p.p, 0, 0)
+	case failed:
+		t.b.record(p.p, 0, 1)
+	default:
+		t.b.record(p.p, 1, 0)
+	}
+}
+
+// RecordCounts reports a batch call's outcomes.
+func (t *TestBreaker) RecordCounts(p TestPermit, ok, failed int) { t.b.record(p.p, ok, failed) }
