@@ -1,0 +1,356 @@
+package servicebus
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/crossbus/crossbus"
+)
+
+// Application property prefixes of the CloudEvents AMQP binding. Messages
+// are written with PropertyPrefix; both are read.
+const (
+	// PropertyPrefix is written before every CloudEvents attribute name.
+	PropertyPrefix = "cloudEvents_"
+	// PropertyPrefixColon is the binding's other prefix, accepted on read.
+	PropertyPrefixColon = "cloudEvents:"
+
+	// ForeignEventType is the type given to messages that carry no
+	// CloudEvents attributes (see EventFromMessage).
+	ForeignEventType = "com.microsoft.servicebus.message"
+
+	structuredPrefix = "application/cloudevents"
+)
+
+// MessageFromEvent maps an event to a Service Bus message in the CloudEvents
+// AMQP binding's binary mode: data in the body, datacontenttype as
+// ContentType, every other attribute as an application property named with
+// PropertyPrefix. MessageID is the event id (so Service Bus duplicate
+// detection recognises a re-published event), SessionID the partitionkey
+// extension (so session-enabled entities keep per-key order), and Subject
+// the event's subject.
+func MessageFromEvent(e *crossbus.Event) (*azservicebus.Message, error) {
+	return messageFromEvent(e, PropertyPrefix)
+}
+
+func messageFromEvent(e *crossbus.Event, prefix string) (*azservicebus.Message, error) {
+	ctx, ok := e.Context.(*event.EventContextV1)
+	if !ok || ctx == nil {
+		return nil, fmt.Errorf("servicebus: event %q is not a CloudEvents 1.0 event", e.ID())
+	}
+	props := make(map[string]any, 6+len(ctx.Extensions))
+	props[prefix+"specversion"] = event.CloudEventsVersionV1
+	props[prefix+"id"] = ctx.ID
+	props[prefix+"source"] = ctx.Source.String()
+	props[prefix+"type"] = ctx.Type
+	m := &azservicebus.Message{ApplicationProperties: props, Body: e.DataEncoded}
+	id := ctx.ID
+	m.MessageID = &id
+	if ctx.Subject != nil {
+		props[prefix+"subject"] = *ctx.Subject
+		m.Subject = ctx.Subject
+	}
+	if ctx.Time != nil {
+		props[prefix+"time"] = types.FormatTime(ctx.Time.Time)
+	}
+	if ctx.DataSchema != nil {
+		props[prefix+"dataschema"] = ctx.DataSchema.String()
+	}
+	if ctx.DataContentType != nil {
+		ct := *ctx.DataContentType
+		m.ContentType = &ct
+	}
+	for name, v := range ctx.Extensions {
+		pv, err := propertyValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("servicebus: event %q extension %q: %w", ctx.ID, name, err)
+		}
+		props[prefix+name] = pv
+	}
+	if key, ok := ctx.Extensions[crossbus.ExtPartitionKey].(string); ok && key != "" {
+		m.SessionID = &key
+	}
+	return m, nil
+}
+
+// propertyValue is an attribute value in its AMQP form: booleans, integers
+// (as long), strings and binary natively; URIs and timestamps as their
+// canonical strings, which keeps a timestamp's full precision.
+func propertyValue(v any) (any, error) {
+	switch x := v.(type) {
+	case string, bool, []byte:
+		return x, nil
+	case int32:
+		return int64(x), nil
+	case types.Timestamp:
+		return types.FormatTime(x.Time), nil
+	case time.Time:
+		return types.FormatTime(x), nil
+	}
+	s, err := types.Format(v)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// EventFromMessage maps a received message to an event. path is the entity
+// the message was sent to (a queue or topic name), used for messages that
+// are not CloudEvents.
+//
+// A message is read in the AMQP binding's structured mode when its
+// ContentType starts with "application/cloudevents" (the body is the JSON
+// event), and in binary mode when it has application properties prefixed
+// "cloudEvents_" or "cloudEvents:" (missing id taken from MessageID).
+// Any other message becomes an event by this rule: id = MessageID (or
+// "<path>/<sequence number>" when empty), source = "/" + path, type =
+// ForeignEventType, time = EnqueuedTime, subject = Subject, datacontenttype
+// = ContentType, data = the body, partitionkey = SessionID, and each
+// application property whose name is a valid extension name (lower-case
+// letters and digits) and whose value has a CloudEvents type becomes an
+// extension.
+func EventFromMessage(m *azservicebus.ReceivedMessage, path string) (*crossbus.Event, error) {
+	if m.ContentType != nil && strings.HasPrefix(strings.ToLower(*m.ContentType), structuredPrefix) {
+		return structuredEvent(m)
+	}
+	ctx := &event.EventContextV1{}
+	binding := false
+	var errs []error
+	for k, v := range m.ApplicationProperties {
+		name, ok := attributeName(k)
+		if !ok {
+			continue
+		}
+		binding = true
+		if err := setAttribute(ctx, name, v); err != nil {
+			errs = append(errs, fmt.Errorf("application property %q: %w", k, err))
+		}
+	}
+	if !binding {
+		return foreignEvent(m, path)
+	}
+	if ctx.ID == "" {
+		ctx.ID = m.MessageID
+	}
+	if m.ContentType != nil && *m.ContentType != "" {
+		ct := *m.ContentType
+		ctx.DataContentType = &ct
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("servicebus: message %q: %w", m.MessageID, errors.Join(errs...))
+	}
+	e := event.Event{Context: ctx}
+	setBody(&e, m.Body, ctx.DataContentType)
+	if err := crossbus.Validate(&e); err != nil {
+		return nil, fmt.Errorf("servicebus: message %q: %w", m.MessageID, err)
+	}
+	return &e, nil
+}
+
+// attributeName strips a binding prefix (case-insensitively) from an
+// application property name.
+func attributeName(k string) (string, bool) {
+	if len(k) <= len(PropertyPrefix) || !strings.EqualFold(k[:len("cloudEvents")], "cloudEvents") {
+		return "", false
+	}
+	if sep := k[len("cloudEvents")]; sep != '_' && sep != ':' {
+		return "", false
+	}
+	return strings.ToLower(k[len(PropertyPrefix):]), true
+}
+
+// setAttribute sets one context attribute from its AMQP or string form.
+func setAttribute(ctx *event.EventContextV1, name string, v any) error {
+	str := func() (string, error) {
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case nil:
+			return "", errors.New("is null")
+		}
+		return fmt.Sprint(v), nil
+	}
+	switch name {
+	case "specversion":
+		s, err := str()
+		if err == nil && s != event.CloudEventsVersionV1 {
+			err = fmt.Errorf("specversion %q is not supported (want %q)", s, event.CloudEventsVersionV1)
+		}
+		return err
+	case "id":
+		s, err := str()
+		ctx.ID = s
+		return err
+	case "source":
+		s, err := str()
+		if err != nil {
+			return err
+		}
+		u, perr := url.Parse(s)
+		if perr != nil {
+			return fmt.Errorf("source %q is not a URI reference: %w", s, perr)
+		}
+		ctx.Source = types.URIRef{URL: *u}
+		return nil
+	case "type":
+		s, err := str()
+		ctx.Type = s
+		return err
+	case "subject":
+		s, err := str()
+		ctx.Subject = &s
+		return err
+	case "dataschema":
+		s, err := str()
+		if err != nil {
+			return err
+		}
+		u, perr := url.Parse(s)
+		if perr != nil {
+			return fmt.Errorf("dataschema %q is not a URI: %w", s, perr)
+		}
+		ctx.DataSchema = &types.URI{URL: *u}
+		return nil
+	case "time":
+		switch x := v.(type) {
+		case time.Time:
+			ctx.Time = &types.Timestamp{Time: x.UTC()}
+			return nil
+		case string:
+			t, err := types.ParseTime(x)
+			if err != nil {
+				return err
+			}
+			ctx.Time = &types.Timestamp{Time: t}
+			return nil
+		}
+		return fmt.Errorf("time has type %T", v)
+	case "datacontenttype":
+		s, err := str()
+		ctx.DataContentType = &s
+		return err
+	}
+	ev, err := extensionValue(v)
+	if err != nil {
+		return err
+	}
+	return ctx.SetExtension(name, ev)
+}
+
+// extensionValue converts an AMQP property value to a CloudEvents one.
+func extensionValue(v any) (any, error) {
+	switch x := v.(type) {
+	case string, bool, []byte, int32:
+		return x, nil
+	case int64:
+		if x < math.MinInt32 || x > math.MaxInt32 {
+			return strconv.FormatInt(x, 10), nil
+		}
+		return int32(x), nil
+	case int8, int16, uint8, uint16, uint32, uint64, int, float32, float64:
+		if iv, err := types.Validate(x); err == nil {
+			return iv, nil
+		}
+		return fmt.Sprint(x), nil
+	case time.Time:
+		return types.Timestamp{Time: x.UTC()}, nil
+	case nil:
+		return nil, errors.New("is null")
+	}
+	return fmt.Sprint(v), nil
+}
+
+// setBody sets data from the message body.
+func setBody(e *crossbus.Event, body []byte, contentType *string) {
+	if len(body) == 0 && contentType == nil {
+		return
+	}
+	e.DataEncoded = body
+	e.DataBase64 = contentType != nil && !textual(*contentType)
+}
+
+func textual(ct string) bool {
+	ct = strings.ToLower(ct)
+	return strings.HasPrefix(ct, "text/") || strings.Contains(ct, "json") || strings.Contains(ct, "xml")
+}
+
+func structuredEvent(m *azservicebus.ReceivedMessage) (*crossbus.Event, error) {
+	var e event.Event
+	if err := json.Unmarshal(m.Body, &e); err != nil {
+		return nil, fmt.Errorf("servicebus: message %q: structured CloudEvent: %w", m.MessageID, err)
+	}
+	if err := crossbus.Validate(&e); err != nil {
+		return nil, fmt.Errorf("servicebus: message %q: %w", m.MessageID, err)
+	}
+	return &e, nil
+}
+
+// foreignEvent applies the documented rule to a message that is not a
+// CloudEvent; it never fails.
+func foreignEvent(m *azservicebus.ReceivedMessage, path string) (*crossbus.Event, error) {
+	ctx := &event.EventContextV1{ID: m.MessageID, Type: ForeignEventType}
+	if ctx.ID == "" {
+		seq := int64(0)
+		if m.SequenceNumber != nil {
+			seq = *m.SequenceNumber
+		}
+		ctx.ID = path + "/" + strconv.FormatInt(seq, 10)
+	}
+	src, err := url.Parse("/" + strings.TrimPrefix(path, "/"))
+	if err != nil || path == "" {
+		src = &url.URL{Path: "/servicebus"}
+	}
+	ctx.Source = types.URIRef{URL: *src}
+	if m.EnqueuedTime != nil {
+		ctx.Time = &types.Timestamp{Time: m.EnqueuedTime.UTC()}
+	}
+	if m.Subject != nil && strings.TrimSpace(*m.Subject) != "" {
+		s := *m.Subject
+		ctx.Subject = &s
+	}
+	if m.ContentType != nil && *m.ContentType != "" {
+		ct := *m.ContentType
+		ctx.DataContentType = &ct
+	}
+	for k, v := range m.ApplicationProperties {
+		if !validExtensionName(k) || k == "data" || k == "data_base64" {
+			continue
+		}
+		if ev, err := extensionValue(v); err == nil {
+			_ = ctx.SetExtension(k, ev) // context attribute names are refused: fine
+		}
+	}
+	if m.SessionID != nil && *m.SessionID != "" {
+		_ = ctx.SetExtension(crossbus.ExtPartitionKey, *m.SessionID)
+	}
+	e := event.Event{Context: ctx}
+	setBody(&e, m.Body, ctx.DataContentType)
+	if ctx.DataContentType != nil && crossbus.Validate(&e) != nil {
+		ctx.DataContentType = nil // not a media type: keep the event valid, the data as is
+		e.DataBase64 = len(e.DataEncoded) > 0
+	}
+	return &e, nil
+}
+
+func validExtensionName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,225 @@
+package servicebus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/go-amqp"
+
+	"github.com/crossbus/crossbus"
+)
+
+// maxReceive is the SDK's limit on messages per ReceiveMessages call.
+const maxReceive = 5000
+
+// Subscribe opens a peek-lock receiver on the subscription spec.Name of
+// topic spec.Topic, or on the queue spec.Topic when it is one of
+// Options.Queues. Ordered subscriptions, and any subscription whose entity
+// requires sessions, receive through sessions (see the package
+// documentation).
+func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+	if p.closed.Load() {
+		return nil, fmt.Errorf("servicebus: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
+	}
+	ent := p.entity(spec.Topic, spec.Name)
+	if spec.Ordered {
+		return p.subscribeSessions(ctx, ent, true)
+	}
+	r, err := p.openReceiver(ctx, ent, false)
+	if err != nil && requiresSessions(err) {
+		return p.subscribeSessions(ctx, ent, false)
+	}
+	return r, err
+}
+
+// SubscribeDeadLetters opens a receiver on the dead-letter sub-queue of a
+// subscription (or of a queue). Each event carries crossbus's dead-letter
+// extensions (crossbus.DeadLetterInfoOf): those the provider wrote when it
+// dead-lettered the message, or, for messages Service Bus dead-lettered
+// itself (MaxDeliveryCountExceeded, TTLExpiredException, ...), ones made
+// from DeadLetterReason, DeadLetterErrorDescription and the delivery count.
+func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (crossbus.Receiver, error) {
+	if p.closed.Load() {
+		return nil, fmt.Errorf("servicebus: subscribe dead letters of %q: %w", subscription, crossbus.ErrClosed)
+	}
+	return p.openReceiver(ctx, p.entity(topic, subscription), true)
+}
+
+// openReceiver attaches a session-less receiver; a cheap peek proves the
+// entity exists.
+func (p *Provider) openReceiver(ctx context.Context, ent entity, dead bool) (*receiver, error) {
+	var opts *azservicebus.ReceiverOptions
+	if dead {
+		opts = &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter}
+	}
+	var sb *azservicebus.Receiver
+	var err error
+	if ent.queue {
+		sb, err = p.client.NewReceiverForQueue(ent.topic, opts)
+	} else {
+		sb, err = p.client.NewReceiverForSubscription(ent.topic, ent.sub, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("servicebus: receiver for %q: %w", ent.path(), err)
+	}
+	if _, err := sb.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: ptr(int64(math.MaxInt64))}); err != nil {
+		_ = sb.Close(context.WithoutCancel(ctx))
+		return nil, receiveError(ent, err)
+	}
+	caps := p.Capabilities()
+	caps.Ordering = false
+	r := &receiver{p: p, sb: sb, ent: ent, dead: dead, sem: make(chan struct{}, 1), caps: caps}
+	if dead {
+		r.caps.DelayedRedelivery, r.caps.MaxRedeliveryDelay = false, 0
+	} else {
+		r.delays = newDelayer()
+	}
+	p.track(r)
+	return r, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// requiresSessions reports the refusal of a session-less receiver on an
+// entity that requires sessions.
+func requiresSessions(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && ae.Condition == amqp.ErrCondNotAllowed && strings.Contains(strings.ToLower(ae.Description), "requires sessions")
+}
+
+func receiveError(ent entity, err error) error {
+	if isNotFound(err) {
+		return fmt.Errorf("servicebus: %w: %q: %v", ent.notFound(), ent.path(), err)
+	}
+	return fmt.Errorf("servicebus: receive from %q: %w", ent.path(), err)
+}
+
+// receiver is a session-less peek-lock consumer. ReceiveMessages may not
+// run concurrently on one SDK receiver, so Receive calls take turns; the
+// deliveries are handled and settled concurrently.
+type receiver struct {
+	p      *Provider
+	sb     *azservicebus.Receiver
+	ent    entity
+	dead   bool
+	sem    chan struct{}
+	caps   crossbus.Capabilities
+	delays *delayer
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Capabilities of this receiver: no ordering (no sessions).
+func (r *receiver) Capabilities() crossbus.Capabilities { return r.caps }
+
+// Receive waits for messages and returns up to len(buf) deliveries.
+func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-r.sem }()
+	for {
+		if r.closed.Load() {
+			return 0, fmt.Errorf("servicebus: receive from %q: %w", r.ent.path(), crossbus.ErrClosed)
+		}
+		msgs, err := r.sb.ReceiveMessages(ctx, min(len(buf), maxReceive), nil)
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			if r.closed.Load() || hasCode(err, azservicebus.CodeClosed) {
+				return 0, fmt.Errorf("servicebus: receive from %q: %w", r.ent.path(), crossbus.ErrClosed)
+			}
+			return 0, receiveError(r.ent, err)
+		}
+		n := 0
+		now := time.Now()
+		for _, m := range msgs {
+			if d := r.delivery(m, now); d != nil {
+				buf[n] = d
+				n++
+			}
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// delivery decodes m; a message that is not a valid CloudEvent is
+// dead-lettered at once (it would fail every attempt) and yields nil.
+func (r *receiver) delivery(m *azservicebus.ReceivedMessage, now time.Time) *delivery {
+	ev, err := EventFromMessage(m, r.ent.topic)
+	if r.dead {
+		if err != nil {
+			ev, _ = foreignEvent(m, r.ent.topic)
+		}
+		ev = withDeadLetterInfo(ev, m, r.ent)
+	} else if err != nil {
+		reason := "crossbus: message is not a valid CloudEvent"
+		desc := err.Error()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = r.sb.DeadLetterMessage(ctx, m, &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: &desc})
+		return nil
+	}
+	return &delivery{set: r.sb, renew: r.sb, msg: m, ev: ev, attempt: max(int(m.DeliveryCount), 1), received: now, prefix: r.p.opts.PropertyPrefix,
+		dead: r.dead, delays: r.delays}
+}
+
+// withDeadLetterInfo makes sure a dead letter carries the dead-letter
+// extensions, deriving them from Service Bus's properties when crossbus did
+// not write them.
+func withDeadLetterInfo(ev *crossbus.Event, m *azservicebus.ReceivedMessage, ent entity) *crossbus.Event {
+	if _, ok := crossbus.DeadLetterInfoOf(ev); ok {
+		return ev
+	}
+	info := crossbus.DeadLetterInfo{Attempts: max(int(m.DeliveryCount)-1, 1), Topic: ent.topic}
+	if !ent.queue {
+		info.Subscription = ent.sub
+	}
+	if m.DeadLetterReason != nil {
+		info.Reason = *m.DeadLetterReason
+	}
+	if m.DeadLetterErrorDescription != nil && *m.DeadLetterErrorDescription != "" {
+		if info.Reason != "" {
+			info.Reason += ": "
+		}
+		info.Reason += *m.DeadLetterErrorDescription
+	}
+	if info.Reason == "" {
+		info.Reason = "dead-lettered by Service Bus"
+	}
+	if m.EnqueuedTime != nil {
+		info.Time = *m.EnqueuedTime
+	}
+	out := crossbus.DeadLetterEvent(ev, info)
+	return &out
+}
+
+// Close stops receiving. Messages held for a delayed nack stay locked
+// until their locks expire; Service Bus then redelivers them.
+func (r *receiver) Close(ctx context.Context) error {
+	r.closeOnce.Do(func() {
+		r.closed.Store(true)
+		if r.delays != nil {
+			r.delays.close()
+		}
+		if err := r.sb.Close(ctx); err != nil {
+			r.closeErr = fmt.Errorf("servicebus: close receiver of %q: %w", r.ent.path(), err)
+		}
+		r.p.forget(r)
+	})
+	return r.closeErr
+}
