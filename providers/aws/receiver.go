@@ -1,0 +1,301 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/crossbus/crossbus"
+)
+
+const (
+	sendTimeout      = 30 * time.Second
+	maxInflightCalls = 8
+)
+
+// systemAttrs are the SQS system attributes the receiver asks for.
+var systemAttrs = []sqstypes.MessageSystemAttributeName{
+	sqstypes.MessageSystemAttributeNameApproximateReceiveCount,
+	sqstypes.MessageSystemAttributeNameSentTimestamp,
+	sqstypes.MessageSystemAttributeNameMessageGroupId,
+}
+
+// receiver consumes one SQS queue. Receive may be called from several
+// goroutines at once: each call is its own ReceiveMessage long poll.
+type receiver struct {
+	p       *Provider
+	q       queueInfo
+	name    string // the subscription
+	vis     int32  // visibility timeout in seconds
+	caps    crossbus.Capabilities
+	deletes *batcher
+	changes *batcher
+
+	closed    atomic.Bool
+	closeCtx  context.Context
+	stop      context.CancelFunc
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Subscribe opens a receiver on the SQS queue named by spec.Name (a queue
+// name, a name without its ".fifo" suffix, a URL, or a name mapped by
+// Options.Queues). The topic does not matter here: what reaches the queue is
+// decided by its SNS subscriptions or EventBridge rules (see Provision).
+func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+	if p.closed.Load() {
+		return nil, fmt.Errorf("aws: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
+	}
+	url, err := p.queueURL(ctx, spec.Name, crossbus.ErrSubscriptionNotFound)
+	if err != nil {
+		return nil, err
+	}
+	q, err := p.queueInfo(ctx, url)
+	if err != nil {
+		return nil, mapErr(err, crossbus.ErrSubscriptionNotFound)
+	}
+	if q.dlqARN != "" && spec.MaxAttempts > 0 && q.maxReceives < spec.MaxAttempts {
+		p.opts.Logger.Warn("aws: the queue's redrive policy moves messages to its dead-letter queue before the retry policy's last attempt, without the dead-letter reason",
+			"queue", url, "maxReceiveCount", q.maxReceives, "maxAttempts", spec.MaxAttempts)
+	}
+	lease := spec.AckDeadline
+	if lease <= 0 {
+		lease = q.visibility
+	}
+	return p.newReceiver(spec.Name, q, lease), nil
+}
+
+func (p *Provider) newReceiver(name string, q queueInfo, lease time.Duration) *receiver {
+	vis := visibilitySeconds(lease)
+	if vis == 0 {
+		vis = 30
+	}
+	caps := p.Capabilities()
+	caps.Ordering = q.fifo
+	caps.NativeDeadLetter = q.dlqURL != ""
+	caps.DefaultAckDeadline = time.Duration(vis) * time.Second
+	r := &receiver{p: p, q: q, name: name, vis: vis, caps: caps}
+	r.closeCtx, r.stop = context.WithCancel(context.Background())
+	r.deletes = newBatcher(maxInflightCalls, r.sendDeletes)
+	r.changes = newBatcher(maxInflightCalls, r.sendVisibility)
+	p.mu.Lock()
+	p.receivers[r] = struct{}{}
+	p.mu.Unlock()
+	return r
+}
+
+// visibilitySeconds rounds d up to whole seconds within SQS's range, so a
+// delay or lease is never shorter than asked.
+func visibilitySeconds(d time.Duration) int32 {
+	if d <= 0 {
+		return 0
+	}
+	d = min(d, MaxVisibility)
+	return int32(math.Ceil(d.Seconds()))
+}
+
+// Capabilities implements crossbus.ReceiverCapabilities.
+func (r *receiver) Capabilities() crossbus.Capabilities { return r.caps }
+
+// Receive long-polls the queue until at least one message arrives.
+func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+	if len(buf) == 0 {
+		return 0, nil
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(r.closeCtx, cancel)
+	defer stop()
+	in := &sqs.ReceiveMessageInput{QueueUrl: &r.q.url, MaxNumberOfMessages: int32(min(len(buf), maxBatch)),
+		WaitTimeSeconds: int32(r.p.opts.WaitTime / time.Second), VisibilityTimeout: r.vis,
+		MessageAttributeNames: []string{"All"}, MessageSystemAttributeNames: systemAttrs}
+	for {
+		if r.closed.Load() {
+			return 0, fmt.Errorf("aws: receive from %s: %w", r.q.url, crossbus.ErrClosed)
+		}
+		out, err := r.p.sqs.ReceiveMessage(rctx, in)
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return 0, ctx.Err()
+			case r.closed.Load():
+				return 0, fmt.Errorf("aws: receive from %s: %w", r.q.url, crossbus.ErrClosed)
+			}
+			return 0, mapErr(fmt.Errorf("aws: ReceiveMessage from %s: %w", r.q.url, err), crossbus.ErrSubscriptionNotFound)
+		}
+		if len(out.Messages) == 0 {
+			continue
+		}
+		for i, m := range out.Messages {
+			buf[i] = r.delivery(m)
+		}
+		return len(out.Messages), nil
+	}
+}
+
+func (r *receiver) delivery(m sqstypes.Message) *delivery {
+	msg := Message{ID: awssdk.ToString(m.MessageId), Body: awssdk.ToString(m.Body), SourceARN: r.q.arn}
+	if len(m.MessageAttributes) > 0 {
+		msg.Attributes = make(map[string]Attribute, len(m.MessageAttributes))
+		for k, a := range m.MessageAttributes {
+			msg.Attributes[k] = Attribute{DataType: awssdk.ToString(a.DataType), StringValue: awssdk.ToString(a.StringValue), BinaryValue: a.BinaryValue}
+		}
+	}
+	if ms, err := strconv.ParseInt(m.Attributes[string(sqstypes.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
+		msg.SentTimestamp = time.UnixMilli(ms).UTC()
+	}
+	attempt, _ := strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)])
+	return &delivery{r: r, ev: DecodeMessage(msg), handle: awssdk.ToString(m.ReceiptHandle), msgID: msg.ID,
+		attempt: max(attempt, 1), group: m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]}
+}
+
+// Close stops receiving and waits (until ctx ends) for queued deletes and
+// visibility changes to be sent.
+func (r *receiver) Close(ctx context.Context) error {
+	r.closeOnce.Do(func() {
+		r.closed.Store(true)
+		r.stop()
+		if err := r.deletes.wait(ctx); err != nil {
+			r.closeErr = fmt.Errorf("aws: close receiver of %s: queued deletes not sent: %w", r.q.url, err)
+		} else if err := r.changes.wait(ctx); err != nil {
+			r.closeErr = fmt.Errorf("aws: close receiver of %s: queued visibility changes not sent: %w", r.q.url, err)
+		}
+		r.p.mu.Lock()
+		delete(r.p.receivers, r)
+		r.p.mu.Unlock()
+	})
+	return r.closeErr
+}
+
+func (r *receiver) sendDeletes(ctx context.Context, items []*batchItem) {
+	entries := make([]sqstypes.DeleteMessageBatchRequestEntry, len(items))
+	for i, it := range items {
+		entries[i] = sqstypes.DeleteMessageBatchRequestEntry{Id: awssdk.String(strconv.Itoa(i)), ReceiptHandle: awssdk.String(it.handle)}
+	}
+	out, err := r.p.sqs.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &r.q.url, Entries: entries})
+	r.settleItems("DeleteMessageBatch", items, err, func() []sqstypes.BatchResultErrorEntry { return out.Failed })
+}
+
+func (r *receiver) sendVisibility(ctx context.Context, items []*batchItem) {
+	entries := make([]sqstypes.ChangeMessageVisibilityBatchRequestEntry, len(items))
+	for i, it := range items {
+		entries[i] = sqstypes.ChangeMessageVisibilityBatchRequestEntry{Id: awssdk.String(strconv.Itoa(i)),
+			ReceiptHandle: awssdk.String(it.handle), VisibilityTimeout: it.secs}
+	}
+	out, err := r.p.sqs.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &r.q.url, Entries: entries})
+	r.settleItems("ChangeMessageVisibilityBatch", items, err, func() []sqstypes.BatchResultErrorEntry { return out.Failed })
+}
+
+// settleItems records each item's outcome of a batch call, and logs the
+// failures nobody waits for.
+func (r *receiver) settleItems(op string, items []*batchItem, err error, failed func() []sqstypes.BatchResultErrorEntry) {
+	if err != nil {
+		err = fmt.Errorf("aws: %s on %s: %w", op, r.q.url, err)
+		for _, it := range items {
+			it.err = err
+		}
+	} else {
+		for _, f := range failed() {
+			i, convErr := strconv.Atoi(awssdk.ToString(f.Id))
+			if convErr == nil && i >= 0 && i < len(items) {
+				items[i].err = &EntryError{Op: op, Code: awssdk.ToString(f.Code), Message: awssdk.ToString(f.Message), Retryable: !f.SenderFault}
+			}
+		}
+	}
+	for _, it := range items {
+		if it.async && it.err != nil {
+			r.p.opts.Logger.Warn("aws: delete of an acked message failed; it will be redelivered after its visibility timeout",
+				"queue", r.q.url, "messageId", it.msgID, "error", it.err)
+		}
+	}
+}
+
+// delivery is one received SQS message.
+type delivery struct {
+	r       *receiver
+	ev      *crossbus.Event
+	handle  string
+	msgID   string
+	group   string
+	attempt int
+
+	mu      sync.Mutex
+	settled bool
+}
+
+var errSettled = errors.New("aws: delivery already settled")
+
+// Event implements crossbus.Delivery.
+func (d *delivery) Event() *crossbus.Event { return d.ev }
+
+// Attempt is the message's ApproximateReceiveCount.
+func (d *delivery) Attempt() int { return d.attempt }
+
+func (d *delivery) settle() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.settled {
+		return false
+	}
+	d.settled = true
+	return true
+}
+
+// Ack deletes the message (see Options.SyncAck).
+func (d *delivery) Ack(ctx context.Context) error {
+	if !d.settle() {
+		return errSettled
+	}
+	if !d.r.p.opts.SyncAck {
+		d.r.deletes.add(&batchItem{handle: d.handle, msgID: d.msgID, async: true})
+		return nil
+	}
+	it := &batchItem{handle: d.handle, msgID: d.msgID, done: make(chan struct{})}
+	d.r.deletes.add(it)
+	return waitItem(ctx, it)
+}
+
+func waitItem(ctx context.Context, it *batchItem) error {
+	select {
+	case <-it.done:
+		return it.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Nack makes the message visible again after delay (rounded up to whole
+// seconds, at most 12 hours) with ChangeMessageVisibility.
+func (d *delivery) Nack(ctx context.Context, delay time.Duration) error {
+	if !d.settle() {
+		return errSettled
+	}
+	return d.changeVisibility(ctx, visibilitySeconds(delay))
+}
+
+// ExtendLease implements crossbus.LeaseExtender: the message stays
+// invisible for lease from now.
+func (d *delivery) ExtendLease(ctx context.Context, lease time.Duration) error {
+	d.mu.Lock()
+	settled := d.settled
+	d.mu.Unlock()
+	if settled {
+		return errSettled
+	}
+	return d.changeVisibility(ctx, visibilitySeconds(lease))
+}
+
+func (d *delivery) changeVisibility(ctx context.Context, secs int32) error {
+	it := &batchItem{handle: d.handle, secs: secs, done: make(chan struct{})}
+	d.r.changes.add(it)
+	return waitItem(ctx, it)
+}
