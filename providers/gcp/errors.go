@@ -1,0 +1,53 @@
+package gcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/api/iterator"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/crossbus/crossbus"
+)
+
+// grpcCode returns the gRPC status code of err (codes.OK for nil,
+// codes.Unknown for errors without a status).
+func grpcCode(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus().Code()
+	}
+	return status.Code(err)
+}
+
+// topicError wraps an error from an operation on topic with the crossbus
+// sentinel it means.
+func topicError(op, topic string, err error) error {
+	switch {
+	case grpcCode(err) == codes.NotFound:
+		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, crossbus.ErrTopicNotFound, err)
+	case errors.Is(err, pubsub.ErrOversizedMessage):
+		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, crossbus.ErrTooLarge, err)
+	case errors.Is(err, pubsub.ErrPublisherStopped):
+		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, crossbus.ErrClosed, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("gcp: %s topic %q: %w", op, topic, err)
+	}
+	return fmt.Errorf("gcp: %s topic %q: %w", op, topic, err)
+}
+
+// subscriptionError wraps an error from an operation on sub.
+func subscriptionError(op, sub string, err error) error {
+	if grpcCode(err) == codes.NotFound {
+		return fmt.Errorf("gcp: %s subscription %q: %w: %w", op, sub, crossbus.ErrSubscriptionNotFound, err)
+	}
+	return fmt.Errorf("gcp: %s subscription %q: %w", op, sub, err)
+}
+
+func isIteratorDone(err error) bool { return errors.Is(err, iterator.Done) }

@@ -1,0 +1,198 @@
+package gcp
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/api/option"
+
+	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
+)
+
+// Options configure a Pub/Sub provider. The zero value of every field except
+// Project (or Client) is valid; see each field for its default.
+type Options struct {
+	// Project is the Google Cloud project that owns topics and
+	// subscriptions named without a "projects/" prefix. Required unless
+	// Client is set.
+	Project string
+	// Client is an existing Pub/Sub client to use instead of dialling one.
+	// The provider does not close it.
+	Client *pubsub.Client
+	// ClientOptions are passed to pubsub.NewClient (credentials, quota
+	// project, ...).
+	ClientOptions []option.ClientOption
+	// Endpoint overrides the service address, "host:port": a regional
+	// endpoint such as "us-east1-pubsub.googleapis.com:443" (ordering keys
+	// are only ordered among messages published in one region), or an
+	// emulator. PUBSUB_EMULATOR_HOST, honoured by the Pub/Sub client, is
+	// the usual way to reach an emulator.
+	Endpoint string
+	// Insecure dials Endpoint without TLS and without credentials (for
+	// emulators).
+	Insecure bool
+
+	// ContentMode is the CloudEvents content mode events are published in:
+	// pubsubwire.Binary (the default; switches to structured per event
+	// when the attributes break Pub/Sub's limits) or
+	// pubsubwire.Structured.
+	ContentMode pubsubwire.Mode
+	// DisableOrderingKeys stops mapping the partitionkey extension onto
+	// the message's ordering key (it still travels as ce-partitionkey).
+	DisableOrderingKeys bool
+
+	// PublishDelay, PublishCount and PublishBytes bound how long and how
+	// much the client batches before a publish request (defaults: the
+	// client's 10ms, 100 messages, 1 MB). Publish returns once every event
+	// of the call is stored, so a shorter delay lowers latency.
+	PublishDelay time.Duration
+	PublishCount int
+	PublishBytes int
+
+	// MaxOutstandingMessages and MaxOutstandingBytes bound what one
+	// receiver holds unsettled (defaults 1000 messages, 1 GB): Receive
+	// pulls no more until deliveries are settled.
+	MaxOutstandingMessages int
+	MaxOutstandingBytes    int
+
+	// AckDeadline is the lease of deliveries on routes that set none
+	// (default: the subscription's ack deadline, 10s unless configured).
+	AckDeadline time.Duration
+
+	// AutoCreate creates a missing topic when publishing and a missing
+	// topic or subscription when subscribing (for development and tests;
+	// production entities are provisioned explicitly).
+	AutoCreate bool
+
+	// Logger receives failures that happen after the call that caused
+	// them returned, such as acknowledgements that could not be sent
+	// (default: discarded).
+	Logger *slog.Logger
+}
+
+const (
+	maxLease      = 600 * time.Second // Pub/Sub's longest ack deadline
+	defaultLease  = 10 * time.Second  // a subscription's default ack deadline
+	maxPullBatch  = 1000              // most messages one Pull may ask for
+	defaultMaxMsg = 1000
+	defaultMaxB   = 1_000_000_000
+)
+
+func (o *Options) validate() error {
+	switch {
+	case o.Project == "" && o.Client == nil:
+		return fmt.Errorf("%w: gcp: Options.Project is required (or Options.Client)", crossbus.ErrInvalidOption)
+	case o.ContentMode != pubsubwire.Binary && o.ContentMode != pubsubwire.Structured:
+		return fmt.Errorf("%w: gcp: Options.ContentMode %d is neither Binary nor Structured", crossbus.ErrInvalidOption, o.ContentMode)
+	case o.PublishDelay < 0:
+		return fmt.Errorf("%w: gcp: Options.PublishDelay must not be negative, got %v", crossbus.ErrInvalidOption, o.PublishDelay)
+	case o.PublishCount < 0 || o.PublishCount > pubsub.MaxPublishRequestCount:
+		return fmt.Errorf("%w: gcp: Options.PublishCount must be 0..%d, got %d", crossbus.ErrInvalidOption, pubsub.MaxPublishRequestCount, o.PublishCount)
+	case o.PublishBytes < 0 || o.PublishBytes > pubsub.MaxPublishRequestBytes:
+		return fmt.Errorf("%w: gcp: Options.PublishBytes must be 0..%d, got %d", crossbus.ErrInvalidOption, int(pubsub.MaxPublishRequestBytes), o.PublishBytes)
+	case o.MaxOutstandingMessages < 0:
+		return fmt.Errorf("%w: gcp: Options.MaxOutstandingMessages must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxOutstandingMessages)
+	case o.MaxOutstandingBytes < 0:
+		return fmt.Errorf("%w: gcp: Options.MaxOutstandingBytes must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxOutstandingBytes)
+	case o.AckDeadline < 0 || o.AckDeadline > maxLease:
+		return fmt.Errorf("%w: gcp: Options.AckDeadline must be 0..%v, got %v", crossbus.ErrInvalidOption, maxLease, o.AckDeadline)
+	}
+	return nil
+}
+
+// urlParams lists the query parameters of a gcppubsub URL.
+const urlParams = "endpoint, insecure, contentmode, orderingkeys, publishdelay, publishcount, publishbytes, " +
+	"maxoutstandingmessages, maxoutstandingbytes, ackdeadline, autocreate"
+
+// OptionsFromURL parses "gcppubsub://projects/PROJECT?param=value&...". The
+// parameters (all optional) are endpoint (host:port), insecure (bool),
+// contentmode (binary|structured), orderingkeys (bool, default true),
+// publishdelay (duration), publishcount, publishbytes,
+// maxoutstandingmessages, maxoutstandingbytes, ackdeadline (duration) and
+// autocreate (bool).
+func OptionsFromURL(u *url.URL) (Options, error) {
+	var o Options
+	project := strings.TrimPrefix(u.Path, "/")
+	if u.Host != "projects" || project == "" || strings.Contains(project, "/") || u.User != nil {
+		return o, fmt.Errorf("%w: gcppubsub URL must be gcppubsub://projects/PROJECT, got %q", crossbus.ErrInvalidURL, u.Redacted())
+	}
+	o.Project = project
+	for k, vs := range u.Query() {
+		v := vs[len(vs)-1]
+		var err error
+		switch k {
+		case "endpoint":
+			o.Endpoint = v
+		case "insecure":
+			o.Insecure, err = strconv.ParseBool(v)
+		case "contentmode":
+			switch v {
+			case "binary":
+				o.ContentMode = pubsubwire.Binary
+			case "structured":
+				o.ContentMode = pubsubwire.Structured
+			default:
+				err = fmt.Errorf("want binary or structured")
+			}
+		case "orderingkeys":
+			var on bool
+			on, err = strconv.ParseBool(v)
+			o.DisableOrderingKeys = !on
+		case "publishdelay":
+			o.PublishDelay, err = time.ParseDuration(v)
+		case "publishcount":
+			o.PublishCount, err = strconv.Atoi(v)
+		case "publishbytes":
+			o.PublishBytes, err = strconv.Atoi(v)
+		case "maxoutstandingmessages":
+			o.MaxOutstandingMessages, err = strconv.Atoi(v)
+		case "maxoutstandingbytes":
+			o.MaxOutstandingBytes, err = strconv.Atoi(v)
+		case "ackdeadline":
+			o.AckDeadline, err = time.ParseDuration(v)
+		case "autocreate":
+			o.AutoCreate, err = strconv.ParseBool(v)
+		default:
+			return o, fmt.Errorf("%w: unknown gcppubsub URL parameter %q (known: %s)", crossbus.ErrInvalidURL, k, urlParams)
+		}
+		if err != nil {
+			return o, fmt.Errorf("%w: gcppubsub URL parameter %s=%q: %v", crossbus.ErrInvalidURL, k, v, err)
+		}
+	}
+	if o.Insecure && o.Endpoint == "" {
+		return o, fmt.Errorf("%w: gcppubsub URL parameter insecure=true needs endpoint=host:port", crossbus.ErrInvalidURL)
+	}
+	return o, o.validate()
+}
+
+// clientOptions returns the dial options the Options imply.
+func (o *Options) clientOptions() []option.ClientOption {
+	var opts []option.ClientOption
+	if o.Endpoint != "" {
+		opts = append(opts, option.WithEndpoint(o.Endpoint))
+	}
+	if o.Insecure {
+		opts = append(opts, option.WithGRPCDialOption(insecureDial()), option.WithoutAuthentication())
+	}
+	return append(opts, o.ClientOptions...)
+}
+
+func (o *Options) publishSettings() pubsub.PublishSettings {
+	s := pubsub.DefaultPublishSettings
+	if o.PublishDelay > 0 {
+		s.DelayThreshold = o.PublishDelay
+	}
+	if o.PublishCount > 0 {
+		s.CountThreshold = o.PublishCount
+	}
+	if o.PublishBytes > 0 {
+		s.ByteThreshold = o.PublishBytes
+	}
+	return s
+}

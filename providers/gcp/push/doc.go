@@ -1,0 +1,120 @@
+// Package push receives events that Google Cloud pushes over HTTP, for
+// services on Cloud Run, Cloud Functions (2nd gen) or anywhere else an
+// Eventarc trigger or a Pub/Sub push subscription can reach, and runs them
+// through a crossbus route exactly as pulled deliveries run: filters,
+// middleware, idempotency, the retry policy and dead-lettering.
+//
+// A Handler is a plain http.Handler. It accepts:
+//
+//   - CloudEvents over HTTP in binary mode (ce- headers, the data as the
+//     body) and in structured mode (application/cloudevents+json), as
+//     Eventarc delivers them to Cloud Run and Cloud Functions;
+//   - Pub/Sub push envelopes: a JSON body {"message": {"data",
+//     "attributes", "messageId", "publishTime", "orderingKey"},
+//     "subscription", "deliveryAttempt"}. The message is read with the
+//     Pub/Sub CloudEvents binding (see package pubsubwire): a message that
+//     crossbus (or any binding-conformant producer) published arrives as
+//     the original event, any other message as a
+//     google.cloud.pubsub.topic.v1.messagePublished event, as Eventarc
+//     would deliver it;
+//   - Eventarc messagePublished events whose Pub/Sub message is itself a
+//     CloudEvent in the binding's form: the inner event is delivered, so a
+//     route sees the event crossbus published, not its envelope.
+//
+// # Responses
+//
+// Pub/Sub push and Eventarc retry every response other than 102, 200, 201,
+// 202 and 204, with the subscription's backoff, until the message's
+// retention ends or the subscription's dead-letter policy forwards it. The
+// Handler answers:
+//
+//   - 204 No Content when the event was handled, filtered out, a duplicate,
+//     or dead-lettered through the route's dead-letter topic: nothing more
+//     to do;
+//   - 503 Service Unavailable with Retry-After (the retry policy's delay, in
+//     seconds) when the handler failed and the event should be retried.
+//     Pub/Sub push (and so Eventarc) schedules the retry by the
+//     subscription's retry policy, not by Retry-After; other CloudEvents
+//     senders may honour it;
+//   - 400 Bad Request for a request that is neither a CloudEvent nor a push
+//     envelope, or an invalid one. Such a request never parses, however
+//     often it is retried; it is still rejected rather than acknowledged so
+//     that nothing is dropped silently: with a dead-letter policy on the
+//     push subscription (recommended) it lands in the dead-letter topic
+//     after the policy's attempts, where it can be inspected.
+//     Options.AcknowledgeMalformed answers 204 instead (and logs the
+//     request), for deployments that prefer to drop poison requests;
+//   - 401 Unauthorized when a Verifier is set and the request carries no
+//     valid token; 503 when the verifier cannot fetch signing keys;
+//   - 405 for methods other than POST, 413 for bodies over MaxBodyBytes,
+//     415 for CloudEvents batches and structured formats other than JSON.
+//
+// # Attempts
+//
+// The retry policy needs the attempt number. Pub/Sub push envelopes carry
+// deliveryAttempt only when the push subscription has a dead-letter
+// policy; Eventarc does not report one. Without it the Handler counts the
+// retryable failures it answered for each event (by source and id) itself,
+// per process: with several instances an event may be tried up to the
+// policy's limit on each instance before it is dead-lettered. Give the
+// push subscription a dead-letter policy for exact counts.
+//
+// # Authentication
+//
+// Cloud Run services deployed with --no-allow-unauthenticated check the
+// caller's identity before the request reaches the Handler. Elsewhere, set
+// Options.Verifier to a GoogleOIDC: it checks the Google-signed OIDC token
+// Pub/Sub push and Eventarc send in the Authorization header (issuer
+// accounts.google.com, the configured audience, and optionally the
+// service account email) against Google's published keys.
+//
+// # Deploying on Cloud Run with an Eventarc trigger for Cloud Storage
+//
+// A service that resizes images when they are uploaded to a bucket:
+//
+//	func main() {
+//		ctx := context.Background()
+//		bus, _ := crossbus.Open(ctx, "gcppubsub://projects/my-project") // for the dead-letter topic
+//		ep, _ := bus.NewEndpoint("uploads", "resizer", crossbus.Typed(resize),
+//			crossbus.WithDeadLetterTopic("uploads-dead-letters"))
+//		h, _ := push.NewHandler(ep, push.Options{})
+//		http.Handle("POST /events/uploads", h)
+//		log.Fatal(http.ListenAndServe(":"+os.Getenv("PORT"), nil))
+//	}
+//
+//	type object struct { // google.events.cloud.storage.v1.StorageObjectData
+//		Bucket      string `json:"bucket"`
+//		Name        string `json:"name"`
+//		ContentType string `json:"contentType"`
+//		Size        string `json:"size"`
+//	}
+//
+//	func resize(ctx context.Context, e *crossbus.Event, o object) error { ... }
+//
+// Deploy it and create the trigger (Eventarc delivers
+// google.cloud.storage.object.v1.finalized events, source
+// //storage.googleapis.com/projects/_/buckets/BUCKET, subject
+// objects/NAME, in binary mode):
+//
+//	gcloud run deploy resizer --source . --region us-central1 --no-allow-unauthenticated
+//	gcloud projects add-iam-policy-binding my-project \
+//	    --member serviceAccount:service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com \
+//	    --role roles/pubsub.publisher
+//	gcloud iam service-accounts create resizer-trigger
+//	gcloud projects add-iam-policy-binding my-project \
+//	    --member serviceAccount:resizer-trigger@my-project.iam.gserviceaccount.com --role roles/eventarc.eventReceiver
+//	gcloud run services add-iam-policy-binding resizer --region us-central1 \
+//	    --member serviceAccount:resizer-trigger@my-project.iam.gserviceaccount.com --role roles/run.invoker
+//	gcloud eventarc triggers create resizer-uploads --location us-central1 \
+//	    --destination-run-service resizer --destination-run-region us-central1 \
+//	    --destination-run-path /events/uploads \
+//	    --event-filters type=google.cloud.storage.object.v1.finalized \
+//	    --event-filters bucket=my-uploads \
+//	    --service-account resizer-trigger@my-project.iam.gserviceaccount.com
+//
+// The trigger's bucket must be in the trigger's location (or a
+// multi-region containing it). Eventarc carries the events over a Pub/Sub
+// push subscription it manages; to bound retries of a failing event, give
+// that subscription (named in the trigger's transport) a dead-letter
+// policy.
+package push

@@ -1,0 +1,198 @@
+package push
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Verifier checks that a pushed request comes from whom it should.
+type Verifier interface {
+	// Verify returns nil for an authentic request, an error wrapping
+	// ErrUnauthorized for one that is not, and an error wrapping
+	// ErrKeysUnavailable when it cannot decide now.
+	Verify(ctx context.Context, r *http.Request) error
+}
+
+var (
+	// ErrUnauthorized: the request has no valid token.
+	ErrUnauthorized = errors.New("push: unauthorized")
+	// ErrKeysUnavailable: the signing keys could not be fetched.
+	ErrKeysUnavailable = errors.New("push: signing keys unavailable")
+)
+
+// GoogleJWKSURL is where Google publishes the keys that sign its OIDC
+// tokens.
+const GoogleJWKSURL = "https://www.googleapis.com/oauth2/v3/certs"
+
+// GoogleIssuers are the issuers of Google-signed OIDC tokens.
+var GoogleIssuers = []string{"accounts.google.com", "https://accounts.google.com"}
+
+// GoogleOIDC verifies the OIDC token that Pub/Sub push subscriptions and
+// Eventarc triggers with a service account send as "Authorization: Bearer
+// <JWT>": an RS256 signature by one of Google's published keys, a Google
+// issuer, the expected audience, a time window, and optionally the service
+// account's email. Create it with NewGoogleOIDC; it is safe for concurrent
+// use and caches the keys as long as Google's response allows.
+type GoogleOIDC struct {
+	// Audience the token must be issued for: the push subscription's
+	// configured audience (by default its push endpoint URL).
+	Audience string
+	// Email, when set, is the service account that must have requested the
+	// token (the push subscription's or trigger's service account).
+	Email string
+	// Issuers accepted (default GoogleIssuers).
+	Issuers []string
+	// JWKSURL serves the signing keys (default GoogleJWKSURL).
+	JWKSURL string
+	// Client fetches the keys (default http.DefaultClient).
+	Client *http.Client
+	// Leeway tolerates clock skew in exp, iat and nbf (default 1 minute).
+	Leeway time.Duration
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+
+	keys *keySet
+}
+
+// NewGoogleOIDC returns a verifier for tokens issued for audience, signed
+// for email when email is not empty.
+func NewGoogleOIDC(audience, email string) *GoogleOIDC {
+	return &GoogleOIDC{Audience: audience, Email: email}
+}
+
+type jwtHeader struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+}
+
+// audience is the aud claim: a string or an array of strings.
+type audience []string
+
+// UnmarshalJSON reads a string or an array of strings.
+func (a *audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("aud is neither a string nor an array of strings")
+	}
+	*a = many
+	return nil
+}
+
+type claims struct {
+	Iss           string   `json:"iss"`
+	Aud           audience `json:"aud"`
+	Exp           *int64   `json:"exp"`
+	Iat           *int64   `json:"iat"`
+	Nbf           *int64   `json:"nbf"`
+	Email         string   `json:"email"`
+	EmailVerified bool     `json:"email_verified"`
+}
+
+func unauthorized(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrUnauthorized}, args...)...)
+}
+
+// Verify implements Verifier.
+func (v *GoogleOIDC) Verify(ctx context.Context, r *http.Request) error {
+	if v.Audience == "" {
+		return unauthorized("verifier has no audience configured")
+	}
+	auth := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return unauthorized("no bearer token")
+	}
+	parts := strings.Split(strings.TrimSpace(token), ".")
+	if len(parts) != 3 {
+		return unauthorized("token is not a JWT")
+	}
+	var h jwtHeader
+	if err := decodeSegment(parts[0], &h); err != nil {
+		return unauthorized("token header: %v", err)
+	}
+	if h.Alg != "RS256" {
+		return unauthorized("token algorithm %q is not RS256", h.Alg)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return unauthorized("token signature is not base64url")
+	}
+	key, err := v.keySet().key(ctx, h.Kid)
+	if err != nil {
+		return err
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(key, crypto.SHA256, digest[:], sig); err != nil {
+		return unauthorized("token signature does not verify")
+	}
+	var c claims
+	if err := decodeSegment(parts[1], &c); err != nil {
+		return unauthorized("token claims: %v", err)
+	}
+	return v.check(&c)
+}
+
+func (v *GoogleOIDC) check(c *claims) error {
+	issuers := v.Issuers
+	if len(issuers) == 0 {
+		issuers = GoogleIssuers
+	}
+	if !slices.Contains(issuers, c.Iss) {
+		return unauthorized("issuer %q is not %s", c.Iss, strings.Join(issuers, " or "))
+	}
+	if !slices.Contains(c.Aud, v.Audience) {
+		return unauthorized("audience %q is not %q", strings.Join(c.Aud, ","), v.Audience)
+	}
+	now, leeway := time.Now(), v.Leeway
+	if v.Now != nil {
+		now = v.Now()
+	}
+	if leeway == 0 {
+		leeway = time.Minute
+	}
+	switch {
+	case c.Exp == nil:
+		return unauthorized("token has no expiry")
+	case now.After(time.Unix(*c.Exp, 0).Add(leeway)):
+		return unauthorized("token expired at %v", time.Unix(*c.Exp, 0).UTC())
+	case c.Iat != nil && time.Unix(*c.Iat, 0).After(now.Add(leeway)):
+		return unauthorized("token issued in the future (%v)", time.Unix(*c.Iat, 0).UTC())
+	case c.Nbf != nil && time.Unix(*c.Nbf, 0).After(now.Add(leeway)):
+		return unauthorized("token not valid before %v", time.Unix(*c.Nbf, 0).UTC())
+	}
+	if v.Email != "" {
+		if c.Email != v.Email {
+			return unauthorized("token email %q is not %q", c.Email, v.Email)
+		}
+		if !c.EmailVerified {
+			return unauthorized("token email %q is not verified", c.Email)
+		}
+	}
+	return nil
+}
+
+func decodeSegment(s string, v any) error {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return errors.New("not base64url")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("not JSON: %v", err)
+	}
+	return nil
+}
