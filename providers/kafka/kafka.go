@@ -1,0 +1,326 @@
+// Package kafka is the crossbus provider for Apache Kafka (and
+// Kafka-compatible brokers), built on franz-go. Import it for its side effect
+// to make "kafka://" URLs work:
+//
+//	import _ "github.com/crossbus/crossbus/providers/kafka"
+//
+//	crossbus.Open(ctx, "kafka://broker1:9092,broker2:9092")
+//
+// # Mapping
+//
+// A topic is a Kafka topic; a subscription is a consumer group whose id is
+// the subscription name. A group made by crossbus (on first Subscribe with
+// AutoCreate, or with CreateSubscription) starts at the end of every
+// partition, so it receives the events published after it was created.
+// Events travel in the CloudEvents Kafka binding's binary content mode: "ce_"
+// headers, the "content-type" header for datacontenttype, the data as value
+// and the partitionkey extension as record key (see EncodeRecord); structured
+// content mode is read as well.
+//
+// # Delivery and offsets
+//
+// Offsets are committed only up to the first record of a partition that is
+// not yet settled: with handlers running concurrently and finishing out of
+// order, a commit never passes a record still in a handler, so a crash loses
+// nothing (records after it may be handled again: at-least-once). Commits run
+// every Options.CommitInterval, when partitions are revoked and on Close.
+//
+// Kafka cannot redeliver one record, so a Nack is served by the consumer
+// itself: the record goes back to this consumer's handlers after the
+// requested delay, with the next attempt number, and its offset stays
+// uncommitted meanwhile (the partition's other records keep flowing; on
+// unordered routes a failing record does not hold up its neighbours). The
+// provider therefore reports DelayedRedelivery. Ordered routes retry in
+// place, so no later record of the key overtakes a failing one. When the
+// consumer closes, or the partition is revoked, before the delay ends, the
+// record is left uncommitted and its partition's next owner receives it.
+// Attempt numbers are counted by the consumer: a record received again after
+// a restart or rebalance starts at 1.
+//
+// # Dead letters
+//
+// Kafka has no dead-letter queue, so the provider keeps one per
+// subscription: the topic DeadLetterTopic(topic, subscription), created on
+// first use, and reports NativeDeadLetter. Delivery.DeadLetter produces the
+// event with the crossbus dead-letter extensions there before its record
+// counts as settled; SubscribeDeadLetters reads it from the start. A route's
+// crossbus.WithDeadLetterTopic is the fallback when that topic refuses an
+// event (for example when the cluster does not allow creating it).
+//
+// # Ordering
+//
+// Records of one partition key go to one partition, and a partition is
+// consumed by one member of a group at a time, so ordered routes
+// (crossbus.WithOrdering) keep per-key order across consumers. When a
+// partition is revoked the member stops taking its records, waits up to
+// Options.RevokeTimeout for the ones in handlers, and commits before the
+// partition moves; a handler that outlives that wait may overlap with the
+// partition's next owner.
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/crossbus/crossbus"
+)
+
+func init() {
+	crossbus.Register("kafka", func(ctx context.Context, u *url.URL) (crossbus.Provider, error) {
+		o, err := OptionsFromURL(u)
+		if err != nil {
+			return nil, err
+		}
+		return New(ctx, o)
+	})
+}
+
+// Defaults of Options.
+const (
+	DefaultPartitions     = 3
+	DefaultCommitInterval = time.Second
+	DefaultPrefetch       = 256
+	DefaultRevokeTimeout  = 20 * time.Second
+	// DefaultMaxEventBytes stays under the default producer batch limit
+	// (1,000,012 bytes) with room for record headers.
+	DefaultMaxEventBytes = 1_000_000 - 16<<10
+
+	// closeFlushTimeout bounds Close's wait for records still being sent
+	// when its context has no deadline.
+	closeFlushTimeout = 10 * time.Second
+)
+
+// Options configure a Kafka provider. Brokers is required; zero fields take
+// the documented defaults.
+type Options struct {
+	// Brokers are the seed brokers (host:port).
+	Brokers []string
+	// ClientOpts are added to every franz-go client the provider makes
+	// (TLS, SASL, client id, timeouts).
+	ClientOpts []kgo.Opt
+
+	// AutoCreate creates topics and consumer groups the first time they are
+	// used. Without it a missing topic fails with crossbus.ErrTopicNotFound
+	// and a group with no committed offsets for the topic with
+	// crossbus.ErrSubscriptionNotFound. URLs turn it on unless
+	// "?autocreate=false".
+	AutoCreate bool
+	// Partitions of created topics (default 3).
+	Partitions int32
+	// ReplicationFactor of created topics (default -1: the broker's).
+	ReplicationFactor int16
+
+	// CommitInterval is how often settled offsets are committed (default 1s).
+	CommitInterval time.Duration
+	// Prefetch is how many records a consumer buffers ahead of its
+	// handlers (default 256).
+	Prefetch int
+	// RevokeTimeout bounds how long a revoked partition waits for its
+	// records in handlers before it is given up (default 20s; keep it under
+	// the group's rebalance timeout).
+	RevokeTimeout time.Duration
+	// MaxEventBytes is the largest event accepted (default 983,616 bytes,
+	// under Kafka's default 1 MB record limit).
+	MaxEventBytes int
+	// Logger receives what the provider cannot return to a caller (commit
+	// and fetch failures, undecodable records). Default: discard.
+	Logger *slog.Logger
+}
+
+func (o *Options) fill() error {
+	switch {
+	case len(o.Brokers) == 0:
+		return fmt.Errorf("%w: kafka needs at least one broker", crossbus.ErrInvalidOption)
+	case o.Partitions < 0:
+		return fmt.Errorf("%w: kafka Partitions must not be negative, got %d", crossbus.ErrInvalidOption, o.Partitions)
+	case o.CommitInterval < 0 || o.RevokeTimeout < 0:
+		return fmt.Errorf("%w: kafka CommitInterval and RevokeTimeout must not be negative", crossbus.ErrInvalidOption)
+	case o.Prefetch < 0 || o.MaxEventBytes < 0:
+		return fmt.Errorf("%w: kafka Prefetch and MaxEventBytes must not be negative", crossbus.ErrInvalidOption)
+	}
+	if o.Partitions == 0 {
+		o.Partitions = DefaultPartitions
+	}
+	if o.ReplicationFactor == 0 {
+		o.ReplicationFactor = -1
+	}
+	if o.CommitInterval == 0 {
+		o.CommitInterval = DefaultCommitInterval
+	}
+	if o.Prefetch == 0 {
+		o.Prefetch = DefaultPrefetch
+	}
+	if o.RevokeTimeout == 0 {
+		o.RevokeTimeout = DefaultRevokeTimeout
+	}
+	if o.MaxEventBytes == 0 {
+		o.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+const urlParams = "autocreate, partitions, replication, commitinterval, prefetch, revoketimeout, maxeventbytes, clientid, tls"
+
+// OptionsFromURL parses "kafka://broker1:9092[,broker2:9092]?..." into
+// Options (AutoCreate on unless autocreate=false).
+func OptionsFromURL(u *url.URL) (Options, error) {
+	o := Options{AutoCreate: true}
+	if u.Scheme != "kafka" {
+		return o, fmt.Errorf("%w: scheme %q is not kafka", crossbus.ErrInvalidURL, u.Scheme)
+	}
+	if u.Host == "" {
+		return o, fmt.Errorf("%w: kafka URL needs a broker (kafka://host:9092)", crossbus.ErrInvalidURL)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return o, fmt.Errorf("%w: kafka URL takes no path, got %q", crossbus.ErrInvalidURL, u.Path)
+	}
+	for _, b := range strings.Split(u.Host, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			o.Brokers = append(o.Brokers, b)
+		}
+	}
+	for k, vs := range u.Query() {
+		v := vs[len(vs)-1]
+		var err error
+		switch k {
+		case "autocreate":
+			o.AutoCreate, err = strconv.ParseBool(v)
+		case "partitions":
+			var n int64
+			n, err = strconv.ParseInt(v, 10, 32)
+			o.Partitions = int32(n)
+		case "replication":
+			var n int64
+			n, err = strconv.ParseInt(v, 10, 16)
+			o.ReplicationFactor = int16(n)
+		case "commitinterval":
+			o.CommitInterval, err = time.ParseDuration(v)
+		case "prefetch":
+			o.Prefetch, err = strconv.Atoi(v)
+		case "revoketimeout":
+			o.RevokeTimeout, err = time.ParseDuration(v)
+		case "maxeventbytes":
+			o.MaxEventBytes, err = strconv.Atoi(v)
+		case "clientid":
+			o.ClientOpts = append(o.ClientOpts, kgo.ClientID(v))
+		case "tls":
+			var on bool
+			on, err = strconv.ParseBool(v)
+			if on {
+				o.ClientOpts = append(o.ClientOpts, kgo.DialTLS())
+			}
+		default:
+			return o, fmt.Errorf("%w: unknown kafka URL parameter %q (known: %s)", crossbus.ErrInvalidURL, k, urlParams)
+		}
+		if err != nil {
+			return o, fmt.Errorf("%w: kafka URL parameter %s=%q: %v", crossbus.ErrInvalidURL, k, v, err)
+		}
+	}
+	return o, nil
+}
+
+// Provider is the Kafka provider. It is safe for concurrent use.
+type Provider struct {
+	opts Options
+	cl   *kgo.Client // producer and admin client
+	adm  *kadm.Client
+
+	topics sync.Map // topic name -> struct{}: known to exist
+
+	mu        sync.Mutex
+	receivers map[*receiver]struct{}
+	closed    bool
+}
+
+// New returns a provider talking to the brokers; it checks that they answer.
+func New(ctx context.Context, o Options) (*Provider, error) {
+	if err := o.fill(); err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.ClientOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: client: %w", err)
+	}
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafka: brokers %s do not answer: %w", strings.Join(o.Brokers, ","), err)
+	}
+	return &Provider{opts: o, cl: cl, adm: kadm.NewClient(cl), receivers: map[*receiver]struct{}{}}, nil
+}
+
+// Capabilities reports what Kafka does natively; see the package
+// documentation.
+func (p *Provider) Capabilities() crossbus.Capabilities {
+	return crossbus.Capabilities{
+		Ordering:          true,
+		NativeDeadLetter:  true,
+		DelayedRedelivery: true,
+		LeaseExtension:    false,
+		MaxEventBytes:     p.opts.MaxEventBytes,
+	}
+}
+
+// As reaches the native clients: target may be a **kgo.Client (the
+// producer/admin client) or a **kadm.Client.
+func (p *Provider) As(target any) bool {
+	switch t := target.(type) {
+	case **kgo.Client:
+		*t = p.cl
+	case **kadm.Client:
+		*t = p.adm
+	case **Provider:
+		*t = p
+	default:
+		return false
+	}
+	return true
+}
+
+// Close stops every receiver (committing what they settled) and closes the
+// clients.
+func (p *Provider) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	rs := make([]*receiver, 0, len(p.receivers))
+	for r := range p.receivers {
+		rs = append(rs, r)
+	}
+	p.mu.Unlock()
+	for _, r := range rs {
+		_ = r.Close(ctx)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, closeFlushTimeout)
+		defer cancel()
+	}
+	if err := p.cl.Flush(ctx); err != nil {
+		p.opts.Logger.Warn("kafka: records still unsent at close", "error", err)
+	}
+	p.cl.Close()
+	return nil
+}
+
+func (p *Provider) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+var _ crossbus.Provider = (*Provider)(nil)

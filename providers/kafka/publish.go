@@ -1,0 +1,71 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/crossbus/crossbus"
+)
+
+// Publish produces the events to topic and waits until the brokers
+// acknowledged each of them (the client is an idempotent producer with
+// acks=all by default, so a retried send is not written twice). Events of one
+// partition key keep their order. Failures are listed per event in a
+// *crossbus.PublishError.
+func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
+	if p.isClosed() {
+		return fmt.Errorf("kafka: publish to %q: %w", topic, crossbus.ErrClosed)
+	}
+	if err := p.ensureTopic(ctx, topic, false); err != nil {
+		return err
+	}
+	var failed []crossbus.EventError
+	recs := make([]*kgo.Record, 0, len(events))
+	index := make([]int, 0, len(events)) // recs[i] is events[index[i]]
+	for i, e := range events {
+		r, err := EncodeRecord(topic, e)
+		if err != nil {
+			failed = append(failed, crossbus.EventError{Index: i, EventID: e.ID(), Err: err})
+			continue
+		}
+		recs = append(recs, r)
+		index = append(index, i)
+	}
+	if len(recs) > 0 {
+		results := p.cl.ProduceSync(ctx, recs...)
+		if results.FirstErr() != nil {
+			pos := make(map[*kgo.Record]int, len(recs))
+			for i, r := range recs {
+				pos[r] = index[i]
+			}
+			for _, res := range results {
+				if res.Err == nil {
+					continue
+				}
+				i := pos[res.Record]
+				failed = append(failed, crossbus.EventError{Index: i, EventID: events[i].ID(), Err: p.produceErr(topic, events[i], res.Err)})
+			}
+		}
+	}
+	if failed == nil {
+		return nil
+	}
+	return &crossbus.PublishError{Failed: failed}
+}
+
+func (p *Provider) produceErr(topic string, e *crossbus.Event, err error) error {
+	switch {
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		return fmt.Errorf("kafka: event %q is over the broker's record size limit: %w: %w", e.ID(), crossbus.ErrTooLarge, err)
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		p.topics.Delete(topic)
+		return fmt.Errorf("kafka: publish to %q: %w", topic, crossbus.ErrTopicNotFound)
+	case errors.Is(err, kgo.ErrClientClosed):
+		return fmt.Errorf("kafka: publish to %q: %w", topic, crossbus.ErrClosed)
+	}
+	return fmt.Errorf("kafka: publish to %q: %w", topic, err)
+}

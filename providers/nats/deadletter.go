@@ -1,0 +1,58 @@
+package nats
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/crossbus/crossbus"
+)
+
+// Dead-letter queues. JetStream has none of its own, so the provider keeps
+// one per subscription: a work-queue stream (a message stays until a reader
+// acknowledges it; no age or size limit) on the subject of the topic
+// DeadLetterTopic(topic, subscription). Delivery.DeadLetter stores the event
+// there with the crossbus dead-letter extensions before acknowledging the
+// original, and SubscribeDeadLetters reads it back. The queue is an ordinary
+// crossbus topic, so one subscription of it (for example a re-drive job) can
+// also consume it through a Bus.
+
+// deadLetterReader is the consumer SubscribeDeadLetters reads a queue with.
+const deadLetterReader = "crossbus-deadletters"
+
+// DeadLetterTopic is the topic holding a subscription's dead letters:
+// "crossbus-dlq.<topic>.<subscription>" with characters that are not allowed
+// in a subject token replaced (and a hash added when any were).
+func DeadLetterTopic(topic, subscription string) string {
+	return "crossbus-dlq." + entityName("", topic) + "." + entityName("", subscription)
+}
+
+func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription string, dl *crossbus.Event) error {
+	dlTopic := DeadLetterTopic(topic, subscription)
+	ti, err := p.topicWith(ctx, dlTopic, true, true)
+	if err != nil {
+		return fmt.Errorf("nats: dead-letter queue of subscription %q: %w", subscription, err)
+	}
+	msg, err := EncodeMsg(ti.subject, dl)
+	if err != nil {
+		return err
+	}
+	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("nats: store event %q in the dead-letter queue of subscription %q: %w", dl.ID(), subscription, p.publishErr(dlTopic, dl, err))
+	}
+	return nil
+}
+
+// SubscribeDeadLetters opens a receiver over a subscription's dead-letter
+// queue, from its oldest dead letter. Acknowledging a dead letter removes it
+// from the queue; Nack returns it.
+func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (crossbus.Receiver, error) {
+	dlTopic := DeadLetterTopic(topic, subscription)
+	ti, err := p.topicWith(ctx, dlTopic, true, true)
+	if err != nil {
+		return nil, fmt.Errorf("nats: dead-letter queue of subscription %q: %w", subscription, err)
+	}
+	spec := crossbus.SubscriptionSpec{Topic: dlTopic, Name: deadLetterReader}
+	return p.openReceiver(ctx, spec, ti, consumerOpts{create: true, deliverAll: true}, true)
+}
+
+var _ crossbus.DeadLetterReader = (*Provider)(nil)

@@ -1,0 +1,383 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/crossbus/crossbus"
+)
+
+// errSettled is returned by a second settle call on one delivery.
+var errSettled = errors.New("nats: delivery already settled")
+
+// restartDelay is how long a receiver waits before pulling again after its
+// pull subscription failed.
+const restartDelay = time.Second
+
+// drainWait bounds how long Close returns buffered messages to the server.
+const drainWait = 5 * time.Second
+
+// Subscribe opens a receiver on a subscription's durable consumer (created
+// when AutoCreate is on). A positive spec.AckDeadline becomes the consumer's
+// AckWait, so lease extension (InProgress) renews exactly that lease.
+func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+	if spec.Topic == "" || spec.Name == "" {
+		return nil, fmt.Errorf("%w: nats: subscribe needs a topic and a subscription name", crossbus.ErrInvalidOption)
+	}
+	if p.opts.MaxDeliver > 0 && spec.MaxAttempts >= p.opts.MaxDeliver {
+		return nil, fmt.Errorf("%w: nats: subscription %q: the retry policy's MaxAttempts (%d) must be below the consumer's MaxDeliver (%d), or the server stops redelivering before the event is dead-lettered",
+			crossbus.ErrInvalidOption, spec.Name, spec.MaxAttempts, p.opts.MaxDeliver)
+	}
+	ti, err := p.topic(ctx, spec.Topic, false)
+	if err != nil {
+		return nil, err
+	}
+	return p.openReceiver(ctx, spec, ti, consumerOpts{ordered: spec.Ordered, ackWait: spec.AckDeadline}, false)
+}
+
+func (p *Provider) openReceiver(ctx context.Context, spec crossbus.SubscriptionSpec, ti *topicInfo, o consumerOpts, dlq bool) (*receiver, error) {
+	if p.isClosed() {
+		return nil, fmt.Errorf("nats: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
+	}
+	cons, err := p.consumer(ctx, ti, spec.Name, o)
+	if err != nil {
+		return nil, err
+	}
+	cfg := cons.CachedInfo().Config
+	if spec.Ordered && cfg.PriorityPolicy != jetstream.PriorityPolicyPinned {
+		p.opts.Logger.Warn("nats: ordered subscription on a consumer without the pinned-client policy: order holds only while one process consumes it",
+			"subscription", spec.Name, "consumer", cfg.Durable)
+	}
+	r := &receiver{
+		p:        p,
+		spec:     spec,
+		dlq:      dlq,
+		stream:   ti.stream,
+		cons:     cons,
+		pinned:   cfg.PriorityPolicy == jetstream.PriorityPolicyPinned,
+		ch:       make(chan *delivery, 64),
+		errs:     make(chan error, 1),
+		closing:  make(chan struct{}),
+		pumpDone: make(chan struct{}),
+	}
+	r.caps = p.Capabilities()
+	r.caps.DefaultAckDeadline = cfg.AckWait
+	if dlq {
+		r.caps.NativeDeadLetter = false // no queue for the queue's readers
+	}
+	if err := r.open(); err != nil {
+		return nil, fmt.Errorf("nats: subscription %q: %w", spec.Name, err)
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		r.it.Stop()
+		return nil, fmt.Errorf("nats: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
+	}
+	p.receivers[r] = struct{}{}
+	p.mu.Unlock()
+	go r.pump()
+	return r, nil
+}
+
+// receiver pulls a consumer's messages into a small buffer that Receive
+// empties. One goroutine (pump) pulls and decodes.
+type receiver struct {
+	p      *Provider
+	spec   crossbus.SubscriptionSpec
+	dlq    bool // a reader of a dead-letter queue
+	stream string
+	cons   jetstream.Consumer
+	pinned bool
+	caps   crossbus.Capabilities
+
+	mu sync.Mutex // guards it
+	it jetstream.MessagesContext
+
+	ch        chan *delivery
+	errs      chan error
+	closing   chan struct{}
+	pumpDone  chan struct{}
+	closeOnce sync.Once
+}
+
+func (r *receiver) open() error {
+	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(r.p.opts.Prefetch)}
+	if r.pinned {
+		// Pull often enough that the pinned client never looks idle.
+		opts = append(opts, jetstream.PullPriorityGroup(priorityGroup),
+			jetstream.PullExpiry(max(r.p.opts.PinnedTTL/3, time.Second)))
+	}
+	it, err := r.cons.Messages(opts...)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if r.isClosing() { // Close already stopped the previous one
+		r.mu.Unlock()
+		it.Stop()
+		return crossbus.ErrClosed
+	}
+	r.it = it
+	r.mu.Unlock()
+	return nil
+}
+
+// Capabilities reports the provider's capabilities with this consumer's
+// AckWait as the default ack deadline.
+func (r *receiver) Capabilities() crossbus.Capabilities { return r.caps }
+
+func (r *receiver) isClosing() bool {
+	select {
+	case <-r.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// pump moves messages from the pull subscription to the receive buffer.
+func (r *receiver) pump() {
+	defer close(r.pumpDone)
+	for {
+		r.mu.Lock()
+		it := r.it
+		r.mu.Unlock()
+		msg, err := it.Next()
+		if err != nil {
+			if r.isClosing() {
+				return
+			}
+			if r.p.conn.IsClosed() {
+				r.report(fmt.Errorf("nats: subscription %q: connection closed: %w", r.spec.Name, crossbus.ErrClosed))
+				return
+			}
+			r.report(fmt.Errorf("nats: subscription %q: pull failed: %w", r.spec.Name, err))
+			it.Stop()
+			if !r.wait(restartDelay) {
+				return
+			}
+			if err := r.open(); errors.Is(err, crossbus.ErrClosed) {
+				return
+			} else if err != nil {
+				r.report(fmt.Errorf("nats: subscription %q: pull again: %w", r.spec.Name, err))
+			}
+			continue
+		}
+		d := r.newDelivery(msg)
+		if d == nil {
+			continue
+		}
+		select {
+		case r.ch <- d:
+		case <-r.closing:
+			_ = msg.Nak()
+		}
+	}
+}
+
+// report hands an error to the next Receive call, dropping it if one is
+// already waiting.
+func (r *receiver) report(err error) {
+	select {
+	case r.errs <- err:
+	default:
+	}
+}
+
+func (r *receiver) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.closing:
+		return false
+	}
+}
+
+// Receive waits for at least one delivery and returns up to len(buf).
+func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+	if len(buf) == 0 {
+		return 0, nil
+	}
+	if r.isClosing() {
+		return 0, fmt.Errorf("nats: receive from %q: %w", r.spec.Name, crossbus.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	select {
+	case d := <-r.ch:
+		buf[0] = d
+	case err := <-r.errs:
+		return 0, err
+	case <-r.closing:
+		return 0, fmt.Errorf("nats: receive from %q: %w", r.spec.Name, crossbus.ErrClosed)
+	case <-r.pumpDone:
+		return 0, fmt.Errorf("nats: receive from %q: %w", r.spec.Name, crossbus.ErrClosed)
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	n := 1
+	for n < len(buf) {
+		select {
+		case d := <-r.ch:
+			buf[n] = d
+			n++
+		default:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+// Close stops pulling and returns every buffered, unhandled message to the
+// server at once (Nak), so other consumers get them without waiting for the
+// ack wait. Deliveries already handed out stay valid for settling.
+func (r *receiver) Close(ctx context.Context) error {
+	r.closeOnce.Do(func() {
+		close(r.closing)
+		r.mu.Lock()
+		it := r.it
+		r.mu.Unlock()
+		if r.p.conn.IsConnected() {
+			// Buffered messages come out of Next and are returned (Nak).
+			it.Drain()
+			t := time.NewTimer(drainWait)
+			select {
+			case <-r.pumpDone:
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		it.Stop()
+		<-r.pumpDone
+		for {
+			select {
+			case d := <-r.ch:
+				_ = d.Nack(context.Background(), 0)
+				continue
+			default:
+			}
+			break
+		}
+		r.p.mu.Lock()
+		delete(r.p.receivers, r)
+		r.p.mu.Unlock()
+	})
+	return nil
+}
+
+// delivery is one JetStream message handed to a consumer.
+type delivery struct {
+	r       *receiver
+	msg     jetstream.Msg
+	ev      crossbus.Event
+	ctx     event.EventContextV1 // ev.Context points here
+	attempt int
+	settled atomic.Bool
+}
+
+// newDelivery decodes a message; undecodable ones are dead-lettered here
+// (they cannot enter the handler pipeline) and nil is returned.
+func (r *receiver) newDelivery(msg jetstream.Msg) *delivery {
+	d := &delivery{r: r, msg: msg, attempt: 1}
+	d.ev.Context = &d.ctx
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 0 {
+		d.attempt = int(min(md.NumDelivered, 1<<31-1))
+	}
+	if err := DecodeMsg(msg.Headers(), msg.Data(), &d.ev); err != nil {
+		r.poison(msg, err)
+		return nil
+	}
+	return d
+}
+
+// Event returns the delivered event.
+func (d *delivery) Event() *crossbus.Event { return &d.ev }
+
+// Attempt is JetStream's delivery count for the message.
+func (d *delivery) Attempt() int { return d.attempt }
+
+// Ack acknowledges the message.
+func (d *delivery) Ack(context.Context) error {
+	if !d.settled.CompareAndSwap(false, true) {
+		return errSettled
+	}
+	if err := d.msg.Ack(); err != nil {
+		return fmt.Errorf("nats: ack event %q: %w", d.ev.ID(), err)
+	}
+	return nil
+}
+
+// Nack returns the message for redelivery after delay (NakWithDelay).
+func (d *delivery) Nack(_ context.Context, delay time.Duration) error {
+	if !d.settled.CompareAndSwap(false, true) {
+		return errSettled
+	}
+	var err error
+	if delay > 0 {
+		err = d.msg.NakWithDelay(delay)
+	} else {
+		err = d.msg.Nak()
+	}
+	if err != nil {
+		return fmt.Errorf("nats: nak event %q: %w", d.ev.ID(), err)
+	}
+	return nil
+}
+
+// DeadLetter moves the event to the subscription's dead-letter queue (see
+// DeadLetterTopic): the event, with the dead-letter extensions, is stored in
+// the queue's stream first and the message acknowledged after. A crash in
+// between dead-letters the event again on redelivery, and the queue's stream
+// drops that copy by Nats-Msg-Id.
+func (d *delivery) DeadLetter(ctx context.Context, info crossbus.DeadLetterInfo) error {
+	if d.r.dlq {
+		return fmt.Errorf("nats: a dead letter cannot be dead-lettered again: %w", crossbus.ErrNotSupported)
+	}
+	if d.settled.Load() {
+		return errSettled
+	}
+	dl := crossbus.DeadLetterEvent(&d.ev, info)
+	if err := d.r.p.publishDeadLetter(ctx, d.r.spec.Topic, d.r.spec.Name, &dl); err != nil {
+		// Reported as not supported (now), so the portable layer falls
+		// back to the route's dead-letter topic when it has one.
+		return fmt.Errorf("nats: the dead-letter queue refused event %q (%w): %w", d.ev.ID(), crossbus.ErrNotSupported, err)
+	}
+	if !d.settled.CompareAndSwap(false, true) {
+		return errSettled
+	}
+	if err := d.msg.Ack(); err != nil {
+		return fmt.Errorf("nats: ack dead-lettered event %q: %w", d.ev.ID(), err)
+	}
+	return nil
+}
+
+// ExtendLease tells the server the handler is still working (InProgress),
+// which restarts the consumer's ack wait.
+func (d *delivery) ExtendLease(context.Context, time.Duration) error {
+	if d.settled.Load() {
+		return errSettled
+	}
+	if err := d.msg.InProgress(); err != nil {
+		return fmt.Errorf("nats: extend lease of event %q: %w", d.ev.ID(), err)
+	}
+	return nil
+}
+
+var (
+	_ crossbus.Delivery             = (*delivery)(nil)
+	_ crossbus.LeaseExtender        = (*delivery)(nil)
+	_ crossbus.ReceiverCapabilities = (*receiver)(nil)
+	_ crossbus.Provider             = (*Provider)(nil)
+)
