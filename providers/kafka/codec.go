@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/cewire"
 )
 
 // Header names of the CloudEvents Kafka protocol binding (binary content
@@ -139,7 +140,7 @@ func DecodeRecord(key, value []byte, headers []kgo.RecordHeader, e *crossbus.Eve
 					err = fmt.Errorf("specversion %q is not supported (want %q)", h.Value, event.CloudEventsVersionV1)
 				}
 			case "source":
-				u, ok := sources.parseBytes(h.Value)
+				u, ok := sources.ParseBytes(h.Value)
 				if !ok {
 					err = fmt.Errorf("source %q is not a URI reference", h.Value)
 				}
@@ -236,76 +237,11 @@ func decodeStructured(value, key []byte, e *crossbus.Event) error {
 }
 
 func checkRequired(ctx *event.EventContextV1) error {
-	switch {
-	case ctx.ID == "":
-		return fmt.Errorf("kafka: header ce_id missing or empty")
-	case ctx.Source.String() == "":
-		return fmt.Errorf("kafka: header ce_source missing or empty")
-	case ctx.Type == "":
-		return fmt.Errorf("kafka: header ce_type missing or empty")
-	}
-	return nil
+	return cewire.CheckRequired(ctx, "kafka", "ce_")
 }
 
 // setAttribute sets one attribute read from the wire (name without prefix,
 // lower case).
 func setAttribute(ctx *event.EventContextV1, name, v string) error {
-	switch name {
-	case "specversion":
-		if v != event.CloudEventsVersionV1 {
-			return fmt.Errorf("specversion %q is not supported (want %q)", v, event.CloudEventsVersionV1)
-		}
-	case "id":
-		ctx.ID = v
-	case "source":
-		u, ok := sources.parse(v)
-		if !ok {
-			return fmt.Errorf("source %q is not a URI reference", v)
-		}
-		ctx.Source = u
-	case "type":
-		ctx.Type = v
-	case "subject":
-		s := v
-		ctx.Subject = &s
-	case "time":
-		t, err := types.ParseTimestamp(v)
-		if err != nil {
-			return fmt.Errorf("time %q is not RFC 3339", v)
-		}
-		ctx.Time = t
-	case "dataschema":
-		u := types.ParseURI(v)
-		if u == nil {
-			return fmt.Errorf("dataschema %q is not a URI", v)
-		}
-		ctx.DataSchema = u
-	case "datacontenttype":
-		// The binding carries it in content-type; a ce_ form is accepted
-		// when content-type is absent (content-type wins, see DecodeRecord).
-		s := v
-		ctx.DataContentType = &s
-	default:
-		if !validExtensionName(name) {
-			return fmt.Errorf("extension name %q is not lower-case a-z and 0-9", name)
-		}
-		if ctx.Extensions == nil {
-			ctx.Extensions = make(map[string]any, 4)
-		}
-		ctx.Extensions[name] = v
-	}
-	return nil
-}
-
-func validExtensionName(name string) bool {
-	if name == "" || name == "data" || name == "data_base64" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
+	return cewire.SetAttribute(ctx, name, v, sources)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/cewire"
 )
 
 func headers(kv ...string) []kgo.RecordHeader {
@@ -127,7 +128,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		require.NotEmpty(t, e.Type())
 		require.NotEmpty(t, e.Source())
 		for name := range e.Extensions() {
-			require.True(t, validExtensionName(name), name)
+			require.True(t, cewire.ValidExtensionName(name), name)
 		}
 		rec, err := EncodeRecord("t", &e)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	natsio "github.com/nats-io/nats.go"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/cewire"
 )
 
 // Header names of the CloudEvents NATS protocol binding (binary content mode):
@@ -194,76 +195,13 @@ func decodeStructured(data []byte, e *crossbus.Event) error {
 }
 
 func checkRequired(ctx *event.EventContextV1) error {
-	switch {
-	case ctx.ID == "":
-		return fmt.Errorf("nats: header ce-id missing or empty")
-	case ctx.Source.String() == "":
-		return fmt.Errorf("nats: header ce-source missing or empty")
-	case ctx.Type == "":
-		return fmt.Errorf("nats: header ce-type missing or empty")
-	}
-	return nil
+	return cewire.CheckRequired(ctx, "nats", "ce-")
 }
 
 // setAttribute sets one attribute read from the wire (name without prefix,
 // lower case).
 func setAttribute(ctx *event.EventContextV1, name, v string) error {
-	switch name {
-	case "specversion":
-		if v != event.CloudEventsVersionV1 {
-			return fmt.Errorf("specversion %q is not supported (want %q)", v, event.CloudEventsVersionV1)
-		}
-	case "id":
-		ctx.ID = v
-	case "source":
-		u, ok := sources.parse(v)
-		if !ok {
-			return fmt.Errorf("source %q is not a URI reference", v)
-		}
-		ctx.Source = u
-	case "type":
-		ctx.Type = v
-	case "subject":
-		s := v
-		ctx.Subject = &s
-	case "time":
-		t, err := types.ParseTimestamp(v)
-		if err != nil {
-			return fmt.Errorf("time %q is not RFC 3339", v)
-		}
-		ctx.Time = t
-	case "dataschema":
-		u := types.ParseURI(v)
-		if u == nil {
-			return fmt.Errorf("dataschema %q is not a URI", v)
-		}
-		ctx.DataSchema = u
-	case "datacontenttype":
-		s := v
-		ctx.DataContentType = &s
-	default:
-		if !validExtensionName(name) {
-			return fmt.Errorf("extension name %q is not lower-case a-z and 0-9", name)
-		}
-		if ctx.Extensions == nil {
-			ctx.Extensions = make(map[string]any, 4)
-		}
-		ctx.Extensions[name] = v
-	}
-	return nil
-}
-
-func validExtensionName(name string) bool {
-	if name == "" || name == "data" || name == "data_base64" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
+	return cewire.SetAttribute(ctx, name, v, sources)
 }
 
 // encodeHeaderValue percent-encodes what a NATS header value cannot carry

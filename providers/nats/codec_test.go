@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/cewire"
 )
 
 func TestHeaderValueEscaping(t *testing.T) {
@@ -190,7 +191,7 @@ func FuzzHeaderValue(f *testing.F) {
 }
 
 func extensionProblem(name string) string {
-	if !validExtensionName(name) {
+	if !cewire.ValidExtensionName(name) {
 		return "invalid"
 	}
 	return ""
