@@ -264,7 +264,7 @@ func (b *breaker) admit(ctx context.Context) (breakerPermit, error) {
 		if ok {
 			return p, nil
 		}
-		if err := b.wait(ctx, wait, changed); err != nil {
+		if err := waitOrChange(ctx, b.clock, wait, changed); err != nil {
 			return breakerPermit{}, err
 		}
 	}
@@ -306,7 +306,7 @@ func (b *breaker) receiveBudget(ctx context.Context, max int) (int, error) {
 		if n > 0 {
 			return n, nil
 		}
-		if err := b.wait(ctx, wait, changed); err != nil {
+		if err := waitOrChange(ctx, b.clock, wait, changed); err != nil {
 			return 0, err
 		}
 	}
@@ -324,26 +324,9 @@ func (b *breaker) waitNotOpen(ctx context.Context) error {
 		if !open {
 			return nil
 		}
-		if err := b.wait(ctx, wait, changed); err != nil {
+		if err := waitOrChange(ctx, b.clock, wait, changed); err != nil {
 			return err
 		}
-	}
-}
-
-func (b *breaker) wait(ctx context.Context, d time.Duration, changed <-chan struct{}) error {
-	var tc <-chan time.Time
-	if d > 0 {
-		t := b.clock.NewTimer(d)
-		defer t.Stop()
-		tc = t.C()
-	}
-	select {
-	case <-tc:
-		return nil
-	case <-changed:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

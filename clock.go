@@ -107,3 +107,22 @@ func WithClock(c Clock) RouteOption {
 		return nil
 	}
 }
+
+// waitOrChange blocks for d on clock (forever when d is 0) or until changed
+// closes or ctx ends.
+func waitOrChange(ctx context.Context, clock Clock, d time.Duration, changed <-chan struct{}) error {
+	var tc <-chan time.Time
+	if d > 0 {
+		t := clock.NewTimer(d)
+		defer t.Stop()
+		tc = t.C()
+	}
+	select {
+	case <-tc:
+		return nil
+	case <-changed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -148,7 +148,7 @@ func (l *RateLimiter) Reserve(ctx context.Context, max int) (Reservation, error)
 			wait = time.Duration(math.Ceil((1 - l.tokens) / l.rate * float64(time.Second)))
 		}
 		l.mu.Unlock()
-		err := l.wait(ctx, wait, changed)
+		err := waitOrChange(ctx, l.clock, wait, changed)
 		if capped {
 			l.mu.Lock()
 			l.capped--
@@ -157,25 +157,6 @@ func (l *RateLimiter) Reserve(ctx context.Context, max int) (Reservation, error)
 		if err != nil {
 			return Reservation{}, err
 		}
-	}
-}
-
-// wait blocks for d (forever when d is 0) or until changed closes or ctx
-// ends.
-func (l *RateLimiter) wait(ctx context.Context, d time.Duration, changed <-chan struct{}) error {
-	var tc <-chan time.Time
-	if d > 0 {
-		t := l.clock.NewTimer(d)
-		defer t.Stop()
-		tc = t.C()
-	}
-	select {
-	case <-tc:
-		return nil
-	case <-changed:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
