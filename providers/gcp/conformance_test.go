@@ -35,7 +35,7 @@ func (h *harness) NewProvider(ctx context.Context) (crossbus.Provider, error) {
 	if h.native {
 		return everySubscriptionDeadLetters{p}, nil
 	}
-	return refusedDeadLettersFallBack{p}, nil
+	return p, nil
 }
 
 func (h *harness) CreateTopic(ctx context.Context, topic string) error {
@@ -70,31 +70,6 @@ type everySubscriptionDeadLetters struct{ *gcp.Provider }
 
 func (p everySubscriptionDeadLetters) Capabilities() crossbus.Capabilities {
 	c := p.Provider.Capabilities()
-	c.NativeDeadLetter = true
-	return c
-}
-
-// refusedDeadLettersFallBack works around the suite subscribing without a
-// dead-letter topic in tests that never dead-letter, which the portable layer
-// refuses for a subscription without a dead-letter policy. Its receivers
-// claim a native dead-letter queue at subscribe time only: their deliveries
-// still answer DeadLetter with crossbus.ErrNotSupported (the subscriptions
-// have no policy), so every dead letter in the suite takes the portable path
-// through the dead-letter topic the suite sets up, as in production.
-type refusedDeadLettersFallBack struct{ *gcp.Provider }
-
-func (p refusedDeadLettersFallBack) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
-	r, err := p.Provider.Subscribe(ctx, spec)
-	if err != nil {
-		return nil, err
-	}
-	return claimingReceiver{r}, nil
-}
-
-type claimingReceiver struct{ crossbus.Receiver }
-
-func (r claimingReceiver) Capabilities() crossbus.Capabilities {
-	c := r.Receiver.(crossbus.ReceiverCapabilities).Capabilities()
 	c.NativeDeadLetter = true
 	return c
 }

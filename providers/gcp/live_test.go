@@ -57,7 +57,7 @@ func (h *liveHarness) NewProvider(ctx context.Context) (crossbus.Provider, error
 	if h.native {
 		return everySubscriptionDeadLetters{p}, nil
 	}
-	return refusedDeadLettersFallBack{p}, nil
+	return p, nil
 }
 
 func (h *liveHarness) CreateTopic(ctx context.Context, topic string) error {

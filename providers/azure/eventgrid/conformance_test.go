@@ -26,22 +26,7 @@ func (h *harness) NewProvider(context.Context) (crossbus.Provider, error) {
 	o := namespaceOptions(h.srv)
 	o.LockDuration = harnessLock
 	ns, err := eventgrid.NewNamespace(o)
-	return suiteProvider{ns}, err
-}
-
-// suiteProvider works around the suite subscribing without a dead-letter
-// topic in tests that never dead-letter, which the portable layer refuses
-// for a provider without a native dead-letter queue. It only claims one:
-// its deliveries still answer DeadLetter with ErrNotSupported (the
-// namespace runs without NativeDeadLetter), so every dead letter in the
-// suite takes the portable path through the dead-letter topic the suite
-// sets up, exactly as in production.
-type suiteProvider struct{ *eventgrid.Namespace }
-
-func (p suiteProvider) Capabilities() crossbus.Capabilities {
-	c := p.Namespace.Capabilities()
-	c.NativeDeadLetter = true
-	return c
+	return ns, err
 }
 
 func (h *harness) CreateTopic(_ context.Context, topic string) error { return h.srv.CreateTopic(topic) }
