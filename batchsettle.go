@@ -53,7 +53,7 @@ func (s *Subscription) runBatch(hctx context.Context, b batch) {
 	} else {
 		// Claim each event; run only the new ones.
 		results = make([]error, n)
-		var claims []string
+		var claims []*heldClaim
 		run, claims = s.claimBatch(ctx, events, results)
 		if len(run) > 0 {
 			runEvents := make([]*Event, len(run))
@@ -181,56 +181,31 @@ func (s *Subscription) settleBatchItem(ctx context.Context, span trace.Span, d D
 }
 
 // claimBatch takes idempotency claims for a batch. It returns the indexes
-// of the events to run and their claim tokens; skipped duplicates get a nil
-// result (acked), events in progress elsewhere or whose claim failed get an
-// error (retried).
-func (s *Subscription) claimBatch(ctx context.Context, events []*Event, results []error) ([]int, []string) {
+// of the events to run and their claims; skipped duplicates get a nil result
+// (acked), events in progress elsewhere or whose claim failed get an error
+// (retried).
+func (s *Subscription) claimBatch(ctx context.Context, events []*Event, results []error) ([]int, []*heldClaim) {
 	run := make([]int, 0, len(events))
+	claims := make([]*heldClaim, 0, len(events))
 	c := s.cfg.idem
-	tokens := make([]string, 0, len(events))
 	for i, e := range events {
-		claim, err := c.store.Begin(ctx, s.idemKey(ctx, e), c.opts.Lease)
-		switch {
-		case err != nil:
-			results[i] = fmt.Errorf("crossbus: idempotency begin: %w", err)
-		case claim.Status == ClaimCompleted:
-		case claim.Status == ClaimInProgress:
-			results[i] = fmt.Errorf("event %q: %w", e.ID(), ErrInProgress)
-		default:
-			run = append(run, i)
-			tokens = append(tokens, claim.Token)
+		h, ok, err := c.begin(ctx, c.key(ctx, s.name, e), e, s.log)
+		if !ok {
+			results[i] = err
+			continue
 		}
+		run = append(run, i)
+		claims = append(claims, h)
 	}
-	return run, tokens
+	return run, claims
 }
 
 // settleClaims completes the claims of events that succeeded and releases
 // those of events that failed, so their retries run.
-func (s *Subscription) settleClaims(ctx context.Context, events []*Event, run []int, tokens []string, results []error) {
-	c := s.cfg.idem
-	if c == nil {
-		return
-	}
-	sctx := context.WithoutCancel(ctx)
+func (s *Subscription) settleClaims(ctx context.Context, events []*Event, run []int, claims []*heldClaim, results []error) {
 	for j, i := range run {
-		key := s.idemKey(ctx, events[i])
-		if results[i] != nil {
-			if err := c.store.Release(sctx, key, tokens[j]); err != nil && !errors.Is(err, ErrLeaseLost) {
-				results[i] = errors.Join(results[i], fmt.Errorf("crossbus: idempotency release: %w", err))
-			}
-			continue
-		}
-		if err := c.store.Complete(sctx, key, tokens[j], c.opts.TTL); err != nil {
-			s.log.Warn("crossbus: idempotency complete failed", "eventID", events[i].ID(), "key", key, "error", err)
-		}
+		results[i] = claims[j].finish(ctx, events[i], results[i])
 	}
-}
-
-func (s *Subscription) idemKey(ctx context.Context, e *Event) string {
-	if k := s.cfg.idem.opts.Key; k != nil {
-		return k(ctx, e)
-	}
-	return DefaultIdempotencyKey(s.name, e)
 }
 
 // startBatch begins the consumer span of a batch, linked to each event's

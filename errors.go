@@ -3,7 +3,9 @@ package crossbus
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Sentinel errors. Errors returned by crossbus and its providers wrap these, so
@@ -13,14 +15,21 @@ var (
 	ErrClosed = errors.New("crossbus: closed")
 	// ErrTopicNotFound: the topic does not exist.
 	ErrTopicNotFound = errors.New("crossbus: topic not found")
-	// ErrSubscriptionNotFound: the subscription does not exist.
+	// ErrSubscriptionNotFound: the subscription does not exist (or was
+	// deleted while a consumer ran).
 	ErrSubscriptionNotFound = errors.New("crossbus: subscription not found")
+	// ErrUnauthorized: the provider refused the credentials or the
+	// permission for the operation.
+	ErrUnauthorized = errors.New("crossbus: unauthorized")
 	// ErrTooLarge: an event or batch is over the provider's size limit.
 	ErrTooLarge = errors.New("crossbus: too large")
 	// ErrInvalidEvent: an event is not a valid CloudEvent (see ValidationError).
 	ErrInvalidEvent = errors.New("crossbus: invalid event")
 	// ErrInvalidData: an event's data does not decode (see DataError).
 	ErrInvalidData = errors.New("crossbus: invalid event data")
+	// ErrInvalidName: a topic or subscription name is outside the portable
+	// name rule (see ValidateName).
+	ErrInvalidName = errors.New("crossbus: invalid name")
 	// ErrUnknownScheme: Open was given a URL whose scheme no provider registered.
 	ErrUnknownScheme = errors.New("crossbus: unknown URL scheme")
 	// ErrInvalidURL: Open was given a malformed provider URL.
@@ -33,6 +42,9 @@ var (
 	// ErrInProgress: another consumer is handling the same event right now
 	// (idempotency); the delivery is retried later.
 	ErrInProgress = errors.New("crossbus: duplicate event in progress")
+	// ErrHandlersAbandoned: a shutdown deadline passed while handlers still
+	// ran; they were abandoned (see AbandonedError).
+	ErrHandlersAbandoned = errors.New("crossbus: handlers abandoned at shutdown")
 )
 
 // SizeError reports an event or batch over a size limit. It matches ErrTooLarge.
@@ -60,7 +72,14 @@ type EventError struct {
 }
 
 func (e EventError) Error() string {
-	return fmt.Sprintf("event %d (%q): %v", e.Index, e.EventID, e.Err)
+	msg := "<nil>"
+	if e.Err != nil {
+		msg = withoutLibPrefix(e.Err.Error())
+	}
+	if e.EventID == "" || strings.Contains(msg, strconv.Quote(e.EventID)) {
+		return fmt.Sprintf("event %d: %s", e.Index, msg)
+	}
+	return fmt.Sprintf("event %d (%q): %s", e.Index, e.EventID, msg)
 }
 
 // Unwrap returns the cause.
@@ -109,6 +128,32 @@ func (e *PublishError) FailedIndexes() []int {
 	return idx
 }
 
+// AbandonedError reports handlers that were still running when a
+// subscription's shutdown deadline (the drain timeout or the Close context's
+// deadline, whichever came first) passed. Their deliveries were left
+// unsettled, so the provider redelivers them; whatever the handlers return
+// later is ignored. It matches ErrHandlersAbandoned and unwraps to the cause
+// (context.DeadlineExceeded for a drain timeout, or the Close context's
+// error).
+type AbandonedError struct {
+	Topic        string
+	Subscription string
+	Handlers     int           // handlers still running at the deadline
+	Waited       time.Duration // how long the shutdown waited for them
+	Cause        error
+}
+
+func (e *AbandonedError) Error() string {
+	return fmt.Sprintf("crossbus: subscription %q of topic %q: %d handler(s) still running after %v were abandoned; their events are left to the provider for redelivery (%v)",
+		e.Subscription, e.Topic, e.Handlers, e.Waited.Round(time.Millisecond), e.Cause)
+}
+
+// Is reports whether target is ErrHandlersAbandoned.
+func (e *AbandonedError) Is(target error) bool { return target == ErrHandlersAbandoned }
+
+// Unwrap returns the cause.
+func (e *AbandonedError) Unwrap() error { return e.Cause }
+
 // permanentError marks an error as not worth retrying.
 type permanentError struct{ err error }
 
@@ -116,7 +161,8 @@ func (p *permanentError) Error() string { return "permanent: " + p.err.Error() }
 func (p *permanentError) Unwrap() error { return p.err }
 
 // Permanent wraps err so that the delivery is dead-lettered at once instead of
-// retried. Permanent(nil) is nil.
+// retried. Permanent(nil) is nil. Providers also use it to mark receive
+// errors that retrying cannot fix (see Receiver).
 func Permanent(err error) error {
 	if err == nil {
 		return nil
@@ -133,4 +179,43 @@ func IsPermanent(err error) bool {
 
 func errNilOption(name string) error {
 	return fmt.Errorf("%w: %s(nil)", ErrInvalidOption, name)
+}
+
+// libPrefix starts every error message of the library, once.
+const libPrefix = "crossbus: "
+
+// errorf is fmt.Errorf for errors of the portable layer: the message starts
+// with "crossbus: " exactly once, however many crossbus errors it wraps
+// (their own prefixes are dropped from the text; errors.Is and errors.As
+// still reach them).
+func errorf(format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return &libError{msg: libPrefix + withoutLibPrefix(err.Error()), err: err}
+}
+
+// withoutLibPrefix removes every "crossbus: " from a message.
+func withoutLibPrefix(msg string) string {
+	if !strings.Contains(msg, libPrefix) {
+		return msg
+	}
+	return strings.ReplaceAll(msg, libPrefix, "")
+}
+
+// libError is an error built by errorf.
+type libError struct {
+	msg string
+	err error // the fmt.Errorf error, for unwrapping
+}
+
+func (e *libError) Error() string { return e.msg }
+
+// Unwrap returns what the format's %w verbs wrapped.
+func (e *libError) Unwrap() []error {
+	switch u := e.err.(type) {
+	case interface{ Unwrap() []error }:
+		return u.Unwrap()
+	case interface{ Unwrap() error }:
+		return []error{u.Unwrap()}
+	}
+	return nil
 }

@@ -228,8 +228,11 @@ func Validate(e *Event) error {
 	if ctx.Subject != nil && strings.TrimSpace(*ctx.Subject) == "" {
 		add("subject", "present but empty")
 	}
-	for name := range ctx.Extensions {
+	for name, v := range ctx.Extensions {
 		if p := extensionNameProblem(name); p != "" {
+			add("extension "+strconv.Quote(name), p)
+		}
+		if p := extensionValueProblem(v); p != "" {
 			add("extension "+strconv.Quote(name), p)
 		}
 	}
@@ -284,6 +287,21 @@ func extensionNameProblem(name string) string {
 	switch name {
 	case "id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema", "data", "data_base64":
 		return "is a context attribute, not an extension"
+	}
+	return ""
+}
+
+// extensionValueProblem reports an extension value outside the CloudEvents
+// type system (Boolean, Integer, String, Binary, URI, URI-reference,
+// Timestamp). Values the CloudEvents SDK converts (other integer types within
+// the Integer range, time.Time, *url.URL) are accepted.
+func extensionValueProblem(v any) string {
+	switch v.(type) {
+	case string, int32, bool, []byte, types.URI, types.URIRef, types.Timestamp:
+		return ""
+	}
+	if _, err := types.Validate(v); err != nil {
+		return fmt.Sprintf("value of type %T is not a CloudEvents type (Boolean, Integer within 32 bits, String, Binary, URI, URI-reference, Timestamp)", v)
 	}
 	return ""
 }

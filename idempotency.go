@@ -1,6 +1,7 @@
 package crossbus
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"crypto/rand"
@@ -14,7 +15,7 @@ import (
 	"time"
 )
 
-// ClaimStatus is what Store.Begin found for a key.
+// ClaimStatus is what IdempotencyStore.Begin found for a key.
 type ClaimStatus int
 
 const (
@@ -39,7 +40,7 @@ func (s ClaimStatus) String() string {
 	return fmt.Sprintf("ClaimStatus(%d)", int(s))
 }
 
-// Claim is the result of Store.Begin.
+// Claim is the result of IdempotencyStore.Begin.
 type Claim struct {
 	Status ClaimStatus
 	// Token identifies the holder when Status is ClaimNew; Complete and
@@ -48,30 +49,57 @@ type Claim struct {
 	Token string
 }
 
-// ErrLeaseLost is returned by Store.Complete and Store.Release when the
-// token no longer holds the key (the lease ran out and another consumer took
-// it, or the record expired).
+// ErrLeaseLost is returned by the IdempotencyStore methods that take a token
+// when the token no longer holds the key (the lease ran out and another
+// consumer took it, or the record expired).
 var ErrLeaseLost = errors.New("crossbus: idempotency lease lost")
 
-// Store keeps idempotency records: IN_PROGRESS with a lease while a handler
-// runs, COMPLETED with an expiry after it succeeded. Implementations must make
-// Begin atomic: of concurrent Begins for a free key exactly one gets ClaimNew.
-// stores/storetest has the suite every Store passes.
-type Store interface {
+// IdempotencyStore keeps idempotency records: IN_PROGRESS with a lease while
+// a handler runs, COMPLETED with an expiry after it succeeded.
+// Implementations must make Begin atomic: of concurrent Begins for a free key
+// exactly one gets ClaimNew. stores/storetest has the suite every store
+// passes.
+type IdempotencyStore interface {
 	// Begin claims key for lease unless it is held or completed.
 	Begin(ctx context.Context, key string, lease time.Duration) (Claim, error)
+	// Renew extends a held claim's lease to lease from now. The portable
+	// layer renews while the handler runs, so a short lease both outlives
+	// slow handlers and frees the key soon after a consumer dies.
+	Renew(ctx context.Context, key, token string, lease time.Duration) error
 	// Complete marks key done for ttl.
 	Complete(ctx context.Context, key, token string, ttl time.Duration) error
 	// Release frees key so a retry can claim it.
 	Release(ctx context.Context, key, token string) error
 }
 
-// NewToken returns a random claim token, for Store implementations.
-func NewToken() string {
+// InboxStore is an IdempotencyStore kept in the same database as the
+// handler's own state, so that the two commit together: a transactional
+// inbox. After a crash an event is either applied and marked completed, or
+// neither. Routes use it with IdempotencyOptions.Transactional.
+type InboxStore interface {
+	IdempotencyStore
+	// CompleteInTx begins a transaction, calls fn with a context that
+	// carries it (the store's package tells how a handler reaches it),
+	// and, when fn returns nil, marks key completed for ttl in the same
+	// transaction and commits. When fn fails, or token no longer holds
+	// key (ErrLeaseLost), the transaction is rolled back: none of fn's
+	// writes remain. It returns fn's error unchanged, or the store's.
+	CompleteInTx(ctx context.Context, key, token string, ttl time.Duration, fn func(ctx context.Context) error) error
+}
+
+// NewClaimToken returns a random claim token, for IdempotencyStore
+// implementations.
+func NewClaimToken() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// Defaults of IdempotencyOptions.
+const (
+	DefaultIdempotencyLease = 15 * time.Second
+	DefaultIdempotencyTTL   = 24 * time.Hour
+)
 
 // IdempotencyOptions configure idempotent handling. Zero values take the
 // documented defaults.
@@ -79,29 +107,49 @@ type IdempotencyOptions struct {
 	// Key derives the idempotency key. Default: subscription + source + id,
 	// the CloudEvents uniqueness rule scoped to one consumer.
 	Key func(ctx context.Context, e *Event) string
-	// Lease bounds how long a claim survives a consumer that died mid-handler
-	// (default 5m). Make it longer than the slowest handler.
+	// Lease bounds how long a claim survives a consumer that died
+	// mid-handler (default DefaultIdempotencyLease). It is renewed every
+	// third of itself while the handler runs, so it need not cover the
+	// slowest handler.
 	Lease time.Duration
-	// TTL is how long a completed record suppresses duplicates (default 24h).
+	// TTL is how long a completed record suppresses duplicates (default
+	// DefaultIdempotencyTTL).
 	TTL time.Duration
+	// Transactional runs the handler inside a transaction of the store,
+	// which must implement InboxStore, and marks the event completed in
+	// that transaction: the handler's writes through the transaction and
+	// the idempotency record commit together (a transactional inbox). Use
+	// it when the handler's effect lives in the store's database; a
+	// handler that writes elsewhere gains nothing from it. Batch routes
+	// take per-event claims and complete them after the batch, without a
+	// transaction.
+	Transactional bool
 }
 
 type idempotencyConfig struct {
-	store Store
+	store IdempotencyStore
+	inbox InboxStore // set when opts.Transactional
 	opts  IdempotencyOptions
 }
 
-func (o *IdempotencyOptions) fill() error {
-	if o.Lease < 0 || o.TTL < 0 {
-		return fmt.Errorf("%w: idempotency lease and TTL must not be negative (got %v, %v)", ErrInvalidOption, o.Lease, o.TTL)
+func newIdempotencyConfig(store IdempotencyStore, opts IdempotencyOptions) (*idempotencyConfig, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil idempotency store", ErrInvalidOption)
 	}
-	if o.Lease == 0 {
-		o.Lease = 5 * time.Minute
+	if opts.Lease < 0 || opts.TTL < 0 {
+		return nil, fmt.Errorf("%w: idempotency lease and TTL must not be negative (got %v, %v)", ErrInvalidOption, opts.Lease, opts.TTL)
 	}
-	if o.TTL == 0 {
-		o.TTL = 24 * time.Hour
+	opts.Lease = cmp.Or(opts.Lease, DefaultIdempotencyLease)
+	opts.TTL = cmp.Or(opts.TTL, DefaultIdempotencyTTL)
+	c := &idempotencyConfig{store: store, opts: opts}
+	if opts.Transactional {
+		inbox, ok := store.(InboxStore)
+		if !ok {
+			return nil, fmt.Errorf("%w: IdempotencyOptions.Transactional needs a store that implements InboxStore; %T does not", ErrInvalidOption, store)
+		}
+		c.inbox = inbox
 	}
-	return nil
+	return c, nil
 }
 
 // WithIdempotency makes the route skip events it already handled: a completed
@@ -110,29 +158,25 @@ func (o *IdempotencyOptions) fill() error {
 // releases the key so the retry runs. The router places it inside retry and
 // dead-lettering and outside the route's middleware, whatever the order of
 // options.
-func WithIdempotency(store Store, opts IdempotencyOptions) RouteOption {
+func WithIdempotency(store IdempotencyStore, opts IdempotencyOptions) RouteOption {
 	return func(c *routeConfig) error {
-		if store == nil {
-			return fmt.Errorf("%w: nil idempotency store", ErrInvalidOption)
-		}
-		if err := opts.fill(); err != nil {
+		ic, err := newIdempotencyConfig(store, opts)
+		if err != nil {
 			return err
 		}
-		c.idem = &idempotencyConfig{store: store, opts: opts}
+		c.idem = ic
 		return nil
 	}
 }
 
 // Idempotent returns the idempotency middleware, for handlers run outside a
 // Router (push adapters, tests). Routes should use WithIdempotency.
-func Idempotent(store Store, opts IdempotencyOptions) (Middleware, error) {
-	if store == nil {
-		return nil, fmt.Errorf("%w: nil idempotency store", ErrInvalidOption)
-	}
-	if err := opts.fill(); err != nil {
+func Idempotent(store IdempotencyStore, opts IdempotencyOptions) (Middleware, error) {
+	ic, err := newIdempotencyConfig(store, opts)
+	if err != nil {
 		return nil, err
 	}
-	return idempotent(&idempotencyConfig{store: store, opts: opts}, "", slog.New(slog.DiscardHandler)), nil
+	return idempotent(ic, "", slog.New(slog.DiscardHandler)), nil
 }
 
 // DefaultIdempotencyKey is subscription + source + id.
@@ -140,50 +184,143 @@ func DefaultIdempotencyKey(subscription string, e *Event) string {
 	return subscription + "\x00" + e.Source() + "\x00" + e.ID()
 }
 
+// key derives e's idempotency key for subscription.
+func (c *idempotencyConfig) key(ctx context.Context, subscription string, e *Event) string {
+	if c.opts.Key != nil {
+		return c.opts.Key(ctx, e)
+	}
+	if subscription == "" {
+		if info, ok := DeliveryInfoFrom(ctx); ok {
+			subscription = info.Subscription
+		}
+	}
+	return DefaultIdempotencyKey(subscription, e)
+}
+
+// The claim protocol, used by per-event routes (idempotent) and batch routes
+// (claimBatch, settleClaims): begin claims the key; the handler runs only
+// for a new claim, with the lease renewed meanwhile; finish completes the
+// key after success and releases it after failure.
+
+// heldClaim is a claim the handler runs under; its lease is renewed every
+// third of the lease until finish.
+type heldClaim struct {
+	c     *idempotencyConfig
+	key   string
+	token string
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+}
+
+// begin claims key. run reports whether the handler may run (a held claim is
+// returned); otherwise err is nil for a completed duplicate (ack it) or says
+// why to retry (ErrInProgress, or the store's failure).
+func (c *idempotencyConfig) begin(ctx context.Context, key string, e *Event, log *slog.Logger) (h *heldClaim, run bool, err error) {
+	claim, err := c.store.Begin(ctx, key, c.opts.Lease)
+	if err != nil {
+		return nil, false, errorf("idempotency begin for event %q: %w", e.ID(), err)
+	}
+	switch claim.Status {
+	case ClaimCompleted:
+		return nil, false, nil
+	case ClaimInProgress:
+		return nil, false, fmt.Errorf("%w: event %q", ErrInProgress, e.ID())
+	}
+	h = &heldClaim{c: c, key: key, token: claim.Token, log: log}
+	h.timer = time.AfterFunc(c.opts.Lease/3, h.renew)
+	return h, true, nil
+}
+
+// renew extends the lease and schedules the next renewal.
+func (h *heldClaim) renew() {
+	lease := h.c.opts.Lease
+	ctx, cancel := context.WithTimeout(context.Background(), lease/3)
+	err := h.c.store.Renew(ctx, h.key, h.token, lease)
+	cancel()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return
+	}
+	if err != nil {
+		// Lost (another consumer may take the key) or the store failed:
+		// try again; finish reports a lost lease if it stays lost.
+		h.log.Warn("crossbus: idempotency lease renewal failed", "key", h.key, "error", err)
+	}
+	h.timer.Reset(lease / 3)
+}
+
+func (h *heldClaim) stopRenewal() {
+	h.mu.Lock()
+	h.stopped = true
+	h.timer.Stop()
+	h.mu.Unlock()
+}
+
+// finish settles the claim by the handler's result and returns the error to
+// report for the delivery (herr, or herr joined with a failed release).
+func (h *heldClaim) finish(ctx context.Context, e *Event, herr error) error {
+	h.stopRenewal()
+	// Settle the claim even if the handler's context was cancelled.
+	sctx := context.WithoutCancel(ctx)
+	if herr != nil {
+		if rerr := h.c.store.Release(sctx, h.key, h.token); rerr != nil && !errors.Is(rerr, ErrLeaseLost) {
+			return errors.Join(herr, errorf("idempotency release for event %q: %w", e.ID(), rerr))
+		}
+		return herr
+	}
+	if cerr := h.c.store.Complete(sctx, h.key, h.token, h.c.opts.TTL); cerr != nil {
+		// The handler succeeded; failing the delivery now would run it
+		// again, so the event is acked and the miss only logged: a later
+		// duplicate may run the handler once more (the transactional
+		// inbox closes this gap).
+		h.log.Warn("crossbus: idempotency complete failed", "eventID", e.ID(), "key", h.key, "error", cerr)
+	}
+	return nil
+}
+
+// runInTx runs the handler inside the inbox store's transaction, completing
+// the key in it.
+func (h *heldClaim) runInTx(ctx context.Context, e *Event, next Handler) error {
+	var herr error
+	err := h.c.inbox.CompleteInTx(ctx, h.key, h.token, h.c.opts.TTL, func(tctx context.Context) error {
+		herr = next.Handle(tctx, e)
+		return herr
+	})
+	if herr != nil || err == nil {
+		return h.finish(ctx, e, herr) // releases on failure; completed already on success
+	}
+	h.stopRenewal()
+	if errors.Is(err, ErrLeaseLost) {
+		// Rolled back: another consumer holds or finished the key.
+		return errorf("%w: event %q: lease lost before commit, handler's writes rolled back: %w", ErrInProgress, e.ID(), err)
+	}
+	rerr := h.c.store.Release(context.WithoutCancel(ctx), h.key, h.token)
+	if rerr != nil && !errors.Is(rerr, ErrLeaseLost) {
+		return errors.Join(errorf("idempotency commit for event %q: %w", e.ID(), err), rerr)
+	}
+	return errorf("idempotency commit for event %q: %w", e.ID(), err)
+}
+
 func idempotent(c *idempotencyConfig, subscription string, log *slog.Logger) Middleware {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, e *Event) error {
-			var key string
-			if c.opts.Key != nil {
-				key = c.opts.Key(ctx, e)
-			} else {
-				sub := subscription
-				if info, ok := DeliveryInfoFrom(ctx); ok && sub == "" {
-					sub = info.Subscription
-				}
-				key = DefaultIdempotencyKey(sub, e)
+			h, run, err := c.begin(ctx, c.key(ctx, subscription, e), e, log)
+			if !run {
+				return err
 			}
-			claim, err := c.store.Begin(ctx, key, c.opts.Lease)
-			if err != nil {
-				return fmt.Errorf("crossbus: idempotency begin: %w", err)
+			if c.inbox != nil {
+				return h.runInTx(ctx, e, next)
 			}
-			switch claim.Status {
-			case ClaimCompleted:
-				return nil
-			case ClaimInProgress:
-				return fmt.Errorf("event %q: %w", e.ID(), ErrInProgress)
-			}
-			herr := next.Handle(ctx, e)
-			// Settle the claim even if the handler's context was cancelled.
-			sctx := context.WithoutCancel(ctx)
-			if herr != nil {
-				if rerr := c.store.Release(sctx, key, claim.Token); rerr != nil && !errors.Is(rerr, ErrLeaseLost) {
-					return errors.Join(herr, fmt.Errorf("crossbus: idempotency release: %w", rerr))
-				}
-				return herr
-			}
-			if cerr := c.store.Complete(sctx, key, claim.Token, c.opts.TTL); cerr != nil {
-				// The handler succeeded; failing the delivery now would run it
-				// again, so the event is acked and the miss only logged: a
-				// later duplicate may run the handler once more.
-				log.Warn("crossbus: idempotency complete failed", "eventID", e.ID(), "key", key, "error", cerr)
-			}
-			return nil
+			return h.finish(ctx, e, next.Handle(ctx, e))
 		})
 	}
 }
 
-// MemoryStore is an in-process Store with TTL eviction and a bound on the
+// MemoryStore is an in-process IdempotencyStore with TTL eviction and a bound on the
 // number of records. It suits one process; use a shared store (sqlite,
 // postgres, redis, dynamodb) across processes.
 type MemoryStore struct {
@@ -210,7 +347,7 @@ func NewMemoryStore(maxRecords int) *MemoryStore {
 	if maxRecords <= 0 {
 		maxRecords = 1_000_000
 	}
-	return &MemoryStore{tokenPrefix: NewToken()[:12] + "-", max: maxRecords, now: time.Now, records: map[string]*list.Element{}, order: list.New()}
+	return &MemoryStore{tokenPrefix: NewClaimToken()[:12] + "-", max: maxRecords, now: time.Now, records: map[string]*list.Element{}, order: list.New()}
 }
 
 // Len returns the number of records held.
@@ -220,7 +357,7 @@ func (m *MemoryStore) Len() int {
 	return len(m.records)
 }
 
-// Begin implements Store.
+// Begin implements IdempotencyStore.
 func (m *MemoryStore) Begin(ctx context.Context, key string, lease time.Duration) (Claim, error) {
 	if err := ctx.Err(); err != nil {
 		return Claim{}, err
@@ -283,7 +420,19 @@ func (m *MemoryStore) held(key, token string) (*list.Element, *memRecord, error)
 	return el, r, nil
 }
 
-// Complete implements Store.
+// Renew implements IdempotencyStore.
+func (m *MemoryStore) Renew(ctx context.Context, key, token string, lease time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, r, err := m.held(key, token)
+	if err != nil {
+		return err
+	}
+	r.expires = m.now().Add(lease)
+	return nil
+}
+
+// Complete implements IdempotencyStore.
 func (m *MemoryStore) Complete(ctx context.Context, key, token string, ttl time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -298,7 +447,7 @@ func (m *MemoryStore) Complete(ctx context.Context, key, token string, ttl time.
 	return nil
 }
 
-// Release implements Store.
+// Release implements IdempotencyStore.
 func (m *MemoryStore) Release(ctx context.Context, key, token string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

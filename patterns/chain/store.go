@@ -169,7 +169,7 @@ func (m *MemoryStore) BeginStep(ctx context.Context, key StepKey, lease time.Dur
 			return StepClaim{Status: crossbus.ClaimInProgress}, nil
 		}
 	}
-	r := &stepRecord{token: crossbus.NewToken(), expires: now.Add(lease)}
+	r := &stepRecord{token: crossbus.NewClaimToken(), expires: now.Add(lease)}
 	m.steps[key] = r
 	return StepClaim{Status: crossbus.ClaimNew, Token: r.token}, nil
 }

@@ -38,7 +38,7 @@ func TestEmbeddedServerRestartLosesNothing(t *testing.T) {
 	}
 	// A durable store in production; shared here the way two runs of a
 	// program share their database. It counts the duplicates it stops.
-	store := &countingStore{Store: crossbus.NewMemoryStore(0)}
+	store := &countingStore{IdempotencyStore: crossbus.NewMemoryStore(0)}
 	var mu sync.Mutex
 	effects := map[string]int{} // business effects per event id
 	var runs atomic.Int64       // handler runs, duplicates included
@@ -152,12 +152,12 @@ func TestEmbeddedServerRestartLosesNothing(t *testing.T) {
 // countingStore counts the deliveries the idempotency middleware skipped
 // because the event was already handled.
 type countingStore struct {
-	crossbus.Store
+	crossbus.IdempotencyStore
 	duplicates atomic.Int64
 }
 
 func (s *countingStore) Begin(ctx context.Context, key string, lease time.Duration) (crossbus.Claim, error) {
-	c, err := s.Store.Begin(ctx, key, lease)
+	c, err := s.IdempotencyStore.Begin(ctx, key, lease)
 	if err == nil && c.Status == crossbus.ClaimCompleted {
 		s.duplicates.Add(1)
 	}

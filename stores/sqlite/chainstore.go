@@ -134,7 +134,7 @@ func (s *ChainStore) BeginStep(ctx context.Context, key chain.StepKey, lease tim
 		return chain.StepClaim{}, err
 	}
 	now := time.Now()
-	token := crossbus.NewToken()
+	token := crossbus.NewClaimToken()
 	res, err := s.db.stmt(qStepClaim).ExecContext(ctx, key.Instance, key.Step, key.Kind(), token, now.Add(lease).UnixNano(), now.UnixNano())
 	if err != nil {
 		return chain.StepClaim{}, fmt.Errorf("sqlite: claim step %q of %q: %w", key.Step, key.Instance, wrapErr(err))

@@ -1,6 +1,6 @@
 // Package sqlite keeps crossbus's durable state in one SQLite database file,
 // with the pure-Go modernc.org/sqlite driver (no cgo): the idempotency store
-// (crossbus.Store), the event store with snapshots, checkpoints and the
+// (crossbus.IdempotencyStore), the event store with snapshots, checkpoints and the
 // transactional outbox (sourcing.Store and friends), and chain instance
 // state (chain.Store).
 //
@@ -162,7 +162,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 // Path returns the database file's path.
 func (db *DB) Path() string { return db.path }
 
-// Idempotency returns the idempotency store (crossbus.Store).
+// Idempotency returns the idempotency store (crossbus.IdempotencyStore).
 func (db *DB) Idempotency() *IdempotencyStore { return db.idem }
 
 // Events returns the event store, which is also the snapshot store, the

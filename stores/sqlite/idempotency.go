@@ -10,7 +10,7 @@ import (
 	"github.com/crossbus/crossbus"
 )
 
-// IdempotencyStore is a crossbus.Store in the DB's file, shared by every
+// IdempotencyStore is a crossbus.IdempotencyStore in the DB's file, shared by every
 // process that opens it. Begin is one atomic upsert: of concurrent Begins for
 // a free key exactly one claims it. Expired records are deleted in the
 // background of Begin every Options.PurgeInterval.
@@ -19,7 +19,7 @@ type IdempotencyStore struct {
 	lastPurge atomic.Int64
 }
 
-var _ crossbus.Store = (*IdempotencyStore)(nil)
+var _ crossbus.IdempotencyStore = (*IdempotencyStore)(nil)
 
 const (
 	qIdemClaim = `INSERT INTO idempotency (key, token, completed, expires) VALUES (?1, ?2, 0, ?3)
@@ -28,18 +28,20 @@ const (
 	qIdemStatus   = `SELECT completed FROM idempotency WHERE key = ? AND expires > ?`
 	qIdemComplete = `UPDATE idempotency SET completed = 1, token = '', expires = ?1
 		WHERE key = ?2 AND token = ?3 AND completed = 0 AND expires > ?4`
+	qIdemRenew = `UPDATE idempotency SET expires = ?1
+		WHERE key = ?2 AND token = ?3 AND completed = 0 AND expires > ?4`
 	qIdemRelease = `DELETE FROM idempotency WHERE key = ?1 AND token = ?2 AND completed = 0 AND expires > ?3`
 	qIdemPurge   = `DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE expires <= ? LIMIT 10000)`
 )
 
-// Begin implements crossbus.Store.
+// Begin implements crossbus.IdempotencyStore.
 func (s *IdempotencyStore) Begin(ctx context.Context, key string, lease time.Duration) (crossbus.Claim, error) {
 	if err := ctx.Err(); err != nil {
 		return crossbus.Claim{}, err
 	}
 	now := time.Now()
 	s.maybePurge(ctx, now)
-	token := crossbus.NewToken()
+	token := crossbus.NewClaimToken()
 	claim := s.db.stmt(qIdemClaim)
 	res, err := claim.ExecContext(ctx, []byte(key), token, now.Add(lease).UnixNano(), now.UnixNano())
 	if err != nil {
@@ -66,13 +68,19 @@ func (s *IdempotencyStore) Begin(ctx context.Context, key string, lease time.Dur
 	return crossbus.Claim{Status: crossbus.ClaimInProgress}, nil
 }
 
-// Complete implements crossbus.Store.
+// Complete implements crossbus.IdempotencyStore.
 func (s *IdempotencyStore) Complete(ctx context.Context, key, token string, ttl time.Duration) error {
 	now := time.Now()
 	return s.settle(ctx, key, qIdemComplete, now.Add(ttl).UnixNano(), []byte(key), token, now.UnixNano())
 }
 
-// Release implements crossbus.Store.
+// Renew implements crossbus.IdempotencyStore.
+func (s *IdempotencyStore) Renew(ctx context.Context, key, token string, lease time.Duration) error {
+	now := time.Now()
+	return s.settle(ctx, key, qIdemRenew, now.Add(lease).UnixNano(), []byte(key), token, now.UnixNano())
+}
+
+// Release implements crossbus.IdempotencyStore.
 func (s *IdempotencyStore) Release(ctx context.Context, key, token string) error {
 	return s.settle(ctx, key, qIdemRelease, []byte(key), token, time.Now().UnixNano())
 }

@@ -24,7 +24,7 @@ func openDB(t testing.TB, opts sqlite.Options) *sqlite.DB {
 }
 
 func TestIdempotencyStore(t *testing.T) {
-	storetest.TestIdempotencyStore(t, func(t *testing.T) crossbus.Store { return openDB(t, sqlite.Options{}).Idempotency() })
+	storetest.TestIdempotencyStore(t, func(t *testing.T) crossbus.IdempotencyStore { return openDB(t, sqlite.Options{}).Idempotency() })
 }
 
 func TestEventStore(t *testing.T) {

@@ -3,7 +3,7 @@
 // A store's tests call the suite with a constructor:
 //
 //	func TestIdempotencyStore(t *testing.T) {
-//		storetest.TestIdempotencyStore(t, func(t *testing.T) crossbus.Store { return newStore(t) })
+//		storetest.TestIdempotencyStore(t, func(t *testing.T) crossbus.IdempotencyStore { return newStore(t) })
 //	}
 package storetest
 
@@ -22,10 +22,10 @@ import (
 	"github.com/crossbus/crossbus"
 )
 
-// TestIdempotencyStore checks the crossbus.Store contract. newStore returns an
+// TestIdempotencyStore checks the crossbus.IdempotencyStore contract. newStore returns an
 // empty store for each subtest. Leases in the suite are short (a few hundred
 // milliseconds), so stores must honour sub-second leases and TTLs.
-func TestIdempotencyStore(t *testing.T, newStore func(t *testing.T) crossbus.Store) {
+func TestIdempotencyStore(t *testing.T, newStore func(t *testing.T) crossbus.IdempotencyStore) {
 	ctx := context.Background()
 	const long = time.Minute
 
