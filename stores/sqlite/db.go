@@ -244,7 +244,7 @@ func wrapErr(err error) error {
 // later could wait for the connection a transaction holds.
 var writeQueries = []string{
 	qStreamByName, qKnownIDs, qNewStream, qHead, qSetVersion, qEnqueue,
-	qIdemClaim, qIdemStatus, qIdemComplete, qIdemRelease, qIdemPurge,
+	qIdemClaim, qIdemStatus, qIdemComplete, qIdemRenew, qIdemRelease, qIdemPurge,
 	qSaveSnapshot, qSaveCheckpoint, qMarkSent,
 	qChainCreate, qChainSave, qStepClaim, qStepStatus, qStepFinish, qStepRelease, qStepPurge, qChainPurge,
 }

@@ -1,6 +1,6 @@
 // Package storetest holds the test suites every crossbus store passes: the
-// idempotency Store suite here, and the suites of later store kinds beside it.
-// A store's tests call the suite with a constructor:
+// idempotency store suites here, and the suites of later store kinds beside
+// them. A store's tests call a suite with a constructor:
 //
 //	func TestIdempotencyStore(t *testing.T) {
 //		storetest.TestIdempotencyStore(t, func(t *testing.T) crossbus.IdempotencyStore { return newStore(t) })
@@ -22,155 +22,215 @@ import (
 	"github.com/crossbus/crossbus"
 )
 
+// Durations of the idempotency suites. Leases and TTLs that must run out are
+// short (stores must honour sub-second leases and TTLs); waits are twice
+// as long, so a loaded machine does not make a test flaky.
+const (
+	idemLong  = time.Minute
+	idemShort = 200 * time.Millisecond
+	idemPast  = 2 * idemShort
+)
+
 // TestIdempotencyStore checks the crossbus.IdempotencyStore contract. newStore returns an
 // empty store for each subtest. Leases in the suite are short (a few hundred
 // milliseconds), so stores must honour sub-second leases and TTLs.
 func TestIdempotencyStore(t *testing.T, newStore func(t *testing.T) crossbus.IdempotencyStore) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s crossbus.IdempotencyStore)
+	}{
+		{"FirstBeginClaimsTheKey", idemFirstBegin},
+		{"BeginWhileHeldIsInProgress", idemBeginWhileHeld},
+		{"CompletedKeyIsReportedCompleted", idemCompleted},
+		{"ReleaseLetsTheRetryClaim", idemRelease},
+		{"ExpiredLeaseCanBeClaimedAgain", idemExpiredLease},
+		{"CompletedRecordExpiresAfterTTL", idemCompletedExpires},
+		{"WrongTokenCannotCompleteOrRelease", idemWrongToken},
+		{"CompleteTwiceFails", idemCompleteTwice},
+		{"RenewKeepsTheClaimPastItsLease", idemRenewKeeps},
+		{"RenewWithALostTokenIsLeaseLost", idemRenewLostToken},
+		{"RenewAfterTheLeaseRanOutIsLeaseLost", idemRenewExpired},
+		{"RenewAfterCompleteOrReleaseIsLeaseLost", idemRenewSettled},
+		{"KeysAreIndependent", idemKeysIndependent},
+		{"KeysMayHoldAnyBytes", idemKeyBytes},
+		{"ConcurrentBeginsExactlyOneWins", idemConcurrentBegins},
+		{"CancelledContextIsAnError", idemCancelled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newStore(t))
+		})
+	}
+}
+
+// mustClaim begins key for lease and requires a new claim; it returns the token.
+func mustClaim(t *testing.T, s crossbus.IdempotencyStore, key string, lease time.Duration) string {
+	t.Helper()
+	c, err := s.Begin(context.Background(), key, lease)
+	require.NoError(t, err)
+	require.Equal(t, crossbus.ClaimNew, c.Status, "Begin(%q)", key)
+	require.NotEmpty(t, c.Token)
+	return c.Token
+}
+
+// beginStatus begins key and returns what Begin found.
+func beginStatus(t *testing.T, s crossbus.IdempotencyStore, key string) crossbus.ClaimStatus {
+	t.Helper()
+	c, err := s.Begin(context.Background(), key, idemLong)
+	require.NoError(t, err)
+	return c.Status
+}
+
+func idemFirstBegin(t *testing.T, s crossbus.IdempotencyStore) {
+	mustClaim(t, s, "k1", idemLong)
+}
+
+func idemBeginWhileHeld(t *testing.T, s crossbus.IdempotencyStore) {
+	mustClaim(t, s, "k1", idemLong)
+	assert.Equal(t, crossbus.ClaimInProgress, beginStatus(t, s, "k1"))
+}
+
+func idemCompleted(t *testing.T, s crossbus.IdempotencyStore) {
+	tok := mustClaim(t, s, "k1", idemLong)
+	require.NoError(t, s.Complete(context.Background(), "k1", tok, idemLong))
+	assert.Equal(t, crossbus.ClaimCompleted, beginStatus(t, s, "k1"))
+}
+
+func idemRelease(t *testing.T, s crossbus.IdempotencyStore) {
+	tok := mustClaim(t, s, "k1", idemLong)
+	require.NoError(t, s.Release(context.Background(), "k1", tok))
+	tok2 := mustClaim(t, s, "k1", idemLong)
+	assert.NotEqual(t, tok, tok2)
+}
+
+func idemExpiredLease(t *testing.T, s crossbus.IdempotencyStore) {
 	ctx := context.Background()
-	const long = time.Minute
+	tok := mustClaim(t, s, "k1", idemShort)
+	time.Sleep(idemPast)
+	mustClaim(t, s, "k1", idemLong)
+	// The first holder's lease is lost: it can neither complete nor release.
+	assert.ErrorIs(t, s.Complete(ctx, "k1", tok, idemLong), crossbus.ErrLeaseLost)
+	assert.ErrorIs(t, s.Release(ctx, "k1", tok), crossbus.ErrLeaseLost)
+	assert.Equal(t, crossbus.ClaimInProgress, beginStatus(t, s, "k1"), "the second holder still holds the key")
+}
 
-	t.Run("FirstBeginClaimsTheKey", func(t *testing.T) {
-		s := newStore(t)
-		c, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		assert.Equal(t, crossbus.ClaimNew, c.Status)
-		assert.NotEmpty(t, c.Token)
-	})
+func idemCompletedExpires(t *testing.T, s crossbus.IdempotencyStore) {
+	tok := mustClaim(t, s, "k1", idemLong)
+	require.NoError(t, s.Complete(context.Background(), "k1", tok, idemShort))
+	time.Sleep(idemPast)
+	assert.Equal(t, crossbus.ClaimNew, beginStatus(t, s, "k1"))
+}
 
-	t.Run("BeginWhileHeldIsInProgress", func(t *testing.T) {
-		s := newStore(t)
-		_, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		c, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		assert.Equal(t, crossbus.ClaimInProgress, c.Status)
-	})
+func idemWrongToken(t *testing.T, s crossbus.IdempotencyStore) {
+	ctx := context.Background()
+	mustClaim(t, s, "k1", idemLong)
+	assert.ErrorIs(t, s.Complete(ctx, "k1", "not-the-token", idemLong), crossbus.ErrLeaseLost)
+	assert.ErrorIs(t, s.Release(ctx, "k1", "not-the-token"), crossbus.ErrLeaseLost)
+	assert.ErrorIs(t, s.Complete(ctx, "never-begun", "x", idemLong), crossbus.ErrLeaseLost)
+}
 
-	t.Run("CompletedKeyIsReportedCompleted", func(t *testing.T) {
-		s := newStore(t)
-		c, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		require.NoError(t, s.Complete(ctx, "k1", c.Token, long))
-		c2, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		assert.Equal(t, crossbus.ClaimCompleted, c2.Status)
-	})
+func idemCompleteTwice(t *testing.T, s crossbus.IdempotencyStore) {
+	tok := mustClaim(t, s, "k1", idemLong)
+	require.NoError(t, s.Complete(context.Background(), "k1", tok, idemLong))
+	assert.ErrorIs(t, s.Complete(context.Background(), "k1", tok, idemLong), crossbus.ErrLeaseLost)
+}
 
-	t.Run("ReleaseLetsTheRetryClaim", func(t *testing.T) {
-		s := newStore(t)
-		c, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		require.NoError(t, s.Release(ctx, "k1", c.Token))
-		c2, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		assert.Equal(t, crossbus.ClaimNew, c2.Status)
-		assert.NotEqual(t, c.Token, c2.Token)
-	})
+// idemRenewKeeps renews a short claim at once and checks it outlives its
+// first lease: another Begin still finds it held, and its holder completes
+// it.
+func idemRenewKeeps(t *testing.T, s crossbus.IdempotencyStore) {
+	ctx := context.Background()
+	tok := mustClaim(t, s, "k1", idemShort)
+	require.NoError(t, s.Renew(ctx, "k1", tok, idemLong))
+	time.Sleep(idemPast)
+	assert.Equal(t, crossbus.ClaimInProgress, beginStatus(t, s, "k1"), "the renewed claim outlived its first lease")
+	require.NoError(t, s.Renew(ctx, "k1", tok, idemLong), "a claim can be renewed again")
+	assert.NoError(t, s.Complete(ctx, "k1", tok, idemLong))
+	assert.Equal(t, crossbus.ClaimCompleted, beginStatus(t, s, "k1"))
+}
 
-	t.Run("ExpiredLeaseCanBeClaimedAgain", func(t *testing.T) {
-		s := newStore(t)
-		c, err := s.Begin(ctx, "k1", 200*time.Millisecond)
-		require.NoError(t, err)
-		time.Sleep(400 * time.Millisecond)
-		c2, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		require.Equal(t, crossbus.ClaimNew, c2.Status)
-		// The first holder's lease is lost: it can neither complete nor release.
-		assert.ErrorIs(t, s.Complete(ctx, "k1", c.Token, long), crossbus.ErrLeaseLost)
-		assert.ErrorIs(t, s.Release(ctx, "k1", c.Token), crossbus.ErrLeaseLost)
-		c3, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		assert.Equal(t, crossbus.ClaimInProgress, c3.Status, "the second holder still holds the key")
-	})
+func idemRenewLostToken(t *testing.T, s crossbus.IdempotencyStore) {
+	ctx := context.Background()
+	tok := mustClaim(t, s, "k1", idemShort)
+	time.Sleep(idemPast)
+	tok2 := mustClaim(t, s, "k1", idemLong)
+	assert.ErrorIs(t, s.Renew(ctx, "k1", tok, idemLong), crossbus.ErrLeaseLost, "the first holder lost the key")
+	assert.ErrorIs(t, s.Renew(ctx, "k1", "not-the-token", idemLong), crossbus.ErrLeaseLost)
+	assert.ErrorIs(t, s.Renew(ctx, "never-begun", "x", idemLong), crossbus.ErrLeaseLost)
+	// The failed renewals took nothing from the second holder.
+	assert.Equal(t, crossbus.ClaimInProgress, beginStatus(t, s, "k1"))
+	assert.NoError(t, s.Complete(ctx, "k1", tok2, idemLong))
+}
 
-	t.Run("CompletedRecordExpiresAfterTTL", func(t *testing.T) {
-		s := newStore(t)
-		c, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		require.NoError(t, s.Complete(ctx, "k1", c.Token, 200*time.Millisecond))
-		time.Sleep(400 * time.Millisecond)
-		c2, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		assert.Equal(t, crossbus.ClaimNew, c2.Status)
-	})
+// idemRenewExpired: a claim whose lease ran out cannot be revived by its old
+// holder, even when no one claimed the key since.
+func idemRenewExpired(t *testing.T, s crossbus.IdempotencyStore) {
+	tok := mustClaim(t, s, "k1", idemShort)
+	time.Sleep(idemPast)
+	assert.ErrorIs(t, s.Renew(context.Background(), "k1", tok, idemLong), crossbus.ErrLeaseLost)
+	mustClaim(t, s, "k1", idemLong)
+}
 
-	t.Run("WrongTokenCannotCompleteOrRelease", func(t *testing.T) {
-		s := newStore(t)
-		_, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		assert.ErrorIs(t, s.Complete(ctx, "k1", "not-the-token", long), crossbus.ErrLeaseLost)
-		assert.ErrorIs(t, s.Release(ctx, "k1", "not-the-token"), crossbus.ErrLeaseLost)
-		assert.ErrorIs(t, s.Complete(ctx, "never-begun", "x", long), crossbus.ErrLeaseLost)
-	})
+func idemRenewSettled(t *testing.T, s crossbus.IdempotencyStore) {
+	ctx := context.Background()
+	tok := mustClaim(t, s, "done", idemLong)
+	require.NoError(t, s.Complete(ctx, "done", tok, idemLong))
+	assert.ErrorIs(t, s.Renew(ctx, "done", tok, idemLong), crossbus.ErrLeaseLost, "renew after complete")
+	assert.Equal(t, crossbus.ClaimCompleted, beginStatus(t, s, "done"), "the failed renewal left the record completed")
 
-	t.Run("CompleteTwiceFails", func(t *testing.T) {
-		s := newStore(t)
-		c, err := s.Begin(ctx, "k1", long)
-		require.NoError(t, err)
-		require.NoError(t, s.Complete(ctx, "k1", c.Token, long))
-		assert.ErrorIs(t, s.Complete(ctx, "k1", c.Token, long), crossbus.ErrLeaseLost)
-	})
+	tok = mustClaim(t, s, "released", idemLong)
+	require.NoError(t, s.Release(ctx, "released", tok))
+	assert.ErrorIs(t, s.Renew(ctx, "released", tok, idemLong), crossbus.ErrLeaseLost, "renew after release")
+	mustClaim(t, s, "released", idemLong)
+}
 
-	t.Run("KeysAreIndependent", func(t *testing.T) {
-		s := newStore(t)
-		for i := 0; i < 10; i++ {
-			c, err := s.Begin(ctx, fmt.Sprintf("key-%d", i), long)
+func idemKeysIndependent(t *testing.T, s crossbus.IdempotencyStore) {
+	for i := 0; i < 10; i++ {
+		mustClaim(t, s, fmt.Sprintf("key-%d", i), idemLong)
+	}
+}
+
+func idemKeyBytes(t *testing.T, s crossbus.IdempotencyStore) {
+	key := "sub\x00https://example.com/a b?c=d&e='f'\x00id-ü-%_*"
+	tok := mustClaim(t, s, key, idemLong)
+	mustClaim(t, s, key+"x", idemLong)
+	require.NoError(t, s.Complete(context.Background(), key, tok, idemLong))
+	assert.Equal(t, crossbus.ClaimCompleted, beginStatus(t, s, key))
+}
+
+func idemConcurrentBegins(t *testing.T, s crossbus.IdempotencyStore) {
+	for round := 0; round < 20; round++ {
+		key := fmt.Sprintf("race-%d", round)
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := s.Begin(context.Background(), key, idemLong)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if c.Status == crossbus.ClaimNew {
+					wins.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
 			require.NoError(t, err)
-			assert.Equal(t, crossbus.ClaimNew, c.Status)
 		}
-	})
+		require.Equal(t, int32(1), wins.Load(), "round %d: exactly one Begin wins", round)
+	}
+}
 
-	t.Run("KeysMayHoldAnyBytes", func(t *testing.T) {
-		s := newStore(t)
-		key := "sub\x00https://example.com/a b?c=d&e='f'\x00id-ü-%_*"
-		c, err := s.Begin(ctx, key, long)
-		require.NoError(t, err)
-		require.Equal(t, crossbus.ClaimNew, c.Status)
-		c2, err := s.Begin(ctx, key+"x", long)
-		require.NoError(t, err)
-		assert.Equal(t, crossbus.ClaimNew, c2.Status)
-		require.NoError(t, s.Complete(ctx, key, c.Token, long))
-		c3, err := s.Begin(ctx, key, long)
-		require.NoError(t, err)
-		assert.Equal(t, crossbus.ClaimCompleted, c3.Status)
-	})
-
-	t.Run("ConcurrentBeginsExactlyOneWins", func(t *testing.T) {
-		s := newStore(t)
-		for round := 0; round < 20; round++ {
-			key := fmt.Sprintf("race-%d", round)
-			var wins atomic.Int32
-			var wg sync.WaitGroup
-			errs := make(chan error, 8)
-			for g := 0; g < 8; g++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					c, err := s.Begin(ctx, key, long)
-					if err != nil {
-						errs <- err
-						return
-					}
-					if c.Status == crossbus.ClaimNew {
-						wins.Add(1)
-					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				require.NoError(t, err)
-			}
-			require.Equal(t, int32(1), wins.Load(), "round %d: exactly one Begin wins", round)
-		}
-	})
-
-	t.Run("CancelledContextIsAnError", func(t *testing.T) {
-		s := newStore(t)
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		_, err := s.Begin(cctx, "k1", long)
-		require.Error(t, err)
-		assert.True(t, errors.Is(err, context.Canceled), "got %v", err)
-	})
+func idemCancelled(t *testing.T, s crossbus.IdempotencyStore) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := s.Begin(ctx, "k1", idemLong)
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, context.Canceled), "got %v", err)
 }
