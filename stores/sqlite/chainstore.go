@@ -47,7 +47,7 @@ func (s *ChainStore) Create(ctx context.Context, inst *chain.Instance) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: encode instance %q: %w", inst.ID, err)
 	}
-	res, err := s.db.stmt(qChainCreate).ExecContext(ctx, inst.ID, inst.Chain, string(inst.Status), inst.Updated.UnixNano(), body)
+	res, err := s.db.writeStmt(ctx, qChainCreate).ExecContext(ctx, inst.ID, inst.Chain, string(inst.Status), inst.Updated.UnixNano(), body)
 	if err != nil {
 		return fmt.Errorf("sqlite: create instance %q: %w", inst.ID, wrapErr(err))
 	}
@@ -88,7 +88,7 @@ func (s *ChainStore) Save(ctx context.Context, inst *chain.Instance) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: encode instance %q: %w", inst.ID, err)
 	}
-	res, err := s.db.stmt(qChainSave).ExecContext(ctx, string(inst.Status), inst.Updated.UnixNano(), body, inst.ID, inst.Revision)
+	res, err := s.db.writeStmt(ctx, qChainSave).ExecContext(ctx, string(inst.Status), inst.Updated.UnixNano(), body, inst.ID, inst.Revision)
 	if err != nil {
 		return fmt.Errorf("sqlite: save instance %q: %w", inst.ID, wrapErr(err))
 	}
@@ -135,7 +135,7 @@ func (s *ChainStore) BeginStep(ctx context.Context, key chain.StepKey, lease tim
 	}
 	now := time.Now()
 	token := crossbus.NewClaimToken()
-	res, err := s.db.stmt(qStepClaim).ExecContext(ctx, key.Instance, key.Step, key.Kind(), token, now.Add(lease).UnixNano(), now.UnixNano())
+	res, err := s.db.writeStmt(ctx, qStepClaim).ExecContext(ctx, key.Instance, key.Step, key.Kind(), token, now.Add(lease).UnixNano(), now.UnixNano())
 	if err != nil {
 		return chain.StepClaim{}, fmt.Errorf("sqlite: claim step %q of %q: %w", key.Step, key.Instance, wrapErr(err))
 	}
@@ -144,7 +144,7 @@ func (s *ChainStore) BeginStep(ctx context.Context, key chain.StepKey, lease tim
 	}
 	var done bool
 	var output []byte
-	err = s.db.stmt(qStepStatus).QueryRowContext(ctx, key.Instance, key.Step, key.Kind()).Scan(&done, &output)
+	err = s.db.writeStmt(ctx, qStepStatus).QueryRowContext(ctx, key.Instance, key.Step, key.Kind()).Scan(&done, &output)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return chain.StepClaim{}, fmt.Errorf("sqlite: claim step %q of %q: %w", key.Step, key.Instance, wrapErr(err))
 	}
@@ -168,7 +168,7 @@ func (s *ChainStore) ReleaseStep(ctx context.Context, key chain.StepKey, token s
 }
 
 func (s *ChainStore) settle(ctx context.Context, key chain.StepKey, query string, args ...any) error {
-	res, err := s.db.stmt(query).ExecContext(ctx, args...)
+	res, err := s.db.writeStmt(ctx, query).ExecContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: step %q of %q: %w", key.Step, key.Instance, wrapErr(err))
 	}

@@ -1,12 +1,13 @@
 // Package sqlite keeps crossbus's durable state in one SQLite database file,
 // with the pure-Go modernc.org/sqlite driver (no cgo): the idempotency store
-// (crossbus.IdempotencyStore), the event store with snapshots, checkpoints and the
+// (crossbus.IdempotencyStore, and the crossbus.InboxStore of the
+// transactional inbox), the event store with snapshots, checkpoints and the
 // transactional outbox (sourcing.Store and friends), and chain instance
 // state (chain.Store).
 //
 //	db, err := sqlite.Open(ctx, "state.db", sqlite.Options{})
 //	defer db.Close()
-//	route := crossbus.WithIdempotency(db.Idempotency(), crossbus.IdempotencyOptions{})
+//	route := crossbus.WithIdempotency(db.Idempotency(), crossbus.IdempotencyOptions{Transactional: true})
 //	events := db.Events()     // sourcing.Store, SnapshotStore, CheckpointStore, Outbox
 //	chains := db.Chains()     // chain.Store
 //
@@ -18,6 +19,50 @@
 // in Go instead of failing with SQLITE_BUSY, and a transaction never has to
 // upgrade a read lock. Other processes may open the same file; their writes
 // wait for the lock up to Options.BusyTimeout.
+//
+// # Transactional inbox
+//
+// The idempotency store is also a crossbus.InboxStore. A route with
+// IdempotencyOptions.Transactional runs its handler inside a write
+// transaction of the DB and marks the event handled in that transaction, so
+// the handler's own writes and the idempotency record commit together:
+//
+//	router.Handle("payments", "ledger", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
+//		tx, _ := sqlite.TxFrom(ctx) // the inbox transaction
+//		_, err := tx.ExecContext(ctx, `UPDATE accounts SET balance = balance + 1 WHERE id = ?`, e.Subject())
+//		return err
+//	}), crossbus.WithIdempotency(db.Idempotency(), crossbus.IdempotencyOptions{Transactional: true}))
+//
+// The handler reaches the transaction with TxFrom. The DB's own methods
+// that write (WriteTx, EventStore.Append, SaveCheckpoint, ...) join it when
+// given the handler's context: WriteTx runs in a savepoint of it, so an
+// inbox handler can also append events and enqueue outbox messages that
+// commit with the event (a transactional inbox and outbox in one commit).
+// Called from the handler with another context (context.Background(), say)
+// or through DB.SQL, a write would wait for the write connection that the
+// handler's own transaction holds, and never return: pass the handler's
+// context.
+//
+// Crash guarantee: wherever the process dies, the event is either applied
+// and marked completed, or neither. Killed before the commit, the handler's
+// writes roll back and its claim runs out after the lease (the route renews
+// it while the handler runs, so a short lease is safe); the redelivery runs
+// the handler again. Killed after the commit but before the broker heard
+// the acknowledgement, the redelivery finds the event completed and is
+// acknowledged without running the handler. So what the handler writes
+// through the transaction is applied exactly once per event, for as long
+// as the completed record lasts (IdempotencyOptions.TTL). Effects outside
+// the database (HTTP calls, publishes) get no such guarantee; publish
+// through the outbox.
+//
+// SQLite has one writer: the transaction holds the write lock while the
+// handler runs, so transactional handlers run one at a time per database
+// file (route concurrency does not make them parallel), and every other
+// write, in this process or another, waits for the handler to return; so
+// do the lease renewals of handlers queued for the lock. Keep transactional
+// handlers short, do slow work (network calls) before writing or in a
+// non-transactional route, and keep the lease well above the time handlers
+// queue for the lock.
 //
 // # Durability
 //
@@ -174,7 +219,9 @@ func (db *DB) Chains() *ChainStore { return db.chains }
 
 // SQL returns the database/sql handle of the write connection, for an
 // application's own schema. Keep its use short: it is the only writer.
-// Use WriteTx to change application state together with events.
+// Use WriteTx to change application state together with events. Inside a
+// transactional handler, write through TxFrom(ctx) instead: the handler's
+// transaction holds this connection until the handler returns.
 func (db *DB) SQL() *sql.DB { return db.w }
 
 // Changed implements sourcing.Notifier: the channel is closed at the next
@@ -198,15 +245,30 @@ func (db *DB) notify() {
 // back together, which is what makes the outbox transactional. fn must not
 // call other DB methods that write (they wait for the one write connection
 // that fn holds).
+//
+// Inside a transactional handler (see the package documentation), with the
+// handler's context, WriteTx joins the handler's inbox transaction instead
+// of starting one: fn runs in a savepoint of it, an error from fn (or a
+// panic) undoes only fn's writes, and what fn wrote commits when the
+// handler's transaction commits, together with the event's idempotency
+// record, or not at all. It cannot commit on its own there: the inbox
+// transaction holds the one write connection until the handler returns.
 func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := db.writeTx(ctx, fn); err != nil {
 		return err
 	}
-	db.notify()
+	if db.joined(ctx) == nil {
+		db.notify()
+	}
 	return nil
 }
 
+// writeTx runs fn in a write transaction, or in a savepoint of the inbox
+// transaction that ctx carries.
 func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	if tx := db.joined(ctx); tx != nil {
+		return savepoint(ctx, tx, fn)
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin write transaction: %w", wrapErr(err))
@@ -244,7 +306,7 @@ func wrapErr(err error) error {
 // later could wait for the connection a transaction holds.
 var writeQueries = []string{
 	qStreamByName, qKnownIDs, qNewStream, qHead, qSetVersion, qEnqueue,
-	qIdemClaim, qIdemStatus, qIdemComplete, qIdemRenew, qIdemRelease, qIdemPurge,
+	qIdemClaim, qIdemStatus, qIdemComplete, qIdemRenew, qIdemRelease, qIdemPurge, qIdemHeld, qIdemCompleteTx,
 	qSaveSnapshot, qSaveCheckpoint, qMarkSent,
 	qChainCreate, qChainSave, qStepClaim, qStepStatus, qStepFinish, qStepRelease, qStepPurge, qChainPurge,
 }
@@ -280,6 +342,25 @@ func (db *DB) stmt(query string) *sql.Stmt {
 // the write connection's prepared statement).
 func (db *DB) txStmt(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
 	return tx.StmtContext(ctx, db.stmt(query))
+}
+
+// writeStmt returns a write query prepared at Open: bound to the inbox
+// transaction when ctx carries one of db (a handler's writes join it rather
+// than wait for the connection it holds), else on the write connection.
+func (db *DB) writeStmt(ctx context.Context, query string) *sql.Stmt {
+	if tx := db.joined(ctx); tx != nil {
+		return db.txStmt(ctx, tx, query)
+	}
+	return db.stmt(query)
+}
+
+// exec runs a write statement that is not prepared at Open, in the inbox
+// transaction when ctx carries one of db.
+func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if tx := db.joined(ctx); tx != nil {
+		return tx.ExecContext(ctx, query, args...)
+	}
+	return db.w.ExecContext(ctx, query, args...)
 }
 
 // insertTable describes a table that takes multi-row inserts.

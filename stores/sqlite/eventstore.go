@@ -59,7 +59,7 @@ func (s *EventStore) Append(ctx context.Context, stream string, expected sourcin
 	if err != nil {
 		return AppendResult{}, err
 	}
-	if res.Appended > 0 {
+	if res.Appended > 0 && s.db.joined(ctx) == nil {
 		s.db.notify()
 	}
 	return res, nil

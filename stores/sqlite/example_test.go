@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,4 +40,52 @@ func ExampleOpen() {
 	// Output:
 	// <nil>
 	// 1 orders order-o-1
+}
+
+// A transactional handler: its balance update commits in one transaction
+// with the record that marks the event handled, so an event delivered again
+// (after a crash between the commit and the acknowledgement, say) changes
+// nothing. In a service the handler is a route:
+//
+//	router.Handle("payments", "ledger", credit,
+//		crossbus.WithIdempotency(db.Idempotency(), crossbus.IdempotencyOptions{Transactional: true}))
+func ExampleTxFrom() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"), sqlite.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
+	_, _ = db.SQL().ExecContext(ctx, `CREATE TABLE accounts (id TEXT PRIMARY KEY, balance INTEGER NOT NULL)`)
+	_, _ = db.SQL().ExecContext(ctx, `INSERT INTO accounts VALUES ('acct-1', 0)`)
+
+	credit := crossbus.Typed(func(ctx context.Context, e *crossbus.Event, p struct{ Amount int }) error {
+		tx, ok := sqlite.TxFrom(ctx)
+		if !ok {
+			return crossbus.Permanent(errors.New("credit needs a transactional route"))
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE accounts SET balance = balance + ? WHERE id = ?`, p.Amount, e.Subject())
+		return err
+	})
+	idem, err := crossbus.Idempotent(db.Idempotency(), crossbus.IdempotencyOptions{Transactional: true})
+	if err != nil {
+		panic(err)
+	}
+	h := idem(credit)
+
+	e := crossbus.NewEvent("payment.received", "/bank")
+	e.SetID("pay-1")
+	e.SetSubject("acct-1")
+	_ = crossbus.SetData(&e, map[string]int{"amount": 25})
+	fmt.Println(h.Handle(ctx, &e)) // applied
+	fmt.Println(h.Handle(ctx, &e)) // the same event again: acknowledged, not applied
+	var balance int
+	_ = db.SQL().QueryRowContext(ctx, `SELECT balance FROM accounts WHERE id = 'acct-1'`).Scan(&balance)
+	fmt.Println("balance:", balance)
+	// Output:
+	// <nil>
+	// <nil>
+	// balance: 25
 }

@@ -30,7 +30,7 @@ func (s *EventStore) SaveSnapshot(ctx context.Context, snap sourcing.Snapshot) e
 	if snap.Taken.IsZero() {
 		snap.Taken = time.Now()
 	}
-	st := s.db.stmt(qSaveSnapshot)
+	st := s.db.writeStmt(ctx, qSaveSnapshot)
 	state := snap.State
 	if state == nil {
 		state = []byte{}
@@ -78,7 +78,7 @@ func (s *EventStore) SaveCheckpoint(ctx context.Context, name string, position u
 	if name == "" {
 		return fmt.Errorf("%w: checkpoint name is empty", crossbus.ErrInvalidOption)
 	}
-	st := s.db.stmt(qSaveCheckpoint)
+	st := s.db.writeStmt(ctx, qSaveCheckpoint)
 	if _, err := st.ExecContext(ctx, name, int64(position), time.Now().UnixNano()); err != nil {
 		return fmt.Errorf("sqlite: save checkpoint %q: %w", name, wrapErr(err))
 	}
@@ -164,7 +164,7 @@ func (s *EventStore) MarkSent(ctx context.Context, ids ...uint64) error {
 	if err != nil {
 		return err
 	}
-	st := s.db.stmt(qMarkSent)
+	st := s.db.writeStmt(ctx, qMarkSent)
 	if _, err := st.ExecContext(ctx, time.Now().UnixNano(), string(arr)); err != nil {
 		return fmt.Errorf("sqlite: mark %d outbox message(s) sent: %w", len(ids), wrapErr(err))
 	}
@@ -175,7 +175,7 @@ func (s *EventStore) MarkSent(ctx context.Context, ids ...uint64) error {
 // many it deleted. Sent messages are kept until purged, as a record of what
 // was published and when.
 func (s *EventStore) PurgeSent(ctx context.Context, t time.Time) (int64, error) {
-	res, err := s.db.w.ExecContext(ctx, `DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ?`, t.UnixNano())
+	res, err := s.db.exec(ctx, `DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ?`, t.UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: purge outbox: %w", wrapErr(err))
 	}

@@ -27,6 +27,13 @@ func TestIdempotencyStore(t *testing.T) {
 	storetest.TestIdempotencyStore(t, func(t *testing.T) crossbus.IdempotencyStore { return openDB(t, sqlite.Options{}).Idempotency() })
 }
 
+func TestInboxStore(t *testing.T) {
+	storetest.TestInboxStore(t, func(t *testing.T) storetest.Inbox {
+		db := openDB(t, sqlite.Options{})
+		return newInbox(t, db)
+	})
+}
+
 func TestEventStore(t *testing.T) {
 	storetest.TestEventStore(t, func(t *testing.T) sourcing.Store { return openDB(t, sqlite.Options{}).Events() })
 }
