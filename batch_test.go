@@ -88,19 +88,18 @@ func settled(p *memory.Provider, topic, sub string) func() bool {
 
 func TestBatchOptionsAreChecked(t *testing.T) {
 	b, _ := memBus(t)
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	bh := newBatchRecorder(nil)
 	h := crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil })
 	for want, add := range map[string]func() error{
-		"WithBatch needs a batch handler":    func() error { return r.Handle("t", "a", h, crossbus.WithBatch(10, time.Second)) },
-		"WithOrdering cannot be combined":    func() error { return r.HandleBatch("t", "b", bh, crossbus.WithOrdering()) },
-		"WithMiddleware wraps per-event":     func() error { return r.HandleBatch("t", "c", bh, crossbus.WithMiddleware(crossbus.Recover())) },
-		"batch maxCount must be at least 1":  func() error { return r.HandleBatch("t", "d", bh, crossbus.WithBatch(0, time.Second)) },
-		"batch maxWait must not be negative": func() error { return r.HandleBatch("t", "e", bh, crossbus.WithBatch(1, -time.Second)) },
-		"nil batch handler":                  func() error { return r.HandleBatch("t", "f", nil) },
-		"a route needs a topic":              func() error { return r.HandleBatch("", "g", bh) },
+		"WithBatch needs a batch handler":    func() error { return r.Handle("topic", "sub-a", h, crossbus.WithBatch(10, time.Second)) },
+		"WithOrdering cannot be combined":    func() error { return r.HandleBatch("topic", "sub-b", bh, crossbus.WithOrdering()) },
+		"WithMiddleware wraps per-event":     func() error { return r.HandleBatch("topic", "sub-c", bh, crossbus.WithMiddleware(crossbus.Recover())) },
+		"batch maxCount must be at least 1":  func() error { return r.HandleBatch("topic", "sub-d", bh, crossbus.WithBatch(0, time.Second)) },
+		"batch maxWait must not be negative": func() error { return r.HandleBatch("topic", "sub-e", bh, crossbus.WithBatch(1, -time.Second)) },
+		"nil batch handler":                  func() error { return r.HandleBatch("topic", "sub-f", nil) },
 		"WithBatch needs a batch handler (sub)": func() error {
-			_, err := b.Subscribe(context.Background(), "t", "h", h, crossbus.WithBatch(1, 0))
+			_, err := b.Subscribe(context.Background(), "topic", "sub-h", h, crossbus.WithBatch(1, 0))
 			return err
 		},
 	} {
@@ -108,7 +107,8 @@ func TestBatchOptionsAreChecked(t *testing.T) {
 		require.ErrorIs(t, err, crossbus.ErrInvalidOption, want)
 		assert.ErrorContains(t, err, want[:min(len(want), 30)])
 	}
-	require.NoError(t, r.HandleBatch("t", "ok", bh, crossbus.WithBatch(10, time.Second)))
+	assert.ErrorIs(t, r.HandleBatch("", "sub-g", bh), crossbus.ErrInvalidName, "a route needs a topic")
+	require.NoError(t, r.HandleBatch("topic", "sub-ok", bh, crossbus.WithBatch(10, time.Second)))
 }
 
 func TestBatchIsBoundedByCountAndByWaitSinceItsFirstEvent(t *testing.T) {
@@ -116,22 +116,22 @@ func TestBatchIsBoundedByCountAndByWaitSinceItsFirstEvent(t *testing.T) {
 	b, p := memBus(t)
 	clk := clocktest.New(time.Time{})
 	br := newBatchRecorder(nil)
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.HandleBatch("t", "s", br, crossbus.WithBatch(5, 10*time.Second), crossbus.WithClock(clk), crossbus.WithConcurrency(1)))
+	r := newRouter(t, b)
+	require.NoError(t, r.HandleBatch("topic", "sub", br, crossbus.WithBatch(5, 10*time.Second), crossbus.WithClock(clk), crossbus.WithConcurrency(1)))
 	runRouter(t, r)
 
-	require.NoError(t, b.Publish(ctx, "t", mkEvents(12)...))
+	require.NoError(t, b.Publish(ctx, "topic", mkEvents(12)...))
 	waitUntil(t, "two full batches", func() bool { return br.calls() == 2 })
 	require.NoError(t, clk.BlockUntil(ctx, 1), "the third batch waits for more events")
 	assert.Equal(t, []int{5, 5}, br.batchSizes())
 
 	clk.Advance(6 * time.Second)
-	require.NoError(t, b.Publish(ctx, "t", mkEvents(1)...))
-	waitUntil(t, "the late event joined the waiting batch", func() bool { st, _ := p.Stats("t", "s"); return st.InFlight == 3 })
+	require.NoError(t, b.Publish(ctx, "topic", mkEvents(1)...))
+	waitUntil(t, "the late event joined the waiting batch", func() bool { st, _ := p.Stats("topic", "sub"); return st.InFlight == 3 })
 	clk.Advance(4 * time.Second) // 10s after the batch's first event
 	waitUntil(t, "the partial batch", func() bool { return br.calls() == 3 })
 	assert.Equal(t, []int{5, 5, 3}, br.batchSizes())
-	waitUntil(t, "all acked", settled(p, "t", "s"))
+	waitUntil(t, "all acked", settled(p, "topic", "sub"))
 }
 
 // The required scenario: one poisoned event in a batch is dead-lettered, and
@@ -153,7 +153,7 @@ func TestBatchPoisonedEventIsDeadLetteredAlone(t *testing.T) {
 		return nil
 	})
 	clk := clocktest.New(time.Time{})
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	require.NoError(t, r.HandleBatch("orders", "warehouse", br, crossbus.WithBatch(10, time.Minute), crossbus.WithClock(clk),
 		quick(3), crossbus.WithConcurrency(1)))
 	runRouter(t, r)
@@ -200,22 +200,22 @@ func TestBatchRetriesInPlaceWithoutDelayedRedelivery(t *testing.T) {
 		}
 		return nil
 	})
-	s, err := b.SubscribeBatch(ctx, "t", "s", br, crossbus.WithBatch(10, 0), crossbus.WithClock(clk), crossbus.WithConcurrency(1),
+	s, err := b.SubscribeBatch(ctx, "topic", "sub", br, crossbus.WithBatch(10, 0), crossbus.WithClock(clk), crossbus.WithConcurrency(1),
 		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: 5 * time.Second, MaxBackoff: 5 * time.Second, Multiplier: 1}))
 	require.NoError(t, err)
 	defer s.Close(context.Background())
 	evs := typedEvents("ok", "flaky", "ok")
-	require.NoError(t, b.Publish(ctx, "t", evs...))
+	require.NoError(t, b.Publish(ctx, "topic", evs...))
 
 	waitUntil(t, "first batch", func() bool { return br.calls() == 1 })
 	require.NoError(t, clk.BlockUntil(ctx, 1), "the held retry waits for its backoff")
-	st, _ := p.Stats("t", "s")
+	st, _ := p.Stats("topic", "sub")
 	assert.Equal(t, memory.Stats{InFlight: 1}, st, "held by the consumer, not returned to the provider")
 	clk.Advance(5 * time.Second)
 	waitUntil(t, "retried", func() bool { return br.calls() == 2 })
 	assert.Equal(t, []int{3, 1}, br.batchSizes())
 	assert.Equal(t, []int{1, 2}, br.attempts, "the held retry counts as attempt 2")
-	waitUntil(t, "all acked", settled(p, "t", "s"))
+	waitUntil(t, "all acked", settled(p, "topic", "sub"))
 }
 
 type noDelayedRedelivery struct{ *memory.Provider }
@@ -232,8 +232,8 @@ func TestBatchPanicsAndMalformedResultsFailEveryEvent(t *testing.T) {
 	ctx := testCtx(t)
 	b, p := memBus(t)
 	var calls atomic.Int32
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.HandleBatch("t", "s", crossbus.BatchHandlerFunc(func(ctx context.Context, events []*crossbus.Event) []error {
+	r := newRouter(t, b)
+	require.NoError(t, r.HandleBatch("topic", "sub", crossbus.BatchHandlerFunc(func(ctx context.Context, events []*crossbus.Event) []error {
 		switch calls.Add(1) {
 		case 1:
 			panic("boom")
@@ -243,10 +243,10 @@ func TestBatchPanicsAndMalformedResultsFailEveryEvent(t *testing.T) {
 		return nil
 	}), crossbus.WithBatch(2, time.Minute), quick(3), crossbus.WithConcurrency(1)))
 	runRouter(t, r)
-	require.NoError(t, b.Publish(ctx, "t", mkEvents(2)...))
-	waitUntil(t, "settled", settled(p, "t", "s"))
+	require.NoError(t, b.Publish(ctx, "topic", mkEvents(2)...))
+	waitUntil(t, "settled", settled(p, "topic", "sub"))
 	assert.GreaterOrEqual(t, calls.Load(), int32(3), "both failures were retried")
-	dead, _ := p.DeadLetters("t", "s")
+	dead, _ := p.DeadLetters("topic", "sub")
 	assert.Empty(t, dead)
 }
 
@@ -256,15 +256,15 @@ func TestBatchIdempotencySkipsDuplicates(t *testing.T) {
 	ctx := testCtx(t)
 	b, p := memBus(t)
 	br := newBatchRecorder(nil)
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.HandleBatch("t", "s", br, crossbus.WithBatch(10, 0), quick(5), crossbus.WithConcurrency(1),
+	r := newRouter(t, b)
+	require.NoError(t, r.HandleBatch("topic", "sub", br, crossbus.WithBatch(10, 0), quick(5), crossbus.WithConcurrency(1),
 		crossbus.WithIdempotency(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{})))
 	runRouter(t, r)
 	evs := mkEvents(2)
-	require.NoError(t, b.Publish(ctx, "t", evs[0], evs[0], evs[1]))
-	waitUntil(t, "settled", settled(p, "t", "s"))
-	require.NoError(t, b.Publish(ctx, "t", evs[1]))
-	waitUntil(t, "settled again", settled(p, "t", "s"))
+	require.NoError(t, b.Publish(ctx, "topic", evs[0], evs[0], evs[1]))
+	waitUntil(t, "settled", settled(p, "topic", "sub"))
+	require.NoError(t, b.Publish(ctx, "topic", evs[1]))
+	waitUntil(t, "settled again", settled(p, "topic", "sub"))
 	assert.Equal(t, 1, br.ran(evs[0].ID()))
 	assert.Equal(t, 1, br.ran(evs[1].ID()))
 }
@@ -279,12 +279,12 @@ func TestBatchExtendsLeasesWhileWaiting(t *testing.T) {
 	require.NoError(t, err)
 	clk := clocktest.New(time.Time{})
 	br := newBatchRecorder(nil)
-	s, err := b.SubscribeBatch(ctx, "t", "s", br, crossbus.WithBatch(10, time.Hour), crossbus.WithClock(clk),
+	s, err := b.SubscribeBatch(ctx, "topic", "sub", br, crossbus.WithBatch(10, time.Hour), crossbus.WithClock(clk),
 		crossbus.WithAckDeadline(300*time.Millisecond))
 	require.NoError(t, err)
 	defer s.Close(context.Background())
 	evs := mkEvents(3)
-	require.NoError(t, b.Publish(ctx, "t", evs...))
+	require.NoError(t, b.Publish(ctx, "topic", evs...))
 	waitUntil(t, "every waiting event's lease extended twice", func() bool {
 		for _, e := range evs {
 			if ext.extended(e.ID()) < 2 {
@@ -295,7 +295,7 @@ func TestBatchExtendsLeasesWhileWaiting(t *testing.T) {
 	})
 	assert.Zero(t, br.calls(), "the batch still waits")
 	clk.Advance(time.Hour)
-	waitUntil(t, "handled", settled(p, "t", "s"))
+	waitUntil(t, "handled", settled(p, "topic", "sub"))
 	assert.Equal(t, []int{3}, br.batchSizes())
 	assert.Equal(t, []int{1}, br.attempts, "no redelivery while waiting")
 }
@@ -363,28 +363,28 @@ func TestBatchRouteWithBreakerWaitsAndDrains(t *testing.T) {
 	clk := clocktest.New(time.Time{})
 	var healthy atomic.Bool
 	var calls atomic.Int32
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.HandleBatch("t", "s", crossbus.BatchHandlerFunc(func(ctx context.Context, events []*crossbus.Event) []error {
+	r := newRouter(t, b)
+	require.NoError(t, r.HandleBatch("topic", "sub", crossbus.BatchHandlerFunc(func(ctx context.Context, events []*crossbus.Event) []error {
 		calls.Add(1)
 		if !healthy.Load() {
 			return crossbus.FailAll(len(events), errDown)
 		}
 		return nil
 	}), crossbus.WithBatch(5, 0), crossbus.WithClock(clk), crossbus.WithConcurrency(1),
-		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 3, Multiplier: 1}),
+		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: crossbus.NoBackoff, Multiplier: 1}),
 		crossbus.WithCircuitBreaker(crossbus.BreakerPolicy{ConsecutiveFailures: 5, OpenFor: time.Minute})))
 	runRouter(t, r)
-	require.NoError(t, b.Publish(ctx, "t", mkEvents(5)...))
-	waitUntil(t, "open", func() bool { s, _ := r.BreakerState("t", "s"); return s == crossbus.BreakerOpen })
+	require.NoError(t, b.Publish(ctx, "topic", mkEvents(5)...))
+	waitUntil(t, "open", func() bool { s, _ := r.BreakerState("topic", "sub"); return s == crossbus.BreakerOpen })
 	require.NoError(t, clk.BlockUntil(ctx, 1))
 	assert.Equal(t, int32(1), calls.Load(), "one failing batch of 5 opened it; no batch since")
-	require.NoError(t, b.Publish(ctx, "t", mkEvents(5)...))
+	require.NoError(t, b.Publish(ctx, "topic", mkEvents(5)...))
 	healthy.Store(true)
 	clk.Advance(time.Minute)
-	waitUntil(t, "drained", settled(p, "t", "s"))
-	dead, _ := p.DeadLetters("t", "s")
+	waitUntil(t, "drained", settled(p, "topic", "sub"))
+	dead, _ := p.DeadLetters("topic", "sub")
 	assert.Empty(t, dead)
-	st, _ := r.BreakerState("t", "s")
+	st, _ := r.BreakerState("topic", "sub")
 	assert.Equal(t, crossbus.BreakerClosed, st)
 }
 
@@ -392,7 +392,7 @@ func TestBatchRouteWithBreakerWaitsAndDrains(t *testing.T) {
 // DeliverBatch and reads each delivery's outcome.
 func TestDeliverBatchSettlesEachPushedDelivery(t *testing.T) {
 	b, p := memBus(t)
-	require.NoError(t, p.CreateSubscription(context.Background(), "push.dlq", "inspect", false))
+	require.NoError(t, p.CreateSubscription(context.Background(), "push-dlq", "inspect", false))
 	br := newBatchRecorder(func(e *crossbus.Event) error {
 		switch e.Type() {
 		case "poison":
@@ -402,7 +402,7 @@ func TestDeliverBatchSettlesEachPushedDelivery(t *testing.T) {
 		}
 		return nil
 	})
-	ep, err := b.NewBatchEndpoint("push", "lambda", br, crossbus.WithDeadLetterTopic("push.dlq"), quick(3),
+	ep, err := b.NewBatchEndpoint("push", "lambda", br, crossbus.WithDeadLetterTopic("push-dlq"), quick(3),
 		crossbus.WithFilter(crossbus.TypePrefix("ok", "poison", "flaky")))
 	require.NoError(t, err)
 	var ds []crossbus.Delivery
@@ -422,7 +422,7 @@ func TestDeliverBatchSettlesEachPushedDelivery(t *testing.T) {
 	assert.Equal(t, []crossbus.Outcome{crossbus.Acked, crossbus.Acked, crossbus.Nacked, crossbus.Acked, crossbus.Acked}, outcomes,
 		"the poisoned event went to the dead-letter topic; only the flaky one is reported as failed")
 	assert.Equal(t, []int{4}, br.batchSizes(), "one handler call; the filtered event was acked without running")
-	st, _ := p.Stats("push.dlq", "inspect")
+	st, _ := p.Stats("push-dlq", "inspect")
 	assert.Equal(t, 1, st.Waiting)
 }
 
@@ -430,7 +430,7 @@ func TestDeliverBatchSettlesEachPushedDelivery(t *testing.T) {
 // of its key from running in the same pushed batch.
 func TestDeliverBatchOrderedEndpointKeepsKeyOrder(t *testing.T) {
 	b, p := memBus(t)
-	require.NoError(t, p.CreateSubscription(context.Background(), "push.dlq", "inspect", false))
+	require.NoError(t, p.CreateSubscription(context.Background(), "push-dlq", "inspect", false))
 	var mu sync.Mutex
 	var ran []string
 	ep, err := b.NewEndpoint("push", "fifo", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
@@ -441,7 +441,7 @@ func TestDeliverBatchOrderedEndpointKeepsKeyOrder(t *testing.T) {
 			return errors.New("fail")
 		}
 		return nil
-	}), crossbus.WithDeadLetterTopic("push.dlq"), crossbus.WithOrdering(), quick(3))
+	}), crossbus.WithDeadLetterTopic("push-dlq"), crossbus.WithOrdering(), quick(3))
 	require.NoError(t, err)
 	var pds []*crossbus.PushDelivery
 	var ds []crossbus.Delivery
@@ -467,13 +467,13 @@ func TestDeliverBatchOrderedEndpointKeepsKeyOrder(t *testing.T) {
 // a batch of one.
 func TestRouterEndpointOfABatchRoute(t *testing.T) {
 	b, p := memBus(t)
-	require.NoError(t, p.CreateSubscription(context.Background(), "push.dlq", "inspect", false))
+	require.NoError(t, p.CreateSubscription(context.Background(), "push-dlq", "inspect", false))
 	br := newBatchRecorder(nil)
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	r.Use(func(next crossbus.Handler) crossbus.Handler {
 		panic("router middleware must not wrap a batch route")
 	})
-	require.NoError(t, r.HandleBatch("orders", "lambda", br, crossbus.WithDeadLetterTopic("push.dlq")))
+	require.NoError(t, r.HandleBatch("orders", "lambda", br, crossbus.WithDeadLetterTopic("push-dlq")))
 	ep, err := r.Endpoint("orders", "lambda")
 	require.NoError(t, err)
 	e := crossbus.NewEvent("ok", "/sqs")

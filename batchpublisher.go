@@ -121,7 +121,7 @@ func (bp *BatchPublisher) Publish(ctx context.Context, topic string, events ...*
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("crossbus: publish to %q: %w", topic, err)
+		return errorf("publish to %q: %w", topic, err)
 	}
 	req := &publishRequest{events: events, done: make(chan struct{})}
 	if bp.o.MaxBytes > 0 {
@@ -134,7 +134,7 @@ func (bp *BatchPublisher) Publish(ctx context.Context, topic string, events ...*
 	bp.mu.Lock()
 	if bp.closed {
 		bp.mu.Unlock()
-		return fmt.Errorf("crossbus: batch publisher: publish to %q: %w", topic, ErrClosed)
+		return errorf("batch publisher: publish to %q: %w", topic, ErrClosed)
 	}
 	pb := bp.pending[topic]
 	if pb != nil && (pb.count+len(events) > bp.o.MaxCount || bp.o.MaxBytes > 0 && pb.bytes+req.size > bp.o.MaxBytes) {
@@ -164,7 +164,7 @@ func (bp *BatchPublisher) Publish(ctx context.Context, topic string, events ...*
 	if pb := req.batch; pb != nil { // still waiting: withdraw
 		bp.withdraw(pb, req)
 		bp.mu.Unlock()
-		return fmt.Errorf("crossbus: batch publisher: publish to %q: %w", topic, ctx.Err())
+		return errorf("batch publisher: publish to %q: %w", topic, ctx.Err())
 	}
 	bp.mu.Unlock()
 	<-req.done // being sent: its result is coming
@@ -280,7 +280,7 @@ func (bp *BatchPublisher) Flush(ctx context.Context) error {
 		select {
 		case <-w:
 		case <-ctx.Done():
-			return fmt.Errorf("crossbus: batch publisher: flush: %w", ctx.Err())
+			return errorf("batch publisher: flush: %w", ctx.Err())
 		}
 	}
 	return nil

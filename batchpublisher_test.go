@@ -166,10 +166,10 @@ func TestBatchPublisherWithdrawsEventsOfACancelledCaller(t *testing.T) {
 	require.NoError(t, err)
 	cctx, cancel := context.WithCancel(ctx)
 	gone := make(chan error, 1)
-	go func() { gone <- bp.Publish(cctx, "t", mkEvents(3)...) }()
+	go func() { gone <- bp.Publish(cctx, "topic", mkEvents(3)...) }()
 	require.NoError(t, clk.BlockUntil(ctx, 1))
 	stays := make(chan error, 1)
-	go func() { stays <- bp.Publish(ctx, "t", mkEvents(2)...) }()
+	go func() { stays <- bp.Publish(ctx, "topic", mkEvents(2)...) }()
 	waitUntil(t, "both callers waiting", func() bool { return bp.Pending() == 5 })
 	cancel()
 	waitUntil(t, "withdrawn", func() bool { return bp.Pending() == 2 })
@@ -177,7 +177,7 @@ func TestBatchPublisherWithdrawsEventsOfACancelledCaller(t *testing.T) {
 	require.NoError(t, bp.Close(ctx), "Close sends what is pending")
 	assert.NoError(t, <-stays)
 	assert.Equal(t, []int{2}, log.sends(), "the cancelled caller's events were withdrawn")
-	assert.ErrorIs(t, bp.Publish(ctx, "t", mkEvents(1)...), crossbus.ErrClosed)
+	assert.ErrorIs(t, bp.Publish(ctx, "topic", mkEvents(1)...), crossbus.ErrClosed)
 }
 
 func TestBatchPublisherBoundsBytesAndKeepsACallersEventsTogether(t *testing.T) {
@@ -188,9 +188,9 @@ func TestBatchPublisherBoundsBytesAndKeepsACallersEventsTogether(t *testing.T) {
 	bp, err := crossbus.NewBatchPublisher(log, crossbus.BatchPublisherOptions{MaxCount: 3, MaxBytes: 2 * one, Linger: time.Hour})
 	require.NoError(t, err)
 	defer bp.Close(ctx)
-	require.NoError(t, bp.Publish(ctx, "t", mkEvents(2)...), "reaches MaxBytes: sent at once")
-	require.NoError(t, bp.Publish(ctx, "t", mkEvents(5)...), "more than MaxCount: sent whole")
+	require.NoError(t, bp.Publish(ctx, "topic", mkEvents(2)...), "reaches MaxBytes: sent at once")
+	require.NoError(t, bp.Publish(ctx, "topic", mkEvents(5)...), "more than MaxCount: sent whole")
 	assert.Equal(t, []int{2, 5}, log.sends())
-	assert.NoError(t, bp.Publish(ctx, "t"), "nothing to publish")
+	assert.NoError(t, bp.Publish(ctx, "topic"), "nothing to publish")
 	assert.ErrorIs(t, bp.Publish(ctx, "", mkEvents(1)...), crossbus.ErrInvalidOption)
 }

@@ -38,6 +38,7 @@ type heldRetry struct {
 // batchState is a batch route's shared state.
 type batchState struct {
 	handoff chan batch
+	spawn   func() bool // starts a batch worker unless all are started (collector only)
 
 	mu      sync.Mutex
 	retries []heldRetry
@@ -102,35 +103,45 @@ func (b *batchState) drainRetries() []Delivery {
 	return out
 }
 
-// startBatch starts the collector and the batch workers. Lease slot 0 is the
-// forming batch, slots 1..concurrency the workers'.
+// startBatch starts the collector; it starts batch workers as batches need
+// them, up to the route's concurrency.
 func (s *Subscription) startBatch() {
 	s.batch = &batchState{handoff: make(chan batch)}
-	s.leases.init(s.cfg.concurrency + 1)
+	forming := s.leases.newSlot()
 	var workers sync.WaitGroup
-	for i := 1; i <= s.cfg.concurrency; i++ {
+	started := 0
+	worker := func() {
+		defer workers.Done()
+		slot := s.leases.newSlot()
+		defer s.leases.dropSlot(slot)
+		for b := range s.batch.handoff {
+			slot.holdAll(b.ds)
+			s.runBatch(s.handlerCtx, b)
+			slot.holdAll(nil)
+		}
+	}
+	s.batch.spawn = func() bool {
+		if started == s.cfg.concurrency {
+			return false
+		}
+		started++
 		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for b := range s.batch.handoff {
-				s.leases.hold(i, b.ds)
-				s.runBatch(s.handlerCtx, b)
-				s.leases.hold(i, nil)
-			}
-		}()
+		go worker()
+		return true
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.collectBatches()
+		s.collectBatches(forming)
 		close(s.batch.handoff)
-		workers.Wait()
 		s.returnAll(s.batch.drainRetries())
+		workers.Wait()
+		s.returnAll(s.batch.drainRetries()) // retries added while draining
 	}()
 }
 
 // collectBatches forms batches until the subscription stops.
-func (s *Subscription) collectBatches() {
+func (s *Subscription) collectBatches(forming *leaseSlot) {
 	maxN, maxWait := s.cfg.batch.maxCount, s.cfg.batch.maxWait
 	scratch := make([]Delivery, maxN)
 	for {
@@ -138,7 +149,7 @@ func (s *Subscription) collectBatches() {
 			return
 		}
 		b := batch{ds: make([]Delivery, 0, maxN), attempts: make([]int, 0, maxN)}
-		if !s.firstOfBatch(&b, scratch) {
+		if !s.firstOfBatch(&b, scratch, forming) {
 			s.returnAll(b.ds)
 			return
 		}
@@ -150,19 +161,17 @@ func (s *Subscription) collectBatches() {
 				if n == 0 {
 					break
 				}
-				s.addReceived(&b, scratch[:n])
+				s.addReceived(&b, scratch[:n], forming)
 			}
 			cancel()
 		}
-		s.leases.hold(0, b.ds)
-		select {
-		case s.batch.handoff <- b:
-			s.leases.hold(0, nil)
-		case <-s.recvCtx.Done():
-			s.leases.hold(0, nil)
+		forming.holdAll(b.ds)
+		if !s.handOff(b) {
+			forming.holdAll(nil)
 			s.returnAll(b.ds)
 			return
 		}
+		forming.holdAll(nil)
 		if s.stopping() {
 			return
 		}
@@ -171,12 +180,12 @@ func (s *Subscription) collectBatches() {
 
 // firstOfBatch waits for the first events of a batch: retries that fall
 // due, or events from the provider. It reports false when stopping.
-func (s *Subscription) firstOfBatch(b *batch, scratch []Delivery) bool {
+func (s *Subscription) firstOfBatch(b *batch, scratch []Delivery, forming *leaseSlot) bool {
 	maxN := len(scratch)
 	for b.len() == 0 { // (events the filter skips do not count)
 		if !s.holdsRetries() { // the common case: no retries to wait for
 			n := s.receiveGatedBatch(s.recvCtx, scratch)
-			s.addReceived(b, scratch[:n])
+			s.addReceived(b, scratch[:n], forming)
 			if n == 0 && s.stopping() {
 				return false
 			}
@@ -203,12 +212,12 @@ func (s *Subscription) firstOfBatch(b *batch, scratch []Delivery) bool {
 			t.Stop()
 		}
 		cancel()
-		s.addReceived(b, scratch[:n])
+		s.addReceived(b, scratch[:n], forming)
 		if n == 0 && s.stopping() {
 			return false
 		}
 	}
-	s.leases.hold(0, b.ds)
+	forming.holdAll(b.ds)
 	return true
 }
 
@@ -233,15 +242,40 @@ func (s *Subscription) receiveGatedBatch(ctx context.Context, buf []Delivery) in
 	return got
 }
 
-// addReceived adds received deliveries to b, acking those the filter skips.
-func (s *Subscription) addReceived(b *batch, ds []Delivery) {
+// addReceived adds received deliveries to b, acking those the filter skips
+// and dead-lettering those that carry no event.
+func (s *Subscription) addReceived(b *batch, ds []Delivery, forming *leaseSlot) {
 	for i, d := range ds {
 		ds[i] = nil
+		if u, ok := d.(Undecodable); ok {
+			if err := u.DecodeError(); err != nil {
+				s.deadLetterUndecodable(s.handlerCtx, d, err, max(d.Attempt(), 1))
+				continue
+			}
+		}
 		if s.cfg.filter != nil && !s.cfg.filter.Match(d.Event()) {
 			s.ack(d)
 			continue
 		}
 		b.add(d, max(d.Attempt(), 1))
 	}
-	s.leases.hold(0, b.ds)
+	forming.holdAll(b.ds)
+}
+
+// handOff gives a formed batch to a free worker, starting one if none is
+// free and the route's concurrency allows; it reports false when the
+// subscription stopped first.
+func (s *Subscription) handOff(b batch) bool {
+	select {
+	case s.batch.handoff <- b:
+		return true
+	default:
+	}
+	s.batch.spawn()
+	select {
+	case s.batch.handoff <- b:
+		return true
+	case <-s.recvCtx.Done():
+		return false
+	}
 }

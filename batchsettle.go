@@ -2,8 +2,6 @@ package crossbus
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"runtime/debug"
 	"time"
 
@@ -18,25 +16,9 @@ import (
 
 // runBatch runs the batch handler once over b and settles every delivery.
 func (s *Subscription) runBatch(hctx context.Context, b batch) {
-	var permit breakerPermit
-	if s.breaker != nil {
-		if s.push {
-			p, wait, ok := s.breaker.admitNow()
-			if !ok {
-				for _, d := range b.ds {
-					s.nack(d, wait)
-				}
-				return
-			}
-			permit = p
-		} else {
-			p, err := s.breaker.admit(s.recvCtx)
-			if err != nil {
-				s.returnAll(b.ds)
-				return
-			}
-			permit = p
-		}
+	permit, admitted := s.admit(b.ds...)
+	if !admitted {
+		return
 	}
 	n := b.len()
 	events := make([]*Event, n)
@@ -83,7 +65,7 @@ func (s *Subscription) runBatch(hctx context.Context, b batch) {
 		s.settleBatchItem(ctx, span, d, b.attempts[i], err)
 	}
 	if failed > 0 {
-		endSpan(span, fmt.Errorf("crossbus: %d of %d events in the batch failed", failed, n))
+		endSpan(span, errorf("%d of %d events in the batch failed", failed, n))
 	} else {
 		endSpan(span, nil)
 	}
@@ -111,7 +93,7 @@ func (s *Subscription) invokeBatch(hctx context.Context, events []*Event, attemp
 		Topic: s.topic, Subscription: s.name, Attempt: attempt, MaxAttempts: s.cfg.retry.MaxAttempts}}
 	errs = s.cfg.batchHandler.HandleBatch(ctx, events)
 	if errs != nil && len(errs) != len(events) {
-		err := fmt.Errorf("crossbus: batch handler returned %d results for %d events", len(errs), len(events))
+		err := errorf("batch handler returned %d results for %d events", len(errs), len(events))
 		s.log.Error("crossbus: malformed batch result; every event of the batch fails", "subscription", s.name, "error", err)
 		return FailAll(len(events), err)
 	}
@@ -151,33 +133,18 @@ func (s *Subscription) recordBatch(ctx context.Context, p breakerPermit, n int, 
 	s.breaker.record(p, ok, failed)
 }
 
-// settleBatchItem settles one delivery of a batch by its result.
+// settleBatchItem settles one delivery of a batch by its result. A retry
+// that must run in place is held, lease extended, for a batch after the
+// delay.
 func (s *Subscription) settleBatchItem(ctx context.Context, span trace.Span, d Delivery, attempt int, err error) {
 	if err == nil {
 		s.ack(d)
 		return
 	}
-	if ctx.Err() != nil {
-		s.nack(d, 0) // shut down mid-batch: leave it to the provider
-		return
+	delay, next, inPlace := s.afterFailure(ctx, span, d, attempt, err, false)
+	if inPlace {
+		s.batch.addRetry(heldRetry{d: d, attempt: next, due: s.clock.Now().Add(delay)})
 	}
-	inProgress := errors.Is(err, ErrInProgress)
-	if !inProgress && (IsPermanent(err) || s.cfg.retry.Exhausted(attempt)) {
-		s.deadLetter(ctx, span, d, err, attempt)
-		return
-	}
-	delay := s.cfg.retry.Backoff(attempt)
-	s.tel.retry(ctx, span, attempt, delay, err)
-	s.log.Info("crossbus: batch event failed; will retry", s.attrs(d, attempt, "error", err, "retryIn", delay)...)
-	if s.push || s.caps.DelayedRedelivery && (s.caps.MaxRedeliveryDelay == 0 || delay <= s.caps.MaxRedeliveryDelay) {
-		s.nack(d, delay)
-		return
-	}
-	// Hold it, lease extended, for a batch after the delay.
-	if !inProgress {
-		attempt++
-	}
-	s.batch.addRetry(heldRetry{d: d, attempt: attempt, due: s.clock.Now().Add(delay)})
 }
 
 // claimBatch takes idempotency claims for a batch. It returns the indexes

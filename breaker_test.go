@@ -56,7 +56,7 @@ func TestBreakerPolicyValidation(t *testing.T) {
 		require.ErrorIs(t, err, crossbus.ErrInvalidOption, want)
 		assert.ErrorContains(t, err, want)
 		b, _ := memBus(t)
-		err = crossbus.NewRouter(b).Handle("t", "s", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
+		err = newRouter(t, b).Handle("topic", "sub", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
 			crossbus.WithCircuitBreaker(p))
 		assert.ErrorContains(t, err, want, "checked when the route is added")
 	}
@@ -229,7 +229,7 @@ func TestBreakerProtectsTheDownstreamWithoutLosingOrSpendingAttempts(t *testing.
 	attemptsOf := map[string]int{} // event id -> the attempt that succeeded
 	var tr transitions
 	const n = 20
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	require.NoError(t, r.Handle("orders", "billing", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		calls.Add(1)
 		if !healthy.Load() {
@@ -242,7 +242,7 @@ func TestBreakerProtectsTheDownstreamWithoutLosingOrSpendingAttempts(t *testing.
 		return nil
 	}),
 		crossbus.WithCircuitBreaker(crossbus.BreakerPolicy{ConsecutiveFailures: 3, OpenFor: time.Minute, OnStateChange: tr.record}),
-		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 3, Multiplier: 1}), // immediate redelivery
+		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: crossbus.NoBackoff, Multiplier: 1}), // immediate redelivery
 		crossbus.WithClock(clk), crossbus.WithConcurrency(1), crossbus.WithPrefetch(4)))
 	runRouter(t, r)
 	require.NoError(t, b.Publish(ctx, "orders", mkEvents(n)...))
@@ -292,13 +292,13 @@ func TestBreakerProtectsTheDownstreamWithoutLosingOrSpendingAttempts(t *testing.
 
 func TestEndpointNacksWhileTheBreakerIsOpen(t *testing.T) {
 	b, p := memBus(t)
-	require.NoError(t, p.CreateSubscription(context.Background(), "push.dlq", "inspect", false))
+	require.NoError(t, p.CreateSubscription(context.Background(), "push-dlq", "inspect", false))
 	clk := clocktest.New(time.Time{})
 	var calls atomic.Int32
 	ep, err := b.NewEndpoint("push", "web", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
 		calls.Add(1)
 		return errDown
-	}), crossbus.WithDeadLetterTopic("push.dlq"), crossbus.WithClock(clk),
+	}), crossbus.WithDeadLetterTopic("push-dlq"), crossbus.WithClock(clk),
 		crossbus.WithCircuitBreaker(crossbus.BreakerPolicy{ConsecutiveFailures: 1, OpenFor: time.Minute}))
 	require.NoError(t, err)
 	deliver := func() (crossbus.Outcome, time.Duration) {
@@ -326,8 +326,8 @@ func TestBreakerOnAnOrderedRouteKeepsKeyOrder(t *testing.T) {
 	var mu sync.Mutex
 	var order []string
 	var firstAttempt int
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.Handle("t", "s", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
+	r := newRouter(t, b)
+	require.NoError(t, r.Handle("topic", "sub", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		if calls.Add(1) <= 2 {
 			return errDown
 		}
@@ -340,7 +340,7 @@ func TestBreakerOnAnOrderedRouteKeepsKeyOrder(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}), crossbus.WithOrdering(), crossbus.WithClock(clk),
-		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 5, Multiplier: 1}),
+		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 5, InitialBackoff: crossbus.NoBackoff, Multiplier: 1}),
 		crossbus.WithCircuitBreaker(crossbus.BreakerPolicy{ConsecutiveFailures: 2, OpenFor: time.Minute})))
 	runRouter(t, r)
 	var evs []*crossbus.Event
@@ -350,11 +350,11 @@ func TestBreakerOnAnOrderedRouteKeepsKeyOrder(t *testing.T) {
 		e.SetSubject(fmt.Sprint(i))
 		evs = append(evs, &e)
 	}
-	require.NoError(t, b.Publish(ctx, "t", evs...))
+	require.NoError(t, b.Publish(ctx, "topic", evs...))
 	require.NoError(t, clk.BlockUntil(ctx, 1), "the in-place retry waits for the breaker")
 	assert.Equal(t, int32(2), calls.Load())
 	clk.Advance(time.Minute)
-	waitUntil(t, "settled", settled(p, "t", "s"))
+	waitUntil(t, "settled", settled(p, "topic", "sub"))
 	assert.Equal(t, []string{"1", "2", "3", "4", "5"}, order)
 	assert.Equal(t, 3, firstAttempt, "the open period spent no attempt")
 }

@@ -17,7 +17,6 @@ package crossbus
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -70,22 +69,22 @@ func Schemes() []string {
 func Open(ctx context.Context, rawURL string, opts ...BusOption) (*Bus, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %q: %v", ErrInvalidURL, rawURL, err)
+		return nil, errorf("%w: %q: %v", ErrInvalidURL, rawURL, withoutLibPrefix(err.Error()))
 	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("%w: %q has no scheme (want e.g. mem://)", ErrInvalidURL, rawURL)
+		return nil, errorf("%w: %q has no scheme (want e.g. mem://)", ErrInvalidURL, rawURL)
 	}
 	registry.RLock()
 	open := registry.openers[u.Scheme]
 	registry.RUnlock()
 	if open == nil {
 		known := Schemes()
-		return nil, fmt.Errorf("%w %q; registered: %s (import the provider package to register its scheme)",
+		return nil, errorf("%w %q; registered: %s (import the provider package to register its scheme)",
 			ErrUnknownScheme, u.Scheme, strings.Join(known, ", "))
 	}
 	p, err := open(ctx, u)
 	if err != nil {
-		return nil, fmt.Errorf("crossbus: open %s: %w", u.Redacted(), err)
+		return nil, errorf("open %s: %w", u.Redacted(), err)
 	}
 	return New(p, opts...)
 }
@@ -109,7 +108,7 @@ type BusOption func(*Bus) error
 func WithLogger(l *slog.Logger) BusOption {
 	return func(b *Bus) error {
 		if l == nil {
-			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
+			return errNilOption("WithLogger")
 		}
 		b.log = l
 		return nil
@@ -124,18 +123,20 @@ type Bus struct {
 	caps Capabilities
 	log  *slog.Logger
 
-	tel    telemetry
-	closed atomic.Bool
-	mu     sync.Mutex // guards subs
-	subs   map[*Subscription]struct{}
+	tel     telemetry
+	closed  atomic.Bool
+	closing chan struct{} // closed by Close
+	mu      sync.Mutex    // guards subs
+	subs    map[*Subscription]struct{}
 }
 
 // New returns a Bus over a provider (for providers not opened by URL).
 func New(p Provider, opts ...BusOption) (*Bus, error) {
 	if p == nil {
-		return nil, fmt.Errorf("%w: nil provider", ErrInvalidOption)
+		return nil, errorf("%w: nil provider", ErrInvalidOption)
 	}
-	b := &Bus{p: p, caps: p.Capabilities(), log: slog.New(slog.DiscardHandler), subs: map[*Subscription]struct{}{}}
+	b := &Bus{p: p, caps: p.Capabilities(), log: slog.New(slog.DiscardHandler), subs: map[*Subscription]struct{}{},
+		closing: make(chan struct{})}
 	for _, o := range opts {
 		if err := o(b); err != nil {
 			return nil, err
@@ -160,16 +161,16 @@ func (b *Bus) As(target any) bool { return b.p.As(target) }
 // exactly the events that were not published (by index in events) and why.
 func (b *Bus) Publish(ctx context.Context, topic string, events ...*Event) error {
 	if b.isClosed() {
-		return fmt.Errorf("crossbus: publish to %q: %w", topic, ErrClosed)
+		return errorf("%w: publish to %q", ErrClosed, topic)
 	}
-	if topic == "" {
-		return fmt.Errorf("%w: publish needs a topic name", ErrInvalidOption)
+	if p := nameProblem(topic); p != "" {
+		return errorf("publish: %w", ValidateName(topic))
 	}
 	if len(events) == 0 {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("crossbus: publish to %q: %w", topic, err)
+		return errorf("publish to %q: %w", topic, err)
 	}
 	var failed []EventError
 	// Fast path: every event valid, no copy of the slice.
@@ -287,26 +288,33 @@ func appendBatchFailure(failed []EventError, err error, send []*Event, index []i
 
 func (b *Bus) isClosed() bool { return b.closed.Load() }
 
-// Close stops every subscription started on the bus (draining in-flight
-// handlers until ctx ends), then closes the provider.
+// Close stops every subscription started on the bus, in parallel (each
+// drains its running handlers up to its drain timeout or ctx's deadline,
+// whichever comes first; see Subscription.Close), then closes the provider.
+// It returns by ctx's deadline even if a handler or the provider does not:
+// the provider's close then goes on in the background and the error wraps
+// ctx's. Routers running on the bus return. Close is idempotent.
 func (b *Bus) Close(ctx context.Context) error {
 	if b.closed.Swap(true) {
 		return nil
 	}
+	close(b.closing)
 	b.mu.Lock()
 	subs := make([]*Subscription, 0, len(b.subs))
 	for s := range b.subs {
 		subs = append(subs, s)
 	}
 	b.mu.Unlock()
-	var errs []error
-	for _, s := range subs {
-		if err := s.Close(ctx); err != nil {
-			errs = append(errs, err)
+	err := closeAll(ctx, subs)
+	closed := make(chan error, 1)
+	go func() { closed <- b.p.Close(ctx) }()
+	select {
+	case perr := <-closed:
+		if perr != nil {
+			err = errors.Join(err, errorf("close provider: %w", perr))
 		}
+	case <-ctx.Done():
+		err = errors.Join(err, errorf("close provider: %w", ctx.Err()))
 	}
-	if err := b.p.Close(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("crossbus: close provider: %w", err))
-	}
-	return errors.Join(errs...)
+	return err
 }

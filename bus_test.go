@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -67,7 +68,7 @@ func TestOpenErrors(t *testing.T) {
 	b, err := crossbus.Open(ctx, "mem://")
 	require.NoError(t, err)
 	require.NoError(t, b.Close(ctx))
-	assert.ErrorIs(t, b.Publish(ctx, "t", mkEvents(1)...), crossbus.ErrClosed)
+	assert.ErrorIs(t, b.Publish(ctx, "topic", mkEvents(1)...), crossbus.ErrClosed)
 }
 
 func TestPublishBatchesWithinProviderLimits(t *testing.T) {
@@ -75,7 +76,7 @@ func TestPublishBatchesWithinProviderLimits(t *testing.T) {
 	p := &recordingProvider{caps: crossbus.Capabilities{MaxBatchCount: 10}}
 	b, err := crossbus.New(p)
 	require.NoError(t, err)
-	require.NoError(t, b.Publish(context.Background(), "t", evs...))
+	require.NoError(t, b.Publish(context.Background(), "topic", evs...))
 	require.Len(t, p.batches, 3)
 	assert.Len(t, p.batches[0], 10)
 	assert.Len(t, p.batches[2], 5)
@@ -84,7 +85,7 @@ func TestPublishBatchesWithinProviderLimits(t *testing.T) {
 	one := crossbus.EncodedSize(evs[0])
 	p2 := &recordingProvider{caps: crossbus.Capabilities{MaxBatchBytes: 3*one + one/2}}
 	b2, _ := crossbus.New(p2)
-	require.NoError(t, b2.Publish(context.Background(), "t", evs[:7]...))
+	require.NoError(t, b2.Publish(context.Background(), "topic", evs[:7]...))
 	require.Len(t, p2.batches, 3)
 	assert.Len(t, p2.batches[0], 3)
 	assert.Len(t, p2.batches[2], 1)
@@ -102,7 +103,7 @@ func TestPublishRefusesInvalidAndSendsTheRest(t *testing.T) {
 	require.NoError(t, crossbus.SetData(&big, strings.Repeat("x", 20_000)))
 	evs = append(evs, &big)
 	b, _ := crossbus.New(p)
-	err := b.Publish(context.Background(), "t", evs...)
+	err := b.Publish(context.Background(), "topic", evs...)
 	var pe *crossbus.PublishError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, []int{2, 4}, pe.FailedIndexes())
@@ -129,7 +130,7 @@ func TestPublishMapsProviderFailuresToOriginalIndexes(t *testing.T) {
 		return &crossbus.PublishError{Failed: []crossbus.EventError{{Index: 1, EventID: batch[1].ID(), Err: throttled}}}
 	}}
 	b, _ := crossbus.New(p)
-	err := b.Publish(context.Background(), "t", evs...)
+	err := b.Publish(context.Background(), "topic", evs...)
 	var pe *crossbus.PublishError
 	require.ErrorAs(t, err, &pe)
 	// sent: 0,2 | 3,4 | 5 -> provider fails 2 and 4; 1 invalid
@@ -138,7 +139,7 @@ func TestPublishMapsProviderFailuresToOriginalIndexes(t *testing.T) {
 
 	down := errors.New("connection refused")
 	p.fail = func([]*crossbus.Event) error { return down }
-	err = b.Publish(context.Background(), "t", mkEvents(3)...)
+	err = b.Publish(context.Background(), "topic", mkEvents(3)...)
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, []int{0, 1, 2}, pe.FailedIndexes())
 	assert.ErrorIs(t, err, down)
@@ -147,9 +148,9 @@ func TestPublishMapsProviderFailuresToOriginalIndexes(t *testing.T) {
 func TestPublishValidatesArguments(t *testing.T) {
 	b, _ := crossbus.New(&recordingProvider{})
 	ctx := context.Background()
-	assert.ErrorIs(t, b.Publish(ctx, "", mkEvents(1)...), crossbus.ErrInvalidOption)
-	assert.NoError(t, b.Publish(ctx, "t"))
-	err := b.Publish(ctx, "t", nil)
+	assert.ErrorIs(t, b.Publish(ctx, "", mkEvents(1)...), crossbus.ErrInvalidName)
+	assert.NoError(t, b.Publish(ctx, "topic"))
+	err := b.Publish(ctx, "topic", nil)
 	assert.ErrorIs(t, err, crossbus.ErrInvalidEvent)
 	_, err = crossbus.New(nil)
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
@@ -161,8 +162,9 @@ func TestRetryPolicy(t *testing.T) {
 		p    crossbus.RetryPolicy
 		want string
 	}{
-		{"zero attempts", crossbus.RetryPolicy{MaxAttempts: 0, Multiplier: 1}, "MaxAttempts must be at least 1, got 0"},
-		{"negative backoff", crossbus.RetryPolicy{MaxAttempts: 1, InitialBackoff: -1, Multiplier: 1}, "InitialBackoff"},
+		{"negative attempts", crossbus.RetryPolicy{MaxAttempts: -1, Multiplier: 1}, "MaxAttempts must be at least 1, got -1"},
+		{"negative backoff", crossbus.RetryPolicy{MaxAttempts: 1, InitialBackoff: -2, Multiplier: 1}, "InitialBackoff"},
+		{"negative jitter", crossbus.RetryPolicy{Jitter: -0.5}, "Jitter"},
 		{"max below initial", crossbus.RetryPolicy{MaxAttempts: 1, InitialBackoff: 2, MaxBackoff: 1, Multiplier: 1}, "MaxBackoff"},
 		{"multiplier below one", crossbus.RetryPolicy{MaxAttempts: 1, Multiplier: 0.5}, "Multiplier"},
 		{"jitter above one", crossbus.RetryPolicy{MaxAttempts: 1, Multiplier: 1, Jitter: 2}, "Jitter"},
@@ -173,9 +175,25 @@ func TestRetryPolicy(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+	// Zero fields take the defaults; NoBackoff and NoJitter say "none".
+	short := crossbus.RetryPolicy{MaxAttempts: 3}
+	require.NoError(t, short.Validate())
+	assert.True(t, short.Exhausted(3))
+	assert.False(t, short.Exhausted(2))
+	for i := 0; i < 50; i++ {
+		d := short.Backoff(1)
+		assert.True(t, d > 0 && d <= time.Second, "default backoff %v", d)
+	}
+	now := crossbus.RetryPolicy{InitialBackoff: crossbus.NoBackoff}
+	require.NoError(t, now.Validate())
+	assert.Zero(t, now.Backoff(1))
+	assert.Zero(t, now.Backoff(9))
+	exact := crossbus.RetryPolicy{InitialBackoff: time.Second, Jitter: crossbus.NoJitter}
+	assert.Equal(t, 2*time.Second, exact.Backoff(2))
+
 	p := crossbus.DefaultRetryPolicy()
 	require.NoError(t, p.Validate())
-	p.Jitter = 0
+	p.Jitter = crossbus.NoJitter
 	assert.Equal(t, p.InitialBackoff, p.Backoff(1))
 	assert.Equal(t, 2*p.InitialBackoff, p.Backoff(2))
 	assert.Equal(t, p.MaxBackoff, p.Backoff(60), "capped")

@@ -78,25 +78,27 @@ func (s *Subscription) receiveGated(ctx context.Context, buf []Delivery) int {
 	return got
 }
 
-// admit waits until the breaker lets a handler call for d start. A pulled
-// delivery waits (its lease extended) and is returned to the provider only
-// if the subscription stops meanwhile; a pushed one cannot wait and is
-// nacked with the rest of the open period as its delay. It reports whether
-// the handler may run.
-func (s *Subscription) admit(d Delivery) (breakerPermit, bool) {
+// admit waits until the breaker lets a handler call for ds (one event, or a
+// batch) start. Pulled deliveries wait (their leases extended) and are
+// returned to the provider only if the subscription stops meanwhile; pushed
+// ones cannot wait and are nacked with the rest of the open period as their
+// delay. It reports whether the handler may run.
+func (s *Subscription) admit(ds ...Delivery) (breakerPermit, bool) {
 	if s.breaker == nil {
 		return breakerPermit{}, true
 	}
 	if s.push {
 		p, wait, ok := s.breaker.admitNow()
 		if !ok {
-			s.nack(d, wait)
+			for _, d := range ds {
+				s.nack(d, wait)
+			}
 		}
 		return p, ok
 	}
 	p, err := s.breaker.admit(s.recvCtx)
 	if err != nil {
-		s.nack(d, 0) // stopping: leave it to the provider
+		s.returnAll(ds) // stopping: leave them to the provider
 		return p, false
 	}
 	return p, true

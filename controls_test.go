@@ -22,29 +22,29 @@ func TestControlsLeaveNoGoroutinesBehind(t *testing.T) {
 	require.NoError(t, err)
 	clk := clocktest.New(time.Time{})
 	fail := crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return errDown })
-	_, err = b.Subscribe(ctx, "t", "breaker", fail, crossbus.WithClock(clk), crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 9, Multiplier: 1}),
+	_, err = b.Subscribe(ctx, "topic", "breaker", fail, crossbus.WithClock(clk), crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 9, InitialBackoff: crossbus.NoBackoff, Multiplier: 1}),
 		crossbus.WithCircuitBreaker(crossbus.BreakerPolicy{ConsecutiveFailures: 1, OpenFor: time.Hour}))
 	require.NoError(t, err)
-	_, err = b.Subscribe(ctx, "t", "limited", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
+	_, err = b.Subscribe(ctx, "topic", "limited", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
 		crossbus.WithClock(clk), crossbus.WithRateLimit(1, 1))
 	require.NoError(t, err)
-	_, err = b.SubscribeBatch(ctx, "t", "batch", newBatchRecorder(nil), crossbus.WithClock(clk), crossbus.WithBatch(100, time.Hour))
+	_, err = b.SubscribeBatch(ctx, "topic", "batch", newBatchRecorder(nil), crossbus.WithClock(clk), crossbus.WithBatch(100, time.Hour))
 	require.NoError(t, err)
-	_, err = b.SubscribeBatch(ctx, "t", "batch-retry", newBatchRecorder(func(*crossbus.Event) error { return errDown }),
+	_, err = b.SubscribeBatch(ctx, "topic", "batch-retry", newBatchRecorder(func(*crossbus.Event) error { return errDown }),
 		crossbus.WithClock(clk), crossbus.WithBatch(1, 0), crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Hour, MaxBackoff: time.Hour, Multiplier: 1}))
 	require.NoError(t, err)
 	reseq, err := crossbus.Resequence(crossbus.ResequenceOptions{Clock: clk})
 	require.NoError(t, err)
-	_, err = b.Subscribe(ctx, "t", "reseq", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
+	_, err = b.Subscribe(ctx, "topic", "reseq", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
 		crossbus.WithMiddleware(reseq), crossbus.WithPrefetch(1))
 	require.NoError(t, err)
 	bp, err := crossbus.NewBatchPublisher(b, crossbus.BatchPublisherOptions{Linger: time.Hour, Clock: clk})
 	require.NoError(t, err)
 
-	require.NoError(t, b.Publish(ctx, "t", mkEvents(5)...))
-	require.NoError(t, b.Publish(ctx, "t", seqEvent("k", 2)))
+	require.NoError(t, b.Publish(ctx, "topic", mkEvents(5)...))
+	require.NoError(t, b.Publish(ctx, "topic", seqEvent("k", 2)))
 	pending := make(chan error, 1)
-	go func() { pending <- bp.Publish(ctx, "t", mkEvents(1)...) }()
+	go func() { pending <- bp.Publish(ctx, "topic", mkEvents(1)...) }()
 	waitUntil(t, "the controls wait", func() bool { return clk.Timers() >= 5 && bp.Pending() == 1 })
 
 	require.NoError(t, bp.Close(ctx))

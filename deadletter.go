@@ -67,6 +67,9 @@ func truncateUTF8(s string, n int) string {
 // publishing to the route's dead-letter topic and acking the original. If
 // neither works the delivery is nacked, never dropped.
 func (s *Subscription) deadLetter(sctx context.Context, span trace.Span, d Delivery, cause error, attempts int) {
+	if s.abandoned.Load() {
+		return // the shutdown left this delivery to the provider
+	}
 	info := DeadLetterInfo{Reason: cause.Error(), Attempts: attempts, Topic: s.topic, Subscription: s.name, Time: time.Now()}
 	s.tel.deadLetter(sctx, span, info)
 	// Settle even if the handler's context is cancelled; keep its span so the

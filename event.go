@@ -86,7 +86,7 @@ func SetData[T any](e *Event, v T) error {
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("crossbus: encode data of event %q as JSON: %w", e.ID(), err)
+		return errorf("encode data of event %q as JSON: %w", e.ID(), err)
 	}
 	e.SetDataContentType(event.ApplicationJSON)
 	e.DataEncoded = b

@@ -21,7 +21,10 @@ func ExampleRouter_HandleBatch() {
 	defer bus.Close(ctx)
 
 	done := make(chan struct{})
-	r := crossbus.NewRouter(bus)
+	r, err := crossbus.NewRouter(bus)
+	if err != nil {
+		panic(err)
+	}
 	_ = r.HandleBatch("readings", "warehouse", crossbus.BatchHandlerFunc(func(ctx context.Context, events []*crossbus.Event) []error {
 		errs := make([]error, len(events))
 		for i, e := range events {
@@ -70,7 +73,10 @@ func ExampleWithRateLimit() {
 	start := clk.Now()
 
 	handled := make(chan string, 3)
-	r := crossbus.NewRouter(bus)
+	r, err := crossbus.NewRouter(bus)
+	if err != nil {
+		panic(err)
+	}
 	_ = r.Handle("emails", "sender", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		handled <- e.Subject()
 		return nil
@@ -111,7 +117,10 @@ func ExampleWithCircuitBreaker() {
 	var mu sync.Mutex
 	down := true
 	closed := make(chan struct{})
-	r := crossbus.NewRouter(bus)
+	r, err := crossbus.NewRouter(bus)
+	if err != nil {
+		panic(err)
+	}
 	_ = r.Handle("payments", "psp", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -120,7 +129,7 @@ func ExampleWithCircuitBreaker() {
 		}
 		return nil
 	}), crossbus.WithClock(clk), crossbus.WithConcurrency(1),
-		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 10, Multiplier: 1}),
+		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 10, InitialBackoff: crossbus.NoBackoff, Multiplier: 1}),
 		crossbus.WithCircuitBreaker(crossbus.BreakerPolicy{
 			ConsecutiveFailures: 3,
 			OpenFor:             time.Minute,
@@ -206,7 +215,10 @@ func ExampleResequence() {
 
 	var got []string
 	done := make(chan struct{})
-	r := crossbus.NewRouter(bus)
+	r, err := crossbus.NewRouter(bus)
+	if err != nil {
+		panic(err)
+	}
 	_ = r.Handle("ledger", "balances", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		got = append(got, e.Subject()) // one at a time per key
 		if len(got) == 4 {
@@ -266,7 +278,7 @@ func ExampleEndpoint_DeliverBatch() {
 			}
 		}
 		return errs
-	}), crossbus.WithDeadLetterTopic("orders.dlq"))
+	}), crossbus.WithDeadLetterTopic("orders-dlq"))
 
 	var items []*crossbus.PushDelivery
 	var batch []crossbus.Delivery

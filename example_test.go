@@ -20,7 +20,10 @@ func ExampleOpen() {
 	defer bus.Close(ctx)
 
 	handled := make(chan string, 1)
-	r := crossbus.NewRouter(bus)
+	r, err := crossbus.NewRouter(bus)
+	if err != nil {
+		panic(err)
+	}
 	_ = r.Handle("signups", "welcome-email", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		handled <- e.Type()
 		return nil
@@ -86,13 +89,15 @@ func ExampleBus_Publish() {
 	// true
 }
 
-// A retry policy: exponential backoff with jitter, then the dead-letter queue.
+// A retry policy: exponential backoff, then the dead-letter queue. (Jitter,
+// 20% by default, is turned off here so the delays print exactly.)
 func ExampleWithRetry() {
 	policy := crossbus.RetryPolicy{
 		MaxAttempts:    5,
 		InitialBackoff: 500 * time.Millisecond,
 		MaxBackoff:     30 * time.Second,
 		Multiplier:     2,
+		Jitter:         crossbus.NoJitter,
 	}
 	for attempt := 1; attempt < policy.MaxAttempts; attempt++ {
 		fmt.Printf("after attempt %d wait %v\n", attempt, policy.Backoff(attempt))

@@ -2,6 +2,7 @@ package crossbus
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/crossbus/crossbus/internal/pattern"
 )
@@ -38,9 +39,31 @@ var ErrNotTranslatable = pattern.ErrNotTranslatable
 // JSON data. Every EventBridge operator is supported: exact values and value
 // lists, prefix, suffix, equals-ignore-case, anything-but, numeric, exists,
 // wildcard, cidr and $or. It is a Filter, evaluated without allocating.
+//
+// The builders (TypeIs, Field(...).Numeric, All, ...) never panic: a pattern
+// built from input that makes no valid pattern carries the error, matches
+// nothing, and is refused by WithFilter with an error wrapping
+// ErrInvalidPattern (see Err).
 type EventPattern struct {
-	p *pattern.Pattern
+	p   *pattern.Pattern
+	err error
 }
+
+// build runs an internal builder, turning its refusal of the input into the
+// pattern's error.
+func build(f func() *pattern.Pattern) (ep *EventPattern) {
+	defer func() {
+		if v := recover(); v != nil {
+			msg := strings.TrimPrefix(fmt.Sprint(v), "pattern: ")
+			ep = &EventPattern{err: fmt.Errorf("%w: %s", ErrInvalidPattern, msg)}
+		}
+	}()
+	return &EventPattern{p: f()}
+}
+
+// Err reports why the builders could not build the pattern (nil for a
+// valid pattern).
+func (p *EventPattern) Err() error { return p.err }
 
 // CompilePattern compiles an EventBridge event pattern, for example
 //
@@ -48,7 +71,7 @@ type EventPattern struct {
 func CompilePattern(json string) (*EventPattern, error) {
 	p, err := pattern.Compile([]byte(json))
 	if err != nil {
-		return nil, fmt.Errorf("crossbus: event pattern: %w", err)
+		return nil, errorf("event pattern: %w", err)
 	}
 	return &EventPattern{p: p}, nil
 }
@@ -63,14 +86,23 @@ func MustPattern(json string) *EventPattern {
 	return p
 }
 
-// Match reports whether the event matches the pattern.
-func (p *EventPattern) Match(e *Event) bool { return p.p.Match(e) }
+// Match reports whether the event matches the pattern (never, for a pattern
+// with an error).
+func (p *EventPattern) Match(e *Event) bool { return p.err == nil && p.p.Match(e) }
 
-// String returns the pattern as canonical JSON.
-func (p *EventPattern) String() string { return p.p.String() }
+// String returns the pattern as canonical JSON ("" for a pattern with an
+// error).
+func (p *EventPattern) String() string {
+	if p.err != nil {
+		return ""
+	}
+	return p.p.String()
+}
 
 // TypeIs matches events whose type is one of types (at least one).
-func TypeIs(types ...string) *EventPattern { return &EventPattern{pattern.TypeIs(types...)} }
+func TypeIs(types ...string) *EventPattern {
+	return build(func() *pattern.Pattern { return pattern.TypeIs(types...) })
+}
 
 // TypePrefix matches events whose type starts with one of prefixes.
 func TypePrefix(prefixes ...string) *EventPattern {
@@ -78,7 +110,9 @@ func TypePrefix(prefixes ...string) *EventPattern {
 }
 
 // SourceIs matches events whose source is one of sources.
-func SourceIs(sources ...string) *EventPattern { return &EventPattern{pattern.SourceIs(sources...)} }
+func SourceIs(sources ...string) *EventPattern {
+	return build(func() *pattern.Pattern { return pattern.SourceIs(sources...) })
+}
 
 // SourcePrefix matches events whose source starts with one of prefixes.
 func SourcePrefix(prefixes ...string) *EventPattern {
@@ -87,7 +121,7 @@ func SourcePrefix(prefixes ...string) *EventPattern {
 
 // SubjectIs matches events whose subject is one of subjects.
 func SubjectIs(subjects ...string) *EventPattern {
-	return &EventPattern{pattern.SubjectIs(subjects...)}
+	return build(func() *pattern.Pattern { return pattern.SubjectIs(subjects...) })
 }
 
 // SubjectPrefix matches events whose subject starts with one of prefixes.
@@ -97,71 +131,91 @@ func SubjectPrefix(prefixes ...string) *EventPattern {
 
 func anyPrefix(prefixes []string, one func(string) *pattern.Pattern) *EventPattern {
 	if len(prefixes) == 0 {
-		panic("crossbus: a prefix filter needs at least one prefix")
+		return &EventPattern{err: fmt.Errorf("%w: a prefix filter needs at least one prefix", ErrInvalidPattern)}
 	}
-	ps := make([]*pattern.Pattern, len(prefixes))
-	for i, p := range prefixes {
-		ps[i] = one(p)
-	}
-	if len(ps) == 1 {
-		return &EventPattern{ps[0]}
-	}
-	return &EventPattern{pattern.Or(ps...)}
+	return build(func() *pattern.Pattern {
+		ps := make([]*pattern.Pattern, len(prefixes))
+		for i, p := range prefixes {
+			ps[i] = one(p)
+		}
+		return pattern.Or(ps...)
+	})
 }
 
 // FieldCondition builds a pattern on one field of the event's JSON form.
-type FieldCondition struct{ f pattern.FieldRef }
+type FieldCondition struct{ path []string }
 
 // Field starts a condition on a field: Field("data", "order", "total") is
 // data.order.total; Field("tenant") is the tenant extension.
-func Field(path ...string) FieldCondition { return FieldCondition{pattern.Field(path...)} }
+func Field(path ...string) FieldCondition { return FieldCondition{path} }
+
+func (c FieldCondition) build(f func(pattern.FieldRef) *pattern.Pattern) *EventPattern {
+	return build(func() *pattern.Pattern { return f(pattern.Field(c.path...)) })
+}
 
 // Equals matches any of the values (strings, numbers, booleans, nil).
 func (c FieldCondition) Equals(values ...any) *EventPattern {
-	return &EventPattern{c.f.Equals(values...)}
+	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Equals(values...) })
 }
 
 // Prefix matches strings starting with prefix.
-func (c FieldCondition) Prefix(prefix string) *EventPattern { return &EventPattern{c.f.Prefix(prefix)} }
+func (c FieldCondition) Prefix(prefix string) *EventPattern {
+	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Prefix(prefix) })
+}
 
 // Suffix matches strings ending with suffix.
-func (c FieldCondition) Suffix(suffix string) *EventPattern { return &EventPattern{c.f.Suffix(suffix)} }
+func (c FieldCondition) Suffix(suffix string) *EventPattern {
+	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Suffix(suffix) })
+}
 
 // EqualsIgnoreCase matches s in any letter case.
 func (c FieldCondition) EqualsIgnoreCase(s string) *EventPattern {
-	return &EventPattern{c.f.EqualsIgnoreCase(s)}
+	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.EqualsIgnoreCase(s) })
 }
 
 // Wildcard matches with * standing for any run of characters.
-func (c FieldCondition) Wildcard(w string) *EventPattern { return &EventPattern{c.f.Wildcard(w)} }
+func (c FieldCondition) Wildcard(w string) *EventPattern {
+	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Wildcard(w) })
+}
 
 // AnythingBut matches present values other than the given ones.
 func (c FieldCondition) AnythingBut(values ...any) *EventPattern {
-	return &EventPattern{c.f.AnythingBut(values...)}
+	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.AnythingBut(values...) })
 }
 
 // Numeric compares numbers: op is one of "=", "<", "<=", ">", ">=".
 func (c FieldCondition) Numeric(op string, bound float64) *EventPattern {
-	return &EventPattern{c.f.Numeric(op, bound)}
+	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Numeric(op, bound) })
 }
 
 // Between matches numbers with lo <= n <= hi.
 func (c FieldCondition) Between(lo, hi float64) *EventPattern {
-	return &EventPattern{c.f.Between(lo, hi)}
+	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Between(lo, hi) })
 }
 
 // Exists matches when the field is present (true) or absent (false).
-func (c FieldCondition) Exists(present bool) *EventPattern { return &EventPattern{c.f.Exists(present)} }
+func (c FieldCondition) Exists(present bool) *EventPattern {
+	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Exists(present) })
+}
 
 // CIDR matches IP addresses inside the network.
-func (c FieldCondition) CIDR(cidr string) *EventPattern { return &EventPattern{c.f.CIDR(cidr)} }
+func (c FieldCondition) CIDR(cidr string) *EventPattern {
+	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.CIDR(cidr) })
+}
 
 // All matches events every filter matches. Patterns combine into one
 // pattern (so providers can still push them down); other filters are
 // evaluated one by one.
+//
+// A nil filter, an invalid pattern among them, or patterns that cannot be
+// combined (two value lists on one field) give a pattern carrying the error
+// (see EventPattern), which WithFilter refuses.
 func All(filters ...Filter) Filter {
+	if err := checkFilters("All", filters); err != nil {
+		return &EventPattern{err: err}
+	}
 	if ps, ok := patterns(filters); ok && len(ps) > 0 {
-		return &EventPattern{pattern.And(ps...)}
+		return build(func() *pattern.Pattern { return pattern.And(ps...) })
 	}
 	return FilterFunc(func(e *Event) bool {
 		for _, f := range filters {
@@ -173,10 +227,14 @@ func All(filters ...Filter) Filter {
 	})
 }
 
-// Any matches events at least one filter matches.
+// Any matches events at least one filter matches. A nil filter or an
+// invalid pattern among them gives a pattern carrying the error.
 func Any(filters ...Filter) Filter {
+	if err := checkFilters("Any", filters); err != nil {
+		return &EventPattern{err: err}
+	}
 	if ps, ok := patterns(filters); ok && len(ps) > 1 {
-		return &EventPattern{pattern.Or(ps...)}
+		return build(func() *pattern.Pattern { return pattern.Or(ps...) })
 	}
 	return FilterFunc(func(e *Event) bool {
 		for _, f := range filters {
@@ -186,6 +244,22 @@ func Any(filters ...Filter) Filter {
 		}
 		return false
 	})
+}
+
+// checkFilters refuses nil filters and patterns with errors.
+func checkFilters(op string, filters []Filter) error {
+	if len(filters) == 0 {
+		return fmt.Errorf("%w: %s needs at least one filter", ErrInvalidPattern, op)
+	}
+	for i, f := range filters {
+		if f == nil {
+			return fmt.Errorf("%w: %s: filter %d is nil", ErrInvalidPattern, op, i)
+		}
+		if ep, ok := f.(*EventPattern); ok && ep.err != nil {
+			return fmt.Errorf("%s: filter %d: %w", op, i, ep.err)
+		}
+	}
+	return nil
 }
 
 func patterns(filters []Filter) ([]*pattern.Pattern, bool) {
@@ -202,9 +276,12 @@ func patterns(filters []Filter) ([]*pattern.Pattern, bool) {
 
 func asPattern(f Filter) (*pattern.Pattern, error) {
 	if ep, ok := f.(*EventPattern); ok {
+		if ep.err != nil {
+			return nil, ep.err
+		}
 		return ep.p, nil
 	}
-	return nil, fmt.Errorf("crossbus: %T is not an event pattern: %w", f, ErrNotTranslatable)
+	return nil, errorf("%T is not an event pattern: %w", f, ErrNotTranslatable)
 }
 
 // EventBridgePattern translates a filter into an EventBridge rule pattern for

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -287,13 +288,16 @@ func (h *heldClaim) finish(ctx context.Context, e *Event, herr error) error {
 func (h *heldClaim) runInTx(ctx context.Context, e *Event, next Handler) error {
 	var herr error
 	err := h.c.inbox.CompleteInTx(ctx, h.key, h.token, h.c.opts.TTL, func(tctx context.Context) error {
-		herr = next.Handle(tctx, e)
+		herr = handleRecovered(tctx, next, e)
 		return herr
 	})
-	if herr != nil || err == nil {
-		return h.finish(ctx, e, herr) // releases on failure; completed already on success
+	if herr != nil {
+		return h.finish(ctx, e, herr) // rolled back: release the key for the retry
 	}
 	h.stopRenewal()
+	if err == nil {
+		return nil // completed in the handler's transaction
+	}
 	if errors.Is(err, ErrLeaseLost) {
 		// Rolled back: another consumer holds or finished the key.
 		return errorf("%w: event %q: lease lost before commit, handler's writes rolled back: %w", ErrInProgress, e.ID(), err)
@@ -303,6 +307,17 @@ func (h *heldClaim) runInTx(ctx context.Context, e *Event, next Handler) error {
 		return errors.Join(errorf("idempotency commit for event %q: %w", e.ID(), err), rerr)
 	}
 	return errorf("idempotency commit for event %q: %w", e.ID(), err)
+}
+
+// handleRecovered runs h, turning a panic into an error (matching ErrPanic)
+// so that a claim is always released or completed.
+func handleRecovered(ctx context.Context, h Handler, e *Event) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &panicError{value: v, stack: debug.Stack()}
+		}
+	}()
+	return h.Handle(ctx, e)
 }
 
 func idempotent(c *idempotencyConfig, subscription string, log *slog.Logger) Middleware {
@@ -315,7 +330,7 @@ func idempotent(c *idempotencyConfig, subscription string, log *slog.Logger) Mid
 			if c.inbox != nil {
 				return h.runInTx(ctx, e, next)
 			}
-			return h.finish(ctx, e, next.Handle(ctx, e))
+			return h.finish(ctx, e, handleRecovered(ctx, next, e))
 		})
 	}
 }
@@ -377,7 +392,7 @@ func (m *MemoryStore) Begin(ctx context.Context, key string, lease time.Duration
 		delete(m.records, key)
 	}
 	if len(m.records) >= m.max && !m.evict(now) {
-		return Claim{}, fmt.Errorf("crossbus: memory idempotency store full (%d live claims)", m.max)
+		return Claim{}, errorf("memory idempotency store full (%d live claims)", m.max)
 	}
 	r := &memRecord{key: key, token: m.tokenPrefix + strconv.FormatUint(m.tokens.Add(1), 36), expires: now.Add(lease)}
 	m.records[key] = m.order.PushBack(r)

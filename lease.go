@@ -1,49 +1,101 @@
 package crossbus
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
 
-// leaseSet tracks the deliveries each worker holds, so their leases can be
-// extended while handlers run. Workers update it once per batch, not per event.
+// leaseSet tracks the deliveries running handlers hold, so their leases can
+// be extended. Each worker owns a slot and updates only its own, so holding
+// costs one uncontended lock per event; the housekeeping goroutine reads
+// every slot.
 type leaseSet struct {
 	mu    sync.Mutex
-	slots [][]Delivery
+	slots []*leaseSlot
 }
 
-func (l *leaseSet) init(n int) { l.slots = make([][]Delivery, n) }
+type leaseSlot struct {
+	mu  sync.Mutex
+	one Delivery   // a per-event worker's delivery
+	ds  []Delivery // a batch worker's deliveries
+}
 
-func (l *leaseSet) hold(slot int, ds []Delivery) {
+func (l *leaseSet) newSlot() *leaseSlot {
+	sl := &leaseSlot{}
 	l.mu.Lock()
-	l.slots[slot] = ds
+	l.slots = append(l.slots, sl)
 	l.mu.Unlock()
+	return sl
+}
+
+func (l *leaseSet) dropSlot(sl *leaseSlot) {
+	l.mu.Lock()
+	if i := slices.Index(l.slots, sl); i >= 0 {
+		l.slots = slices.Delete(l.slots, i, i+1)
+	}
+	l.mu.Unlock()
+}
+
+func (sl *leaseSlot) hold(d Delivery) {
+	sl.mu.Lock()
+	sl.one = d
+	sl.mu.Unlock()
+}
+
+func (sl *leaseSlot) holdAll(ds []Delivery) {
+	sl.mu.Lock()
+	sl.ds = ds
+	sl.mu.Unlock()
 }
 
 // snapshot appends every held delivery to dst.
 func (l *leaseSet) snapshot(dst []Delivery) []Delivery {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, ds := range l.slots {
-		dst = append(dst, ds...)
+	for _, sl := range l.slots {
+		sl.mu.Lock()
+		if sl.one != nil {
+			dst = append(dst, sl.one)
+		}
+		dst = append(dst, sl.ds...)
+		sl.mu.Unlock()
 	}
 	return dst
 }
 
-// extendLeases renews the lease of every held delivery every third of the ack
-// deadline, so a slow handler does not have its event redelivered to another
-// consumer while it still works on it.
-func (s *Subscription) extendLeases() {
-	defer s.extWG.Done()
+// housekeeping runs every third of the ack deadline while the subscription
+// works: it renews the lease of every delivery a handler holds (so a slow
+// handler does not have its event redelivered to another consumer while it
+// still works on it) and returns events that waited too long for a free
+// handler. It ends when the workers are done or the shutdown abandons them.
+func (s *Subscription) housekeeping() {
+	defer close(s.houseDone)
 	lease := s.cfg.ackDeadline
+	if lease <= 0 {
+		select {
+		case <-s.workersDone:
+		case <-s.abandonReq:
+		}
+		return
+	}
 	t := time.NewTicker(lease / 3)
 	defer t.Stop()
+	extend := s.caps.LeaseExtension
 	var held []Delivery
 	for {
 		select {
 		case <-s.workersDone:
 			return
+		case <-s.abandonReq:
+			return
 		case <-t.C:
+		}
+		if s.pool != nil {
+			s.pool.sweep(s.clock.Now())
+		}
+		if !extend {
+			continue
 		}
 		held = s.heldDeliveries(held[:0])
 		for _, d := range held {

@@ -2,7 +2,6 @@ package crossbus
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -24,14 +23,10 @@ func Recover() Middleware {
 	}
 }
 
-// Timeout bounds each attempt of the handlers it wraps. The deadline applies
-// to a derived context; the delivery's own context is untouched, so retries
-// get a fresh deadline. A handler that overruns fails with an error wrapping
-// context.DeadlineExceeded and is retried.
-func Timeout(d time.Duration) Middleware {
-	if d <= 0 {
-		panic(fmt.Sprintf("crossbus: Timeout(%v): the timeout must be positive", d))
-	}
+// timeout bounds each attempt of the handlers it wraps (WithTimeout). The
+// deadline applies to a derived context; the delivery's own context is
+// untouched, so retries get a fresh deadline.
+func timeout(d time.Duration) Middleware {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, e *Event) error {
 			tctx, cancel := context.WithTimeout(ctx, d)
@@ -42,17 +37,20 @@ func Timeout(d time.Duration) Middleware {
 				return nil
 			}
 			if err != nil && tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-				return fmt.Errorf("crossbus: handler exceeded %v: %w", d, err)
+				return errorf("handler exceeded its timeout of %v: %w", d, err)
 			}
 			return err
 		})
 	}
 }
 
-// Logging logs each handling with structured attributes: event id, type,
-// source, subscription, attempt, outcome and duration. Event data is never
-// logged.
-func Logging(l *slog.Logger) Middleware {
+// Logging returns middleware that logs each handling with structured
+// attributes: event id, type, source, subscription, attempt, outcome and
+// duration. Event data is never logged. A nil logger is refused.
+func Logging(l *slog.Logger) (Middleware, error) {
+	if l == nil {
+		return nil, errNilOption("Logging")
+	}
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, e *Event) error {
 			start := time.Now()
@@ -77,5 +75,5 @@ func Logging(l *slog.Logger) Middleware {
 			l.LogAttrs(ctx, slog.LevelInfo, "crossbus: event handled", attrs...)
 			return nil
 		})
-	}
+	}, nil
 }

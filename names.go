@@ -1,6 +1,9 @@
 package crossbus
 
-import "fmt"
+import (
+	"fmt"
+	"unicode/utf8"
+)
 
 // Portable names. A topic or subscription name that works on one provider
 // must work on every other, so the portable layer accepts only the names
@@ -50,13 +53,15 @@ func nameProblem(name string) string {
 		digit := c >= '0' && c <= '9'
 		switch {
 		case i == 0 && !letter:
-			return fmt.Sprintf("must start with a letter, not %q", c)
+			r, _ := utf8.DecodeRuneInString(name)
+			return fmt.Sprintf("must start with a letter, not %q", r)
 		case letter || digit:
 		case c == '-' && i < n-1:
 		case c == '-':
 			return "must end with a letter or digit, not '-'"
 		default:
-			return fmt.Sprintf("character %q at position %d is not allowed", c, i)
+			r, _ := utf8.DecodeRuneInString(name[i:])
+			return fmt.Sprintf("character %q at position %d is not allowed", r, i)
 		}
 	}
 	return ""

@@ -20,6 +20,7 @@ type routeConfig struct {
 	filter          Filter
 	idem            *idempotencyConfig
 	middleware      []Middleware
+	timeout         time.Duration
 
 	// load controls (clock.go, ratelimit.go, breaker.go, batch.go)
 	clock        Clock
@@ -93,7 +94,7 @@ func WithRetry(p RetryPolicy) RouteOption {
 		if err := p.Validate(); err != nil {
 			return err
 		}
-		c.retry = p
+		c.retry = p.withDefaults()
 		return nil
 	}
 }
@@ -103,8 +104,8 @@ func WithRetry(p RetryPolicy) RouteOption {
 // is used only if the native queue refuses).
 func WithDeadLetterTopic(topic string) RouteOption {
 	return func(c *routeConfig) error {
-		if topic == "" {
-			return fmt.Errorf("%w: dead-letter topic name is empty", ErrInvalidOption)
+		if err := ValidateName(topic); err != nil {
+			return fmt.Errorf("dead-letter topic: %w", err)
 		}
 		c.deadLetterTopic = topic
 		return nil
@@ -154,7 +155,27 @@ func WithFilter(f Filter) RouteOption {
 		if f == nil {
 			return fmt.Errorf("%w: nil filter", ErrInvalidOption)
 		}
+		if ep, ok := f.(*EventPattern); ok && ep.err != nil {
+			return fmt.Errorf("filter: %w", ep.err)
+		}
 		c.filter = f
+		return nil
+	}
+}
+
+// WithTimeout bounds each attempt of the route's handler (with the route's
+// middleware) to d: the handler's context gets a deadline d from the start of
+// the attempt, and an attempt that fails after it wraps
+// context.DeadlineExceeded and is retried by the retry policy. Retries get a
+// fresh deadline. A handler that ignores its context cannot be stopped; it
+// holds its worker until it returns, and at shutdown it is abandoned at the
+// drain deadline (see Subscription.Close).
+func WithTimeout(d time.Duration) RouteOption {
+	return func(c *routeConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithTimeout(%v): the timeout must be positive", ErrInvalidOption, d)
+		}
+		c.timeout = d
 		return nil
 	}
 }

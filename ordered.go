@@ -19,6 +19,8 @@ type keyScheduler struct {
 	room    *sync.Cond
 	stopped bool
 	active  map[*keyQueue]struct{} // keys a worker is on, for lease snapshots
+	idle    int                    // workers waiting in next
+	drained bool
 }
 
 type keyQueue struct {
@@ -33,7 +35,9 @@ func newKeyScheduler(limit int) *keyScheduler {
 	return k
 }
 
-func (k *keyScheduler) add(ds []Delivery) {
+// add queues deliveries by key and returns how many more workers the ready
+// keys could use.
+func (k *keyScheduler) add(ds []Delivery) int {
 	k.mu.Lock()
 	for _, d := range ds {
 		key := PartitionKey(d.Event())
@@ -51,8 +55,10 @@ func (k *keyScheduler) add(ds []Delivery) {
 		q.items = append(q.items, d)
 		k.queued++
 	}
+	want := len(k.ready) - k.idle
 	k.mu.Unlock()
 	k.cond.Broadcast()
+	return max(want, 0)
 }
 
 // waitRoom blocks the dispatcher while the queues are full.
@@ -69,7 +75,9 @@ func (k *keyScheduler) next() (*keyQueue, Delivery) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for len(k.ready) == 0 && !k.stopped {
+		k.idle++
 		k.cond.Wait()
+		k.idle--
 	}
 	if k.stopped {
 		return nil, nil
@@ -98,7 +106,7 @@ func (k *keyScheduler) done(q *keyQueue) {
 	k.room.Signal()
 }
 
-// stop wakes everyone; drain returns what was never started, in key order.
+// stop wakes everyone.
 func (k *keyScheduler) stop() {
 	k.mu.Lock()
 	k.stopped = true
@@ -107,9 +115,25 @@ func (k *keyScheduler) stop() {
 	k.room.Broadcast()
 }
 
+// putBack returns an untouched key to the ready list, for drain to return;
+// it reports true when drain ran already (the caller returns the head).
+func (k *keyScheduler) putBack(q *keyQueue) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.active, q)
+	if k.drained {
+		return true
+	}
+	k.ready = append(k.ready, q)
+	return false
+}
+
+// drain returns what was never started, in key order; the heads of active
+// keys stay with their workers.
 func (k *keyScheduler) drain() []Delivery {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.drained = true
 	var out []Delivery
 	for _, q := range k.ready {
 		out = append(out, q.items...)
@@ -137,34 +161,30 @@ func (k *keyScheduler) snapshot(dst []Delivery) []Delivery {
 	return dst
 }
 
-// startOrdered runs one dispatcher that receives and queues by key, and
-// cfg.concurrency workers that handle keys.
+// startOrdered runs one dispatcher that receives and queues by key, and up
+// to cfg.concurrency workers that handle keys, started as keys become ready.
 func (s *Subscription) startOrdered() {
 	s.sched = newKeyScheduler(s.cfg.concurrency * s.cfg.prefetch * 4)
 	var workers sync.WaitGroup
-	for i := 0; i < s.cfg.concurrency; i++ {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for {
-				q, d := s.sched.next()
-				if d == nil {
-					return
-				}
-				if s.stopping() {
-					s.sched.stop()
-					// Put it back untouched: drain returns it with the rest.
-					s.sched.mu.Lock()
-					delete(s.sched.active, q)
-					s.sched.ready = append(s.sched.ready, q)
-					s.sched.mu.Unlock()
-					return
-				}
-				s.process(s.handlerCtx, d)
-				s.sched.done(q)
+	worker := func() {
+		defer workers.Done()
+		for {
+			q, d := s.sched.next()
+			if d == nil {
+				return
 			}
-		}()
+			if s.stopping() {
+				s.sched.stop()
+				if s.sched.putBack(q) { // drained already: return it here
+					s.nack(d, 0)
+				}
+				return
+			}
+			s.process(s.handlerCtx, d)
+			s.sched.done(q)
+		}
 	}
+	started := 0
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -175,11 +195,17 @@ func (s *Subscription) startOrdered() {
 			if n == 0 {
 				break
 			}
-			s.sched.add(buf[:n])
+			spawn := min(s.sched.add(buf[:n]), s.cfg.concurrency-started)
+			started += spawn
+			workers.Add(spawn)
+			for range spawn {
+				go worker()
+			}
 			clear(buf[:n])
 		}
+		// Unstarted events go back at once; running handlers drain.
 		s.sched.stop()
-		workers.Wait()
 		s.returnAll(s.sched.drain())
+		workers.Wait()
 	}()
 }

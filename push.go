@@ -48,14 +48,12 @@ func (b *Bus) newEndpoint(topic, subscription string, h Handler, cfg routeConfig
 	if cfg.deadLetterTopic == "" {
 		return nil, fmt.Errorf("%w: endpoint %q: set WithDeadLetterTopic; pushed events that fail for good are published there", ErrInvalidOption, subscription)
 	}
-	s := &Subscription{bus: b, topic: topic, name: subscription, cfg: cfg, log: b.log, push: true,
-		caps: Capabilities{DelayedRedelivery: true}, settleCtx: context.Background(),
-		done: make(chan struct{}), workersDone: make(chan struct{})}
+	s := newSubscription(b, topic, subscription, cfg, Capabilities{DelayedRedelivery: true})
+	s.push = true
+	s.settleCtx = context.Background()
 	if cfg.batchHandler == nil {
 		s.handler = s.buildHandler(h)
 	}
-	s.tel = b.tel.forSubscription(topic, subscription)
-	s.initControls()
 	s.recvCtx, s.stopRecv = context.WithCancel(context.Background())
 	s.handlerCtx, s.abort = s.recvCtx, s.stopRecv
 	return &Endpoint{s: s}, nil
@@ -76,7 +74,7 @@ func (r *Router) Endpoint(topic, subscription string) (*Endpoint, error) {
 			return r.bus.newEndpoint(topic, subscription, rt.handler, cfg)
 		}
 	}
-	return nil, fmt.Errorf("crossbus: no route for subscription %q of topic %q: %w", subscription, topic, ErrSubscriptionNotFound)
+	return nil, errorf("no route for subscription %q of topic %q: %w", subscription, topic, ErrSubscriptionNotFound)
 }
 
 // Deliver runs the pipeline for one pushed delivery and settles it before
@@ -153,7 +151,7 @@ func (p *PushDelivery) settle(o Outcome, delay time.Duration) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.outcome != Unsettled {
-		return fmt.Errorf("crossbus: pushed delivery of %q already %v", p.ev.ID(), p.outcome)
+		return errorf("pushed delivery of %q already %v", p.ev.ID(), p.outcome)
 	}
 	p.outcome, p.delay = o, delay
 	return nil

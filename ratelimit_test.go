@@ -39,13 +39,13 @@ func TestRateLimiterValidatesArguments(t *testing.T) {
 			require.ErrorIs(t, err, crossbus.ErrInvalidOption)
 			assert.ErrorContains(t, err, c.want)
 			b, _ := memBus(t)
-			err = crossbus.NewRouter(b).Handle("t", "s", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
+			err = newRouter(t, b).Handle("topic", "sub", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
 				crossbus.WithRateLimit(c.rate, c.burst))
 			assert.ErrorContains(t, err, c.want, "the route option is checked when the route is added")
 		})
 	}
 	b, _ := memBus(t)
-	err := crossbus.NewRouter(b).Handle("t", "s", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
+	err := newRouter(t, b).Handle("topic", "sub", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
 		crossbus.WithRateLimiter(nil))
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
 }
@@ -128,29 +128,29 @@ func TestRateLimitIsFlowControlOnTheRoute(t *testing.T) {
 	b, p := memBus(t)
 	clk := clocktest.New(time.Time{})
 	var handled atomic.Int32
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.Handle("t", "s", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
+	r := newRouter(t, b)
+	require.NoError(t, r.Handle("topic", "sub", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
 		handled.Add(1)
 		return nil
 	}), crossbus.WithRateLimit(10, 2), crossbus.WithClock(clk), crossbus.WithConcurrency(2), crossbus.WithPrefetch(4)))
 	runRouter(t, r)
-	require.NoError(t, b.Publish(ctx, "t", mkEvents(10)...))
+	require.NoError(t, b.Publish(ctx, "topic", mkEvents(10)...))
 
 	waitUntil(t, "the burst handled", func() bool { return handled.Load() == 2 })
-	require.NoError(t, clk.BlockUntil(ctx, 2), "both workers wait for tokens")
+	require.NoError(t, clk.BlockUntil(ctx, 1), "the receiving worker waits for tokens")
 	assert.Equal(t, int32(2), handled.Load())
-	st, _ := p.Stats("t", "s")
+	st, _ := p.Stats("topic", "sub")
 	assert.Equal(t, memory.Stats{Waiting: 8}, st, "events not yet allowed stay in the provider")
 
 	for i := int32(1); i <= 8; i++ {
 		clk.Advance(100 * time.Millisecond) // one token
 		waitUntil(t, "one more event", func() bool { return handled.Load() == 2+i })
 		if i < 8 {
-			require.NoError(t, clk.BlockUntil(ctx, 2))
+			require.NoError(t, clk.BlockUntil(ctx, 1))
 			assert.Equal(t, 2+i, handled.Load(), "exactly one event per token")
 		}
 	}
-	waitUntil(t, "all settled", func() bool { st, _ := p.Stats("t", "s"); return st == memory.Stats{} })
+	waitUntil(t, "all settled", func() bool { st, _ := p.Stats("topic", "sub"); return st == memory.Stats{} })
 }
 
 func TestRateLimitRefundsTokensReceiveDidNotUse(t *testing.T) {
@@ -158,23 +158,23 @@ func TestRateLimitRefundsTokensReceiveDidNotUse(t *testing.T) {
 	b, p := memBus(t)
 	clk := clocktest.New(time.Time{})
 	var handled atomic.Int32
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.Handle("t", "s", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
+	r := newRouter(t, b)
+	require.NoError(t, r.Handle("topic", "sub", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
 		handled.Add(1)
 		return nil
 	}), crossbus.WithRateLimit(1, 8), crossbus.WithClock(clk), crossbus.WithConcurrency(1), crossbus.WithPrefetch(8)))
 	runRouter(t, r)
 
 	// The worker reserved 8 tokens and received 3: 5 come back.
-	require.NoError(t, b.Publish(ctx, "t", mkEvents(3)...))
+	require.NoError(t, b.Publish(ctx, "topic", mkEvents(3)...))
 	waitUntil(t, "3 handled", func() bool { return handled.Load() == 3 })
-	require.NoError(t, b.Publish(ctx, "t", mkEvents(5)...))
+	require.NoError(t, b.Publish(ctx, "topic", mkEvents(5)...))
 	waitUntil(t, "5 more handled on refunded tokens, without time passing", func() bool { return handled.Load() == 8 })
 
-	require.NoError(t, b.Publish(ctx, "t", mkEvents(1)...))
+	require.NoError(t, b.Publish(ctx, "topic", mkEvents(1)...))
 	require.NoError(t, clk.BlockUntil(ctx, 1), "the bucket is empty: the worker waits")
 	assert.Equal(t, int32(8), handled.Load())
-	st, _ := p.Stats("t", "s")
+	st, _ := p.Stats("topic", "sub")
 	assert.Equal(t, 1, st.Waiting)
 	clk.Advance(time.Second)
 	waitUntil(t, "the 9th after a second", func() bool { return handled.Load() == 9 })
@@ -189,12 +189,12 @@ func TestSharedRateLimiterAcrossRoutes(t *testing.T) {
 	require.NoError(t, err)
 	var handled atomic.Int32
 	h := crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { handled.Add(1); return nil })
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.Handle("a", "s", h, crossbus.WithRateLimiter(l), crossbus.WithConcurrency(1)))
-	require.NoError(t, r.Handle("b", "s", h, crossbus.WithRateLimiter(l), crossbus.WithConcurrency(1)))
+	r := newRouter(t, b)
+	require.NoError(t, r.Handle("topic-a", "sub", h, crossbus.WithRateLimiter(l), crossbus.WithConcurrency(1)))
+	require.NoError(t, r.Handle("topic-b", "sub", h, crossbus.WithRateLimiter(l), crossbus.WithConcurrency(1)))
 	runRouter(t, r)
-	require.NoError(t, b.Publish(ctx, "a", mkEvents(5)...))
-	require.NoError(t, b.Publish(ctx, "b", mkEvents(5)...))
+	require.NoError(t, b.Publish(ctx, "topic-a", mkEvents(5)...))
+	require.NoError(t, b.Publish(ctx, "topic-b", mkEvents(5)...))
 	waitUntil(t, "the shared burst", func() bool { return handled.Load() == 3 })
 	require.NoError(t, clk.BlockUntil(ctx, 2))
 	assert.Equal(t, int32(3), handled.Load(), "3 tokens for both routes together")
@@ -202,10 +202,10 @@ func TestSharedRateLimiterAcrossRoutes(t *testing.T) {
 
 func TestEndpointWaitsForATokenAndNacksWhenTheRequestEnds(t *testing.T) {
 	b, p := memBus(t)
-	require.NoError(t, p.CreateSubscription(context.Background(), "push.dlq", "inspect", false))
+	require.NoError(t, p.CreateSubscription(context.Background(), "push-dlq", "inspect", false))
 	clk := clocktest.New(time.Time{})
 	ep, err := b.NewEndpoint("push", "web", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
-		crossbus.WithDeadLetterTopic("push.dlq"), crossbus.WithRateLimit(1, 1), crossbus.WithClock(clk))
+		crossbus.WithDeadLetterTopic("push-dlq"), crossbus.WithRateLimit(1, 1), crossbus.WithClock(clk))
 	require.NoError(t, err)
 	deliver := func(ctx context.Context) crossbus.Outcome {
 		e := crossbus.NewEvent("t", "/push")

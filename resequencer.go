@@ -170,7 +170,7 @@ func (r *resequencer) handle(ctx context.Context, e *Event, next Handler) error 
 	applied := herr == nil || !errors.Is(herr, ErrInProgress) && (IsPermanent(herr) || exhaustedIn(ctx))
 	if applied {
 		if _, err := r.o.Store.Advance(context.WithoutCancel(ctx), key, seq); err != nil && herr == nil {
-			herr = fmt.Errorf("crossbus: resequencer: store sequence %d of %q: %w", seq, key, err)
+			herr = errorf("resequencer: store sequence %d of %q: %w", seq, key, err)
 			applied = false
 		}
 	}
@@ -206,7 +206,7 @@ func (r *resequencer) acquire(ctx context.Context, key string, seq uint64) (gap 
 		st.loading = false
 		if err != nil {
 			r.broadcast(st)
-			return nil, false, fmt.Errorf("crossbus: resequencer: read last sequence of %q: %w", key, err)
+			return nil, false, errorf("resequencer: read last sequence of %q: %w", key, err)
 		}
 		st.next = last + 1
 		r.broadcast(st)
@@ -250,7 +250,7 @@ func (r *resequencer) acquire(ctx context.Context, key string, seq uint64) (gap 
 
 // errResequenceStopping returns a waiting event to the provider when its
 // subscription stops receiving: its predecessor can no longer arrive.
-var errResequenceStopping = fmt.Errorf("crossbus: resequencer: subscription stopping; event returned for redelivery: %w", ErrInProgress)
+var errResequenceStopping = fmt.Errorf("%w: resequencer: subscription stopping; event returned for redelivery", ErrInProgress)
 
 // waitChange waits, with r.mu released, until st changes, ctx ends or the
 // subscription stops receiving.

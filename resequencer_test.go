@@ -73,7 +73,7 @@ func TestResequenceRestoresOrderFromAShuffledStream(t *testing.T) {
 	reseq, err := crossbus.Resequence(crossbus.ResequenceOptions{GapTimeout: time.Minute, Clock: clk})
 	require.NoError(t, err)
 	log := newApplyLog()
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	require.NoError(t, r.Handle("prices", "ledger", log.handler(), crossbus.WithMiddleware(reseq),
 		crossbus.WithPrefetch(1), crossbus.WithConcurrency(32)))
 	runRouter(t, r)
@@ -100,7 +100,7 @@ func TestResequenceReleasesPastAPermanentGapWithANotice(t *testing.T) {
 	reseq, err := crossbus.Resequence(crossbus.ResequenceOptions{GapTimeout: time.Minute, Clock: clk})
 	require.NoError(t, err)
 	log := newApplyLog()
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	require.NoError(t, r.Handle("prices", "ledger", log.handler(), crossbus.WithMiddleware(reseq),
 		crossbus.WithPrefetch(1), crossbus.WithConcurrency(8)))
 	runRouter(t, r)
@@ -136,7 +136,7 @@ func TestResequenceWaitsForARunningPredecessor(t *testing.T) {
 	require.NoError(t, err)
 	log := newApplyLog()
 	started, proceed := make(chan struct{}), make(chan struct{})
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	require.NoError(t, r.Handle("prices", "ledger", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		if n, _, _ := crossbus.SequenceOf(e); n == 1 {
 			close(started)
@@ -167,7 +167,7 @@ func TestResequenceBufferIsBounded(t *testing.T) {
 	reseq, err := crossbus.Resequence(crossbus.ResequenceOptions{GapTimeout: time.Hour, MaxBuffered: 1, Clock: clk})
 	require.NoError(t, err)
 	log := newApplyLog()
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	require.NoError(t, r.Handle("prices", "ledger", log.handler(), crossbus.WithMiddleware(reseq), quick(2),
 		crossbus.WithPrefetch(1), crossbus.WithConcurrency(4)))
 	runRouter(t, r)
@@ -193,7 +193,7 @@ func TestResequenceReturnsWaitingEventsOnShutdown(t *testing.T) {
 	reseq, err := crossbus.Resequence(crossbus.ResequenceOptions{GapTimeout: time.Hour, Clock: clk})
 	require.NoError(t, err)
 	log := newApplyLog()
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	require.NoError(t, r.Handle("prices", "ledger", log.handler(), crossbus.WithMiddleware(reseq),
 		crossbus.WithPrefetch(1), crossbus.WithDrainTimeout(time.Minute)))
 	runCtx, stop := context.WithCancel(ctx)

@@ -3,24 +3,26 @@ package crossbus
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 )
 
 // Router holds routes — a topic's subscription, a handler and its options —
 // and runs them together. A route's pipeline has a fixed order, whatever the
 // order of registration: retry and dead-lettering outermost, then panic
-// recovery, then the filter and idempotency, then the router's middleware (Use),
-// then the route's own (WithMiddleware), then the handler.
+// recovery, then the filter and idempotency, then the route's timeout, then
+// the router's middleware (Use), then the route's own (WithMiddleware), then
+// the handler.
 type Router struct {
-	bus *Bus
+	bus      *Bus
+	defaults []RouteOption
 
 	mu      sync.Mutex
 	mw      []Middleware
 	routes  []*route
 	names   map[string]bool
 	running bool
-	ready   chan struct{} // closed once Run has opened every subscription
+	ready   chan struct{} // closed once Run has opened every subscription, or failed
+	err     error         // why the last Run failed
 }
 
 type route struct {
@@ -30,56 +32,88 @@ type route struct {
 	sub                 *Subscription // while the router runs
 }
 
-// NewRouter returns a Router that consumes from bus.
-func NewRouter(bus *Bus) *Router {
-	return &Router{bus: bus, names: map[string]bool{}, ready: make(chan struct{})}
+// NewRouter returns a Router that consumes from bus. Options given here are
+// defaults for every route; a route's own options come after them and win.
+func NewRouter(bus *Bus, defaults ...RouteOption) (*Router, error) {
+	if bus == nil {
+		return nil, errorf("%w: NewRouter needs a bus, got nil", ErrInvalidOption)
+	}
+	if _, err := buildRouteConfig(defaults); err != nil {
+		return nil, errorf("router defaults: %w", err)
+	}
+	return &Router{bus: bus, defaults: defaults, names: map[string]bool{}, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once Run has opened every route's subscription, so events
-// published after it are received.
+// published after it are received — or once Run failed; Err tells which.
+//
+//	go r.Run(ctx)
+//	<-r.Ready()
+//	if err := r.Err(); err != nil { ... }
 func (r *Router) Ready() <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.ready
 }
 
-// Use adds middleware around every route's handler. Call it before Run.
-// Batch routes (HandleBatch) are not wrapped: their handler takes a batch.
-func (r *Router) Use(mw ...Middleware) {
+// Err reports why the router's last Run stopped for a reason other than its
+// context: a route that could not be opened, a subscription stopped by an
+// error the provider reported (a deleted subscription, refused
+// credentials), or the bus being closed (ErrClosed). It is nil while Run
+// works and after Run returned because its context ended.
+func (r *Router) Err() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.err
+}
+
+// Use adds middleware around every route's handler. Call it before Run.
+// Batch routes (HandleBatch) are not wrapped: their handler takes a batch.
+// A nil middleware is refused.
+func (r *Router) Use(mw ...Middleware) error {
+	for i, m := range mw {
+		if m == nil {
+			return errorf("%w: Use: middleware %d is nil", ErrInvalidOption, i)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running {
+		return errorf("%w: Use called while the router runs", ErrInvalidOption)
+	}
 	r.mw = append(r.mw, mw...)
+	return nil
 }
 
 // Handle adds a route: h handles the events of subscription on topic. Each
 // route has its own subscription, so one route's failures never block or
-// repeat another's (fan-out). Invalid options are reported here.
+// repeat another's (fan-out). Invalid options and names are reported here.
 func (r *Router) Handle(topic, subscription string, h Handler, opts ...RouteOption) error {
 	if h == nil {
-		return fmt.Errorf("%w: nil handler for subscription %q", ErrInvalidOption, subscription)
+		return errorf("%w: nil handler for subscription %q", ErrInvalidOption, subscription)
 	}
-	cfg, err := buildRouteConfig(opts)
+	cfg, err := buildRouteConfig(append(r.defaults[:len(r.defaults):len(r.defaults)], opts...))
 	if err == nil {
 		err = cfg.checkKind(false)
 	}
 	if err != nil {
-		return fmt.Errorf("route %q: %w", subscription, err)
+		return errorf("route %q: %w", subscription, err)
 	}
 	return r.add(topic, subscription, h, cfg)
 }
 
 func (r *Router) add(topic, subscription string, h Handler, cfg routeConfig) error {
-	if topic == "" || subscription == "" {
-		return fmt.Errorf("%w: a route needs a topic and a subscription name (got %q, %q)", ErrInvalidOption, topic, subscription)
+	if err := checkNames(topic, subscription); err != nil {
+		return errorf("route %q: %w", subscription, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.running {
-		return fmt.Errorf("crossbus: route %q added while the router runs", subscription)
+		return errorf("%w: route %q added while the router runs", ErrInvalidOption, subscription)
 	}
 	key := topic + "\x00" + subscription
 	if r.names[key] {
-		return fmt.Errorf("%w: route for subscription %q of topic %q already exists", ErrInvalidOption, subscription, topic)
+		return errorf("%w: route for subscription %q of topic %q already exists", ErrInvalidOption, subscription, topic)
 	}
 	r.names[key] = true
 	r.routes = append(r.routes, &route{topic: topic, subscription: subscription, handler: h, cfg: cfg})
@@ -103,36 +137,39 @@ func (r *Router) BreakerState(topic, subscription string) (BreakerState, bool) {
 	return s.breaker.State(), true
 }
 
-// Run subscribes every route and blocks until ctx is done; then it stops
-// receiving, drains in-flight handlers (each route's drain timeout) and
-// returns. Events not handled by then stay with the provider for redelivery.
-// It returns nil after a clean drain.
+// Run subscribes every route and blocks until ctx is done, the bus is
+// closed, or a route's subscription stops on an error the provider reported
+// (a deleted subscription, refused credentials). Then it stops every route:
+// receiving stops, unstarted events go back to the provider, and running
+// handlers drain, each route up to its drain timeout; handlers still running
+// then are abandoned (see Subscription.Close). Run returns nil after a clean
+// drain that its context started; otherwise the error says why it stopped
+// (wrapping ErrClosed when the bus closed, the provider's error when a
+// route failed) joined with any abandoned handlers (ErrHandlersAbandoned).
 func (r *Router) Run(ctx context.Context) error {
 	r.mu.Lock()
 	if r.running {
 		r.mu.Unlock()
-		return errors.New("crossbus: router already running")
+		return errorf("%w: router already running", ErrInvalidOption)
 	}
 	if len(r.routes) == 0 {
 		r.mu.Unlock()
-		return fmt.Errorf("%w: router has no routes", ErrInvalidOption)
+		return errorf("%w: router has no routes", ErrInvalidOption)
 	}
 	r.running = true
+	r.err = nil
+	select {
+	case <-r.ready: // a previous Run's signal: signal afresh
+		r.ready = make(chan struct{})
+	default:
+	}
 	routes := append([]*route(nil), r.routes...)
 	mw := append([]Middleware(nil), r.mw...)
 	ready := r.ready
 	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.running = false
-		r.ready = make(chan struct{}) // a later Run signals afresh
-		for _, rt := range routes {
-			rt.sub = nil
-		}
-		r.mu.Unlock()
-	}()
 
 	subs := make([]*Subscription, 0, len(routes))
+	var cause error
 	for _, rt := range routes {
 		cfg := rt.cfg
 		if cfg.batchHandler == nil { // per-event middleware cannot wrap a batch handler
@@ -140,20 +177,65 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		s, err := r.bus.subscribe(ctx, rt.topic, rt.subscription, rt.handler, cfg)
 		if err != nil {
-			closeAll(context.WithoutCancel(ctx), subs)
-			return fmt.Errorf("crossbus: router: %w", err)
+			cause = errorf("router: %w", err)
+			break
 		}
 		subs = append(subs, s)
 		r.mu.Lock()
 		rt.sub = s
 		r.mu.Unlock()
 	}
-	close(ready)
-	<-ctx.Done()
-	return closeAll(context.WithoutCancel(ctx), subs)
+	if cause == nil {
+		close(ready)
+		cause = r.wait(ctx, subs)
+	}
+	err := errors.Join(cause, closeAll(context.WithoutCancel(ctx), subs))
+	r.mu.Lock()
+	r.running = false
+	for _, rt := range routes {
+		rt.sub = nil
+	}
+	r.err = cause
+	r.mu.Unlock()
+	if cause != nil {
+		select {
+		case <-ready:
+		default:
+			close(ready) // failed before every route opened
+		}
+	}
+	return err
 }
 
-// closeAll drains subscriptions in parallel.
+// wait blocks until ctx is done (nil), the bus closes (ErrClosed) or a
+// subscription stops on its own (its error).
+func (r *Router) wait(ctx context.Context, subs []*Subscription) error {
+	stopped := make(chan *Subscription, len(subs))
+	quit := make(chan struct{})
+	defer close(quit)
+	for _, s := range subs {
+		go func() {
+			select {
+			case <-s.stopped:
+				stopped <- s
+			case <-quit:
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-r.bus.closing:
+		return errorf("router: %w", ErrClosed)
+	case s := <-stopped:
+		if err := s.Err(); err != nil {
+			return errorf("router: %w", err)
+		}
+		return errorf("router: subscription %q closed: %w", s.name, ErrClosed)
+	}
+}
+
+// closeAll closes subscriptions in parallel.
 func closeAll(ctx context.Context, subs []*Subscription) error {
 	errs := make([]error, len(subs))
 	var wg sync.WaitGroup

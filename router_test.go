@@ -15,74 +15,36 @@ import (
 	"github.com/crossbus/crossbus/providers/memory"
 )
 
-func memBus(t *testing.T) (*crossbus.Bus, *memory.Provider) {
-	t.Helper()
-	b, err := crossbus.Open(context.Background(), "mem://")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	var p *memory.Provider
-	require.True(t, b.As(&p))
-	return b, p
-}
-
-func quick(attempts int) crossbus.RouteOption {
-	return crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: attempts, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Multiplier: 2})
-}
-
-// runRouter runs r until the test ends.
-func runRouter(t *testing.T, r *crossbus.Router) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		assert.NoError(t, <-done)
-	})
-	<-r.Ready() // subscriptions open: events published now are received
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestRouteOptionsAreCheckedWhenAdded(t *testing.T) {
 	b, _ := memBus(t)
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	h := crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil })
 	for name, opt := range map[string]crossbus.RouteOption{
 		"concurrency must be at least 1":  crossbus.WithConcurrency(0),
 		"prefetch must be at least 1":     crossbus.WithPrefetch(-1),
-		"MaxAttempts must be at least 1":  crossbus.WithRetry(crossbus.RetryPolicy{Multiplier: 1}),
+		"MaxAttempts must be at least 1":  crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: -1}),
 		"ack deadline must be positive":   crossbus.WithAckDeadline(0),
-		"dead-letter topic name is empty": crossbus.WithDeadLetterTopic(""),
 		"nil filter":                      crossbus.WithFilter(nil),
 		"nil idempotency store":           crossbus.WithIdempotency(nil, crossbus.IdempotencyOptions{}),
 		"drain timeout must be positive":  crossbus.WithDrainTimeout(-time.Second),
 		"idempotency lease and TTL":       crossbus.WithIdempotency(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{TTL: -1}),
 	} {
-		err := r.Handle("t", "s", h, opt)
+		err := r.Handle("topic", "sub", h, opt)
 		require.ErrorIs(t, err, crossbus.ErrInvalidOption, name)
 		assert.Contains(t, err.Error(), name)
 	}
-	require.NoError(t, r.Handle("t", "s", h))
-	assert.ErrorContains(t, r.Handle("t", "s", h), "already exists")
-	assert.ErrorIs(t, r.Handle("", "s", h), crossbus.ErrInvalidOption)
-	assert.ErrorIs(t, r.Handle("t", "s2", nil), crossbus.ErrInvalidOption)
-	assert.ErrorIs(t, crossbus.NewRouter(b).Run(context.Background()), crossbus.ErrInvalidOption, "no routes")
+	require.NoError(t, r.Handle("topic", "sub", h))
+	assert.ErrorContains(t, r.Handle("topic", "sub", h), "already exists")
+	assert.ErrorIs(t, r.Handle("", "sub", h), crossbus.ErrInvalidName)
+	assert.ErrorIs(t, r.Handle("topic", "sub3", h, crossbus.WithDeadLetterTopic("")), crossbus.ErrInvalidName)
+	assert.ErrorIs(t, r.Handle("topic", "sub2", nil), crossbus.ErrInvalidOption)
+	assert.ErrorIs(t, newRouter(t, b).Run(context.Background()), crossbus.ErrInvalidOption, "no routes")
 }
 
 func TestFilterSkipsAndAcksNonMatchingEvents(t *testing.T) {
 	b, p := memBus(t)
 	var got sync.Map
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	require.NoError(t, r.Handle("orders", "billing", crossbus.HandlerFunc(func(_ context.Context, e *crossbus.Event) error {
 		got.Store(e.Type(), true)
 		return nil
@@ -109,9 +71,8 @@ func TestTimeoutDoesNotBreakRetry(t *testing.T) {
 	b, _ := memBus(t)
 	var attempts atomic.Int32
 	var ok atomic.Bool
-	r := crossbus.NewRouter(b)
-	r.Use(crossbus.Timeout(50 * time.Millisecond))
-	require.NoError(t, r.Handle("t", "s", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
+	r := newRouter(t, b, crossbus.WithTimeout(50*time.Millisecond))
+	require.NoError(t, r.Handle("topic", "sub", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		if attempts.Add(1) == 1 {
 			<-ctx.Done() // too slow the first time
 			return ctx.Err()
@@ -123,7 +84,7 @@ func TestTimeoutDoesNotBreakRetry(t *testing.T) {
 		return nil
 	}), quick(3)))
 	runRouter(t, r)
-	require.NoError(t, b.Publish(context.Background(), "t", mkEvents(1)...))
+	require.NoError(t, b.Publish(context.Background(), "topic", mkEvents(1)...))
 	waitUntil(t, "second attempt succeeds", ok.Load)
 	assert.Equal(t, int32(2), attempts.Load())
 }
@@ -134,8 +95,8 @@ func TestIdempotencyReleasesOnFailureAndSkipsDuplicates(t *testing.T) {
 	b, p := memBus(t)
 	store := crossbus.NewMemoryStore(0)
 	var runs atomic.Int32
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.Handle("t", "s", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
+	r := newRouter(t, b)
+	require.NoError(t, r.Handle("topic", "sub", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		if runs.Add(1) == 1 {
 			return errors.New("transient")
 		}
@@ -143,10 +104,10 @@ func TestIdempotencyReleasesOnFailureAndSkipsDuplicates(t *testing.T) {
 	}), quick(3), crossbus.WithIdempotency(store, crossbus.IdempotencyOptions{})))
 	runRouter(t, r)
 	ev := mkEvents(1)[0]
-	require.NoError(t, b.Publish(context.Background(), "t", ev))
+	require.NoError(t, b.Publish(context.Background(), "topic", ev))
 	waitUntil(t, "retry succeeded", func() bool { return runs.Load() == 2 })
-	require.NoError(t, b.Publish(context.Background(), "t", ev))
-	waitUntil(t, "duplicate settled", func() bool { st, _ := p.Stats("t", "s"); return st == memory.Stats{} })
+	require.NoError(t, b.Publish(context.Background(), "topic", ev))
+	waitUntil(t, "duplicate settled", func() bool { st, _ := p.Stats("topic", "sub"); return st == memory.Stats{} })
 	assert.Equal(t, int32(2), runs.Load(), "the duplicate did not run the handler")
 	assert.Equal(t, 1, store.Len())
 }
@@ -156,8 +117,8 @@ func TestConcurrentDuplicatesNeverOverlap(t *testing.T) {
 	b, p := memBus(t)
 	store := crossbus.NewMemoryStore(0)
 	var inside, overlaps, runs atomic.Int32
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.Handle("t", "s", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
+	r := newRouter(t, b)
+	require.NoError(t, r.Handle("topic", "sub", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		if inside.Add(1) > 1 {
 			overlaps.Add(1)
 		}
@@ -168,8 +129,8 @@ func TestConcurrentDuplicatesNeverOverlap(t *testing.T) {
 	}), quick(5), crossbus.WithConcurrency(4), crossbus.WithPrefetch(1), crossbus.WithIdempotency(store, crossbus.IdempotencyOptions{})))
 	runRouter(t, r)
 	ev := mkEvents(1)[0]
-	require.NoError(t, b.Publish(context.Background(), "t", ev, ev, ev, ev))
-	waitUntil(t, "all settled", func() bool { st, _ := p.Stats("t", "s"); return st == memory.Stats{} })
+	require.NoError(t, b.Publish(context.Background(), "topic", ev, ev, ev, ev))
+	waitUntil(t, "all settled", func() bool { st, _ := p.Stats("topic", "sub"); return st == memory.Stats{} })
 	assert.Zero(t, overlaps.Load())
 	assert.Equal(t, int32(1), runs.Load())
 }
@@ -177,8 +138,8 @@ func TestConcurrentDuplicatesNeverOverlap(t *testing.T) {
 func TestTypedHandlerDecodeFailureIsDeadLettered(t *testing.T) {
 	b, p := memBus(t)
 	var calls atomic.Int32
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.Handle("t", "s", crossbus.Typed(func(ctx context.Context, e *crossbus.Event, o order) error {
+	r := newRouter(t, b)
+	require.NoError(t, r.Handle("topic", "sub", crossbus.Typed(func(ctx context.Context, e *crossbus.Event, o order) error {
 		calls.Add(1)
 		return nil
 	}), quick(5)))
@@ -187,9 +148,9 @@ func TestTypedHandlerDecodeFailureIsDeadLettered(t *testing.T) {
 	bad.SetData("application/json", []byte(`[1,2,3]`))
 	good := crossbus.NewEvent("com.example.order", "/shop")
 	require.NoError(t, crossbus.SetData(&good, order{ID: "x"}))
-	require.NoError(t, b.Publish(context.Background(), "t", &bad, &good))
-	waitUntil(t, "dead letter", func() bool { d, _ := p.DeadLetters("t", "s"); return len(d) == 1 })
-	dl, _ := p.DeadLetters("t", "s")
+	require.NoError(t, b.Publish(context.Background(), "topic", &bad, &good))
+	waitUntil(t, "dead letter", func() bool { d, _ := p.DeadLetters("topic", "sub"); return len(d) == 1 })
+	dl, _ := p.DeadLetters("topic", "sub")
 	info, _ := crossbus.DeadLetterInfoOf(&dl[0])
 	assert.Equal(t, bad.ID(), dl[0].ID())
 	assert.Equal(t, 1, info.Attempts)
@@ -203,15 +164,15 @@ func TestPortableDeadLetterTopicWhenProviderHasNone(t *testing.T) {
 	nb, err := crossbus.New(noNativeDLQ{p})
 	require.NoError(t, err)
 	h := crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return errors.New("always") })
-	_, err = nb.Subscribe(context.Background(), "t", "s", h, quick(2))
+	_, err = nb.Subscribe(context.Background(), "topic", "sub", h, quick(2))
 	require.ErrorIs(t, err, crossbus.ErrInvalidOption, "without a dead-letter destination the subscription is refused")
-	require.NoError(t, p.CreateSubscription(context.Background(), "t.dlq", "inspect", false))
-	s, err := nb.Subscribe(context.Background(), "t", "s", h, quick(2), crossbus.WithDeadLetterTopic("t.dlq"))
+	require.NoError(t, p.CreateSubscription(context.Background(), "topic-dlq", "inspect", false))
+	s, err := nb.Subscribe(context.Background(), "topic", "sub", h, quick(2), crossbus.WithDeadLetterTopic("topic-dlq"))
 	require.NoError(t, err)
 	defer s.Close(context.Background())
-	require.NoError(t, b.Publish(context.Background(), "t", mkEvents(1)...))
-	waitUntil(t, "dead letter on the topic", func() bool { st, _ := p.Stats("t.dlq", "inspect"); return st.Waiting == 1 })
-	waitUntil(t, "original acked", func() bool { st, _ := p.Stats("t", "s"); return st == memory.Stats{} })
+	require.NoError(t, b.Publish(context.Background(), "topic", mkEvents(1)...))
+	waitUntil(t, "dead letter on the topic", func() bool { st, _ := p.Stats("topic-dlq", "inspect"); return st.Waiting == 1 })
+	waitUntil(t, "original acked", func() bool { st, _ := p.Stats("topic", "sub"); return st == memory.Stats{} })
 }
 
 type noNativeDLQ struct{ *memory.Provider }
@@ -226,8 +187,8 @@ func TestRunDrainsInFlightOnCancel(t *testing.T) {
 	b, p := memBus(t)
 	started := make(chan struct{})
 	var finished atomic.Bool
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.Handle("t", "s", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
+	r := newRouter(t, b)
+	require.NoError(t, r.Handle("topic", "sub", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		close(started)
 		time.Sleep(100 * time.Millisecond)
 		finished.Store(true)
@@ -237,18 +198,18 @@ func TestRunDrainsInFlightOnCancel(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
 	<-r.Ready()
-	require.NoError(t, b.Publish(context.Background(), "t", mkEvents(3)...))
+	require.NoError(t, b.Publish(context.Background(), "topic", mkEvents(3)...))
 	<-started
 	cancel()
 	require.NoError(t, <-done)
 	assert.True(t, finished.Load(), "Run returned only after the in-flight handler finished")
-	st, _ := p.Stats("t", "s")
+	st, _ := p.Stats("topic", "sub")
 	assert.Equal(t, 2, st.Waiting+st.InFlight, "the unhandled events stay for redelivery")
 }
 
 func TestEndpointMapsOutcomes(t *testing.T) {
 	b, p := memBus(t)
-	require.NoError(t, p.CreateSubscription(context.Background(), "push.dlq", "inspect", false))
+	require.NoError(t, p.CreateSubscription(context.Background(), "push-dlq", "inspect", false))
 	fail := errors.New("downstream 500")
 	ep, err := b.NewEndpoint("push", "web", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		switch e.Type() {
@@ -258,7 +219,7 @@ func TestEndpointMapsOutcomes(t *testing.T) {
 			return crossbus.Permanent(fail)
 		}
 		return fail
-	}), quick(3), crossbus.WithDeadLetterTopic("push.dlq"))
+	}), quick(3), crossbus.WithDeadLetterTopic("push-dlq"))
 	require.NoError(t, err)
 	deliver := func(typ string, attempt int) (crossbus.Outcome, time.Duration) {
 		e := crossbus.NewEvent(typ, "/push")
@@ -275,7 +236,7 @@ func TestEndpointMapsOutcomes(t *testing.T) {
 	assert.Equal(t, crossbus.Acked, o, "exhausted: dead-lettered through the topic, then acked")
 	o, _ = deliver("permanent", 1)
 	assert.Equal(t, crossbus.Acked, o)
-	st, _ := p.Stats("push.dlq", "inspect")
+	st, _ := p.Stats("push-dlq", "inspect")
 	assert.Equal(t, 2, st.Waiting)
 
 	_, err = b.NewEndpoint("push", "web", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }))

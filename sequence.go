@@ -27,7 +27,7 @@ func FormatSequence(n uint64) string {
 func ParseSequence(s string) (uint64, error) {
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("crossbus: sequence %q is not a decimal number: %w", s, ErrInvalidData)
+		return 0, errorf("sequence %q is not a decimal number: %w", s, ErrInvalidData)
 	}
 	return n, nil
 }
@@ -165,7 +165,7 @@ func LatestWins(store SequenceStore) (Middleware, error) {
 			defer mu.Unlock()
 			last, err := store.Last(ctx, key)
 			if err != nil {
-				return fmt.Errorf("crossbus: latest-wins: read last sequence of %q: %w", key, err)
+				return errorf("latest-wins: read last sequence of %q: %w", key, err)
 			}
 			if seq <= last {
 				return nil // stale or duplicate: a newer state is applied
@@ -174,7 +174,7 @@ func LatestWins(store SequenceStore) (Middleware, error) {
 				return err
 			}
 			if _, err := store.Advance(context.WithoutCancel(ctx), key, seq); err != nil {
-				return fmt.Errorf("crossbus: latest-wins: store sequence %d of %q: %w", seq, key, err)
+				return errorf("latest-wins: store sequence %d of %q: %w", seq, key, err)
 			}
 			return nil
 		})

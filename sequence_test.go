@@ -90,7 +90,7 @@ func TestLatestWinsSkipsStaleUpdates(t *testing.T) {
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var applied []string
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	require.NoError(t, r.Handle("prices", "cache", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		mu.Lock()
 		applied = append(applied, e.Subject())
@@ -126,7 +126,7 @@ func TestLatestWinsUnderConcurrency(t *testing.T) {
 	require.NoError(t, err)
 	var state atomic.Uint64 // the "cache": last applied sequence
 	var regressions atomic.Int32
-	r := crossbus.NewRouter(b)
+	r := newRouter(t, b)
 	require.NoError(t, r.Handle("prices", "cache", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		n, _, _ := crossbus.SequenceOf(e)
 		if prev := state.Swap(n); prev > n {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -27,57 +28,69 @@ type Subscription struct {
 
 	recvCtx    context.Context    // cancelled to stop receiving
 	stopRecv   context.CancelFunc //
-	handlerCtx context.Context    // cancelled when the drain deadline passes
+	handlerCtx context.Context    // cancelled when the drain ends
 	abort      context.CancelFunc
 	settleCtx  context.Context // for settling; not cancelled by shutdown
 
-	wg          sync.WaitGroup // workers (and the ordered dispatcher)
-	extWG       sync.WaitGroup // the lease extender
+	wg          sync.WaitGroup // every goroutine that runs handlers or receives
 	workersDone chan struct{}  // closed when wg is done
-	leases      leaseSet       // unordered: what each worker holds
-	sched       *keyScheduler  // ordered: per-key queues
-	closeOnce   sync.Once
-	closeErr    error
-	done        chan struct{}
-	push        bool // an Endpoint: the platform retries, never in place
+	houseDone   chan struct{}  // closed when the housekeeping goroutine ends
+	leases      leaseSet       // what running handlers hold
+	pool        *pool          // unordered routes
+	sched       *keyScheduler  // ordered routes
+	batch       *batchState    // batch routes
+	push        bool           // an Endpoint: the platform retries, never in place
 	tel         *subTelemetry
+
+	running   atomic.Int64 // handlers running now
+	abandoned atomic.Bool  // shutdown gave up on running handlers: their results are ignored
+
+	shutdownOnce sync.Once
+	abandonOnce  sync.Once
+	abandonReq   chan struct{} // closed to end the drain at once
+	stopped      chan struct{} // closed when the shutdown begins
+	closeStart   time.Time
+	mu           sync.Mutex // guards err and closeErr
+	err          error      // why the subscription stopped on its own (nil if closed)
+	closeErr     error
+	done         chan struct{}
 
 	// load controls
 	clock   Clock
 	limiter *RateLimiter
 	breaker *breaker
-	batch   *batchState // batch routes
 }
 
 // Subscribe starts consuming subscription of topic with h. It returns once the
 // provider's receiver is open; handling runs in the background until Close
-// (or the bus's Close). Options that are out of range are reported here.
+// (or the bus's Close), or until the provider reports an error retrying
+// cannot fix (see Err). Options that are out of range are reported here.
 func (b *Bus) Subscribe(ctx context.Context, topic, subscription string, h Handler, opts ...RouteOption) (*Subscription, error) {
 	if h == nil {
-		return nil, fmt.Errorf("%w: nil handler for subscription %q", ErrInvalidOption, subscription)
-	}
-	if topic == "" || subscription == "" {
-		return nil, fmt.Errorf("%w: subscribe needs a topic and a subscription name (got %q, %q)", ErrInvalidOption, topic, subscription)
+		return nil, errorf("%w: nil handler for subscription %q", ErrInvalidOption, subscription)
 	}
 	cfg, err := buildRouteConfig(opts)
 	if err == nil {
 		err = cfg.checkKind(false)
 	}
+	if err == nil {
+		err = checkNames(topic, subscription)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("subscription %q: %w", subscription, err)
+		return nil, errorf("subscription %q: %w", subscription, err)
 	}
 	return b.subscribe(ctx, topic, subscription, h, cfg)
 }
 
 func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg routeConfig) (*Subscription, error) {
 	if b.isClosed() {
-		return nil, fmt.Errorf("crossbus: subscribe %q: %w", name, ErrClosed)
+		return nil, errorf("%w: subscribe %q", ErrClosed, name)
 	}
 	spec := SubscriptionSpec{Topic: topic, Name: name, Ordered: cfg.ordered, AckDeadline: cfg.ackDeadline,
 		MaxAttempts: cfg.retry.MaxAttempts, DeadLetterTopic: cfg.deadLetterTopic, Filter: cfg.filter}
 	recv, err := b.p.Subscribe(ctx, spec)
 	if err != nil {
-		return nil, fmt.Errorf("crossbus: subscribe %q to topic %q: %w", name, topic, err)
+		return nil, errorf("subscribe %q to topic %q: %w", name, topic, err)
 	}
 	caps := b.caps
 	if rc, ok := recv.(ReceiverCapabilities); ok {
@@ -85,19 +98,17 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	}
 	if !caps.NativeDeadLetter && cfg.deadLetterTopic == "" {
 		_ = recv.Close(ctx)
-		return nil, fmt.Errorf("%w: subscription %q: the provider has no native dead-letter queue here; set WithDeadLetterTopic so failed events are kept",
+		return nil, errorf("%w: subscription %q: the provider has no native dead-letter queue here; set WithDeadLetterTopic so failed events are kept",
 			ErrInvalidOption, name)
 	}
 	if cfg.ackDeadline == 0 {
 		cfg.ackDeadline = caps.DefaultAckDeadline
 	}
-	s := &Subscription{bus: b, topic: topic, name: name, cfg: cfg, caps: caps, recv: recv, log: b.log,
-		done: make(chan struct{}), workersDone: make(chan struct{})}
+	s := newSubscription(b, topic, name, cfg, caps)
+	s.recv = recv
 	if cfg.batchHandler == nil {
 		s.handler = s.buildHandler(h)
 	}
-	s.tel = b.tel.forSubscription(topic, name)
-	s.initControls()
 	s.recvCtx, s.stopRecv = context.WithCancel(context.WithoutCancel(ctx))
 	s.handlerCtx, s.abort = context.WithCancel(context.WithoutCancel(ctx))
 	// Handlers (and middleware that waits, like Resequence) can see that the
@@ -109,7 +120,7 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	if b.isClosed() {
 		b.mu.Unlock()
 		_ = recv.Close(ctx)
-		return nil, fmt.Errorf("crossbus: subscribe %q: %w", name, ErrClosed)
+		return nil, errorf("%w: subscribe %q", ErrClosed, name)
 	}
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
@@ -120,23 +131,24 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	case cfg.ordered:
 		s.startOrdered()
 	default:
-		s.leases.init(cfg.concurrency)
-		for i := 0; i < cfg.concurrency; i++ {
-			s.wg.Add(1)
-			go s.worker(i)
-		}
-	}
-	if caps.LeaseExtension && cfg.ackDeadline > 0 {
-		s.extWG.Add(1)
-		go s.extendLeases()
+		s.pool = newPool(s)
+		s.pool.start()
 	}
 	go func() {
 		s.wg.Wait()
 		close(s.workersDone)
-		s.extWG.Wait()
-		close(s.done)
 	}()
+	go s.housekeeping()
 	return s, nil
+}
+
+func newSubscription(b *Bus, topic, name string, cfg routeConfig, caps Capabilities) *Subscription {
+	s := &Subscription{bus: b, topic: topic, name: name, cfg: cfg, caps: caps, log: b.log,
+		done: make(chan struct{}), workersDone: make(chan struct{}), houseDone: make(chan struct{}),
+		abandonReq: make(chan struct{}), stopped: make(chan struct{})}
+	s.tel = b.tel.forSubscription(topic, name)
+	s.initControls()
+	return s
 }
 
 // buildHandler fixes the order of the pipeline: recover outermost, then
@@ -145,6 +157,9 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 // stop them from working.
 func (s *Subscription) buildHandler(h Handler) Handler {
 	h = Chain(h, s.cfg.middleware...)
+	if s.cfg.timeout > 0 {
+		h = timeout(s.cfg.timeout)(h)
+	}
 	if s.cfg.idem != nil {
 		h = idempotent(s.cfg.idem, s.name, s.log)(h)
 	}
@@ -157,44 +172,152 @@ func (s *Subscription) Topic() string { return s.topic }
 // Name is the subscription's name.
 func (s *Subscription) Name() string { return s.name }
 
-// Done is closed once the subscription has stopped and drained.
+// Done is closed once the subscription has stopped: after Close, or after
+// the provider reported an error that stopped it (see Err).
 func (s *Subscription) Done() <-chan struct{} { return s.done }
 
-// Close stops receiving, waits for in-flight handlers until ctx ends (or the
-// drain timeout, when ctx has no deadline), then cancels the handlers still
-// running. Events received but not handled are returned to the provider for
-// redelivery. Close is idempotent.
+// Err reports why the subscription stopped on its own: an error from the
+// provider that retrying cannot fix, such as a deleted subscription
+// (ErrSubscriptionNotFound) or refused credentials (ErrUnauthorized). It is
+// nil while the subscription runs and after Close.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close stops receiving, returns the events received but not started to the
+// provider, and waits for running handlers until the drain timeout
+// (WithDrainTimeout) or ctx's deadline, whichever comes first. Handlers still
+// running then are abandoned: their contexts are cancelled, their deliveries
+// are left unsettled for the provider to redeliver, and whatever they return
+// later is ignored; the error wraps ErrHandlersAbandoned (an
+// *AbandonedError says how many). Close is idempotent; it returns by the
+// deadline even if a handler ignores its context.
 func (s *Subscription) Close(ctx context.Context) error {
-	s.closeOnce.Do(func() {
-		s.stopRecv()
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, s.cfg.drainTimeout)
-			defer cancel()
-		}
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-			s.abort()
-			<-s.done
-			s.closeErr = fmt.Errorf("crossbus: subscription %q: drain incomplete, handlers cancelled: %w", s.name, ctx.Err())
-		}
-		s.abort()
-		if err := s.recv.Close(s.settleCtx); err != nil && s.closeErr == nil {
-			s.closeErr = fmt.Errorf("crossbus: subscription %q: close receiver: %w", s.name, err)
-		}
-		s.bus.mu.Lock()
-		delete(s.bus.subs, s)
-		s.bus.mu.Unlock()
-	})
+	s.beginShutdown()
+	drain := time.NewTimer(time.Until(s.closeStart.Add(s.cfg.drainTimeout)))
+	defer drain.Stop()
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		s.abandon(ctx.Err())
+	case <-drain.C:
+		s.abandon(s.drainTimeoutError())
+	}
+	// After an abandon the receiver may still be closing in the
+	// background; the deadline has passed, so Close does not wait for it.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.closeErr
+}
+
+// beginShutdown starts the shutdown once: receiving stops at once, unstarted
+// events go back to the provider, and running handlers drain.
+func (s *Subscription) beginShutdown() {
+	s.shutdownOnce.Do(func() {
+		s.closeStart = time.Now()
+		s.stopRecv()
+		close(s.stopped)
+		go s.shutdown()
+	})
+}
+
+// shutdown waits for the drain, then releases the receiver.
+func (s *Subscription) shutdown() {
+	if s.pool != nil {
+		s.pool.stop()
+	}
+	t := time.NewTimer(s.cfg.drainTimeout)
+	defer t.Stop()
+	select {
+	case <-s.workersDone:
+	case <-t.C:
+		s.abandon(s.drainTimeoutError())
+	case <-s.abandonReq:
+	}
+	s.abort()
+	<-s.houseDone
+	// Closing the receiver must not hang the shutdown on a stuck provider.
+	ctx, cancel := context.WithTimeout(s.settleCtx, receiverCloseTimeout)
+	err := s.recv.Close(ctx)
+	cancel()
+	s.mu.Lock()
+	if err != nil && s.closeErr == nil && !errors.Is(err, ErrClosed) {
+		s.closeErr = errorf("subscription %q: close receiver: %w", s.name, err)
+	}
+	s.mu.Unlock()
+	s.bus.mu.Lock()
+	delete(s.bus.subs, s)
+	s.bus.mu.Unlock()
+	close(s.done)
+}
+
+func (s *Subscription) drainTimeoutError() error {
+	return fmt.Errorf("drain timeout %v: %w", s.cfg.drainTimeout, context.DeadlineExceeded)
+}
+
+// receiverCloseTimeout bounds closing a provider's receiver at shutdown.
+const receiverCloseTimeout = 5 * time.Second
+
+// abandon ends the drain now: handlers still running are abandoned.
+func (s *Subscription) abandon(cause error) {
+	s.abandonOnce.Do(func() {
+		select {
+		case <-s.workersDone:
+			close(s.abandonReq) // drained just in time: nothing abandoned
+			return
+		default:
+		}
+		s.abandoned.Store(true)
+		n := s.running.Load()
+		s.mu.Lock()
+		s.closeErr = &AbandonedError{Topic: s.topic, Subscription: s.name, Handlers: int(n),
+			Waited: time.Since(s.closeStart), Cause: cause}
+		s.mu.Unlock()
+		s.log.Error("crossbus: shutdown deadline passed; running handlers abandoned, their events left for redelivery",
+			"subscription", s.name, "topic", s.topic, "handlers", n, "cause", cause)
+		s.abort()
+		close(s.abandonReq)
+	})
+}
+
+// fail stops the subscription because of an error retrying cannot fix; Err
+// reports it. The drain runs as for Close, bounded by the drain timeout.
+func (s *Subscription) fail(err error) {
+	s.mu.Lock()
+	first := s.err == nil
+	if first {
+		s.err = errorf("subscription %q of topic %q stopped: %w", s.name, s.topic, err)
+	}
+	s.mu.Unlock()
+	if !first {
+		return
+	}
+	s.tel.receiveFailed(s.settleCtx, true)
+	s.log.Error("crossbus: subscription stopped: the provider reported an error that retrying cannot fix",
+		"subscription", s.name, "topic", s.topic, "error", err)
+	s.beginShutdown()
 }
 
 func (s *Subscription) stopping() bool { return s.recvCtx.Err() != nil }
 
+// fatalReceiveError reports whether a Receive error stops the subscription
+// (see Receiver.Receive).
+func fatalReceiveError(err error) bool {
+	return errors.Is(err, ErrSubscriptionNotFound) || errors.Is(err, ErrTopicNotFound) ||
+		errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrInvalidOption) ||
+		errors.Is(err, ErrNotSupported) || errors.Is(err, ErrClosed) || IsPermanent(err)
+}
+
+// receiveBackoff spaces retries of a failing Receive: from 100ms doubling
+// to 30s, with jitter. It is the subscription's own policy, not the
+// handlers' retry policy.
+var receiveBackoff = RetryPolicy{MaxAttempts: 1, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second, Multiplier: 2, Jitter: 0.2}
+
 // receiveCtx fills buf, retrying transient receive errors with backoff. It
 // returns 0 once ctx (recvCtx or derived from it) ends or the subscription
-// stops.
+// stops; an error that retrying cannot fix stops the subscription.
 func (s *Subscription) receiveCtx(ctx context.Context, buf []Delivery) int {
 	failures := 0
 	for {
@@ -202,12 +325,18 @@ func (s *Subscription) receiveCtx(ctx context.Context, buf []Delivery) int {
 		if err == nil {
 			return n
 		}
-		if ctx.Err() != nil || s.stopping() || errors.Is(err, ErrClosed) {
+		if ctx.Err() != nil || s.stopping() {
+			return 0
+		}
+		if fatalReceiveError(err) {
+			s.fail(err)
 			return 0
 		}
 		failures++
-		d := s.cfg.retry.Backoff(min(failures, 10))
-		s.log.Error("crossbus: receive failed", "subscription", s.name, "error", err, "retryIn", d)
+		d := receiveBackoff.Backoff(min(failures, 20))
+		s.tel.receiveFailed(ctx, false)
+		s.log.Error("crossbus: receive failed; retrying", "subscription", s.name, "topic", s.topic,
+			"error", err, "failures", failures, "retryIn", d)
 		if !sleepCtx(ctx, s.clock, d) {
 			return 0
 		}
@@ -220,28 +349,6 @@ func (s *Subscription) sleep(d time.Duration) bool {
 	return sleepCtx(s.recvCtx, s.clock, d)
 }
 
-// worker runs an unordered subscription's loop: take a batch, handle it.
-func (s *Subscription) worker(slot int) {
-	defer s.wg.Done()
-	buf := make([]Delivery, s.cfg.prefetch)
-	for {
-		n := s.receiveGated(s.recvCtx, buf)
-		if n == 0 {
-			return
-		}
-		s.leases.hold(slot, buf[:n])
-		for i := 0; i < n; i++ {
-			if s.stopping() {
-				s.returnAll(buf[i:n])
-				break
-			}
-			s.process(s.handlerCtx, buf[i])
-		}
-		s.leases.hold(slot, nil)
-		clear(buf[:n])
-	}
-}
-
 // returnAll gives deliveries that were never started back to the provider.
 func (s *Subscription) returnAll(ds []Delivery) {
 	for _, d := range ds {
@@ -252,18 +359,29 @@ func (s *Subscription) returnAll(ds []Delivery) {
 // process runs one delivery to its settlement, in one consumer span. Handlers
 // get a context derived from hctx.
 func (s *Subscription) process(hctx context.Context, d Delivery) {
+	s.running.Add(1)
+	defer s.running.Add(-1)
 	e := d.Event()
+	attempt := max(d.Attempt(), 1)
+	if u, ok := d.(Undecodable); ok {
+		if err := u.DecodeError(); err != nil {
+			s.deadLetterUndecodable(hctx, d, err, attempt)
+			return
+		}
+	}
 	if s.cfg.filter != nil && !s.cfg.filter.Match(e) {
 		s.ack(d)
 		return
 	}
-	attempt := d.Attempt()
-	if attempt < 1 {
-		attempt = 1
-	}
 	ctx, span := s.tel.start(hctx, e, attempt)
 	err := s.attempts(ctx, span, d, e, attempt)
 	endSpan(span, err)
+}
+
+// deadLetterUndecodable dead-letters a delivery that carries no CloudEvent.
+func (s *Subscription) deadLetterUndecodable(ctx context.Context, d Delivery, cause error, attempt int) {
+	s.log.Error("crossbus: undecodable message; dead-lettering it", s.attrs(d, attempt, "error", cause)...)
+	s.deadLetter(ctx, noopSpan, d, fmt.Errorf("undecodable message: %w", cause), attempt)
 }
 
 // attempts runs the handler until the delivery is settled; it returns the
@@ -286,20 +404,8 @@ func (s *Subscription) attempts(ctx context.Context, span trace.Span, d Delivery
 			return nil
 		}
 		tel.handledErr(ctx, time.Since(start))
-		if ctx.Err() != nil {
-			s.nack(d, 0) // shut down mid-handler: leave it to the provider
-			return err
-		}
-		inProgress := errors.Is(err, ErrInProgress)
-		if !inProgress && (IsPermanent(err) || s.cfg.retry.Exhausted(attempt)) {
-			s.deadLetter(ctx, span, d, err, attempt)
-			return err
-		}
-		delay := s.cfg.retry.Backoff(attempt)
-		tel.retry(ctx, span, attempt, delay, err)
-		s.log.Info("crossbus: handler failed; will retry", s.attrs(d, attempt, "error", err, "retryIn", delay)...)
-		if s.push || !s.cfg.ordered && s.caps.DelayedRedelivery && (s.caps.MaxRedeliveryDelay == 0 || delay <= s.caps.MaxRedeliveryDelay) {
-			s.nack(d, delay)
+		delay, next, inPlace := s.afterFailure(ctx, span, d, attempt, err, s.cfg.ordered)
+		if !inPlace {
 			return err
 		}
 		// Retry in place: ordered routes (so no later event of the key
@@ -308,10 +414,39 @@ func (s *Subscription) attempts(ctx context.Context, span trace.Span, d Delivery
 			s.nack(d, 0)
 			return err
 		}
-		if !inProgress {
-			attempt++
-		}
+		attempt = next
 	}
+}
+
+// afterFailure applies the retry policy to a failed attempt, for per-event
+// and batch routes alike: it dead-letters the delivery (a permanent error, or
+// the last attempt), or nacks it for a delayed redelivery by the provider, or
+// — when the retry must run in place (ordered routes, providers that cannot
+// delay a redelivery enough) — returns the delay and the number of the next
+// attempt with inPlace true, leaving the delivery unsettled. A failure caused
+// by shutdown leaves the event to the provider.
+func (s *Subscription) afterFailure(ctx context.Context, span trace.Span, d Delivery, attempt int, err error, ordered bool) (delay time.Duration, next int, inPlace bool) {
+	if ctx.Err() != nil {
+		s.nack(d, 0) // shut down mid-handler: leave it to the provider
+		return 0, 0, false
+	}
+	inProgress := errors.Is(err, ErrInProgress)
+	if !inProgress && (IsPermanent(err) || s.cfg.retry.Exhausted(attempt)) {
+		s.deadLetter(ctx, span, d, err, attempt)
+		return 0, 0, false
+	}
+	delay = s.cfg.retry.Backoff(attempt)
+	s.tel.retry(ctx, span, attempt, delay, err)
+	s.log.Info("crossbus: handler failed; will retry", s.attrs(d, attempt, "error", err, "retryIn", delay)...)
+	if s.push || !ordered && s.caps.DelayedRedelivery && (s.caps.MaxRedeliveryDelay == 0 || delay <= s.caps.MaxRedeliveryDelay) {
+		s.nack(d, delay)
+		return 0, 0, false
+	}
+	next = attempt
+	if !inProgress { // a duplicate in progress elsewhere spends no attempt
+		next++
+	}
+	return delay, next, true
 }
 
 // invoke runs the handler once, turning a panic into an error.
@@ -326,13 +461,22 @@ func (s *Subscription) invoke(hctx context.Context, e *Event, attempt int) (err 
 	return s.handler.Handle(ctx, e)
 }
 
+// The settle helpers do nothing once the shutdown abandoned the running
+// handlers: their deliveries stay with the provider, whatever they returned.
+
 func (s *Subscription) ack(d Delivery) {
+	if s.abandoned.Load() {
+		return
+	}
 	if err := d.Ack(s.settleCtx); err != nil {
 		s.log.Warn("crossbus: ack failed; the provider may redeliver", s.attrs(d, d.Attempt(), "error", err)...)
 	}
 }
 
 func (s *Subscription) nack(d Delivery, delay time.Duration) {
+	if s.abandoned.Load() {
+		return
+	}
 	if err := d.Nack(s.settleCtx, delay); err != nil {
 		s.log.Warn("crossbus: nack failed; the provider redelivers after the lease", s.attrs(d, d.Attempt(), "error", err)...)
 	}

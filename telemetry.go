@@ -70,6 +70,7 @@ type telemetry struct {
 	published, publishFailures metric.Int64Counter
 	delivered, handled         metric.Int64Counter
 	retried, deadLettered      metric.Int64Counter
+	receiveFailures            metric.Int64Counter
 	inFlight                   metric.Int64UpDownCounter
 	duration, latency          metric.Float64Histogram
 }
@@ -120,6 +121,7 @@ func (t *telemetry) init(p Provider) {
 	t.handled, _ = m.Int64Counter("crossbus.events.handled", metric.WithDescription("Handler runs, by outcome."), metric.WithUnit("{event}"))
 	t.retried, _ = m.Int64Counter("crossbus.events.retried", metric.WithDescription("Failed handlings that will be retried."), metric.WithUnit("{event}"))
 	t.deadLettered, _ = m.Int64Counter("crossbus.events.dead_lettered", metric.WithDescription("Events given up on."), metric.WithUnit("{event}"))
+	t.receiveFailures, _ = m.Int64Counter("crossbus.receive.failures", metric.WithDescription("Failed Receive calls of the provider, by whether they stopped the subscription."), metric.WithUnit("{failure}"))
 	t.inFlight, _ = m.Int64UpDownCounter("crossbus.events.in_flight", metric.WithDescription("Handlers running."), metric.WithUnit("{event}"))
 	t.duration, _ = m.Float64Histogram("crossbus.handler.duration", metric.WithDescription("Handler run time."), metric.WithUnit("s"))
 	t.latency, _ = m.Float64Histogram("crossbus.events.latency", metric.WithDescription("End-to-end latency: handling start minus the event's time."), metric.WithUnit("s"))
@@ -240,6 +242,7 @@ type subTelemetry struct {
 	t *telemetry
 	// option lists passed as "opts..." so that no call allocates a slice
 	addBase, addOK, addFailed, addRetried, addDead []metric.AddOption
+	addTransient, addFatal                         []metric.AddOption
 	recBase, recOK, recFailed                      []metric.RecordOption
 	spanName                                       string
 	spanOpts                                       []trace.SpanStartOption
@@ -254,16 +257,18 @@ func (t *telemetry) forSubscription(topic, subscription string) *subTelemetry {
 	}
 	base, ok, failed := with(), with(attribute.String("outcome", "ok")), with(attribute.String("outcome", "error"))
 	return &subTelemetry{t: t,
-		addBase:    []metric.AddOption{base},
-		addOK:      []metric.AddOption{ok},
-		addFailed:  []metric.AddOption{failed},
-		addRetried: []metric.AddOption{with(attribute.String("outcome", "retry"))},
-		addDead:    []metric.AddOption{with(attribute.String("outcome", "dead_letter"))},
-		recBase:    []metric.RecordOption{base},
-		recOK:      []metric.RecordOption{ok},
-		recFailed:  []metric.RecordOption{failed},
-		spanName:   "process " + subscription,
-		spanOpts:   []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)},
+		addBase:      []metric.AddOption{base},
+		addOK:        []metric.AddOption{ok},
+		addFailed:    []metric.AddOption{failed},
+		addRetried:   []metric.AddOption{with(attribute.String("outcome", "retry"))},
+		addDead:      []metric.AddOption{with(attribute.String("outcome", "dead_letter"))},
+		addTransient: []metric.AddOption{with(attribute.Bool("fatal", false))},
+		addFatal:     []metric.AddOption{with(attribute.Bool("fatal", true))},
+		recBase:      []metric.RecordOption{base},
+		recOK:        []metric.RecordOption{ok},
+		recFailed:    []metric.RecordOption{failed},
+		spanName:     "process " + subscription,
+		spanOpts:     []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)},
 		destination: append(attrs, attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.destination.subscription.name", subscription)),
 	}
@@ -320,4 +325,13 @@ func (st *subTelemetry) deadLetter(ctx context.Context, span trace.Span, info De
 		span.AddEvent("dead_letter", trace.WithAttributes(attribute.Int("attempts", info.Attempts),
 			attribute.String("reason", truncateUTF8(info.Reason, 1024))))
 	}
+}
+
+// receiveFailed counts a failed Receive call.
+func (st *subTelemetry) receiveFailed(ctx context.Context, fatal bool) {
+	if fatal {
+		st.t.receiveFailures.Add(ctx, 1, st.addFatal...)
+		return
+	}
+	st.t.receiveFailures.Add(ctx, 1, st.addTransient...)
 }

@@ -50,8 +50,8 @@ func TestMetricsCountEveryOutcome(t *testing.T) {
 	b, err := crossbus.New(p, crossbus.WithMeterProvider(mp))
 	require.NoError(t, err)
 	defer b.Close(context.Background())
-	r := crossbus.NewRouter(b)
-	require.NoError(t, r.Handle("t", "s", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
+	r := newRouter(t, b)
+	require.NoError(t, r.Handle("topic", "sub", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		if e.Type() == "bad" {
 			return errors.New("bad")
 		}
@@ -60,8 +60,8 @@ func TestMetricsCountEveryOutcome(t *testing.T) {
 	runRouter(t, r)
 	good, bad := crossbus.NewEvent("good", "/m"), crossbus.NewEvent("bad", "/m")
 	noType := crossbus.NewEvent("", "/m")
-	_ = b.Publish(context.Background(), "t", &good, &bad, &noType)
-	waitUntil(t, "dead letter", func() bool { d, _ := p.DeadLetters("t", "s"); return len(d) == 1 })
+	_ = b.Publish(context.Background(), "topic", &good, &bad, &noType)
+	waitUntil(t, "dead letter", func() bool { d, _ := p.DeadLetters("topic", "sub"); return len(d) == 1 })
 	var rm metricdata.ResourceMetrics
 	waitUntil(t, "metrics", func() bool {
 		require.NoError(t, reader.Collect(context.Background(), &rm))
@@ -82,7 +82,7 @@ func TestPublishStampsTraceContextOnEvents(t *testing.T) {
 	b, err := crossbus.New(memory.New(memory.Options{AutoCreate: true}), crossbus.WithTracerProvider(tp))
 	require.NoError(t, err)
 	e := crossbus.NewEvent("x", "/t")
-	require.NoError(t, b.Publish(context.Background(), "t", &e))
+	require.NoError(t, b.Publish(context.Background(), "topic", &e))
 	spans := rec.Ended()
 	require.Len(t, spans, 1)
 	tp0 := crossbus.ExtensionString(&e, crossbus.ExtTraceParent)
@@ -95,7 +95,7 @@ func TestPublishStampsTraceContextOnEvents(t *testing.T) {
 	plain, _ := crossbus.New(memory.New(memory.Options{AutoCreate: true}))
 	ctx2, span := tp.Tracer("t").Start(context.Background(), "caller")
 	e2 := crossbus.NewEvent("x", "/t")
-	require.NoError(t, plain.Publish(ctx2, "t", &e2))
+	require.NoError(t, plain.Publish(ctx2, "topic", &e2))
 	span.End()
 	assert.Contains(t, crossbus.ExtensionString(&e2, crossbus.ExtTraceParent), span.SpanContext().TraceID().String())
 }
@@ -103,9 +103,11 @@ func TestPublishStampsTraceContextOnEvents(t *testing.T) {
 func TestLoggingNeverLogsData(t *testing.T) {
 	var buf bytes.Buffer
 	l := slog.New(slog.NewJSONHandler(&buf, nil))
+	logging, err := crossbus.Logging(l)
+	require.NoError(t, err)
 	h := crossbus.Chain(crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		return errors.New("downstream timeout")
-	}), crossbus.Logging(l))
+	}), logging)
 	e := crossbus.NewEvent("com.example.secret", "/vault")
 	require.NoError(t, crossbus.SetData(&e, map[string]string{"password": "hunter2"}))
 	ctx := crossbus.WithDeliveryInfo(context.Background(), crossbus.DeliveryInfo{Subscription: "s1", Attempt: 2})

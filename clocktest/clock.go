@@ -4,7 +4,7 @@
 // and gap timeouts run deterministically and never sleep:
 //
 //	clk := clocktest.New(time.Time{})
-//	r.Handle("t", "s", h, crossbus.WithRateLimit(10, 1), crossbus.WithClock(clk))
+//	r.Handle("topic", "sub", h, crossbus.WithRateLimit(10, 1), crossbus.WithClock(clk))
 //	...
 //	clk.BlockUntil(ctx, 1) // the route's worker waits for a token
 //	clk.Advance(100 * time.Millisecond)

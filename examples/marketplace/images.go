@@ -25,7 +25,7 @@ const (
 	uploadsBucket   = "marketplace-uploads"
 	thumbsBucket    = "marketplace-thumbnails"
 	thumbnailSize   = 256
-	thumbnailTopic  = "storage.objects"
+	thumbnailTopic  = "storage-objects"
 	notifyTopic     = "notifications"
 	thumbnailedType = "com.example.marketplace.thumbnail.created"
 )

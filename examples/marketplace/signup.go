@@ -16,7 +16,7 @@ import (
 // Scenario 3, fan-out: every sign-up goes to four independent subscribers,
 // each with its own subscription, retry policy and dead-letter queue.
 
-const signupTopic = "user.signedup"
+const signupTopic = "user-signedup"
 
 // Signup is the data of a user.signedup event.
 type Signup struct {
@@ -97,7 +97,7 @@ func (a *app) signups(ctx context.Context) (SignupResult, error) {
 	idem := crossbus.WithIdempotency(a.db.Idempotency(), crossbus.IdempotencyOptions{})
 	smsRetry := crossbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Multiplier: 2}
 	f, err := fanout.New(signupTopic,
-		fanout.Subscriber{Name: "sms", Handler: sms, Retry: fanout.Retry(smsRetry), Concurrency: 2, DeadLetterTopic: "sms.deadletter",
+		fanout.Subscriber{Name: "sms", Handler: sms, Retry: fanout.Retry(smsRetry), Concurrency: 2, DeadLetterTopic: "sms-deadletter",
 			Options: []crossbus.RouteOption{idem}},
 		fanout.Subscriber{Name: "email", Handler: simple("email", "welcome email sent"), Retry: fanout.Retry(quickRetry(5)), Concurrency: 4,
 			Options: []crossbus.RouteOption{idem}},

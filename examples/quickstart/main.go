@@ -71,7 +71,10 @@ func run(ctx context.Context, out io.Writer) (Result, error) {
 		return nil
 	})
 
-	r := crossbus.NewRouter(bus)
+	r, err := crossbus.NewRouter(bus)
+	if err != nil {
+		return Result{}, err
+	}
 	err = r.Handle("orders", "billing", billing,
 		crossbus.WithFilter(crossbus.TypeIs("com.example.order.placed")),
 		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 4, InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Multiplier: 2, Jitter: 0.2}),

@@ -137,7 +137,10 @@ func run(ctx context.Context, out io.Writer, cfg Config) (Result, error) {
 	var handledN atomic.Int64
 	var opened atomic.Int32
 
-	r := crossbus.NewRouter(bus)
+	r, err := crossbus.NewRouter(bus)
+	if err != nil {
+		return Result{}, err
+	}
 	err = r.Handle("orders", "fulfilment", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		if err := ds.call(ctx); err != nil {
 			return err

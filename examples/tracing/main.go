@@ -55,7 +55,10 @@ func run(ctx context.Context, spansOut, out io.Writer) (int, error) {
 	var wg sync.WaitGroup
 	wg.Add(3)
 	var smsTries atomic.Int32
-	r := crossbus.NewRouter(bus)
+	r, err := crossbus.NewRouter(bus)
+	if err != nil {
+		return 0, err
+	}
 	subscriber := func(name string, fail func() error) crossbus.Handler {
 		return crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 			if fail != nil {
@@ -83,7 +86,7 @@ func run(ctx context.Context, spansOut, out io.Writer) (int, error) {
 		}},
 		{"analytics", nil},
 	} {
-		if err := r.Handle("user.signedup", route.name, subscriber(route.name, route.fail), retry); err != nil {
+		if err := r.Handle("user-signedup", route.name, subscriber(route.name, route.fail), retry); err != nil {
 			return 0, err
 		}
 	}
@@ -102,7 +105,7 @@ func run(ctx context.Context, spansOut, out io.Writer) (int, error) {
 	if err := crossbus.SetData(&e, map[string]string{"user": "ada"}); err != nil {
 		return 0, err
 	}
-	if err := bus.Publish(ctx, "user.signedup", &e); err != nil {
+	if err := bus.Publish(ctx, "user-signedup", &e); err != nil {
 		return 0, err
 	}
 	span.End()

@@ -33,7 +33,7 @@ func TestOneTraceAcrossTheFanOut(t *testing.T) {
 		names[s.Name]++
 	}
 	assert.Len(t, traces, 1, "every span is in one trace: %v", traces)
-	assert.Equal(t, 1, names["send user.signedup"])
+	assert.Equal(t, 1, names["send user-signedup"])
 	assert.Equal(t, 2, names["process sms"])
 	assert.Equal(t, 1, names["process email"])
 	assert.True(t, strings.Contains(out.String(), "sms gateway timeout"))

@@ -22,7 +22,7 @@ type Bus interface {
 // CoordinatorOptions configure a Coordinator. The zero value is valid.
 type CoordinatorOptions struct {
 	// Subscription names the coordinator's subscription to the result
-	// topic (default chain name + ".coordinator"). Coordinators of one chain
+	// topic (default chain name + "-coordinator"). Coordinators of one chain
 	// in several processes share it and split the results.
 	Subscription string
 	// RouteOptions configure that subscription (concurrency, the retry of
@@ -76,7 +76,7 @@ func NewCoordinator(def *Definition, bus Bus, store Store, opts CoordinatorOptio
 		opts.RedispatchDelay = time.Second
 	}
 	if opts.Subscription == "" {
-		opts.Subscription = def.Name + ".coordinator"
+		opts.Subscription = def.Name + "-coordinator"
 	}
 	log := opts.Logger
 	if log == nil {

@@ -23,7 +23,7 @@ type Definition struct {
 	// completed steps are compensated. Compensations are not bounded by it.
 	Timeout time.Duration
 	// ResultTopic carries step results to the Coordinator (default
-	// Name + ".results").
+	// Name + "-results").
 	ResultTopic string
 	// DeadLetterTopic receives commands and results that cannot be handled
 	// (undecodable, or failing in the store or bus beyond the subscription's
@@ -34,7 +34,7 @@ type Definition struct {
 // Step is one step of a chain.
 type Step struct {
 	Name string
-	// Topic carries the step's commands (default chain name + "." + step name).
+	// Topic carries the step's commands (default chain name + "-" + step name).
 	Topic string
 	// Retry is the step's retry policy; compensations use it too.
 	Retry RetryPolicy
@@ -166,7 +166,7 @@ func (d *Definition) StepTopic(s Step) string {
 	if s.Topic != "" {
 		return s.Topic
 	}
-	return d.Name + "." + s.Name
+	return d.Name + "-" + s.Name
 }
 
 // ResultsTopic returns the topic of step results.
@@ -174,5 +174,5 @@ func (d *Definition) ResultsTopic() string {
 	if d.ResultTopic != "" {
 		return d.ResultTopic
 	}
-	return d.Name + ".results"
+	return d.Name + "-results"
 }

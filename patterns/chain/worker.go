@@ -30,7 +30,7 @@ type WorkerOptions struct {
 	// the slowest attempt (default 5m, or twice the longest AttemptTimeout).
 	Lease time.Duration
 	// Subscription names the subscription of a step's commands (default
-	// step topic + ".worker"). Workers of one step in several processes
+	// step topic + "-worker"). Workers of one step in several processes
 	// share it and split the commands.
 	Subscription func(step string) string
 	// RouteOptions configure the step subscriptions (concurrency, the retry
@@ -104,7 +104,7 @@ func (w *Worker) Start(ctx context.Context) error {
 			continue
 		}
 		topic := w.def.StepTopic(step)
-		name := topic + ".worker"
+		name := topic + "-worker"
 		if w.opts.Subscription != nil {
 			name = w.opts.Subscription(step.Name)
 		}

@@ -26,7 +26,7 @@ func ExampleFanout() {
 			return nil
 		})
 	}
-	f, _ := fanout.New("user.signedup",
+	f, _ := fanout.New("user-signedup",
 		fanout.Subscriber{Name: "sms", Handler: h("sms"), Concurrency: 2,
 			Retry: fanout.Retry(crossbus.RetryPolicy{MaxAttempts: 5, InitialBackoff: 10 * time.Millisecond, MaxBackoff: time.Second, Multiplier: 2})},
 		fanout.Subscriber{Name: "email", Handler: h("email")},
@@ -34,7 +34,7 @@ func ExampleFanout() {
 	running, _ := f.Start(ctx, bus)
 	defer running.Close(ctx)
 	wg.Add(2)
-	e := crossbus.NewEvent("user.signedup", "/accounts")
+	e := crossbus.NewEvent("user-signedup", "/accounts")
 	_ = f.Publish(ctx, bus, &e)
 	wg.Wait()
 	fmt.Println(handled["sms"], handled["email"])

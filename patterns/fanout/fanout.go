@@ -5,8 +5,8 @@
 // subscriber that fails, retries or hangs never blocks the others and never
 // makes them handle an event again.
 //
-//	f, err := fanout.New("user.signedup",
-//		fanout.Subscriber{Name: "sms", Handler: sms, Retry: fanout.Retry(smsPolicy), DeadLetterTopic: "sms.dead"},
+//	f, err := fanout.New("user-signedup",
+//		fanout.Subscriber{Name: "sms", Handler: sms, Retry: fanout.Retry(smsPolicy), DeadLetterTopic: "sms-dead"},
 //		fanout.Subscriber{Name: "email", Handler: email, Concurrency: 4},
 //	)
 //	running, err := f.Start(ctx, bus) // or f.Mount(router) before router.Run
@@ -60,11 +60,12 @@ type Stats struct {
 	GaveUp    int64 // events given up on: a permanent error or the last attempt failed
 }
 
-// New returns a fanout of topic to subs. Names must be unique and non-empty
+// New returns a fanout of topic to subs. The topic and the subscribers'
+// names must be portable names (crossbus.ValidateName), the names unique,
 // and every subscriber needs a handler; options are checked when it starts.
 func New(topic string, subs ...Subscriber) (*Fanout, error) {
-	if topic == "" {
-		return nil, fmt.Errorf("%w: fanout needs a topic", crossbus.ErrInvalidOption)
+	if err := crossbus.ValidateName(topic); err != nil {
+		return nil, fmt.Errorf("fanout topic: %w", err)
 	}
 	if len(subs) == 0 {
 		return nil, fmt.Errorf("%w: fanout of %q has no subscribers", crossbus.ErrInvalidOption, topic)
@@ -72,8 +73,8 @@ func New(topic string, subs ...Subscriber) (*Fanout, error) {
 	f := &Fanout{topic: topic, stats: map[string]*counters{}}
 	for i, s := range subs {
 		switch {
-		case s.Name == "":
-			return nil, fmt.Errorf("%w: fanout of %q: subscriber %d has no name", crossbus.ErrInvalidOption, topic, i)
+		case crossbus.ValidateName(s.Name) != nil:
+			return nil, fmt.Errorf("fanout of %q: subscriber %d: %w", topic, i, crossbus.ValidateName(s.Name))
 		case s.Handler == nil:
 			return nil, fmt.Errorf("%w: fanout of %q: subscriber %q has no handler", crossbus.ErrInvalidOption, topic, s.Name)
 		case f.stats[s.Name] != nil:

@@ -57,7 +57,7 @@ func (t *tally) handled(name string) map[string]int {
 }
 
 func signup(i int) *crossbus.Event {
-	e := crossbus.NewEvent("user.signedup", "/accounts")
+	e := crossbus.NewEvent("user-signedup", "/accounts")
 	e.SetID(fmt.Sprintf("user-%d", i))
 	_ = crossbus.SetData(&e, map[string]string{"phone": fmt.Sprintf("+100%d", i)})
 	return &e
@@ -93,7 +93,7 @@ func TestFailingSubscriberNeitherBlocksNorRepeatsOthers(t *testing.T) {
 		}
 		return nil
 	}
-	f, err := fanout.New("user.signedup",
+	f, err := fanout.New("user-signedup",
 		fanout.Subscriber{Name: "sms", Handler: tl.handler("sms", flakySMS), Retry: quick(4)},
 		fanout.Subscriber{Name: "email", Handler: tl.handler("email", nil), Retry: quick(2), Concurrency: 2},
 		fanout.Subscriber{Name: "marketing", Handler: tl.handler("marketing", nil)},
@@ -117,7 +117,7 @@ func TestFailingSubscriberNeitherBlocksNorRepeatsOthers(t *testing.T) {
 		}
 	}
 	require.Eventually(t, func() bool {
-		dl, _ := mem.DeadLetters("user.signedup", "sms")
+		dl, _ := mem.DeadLetters("user-signedup", "sms")
 		return len(dl) == 1
 	}, 10*time.Second, 10*time.Millisecond)
 
@@ -127,14 +127,14 @@ func TestFailingSubscriberNeitherBlocksNorRepeatsOthers(t *testing.T) {
 		for id, n := range h {
 			assert.Equal(t, 1, n, "%s handled %s once", name, id)
 		}
-		dl, err := mem.DeadLetters("user.signedup", name)
+		dl, err := mem.DeadLetters("user-signedup", name)
 		require.NoError(t, err)
 		assert.Empty(t, dl, "%s has no dead letters", name)
 	}
 	sms := tl.handled("sms")
 	assert.Len(t, sms, users-1)
 	assert.NotContains(t, sms, "user-3")
-	dl, err := mem.DeadLetters("user.signedup", "sms")
+	dl, err := mem.DeadLetters("user-signedup", "sms")
 	require.NoError(t, err)
 	require.Len(t, dl, 1)
 	assert.Equal(t, "user-3", dl[0].ID())
@@ -158,7 +158,7 @@ func TestHungSubscriberDoesNotDelayOthers(t *testing.T) {
 	tl := newTally()
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
-	f, err := fanout.New("user.signedup",
+	f, err := fanout.New("user-signedup",
 		fanout.Subscriber{Name: "stuck", Concurrency: 1, Handler: crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 			select {
 			case entered <- struct{}{}:
@@ -212,12 +212,12 @@ func TestEachSubscriberHasItsOwnDeadLetterTopic(t *testing.T) {
 	bus, err := crossbus.New(noNativeDLQ{mem})
 	require.NoError(t, err)
 	defer bus.Close(ctx)
-	dead := map[string]chan string{"sms.dead": make(chan string, 10), "push.dead": make(chan string, 10)}
+	dead := map[string]chan string{"sms-dead": make(chan string, 10), "push-dead": make(chan string, 10)}
 	for topic, ch := range dead {
 		_, err := bus.Subscribe(ctx, topic, "ops", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 			ch <- e.ID()
 			return nil
-		}), crossbus.WithDeadLetterTopic("ops.dead"))
+		}), crossbus.WithDeadLetterTopic("ops-dead"))
 		require.NoError(t, err)
 	}
 	failOn := func(id string) crossbus.Handler {
@@ -228,9 +228,9 @@ func TestEachSubscriberHasItsOwnDeadLetterTopic(t *testing.T) {
 			return nil
 		})
 	}
-	f, err := fanout.New("user.signedup",
-		fanout.Subscriber{Name: "sms", Handler: failOn("user-1"), DeadLetterTopic: "sms.dead"},
-		fanout.Subscriber{Name: "push", Handler: failOn("user-2"), DeadLetterTopic: "push.dead"},
+	f, err := fanout.New("user-signedup",
+		fanout.Subscriber{Name: "sms", Handler: failOn("user-1"), DeadLetterTopic: "sms-dead"},
+		fanout.Subscriber{Name: "push", Handler: failOn("user-2"), DeadLetterTopic: "push-dead"},
 	)
 	require.NoError(t, err)
 	run, err := f.Start(ctx, bus)
@@ -239,7 +239,7 @@ func TestEachSubscriberHasItsOwnDeadLetterTopic(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		require.NoError(t, f.Publish(ctx, bus, signup(i)))
 	}
-	for topic, want := range map[string]string{"sms.dead": "user-1", "push.dead": "user-2"} {
+	for topic, want := range map[string]string{"sms-dead": "user-1", "push-dead": "user-2"} {
 		select {
 		case id := <-dead[topic]:
 			assert.Equal(t, want, id, topic)
@@ -248,13 +248,13 @@ func TestEachSubscriberHasItsOwnDeadLetterTopic(t *testing.T) {
 		}
 	}
 	select {
-	case id := <-dead["sms.dead"]:
+	case id := <-dead["sms-dead"]:
 		t.Fatalf("unexpected second dead letter %s", id)
 	case <-time.After(50 * time.Millisecond):
 	}
 	// Without a native queue and without a dead-letter topic, Start refuses:
 	// failed events would have nowhere to go.
-	g, err := fanout.New("user.signedup", fanout.Subscriber{Name: "nowhere", Handler: failOn("x")})
+	g, err := fanout.New("user-signedup", fanout.Subscriber{Name: "nowhere", Handler: failOn("x")})
 	require.NoError(t, err)
 	_, err = g.Start(ctx, bus)
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
@@ -265,16 +265,17 @@ func TestMountRunsSubscribersOnARouter(t *testing.T) {
 	defer cancel()
 	bus, mem := openBus(t)
 	tl := newTally()
-	f, err := fanout.New("user.signedup",
-		fanout.Subscriber{Name: "a", Handler: tl.handler("a", nil)},
-		fanout.Subscriber{Name: "b", Handler: tl.handler("b", nil)},
+	f, err := fanout.New("user-signedup",
+		fanout.Subscriber{Name: "sub-a", Handler: tl.handler("a", nil)},
+		fanout.Subscriber{Name: "sub-b", Handler: tl.handler("b", nil)},
 	)
 	require.NoError(t, err)
 	// Subscriptions exist before the router runs, as provisioned ones would.
 	for _, n := range f.Names() {
 		require.NoError(t, mem.CreateSubscription(ctx, f.Topic(), n, false))
 	}
-	r := crossbus.NewRouter(bus)
+	r, err := crossbus.NewRouter(bus)
+	require.NoError(t, err)
 	require.NoError(t, f.Mount(r))
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -297,18 +298,20 @@ func TestNewValidates(t *testing.T) {
 	for name, tc := range map[string]struct {
 		topic string
 		subs  []fanout.Subscriber
+		want  error
 	}{
-		"NoTopic":       {"", []fanout.Subscriber{{Name: "a", Handler: h}}},
-		"NoSubscribers": {"t", nil},
-		"NoName":        {"t", []fanout.Subscriber{{Handler: h}}},
-		"NoHandler":     {"t", []fanout.Subscriber{{Name: "a"}}},
-		"Duplicate":     {"t", []fanout.Subscriber{{Name: "a", Handler: h}, {Name: "a", Handler: h}}},
-		"BadRetry":      {"t", []fanout.Subscriber{{Name: "a", Handler: h, Retry: fanout.Retry(crossbus.RetryPolicy{})}}},
-		"NegativeConc":  {"t", []fanout.Subscriber{{Name: "a", Handler: h, Concurrency: -1}}},
+		"NoTopic":       {"", []fanout.Subscriber{{Name: "sms", Handler: h}}, crossbus.ErrInvalidName},
+		"BadTopic":      {"user.signedup", []fanout.Subscriber{{Name: "sms", Handler: h}}, crossbus.ErrInvalidName},
+		"NoSubscribers": {"signups", nil, crossbus.ErrInvalidOption},
+		"NoName":        {"signups", []fanout.Subscriber{{Handler: h}}, crossbus.ErrInvalidName},
+		"NoHandler":     {"signups", []fanout.Subscriber{{Name: "sms"}}, crossbus.ErrInvalidOption},
+		"Duplicate":     {"signups", []fanout.Subscriber{{Name: "sms", Handler: h}, {Name: "sms", Handler: h}}, crossbus.ErrInvalidOption},
+		"BadRetry":      {"signups", []fanout.Subscriber{{Name: "sms", Handler: h, Retry: fanout.Retry(crossbus.RetryPolicy{MaxAttempts: -1})}}, crossbus.ErrInvalidOption},
+		"NegativeConc":  {"signups", []fanout.Subscriber{{Name: "sms", Handler: h, Concurrency: -1}}, crossbus.ErrInvalidOption},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := fanout.New(tc.topic, tc.subs...)
-			assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
+			assert.ErrorIs(t, err, tc.want)
 		})
 	}
 }

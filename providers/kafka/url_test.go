@@ -68,20 +68,20 @@ func TestOpenByURLAndMissingEntities(t *testing.T) {
 	assert.True(t, caps.DelayedRedelivery)
 	assert.False(t, caps.LeaseExtension)
 
-	err = bus.Publish(ctx, "nope", ptr(crossbus.NewEvent("t", "/s")))
+	err = bus.Publish(ctx, "nope", ptr(crossbus.NewEvent("topic", "/s")))
 	assert.ErrorIs(t, err, crossbus.ErrTopicNotFound)
-	_, err = bus.Subscribe(ctx, "nope", "s", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }))
+	_, err = bus.Subscribe(ctx, "nope", "sub", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }))
 	assert.ErrorIs(t, err, crossbus.ErrTopicNotFound)
 	_, err = bus.Subscribe(ctx, "events", "never-created", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }))
 	assert.ErrorIs(t, err, crossbus.ErrSubscriptionNotFound, "a group without offsets is not a subscription when AutoCreate is off")
-	err = bus.Publish(ctx, "bad topic name", ptr(crossbus.NewEvent("t", "/s")))
+	err = bus.Publish(ctx, "bad topic name", ptr(crossbus.NewEvent("topic", "/s")))
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
 	assert.ErrorContains(t, err, "bad topic name")
 
 	var p *kafka.Provider
 	require.True(t, bus.As(&p))
 	require.NoError(t, bus.Close(ctx))
-	err = p.Publish(ctx, "events", []*crossbus.Event{ptr(crossbus.NewEvent("t", "/s"))})
+	err = p.Publish(ctx, "events", []*crossbus.Event{ptr(crossbus.NewEvent("topic", "/s"))})
 	assert.ErrorIs(t, err, crossbus.ErrClosed)
 }
 

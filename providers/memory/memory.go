@@ -10,6 +10,11 @@
 // when the lease runs out, so a consumer that crashes loses nothing. Nack with
 // a delay, dead-letter sub-queues and per-key ordering are native.
 //
+// Events are copied when published and again for each delivery, as a wire
+// would copy them: a publisher may reuse its events once Publish returns, and
+// a handler that changes its event changes nothing another subscription or
+// a redelivery sees.
+//
 // Backpressure: each subscription holds at most MaxBacklog events (leased,
 // waiting and delayed together). Publish waits for room in every subscription
 // of the topic, event by event, until its context ends; events it could not
@@ -56,6 +61,12 @@ type Options struct {
 	MaxBacklog int
 	// MaxEventBytes is the largest event accepted (default 1 MiB).
 	MaxEventBytes int
+	// MaxDeadLetters bounds each subscription's dead-letter sub-queue
+	// (default 10,000 events). When it is full, DeadLetter fails and the
+	// portable layer leaves the event in the subscription for a later
+	// attempt (nothing is dropped); read or purge the dead letters to make
+	// room.
+	MaxDeadLetters int
 }
 
 func optionsFromURL(u *url.URL) (Options, error) {
@@ -76,8 +87,10 @@ func optionsFromURL(u *url.URL) (Options, error) {
 			o.MaxBacklog, err = strconv.Atoi(v)
 		case "maxeventbytes":
 			o.MaxEventBytes, err = strconv.Atoi(v)
+		case "maxdeadletters":
+			o.MaxDeadLetters, err = strconv.Atoi(v)
 		default:
-			return o, fmt.Errorf("%w: unknown mem URL parameter %q (known: autocreate, ackdeadline, maxbacklog, maxeventbytes)", crossbus.ErrInvalidURL, k)
+			return o, fmt.Errorf("%w: unknown mem URL parameter %q (known: autocreate, ackdeadline, maxbacklog, maxeventbytes, maxdeadletters)", crossbus.ErrInvalidURL, k)
 		}
 		if err != nil {
 			return o, fmt.Errorf("%w: mem URL parameter %s=%q: %v", crossbus.ErrInvalidURL, k, v, err)
@@ -94,6 +107,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: memory MaxBacklog must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxBacklog)
 	case o.MaxEventBytes < 0:
 		return fmt.Errorf("%w: memory MaxEventBytes must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxEventBytes)
+	case o.MaxDeadLetters < 0:
+		return fmt.Errorf("%w: memory MaxDeadLetters must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxDeadLetters)
 	}
 	return nil
 }
@@ -127,6 +142,9 @@ func New(o Options) *Provider {
 	}
 	if o.MaxEventBytes == 0 {
 		o.MaxEventBytes = 1 << 20
+	}
+	if o.MaxDeadLetters == 0 {
+		o.MaxDeadLetters = 10_000
 	}
 	return &Provider{opts: o, topics: map[string]*topic{}, done: make(chan struct{})}
 }
@@ -217,6 +235,33 @@ func (p *Provider) subscription(topicName, name string, ordered, create bool) (*
 	return s, nil
 }
 
+// DeleteSubscription deletes a subscription with its events and dead
+// letters. Its receivers fail with crossbus.ErrSubscriptionNotFound, as
+// they would on a cloud where the subscription was deleted.
+func (p *Provider) DeleteSubscription(ctx context.Context, topicName, name string) error {
+	t, err := p.topic(topicName, false)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	var gone *subscription
+	subs := make([]*subscription, 0, len(t.subs))
+	for _, s := range t.subs {
+		if s.name == name {
+			gone = s
+			continue
+		}
+		subs = append(subs, s)
+	}
+	t.subs = subs
+	p.mu.Unlock()
+	if gone == nil {
+		return fmt.Errorf("memory: subscription %q of topic %q: %w", name, topicName, crossbus.ErrSubscriptionNotFound)
+	}
+	gone.delete()
+	return nil
+}
+
 // Publish appends the events to every subscription of topic, in order.
 func (p *Provider) Publish(ctx context.Context, topicName string, events []*crossbus.Event) error {
 	t, err := p.topic(topicName, false)
@@ -226,6 +271,7 @@ func (p *Provider) Publish(ctx context.Context, topicName string, events []*cros
 	p.mu.RLock()
 	subs := t.subs
 	p.mu.RUnlock()
+	frozen := copyEvents(events) // the caller may reuse its events once Publish returns
 	for i := 0; i < len(events); {
 		// Place as many events as every subscription has room for, then wait.
 		n := len(events) - i
@@ -239,7 +285,7 @@ func (p *Provider) Publish(ctx context.Context, topicName string, events []*cros
 			continue
 		}
 		for _, s := range subs {
-			s.enqueue(events[i : i+n])
+			s.enqueue(frozen[i : i+n])
 		}
 		i += n
 	}

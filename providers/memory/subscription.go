@@ -25,6 +25,8 @@ type subscription struct {
 	dead    queue // its dead-letter sub-queue
 	nextSeq uint64
 
+	deleted chan struct{} // closed by delete
+
 	ready chan struct{} // signalled when events may be deliverable
 	space chan struct{} // signalled when backlog room appears
 	// deadReady wakes dead-letter receivers.
@@ -32,7 +34,7 @@ type subscription struct {
 }
 
 func newSubscription(p *Provider, topic, name string, ordered bool) *subscription {
-	s := &subscription{p: p, topic: topic, name: name,
+	s := &subscription{p: p, topic: topic, name: name, deleted: make(chan struct{}),
 		ready: make(chan struct{}, 1), space: make(chan struct{}, 1), deadReady: make(chan struct{}, 1)}
 	s.q.ordered = ordered
 	if ordered {
@@ -49,6 +51,16 @@ func signal(c chan struct{}) {
 	}
 }
 
+// delete marks the subscription deleted: its receivers stop with
+// ErrSubscriptionNotFound.
+func (s *subscription) delete() {
+	close(s.deleted)
+}
+
+func (r *receiver) notFound() error {
+	return fmt.Errorf("memory: receive from %q of topic %q: the subscription was deleted: %w", r.s.name, r.s.topic, crossbus.ErrSubscriptionNotFound)
+}
+
 // room is how many more events the subscription may take now.
 func (s *subscription) room() int {
 	s.mu.Lock()
@@ -56,11 +68,14 @@ func (s *subscription) room() int {
 	return max(0, s.p.opts.MaxBacklog-s.q.backlog())
 }
 
-// enqueue appends events, allocating their messages in one block.
-func (s *subscription) enqueue(events []*crossbus.Event) {
+// enqueue appends events, allocating their messages in one block. The
+// events are the provider's frozen copies, shared by every subscription and
+// never handed to a handler.
+func (s *subscription) enqueue(events []eventCopy) {
 	block := make([]message, len(events))
 	s.mu.Lock()
-	for i, e := range events {
+	for i := range events {
+		e := &events[i].ev
 		m := &block[i]
 		m.ev = e
 		s.nextSeq++
@@ -163,6 +178,8 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 			return 0, fmt.Errorf("memory: receive from %q: %w", r.s.name, crossbus.ErrClosed)
 		case <-r.p.done:
 			return 0, fmt.Errorf("memory: receive from %q: %w", r.s.name, crossbus.ErrClosed)
+		case <-r.s.deleted:
+			return 0, r.notFound()
 		default:
 		}
 		if err := ctx.Err(); err != nil {
@@ -195,6 +212,7 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 			return 0, ctx.Err()
 		case <-r.done:
 		case <-r.p.done:
+		case <-r.s.deleted:
 		}
 	}
 }
@@ -228,6 +246,16 @@ func (r *receiver) take(buf []crossbus.Delivery) (n int, due int64, more bool) {
 	more = n == len(buf) && (r.q.fresh.n > 0 || len(r.q.retry) > 0)
 	due = r.q.nextDue()
 	s.mu.Unlock()
+	// Each delivery gets its own copy (the frozen event never changes, so
+	// copying needs no lock).
+	size := 0
+	for i := range n {
+		size += len(block[i].m.ev.DataEncoded)
+	}
+	arena := make([]byte, size)
+	for i := range n {
+		arena = block[i].c.copyInto(block[i].m.ev, arena)
+	}
 	return n, due, more
 }
 
@@ -238,15 +266,17 @@ func (r *receiver) Close(ctx context.Context) error {
 	return nil
 }
 
-// delivery is one lease of a message to a receiver.
+// delivery is one lease of a message to a receiver, with its own copy of
+// the event.
 type delivery struct {
 	r       *receiver
 	m       *message
 	gen     uint32
 	attempt int
+	c       eventCopy
 }
 
-func (d *delivery) Event() *crossbus.Event { return d.m.ev }
+func (d *delivery) Event() *crossbus.Event { return &d.c.ev }
 func (d *delivery) Attempt() int           { return d.attempt }
 
 func (d *delivery) Ack(ctx context.Context) error {
@@ -294,6 +324,10 @@ func (d *delivery) DeadLetter(ctx context.Context, info crossbus.DeadLetterInfo)
 	}
 	s := d.r.s
 	s.mu.Lock()
+	if n := s.dead.backlog(); n >= s.p.opts.MaxDeadLetters {
+		s.mu.Unlock()
+		return fmt.Errorf("memory: dead-letter queue of subscription %q is full (%d of %d events); the event stays in the subscription", s.name, n, s.p.opts.MaxDeadLetters)
+	}
 	m, err := s.settle(d.r.q, d)
 	if err == nil {
 		m.state = stateDone

@@ -84,7 +84,7 @@ func TestOpenByURLAndMissingEntities(t *testing.T) {
 	e := crossbus.NewEvent("t", "/s")
 	assert.ErrorIs(t, bus.Publish(ctx, "nope", &e), crossbus.ErrTopicNotFound)
 	h := crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil })
-	_, err = bus.Subscribe(ctx, "nope", "s", h)
+	_, err = bus.Subscribe(ctx, "nope", "sub", h)
 	assert.ErrorIs(t, err, crossbus.ErrTopicNotFound)
 
 	var p *nats.Provider
@@ -115,7 +115,7 @@ func TestTopicsWithDotsAndExistingStreams(t *testing.T) {
 	require.NoError(t, err)
 
 	for _, topic := range []string{"orders.created", "orders_created", "legacy.orders"} {
-		require.NoError(t, p.CreateSubscription(ctx, topic, "s", false))
+		require.NoError(t, p.CreateSubscription(ctx, topic, "sub", false))
 		e := crossbus.NewEvent("t", "/s")
 		require.NoError(t, p.Publish(ctx, topic, []*crossbus.Event{&e}))
 	}

@@ -42,6 +42,14 @@ func Run(t *testing.T, mk func(t *testing.T) Harness) {
 		{"IdempotentConsumerSkipsDuplicates", testIdempotency},
 		{"NoEventLostUnderLoad", testNoLoss},
 		{"TraceContextFlowsFromProducerToConsumers", testTraceContext},
+		{"ShutdownIsBoundedWhenAHandlerIgnoresItsContext", testShutdownBounded},
+		{"BusCloseIsBoundedAndStopsItsRouter", testRouterStopsWithItsBus},
+		{"PublisherReuseAndHandlerChangesAreIsolated", testCopies},
+		{"SlowHandlerDoesNotDelayOthers", testNoHeadOfLineBlocking},
+		{"UnstartedEventsReachAnotherConsumer", testUnstartedReachAnotherConsumer},
+		{"DeletedSubscriptionSurfacesAsError", testDeletedSubscriptionSurfaces},
+		{"UndecodableMessageIsDeadLetteredByTheCore", testUndecodableDeadLettered},
+		{"NamesAndExtensionValuesFollowThePortableRules", testPortableRules},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,7 +236,7 @@ func testDelayedRedelivery(t *testing.T, e *env) {
 	sub := e.subscription(topic, SubscriptionOptions{MaxAttempts: 3})
 	c := newCollector()
 	const delay = 500 * time.Millisecond
-	policy := crossbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: delay, MaxBackoff: delay, Multiplier: 1}
+	policy := crossbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: delay, MaxBackoff: delay, Multiplier: 1, Jitter: crossbus.NoJitter}
 	var failedAt atomic.Int64
 	subscribe(t, e, b, topic, sub, c.handler(func(ctx context.Context, ev *crossbus.Event) error {
 		if info, _ := crossbus.DeliveryInfoFrom(ctx); info.Attempt == 1 {

@@ -20,7 +20,10 @@ func ExampleSQS() {
 	ctx := context.Background()
 	bus, _ := crossbus.Open(ctx, "mem://")
 	defer bus.Close(ctx)
-	r := crossbus.NewRouter(bus)
+	r, err := crossbus.NewRouter(bus)
+	if err != nil {
+		panic(err)
+	}
 	r.Handle("orders", "billing", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 		if e.Subject() == "declined" {
 			return errors.New("card issuer unavailable")

@@ -87,7 +87,7 @@ func BenchmarkNamespacePublishHandle(b *testing.B) {
 // CloudEvents each.
 func BenchmarkWebhookBatch(b *testing.B) {
 	bus := newBus(b, memory.New(memory.Options{AutoCreate: true}))
-	ep, err := bus.NewEndpoint("t", "s", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }), crossbus.WithDeadLetterTopic("dead"))
+	ep, err := bus.NewEndpoint("topic", "sub", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }), crossbus.WithDeadLetterTopic("dead"))
 	require.NoError(b, err)
 	hook, err := eventgrid.NewWebhook(ep, eventgrid.WebhookOptions{})
 	require.NoError(b, err)

@@ -434,7 +434,7 @@ func TestNewWebhookValidatesOptions(t *testing.T) {
 	_, err := eventgrid.NewWebhook(nil, eventgrid.WebhookOptions{})
 	require.ErrorIs(t, err, crossbus.ErrInvalidOption)
 	b := newBus(t, memory.New(memory.Options{AutoCreate: true}))
-	ep, err := b.NewEndpoint("t", "s", newSink(), crossbus.WithDeadLetterTopic("dead"))
+	ep, err := b.NewEndpoint("topic", "sub", newSink(), crossbus.WithDeadLetterTopic("dead"))
 	require.NoError(t, err)
 	_, err = eventgrid.NewWebhook(ep, eventgrid.WebhookOptions{AllowedRate: -1})
 	require.ErrorIs(t, err, crossbus.ErrInvalidOption)

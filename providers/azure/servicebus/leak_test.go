@@ -24,29 +24,29 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		srv, err := sbtest.NewServer(sbtest.Options{})
 		require.NoError(t, err)
 		defer srv.Close()
-		require.NoError(t, srv.CreateTopic("t", sbtest.EntityOptions{}))
-		require.NoError(t, srv.CreateSubscription("t", "plain", sbtest.EntityOptions{}))
-		require.NoError(t, srv.CreateSubscription("t", "ordered", sbtest.EntityOptions{RequiresSession: true}))
+		require.NoError(t, srv.CreateTopic("topic", sbtest.EntityOptions{}))
+		require.NoError(t, srv.CreateSubscription("topic", "plain", sbtest.EntityOptions{}))
+		require.NoError(t, srv.CreateSubscription("topic", "ordered", sbtest.EntityOptions{RequiresSession: true}))
 		ctx := context.Background()
 		p, err := servicebus.New(ctx, servicebus.Options{ConnectionString: srv.ConnectionString(), SessionIdleTimeout: 50 * time.Millisecond})
 		require.NoError(t, err)
 		bus, err := crossbus.New(p)
 		require.NoError(t, err)
 		failed := make(chan struct{}, 10)
-		_, err = bus.Subscribe(ctx, "t", "plain", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
+		_, err = bus.Subscribe(ctx, "topic", "plain", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
 			failed <- struct{}{}
 			return errors.New("retry me in a minute")
 		}), crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Minute, MaxBackoff: time.Minute, Multiplier: 1}))
 		require.NoError(t, err)
 		handled := make(chan struct{}, 10)
-		_, err = bus.Subscribe(ctx, "t", "ordered", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
+		_, err = bus.Subscribe(ctx, "topic", "ordered", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
 			handled <- struct{}{}
 			return nil
 		}), crossbus.WithOrdering())
 		require.NoError(t, err)
 		ev := crossbus.NewEvent("com.example.x", "/t")
 		crossbus.SetPartitionKey(&ev, "k")
-		require.NoError(t, bus.Publish(ctx, "t", &ev))
+		require.NoError(t, bus.Publish(ctx, "topic", &ev))
 		<-failed
 		<-handled
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)

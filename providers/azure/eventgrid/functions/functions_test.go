@@ -335,7 +335,7 @@ func TestFunctionsOutcomes(t *testing.T) {
 func TestRegisterValidatesFunctions(t *testing.T) {
 	b, err := crossbus.New(memory.New(memory.Options{AutoCreate: true}))
 	require.NoError(t, err)
-	ep, err := b.NewEndpoint("t", "s", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }), crossbus.WithDeadLetterTopic("d"))
+	ep, err := b.NewEndpoint("topic", "sub", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }), crossbus.WithDeadLetterTopic("d"))
 	require.NoError(t, err)
 	h := functions.NewHandler()
 	for _, tc := range []struct {
