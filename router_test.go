@@ -20,14 +20,14 @@ func TestRouteOptionsAreCheckedWhenAdded(t *testing.T) {
 	r := newRouter(t, b)
 	h := crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil })
 	for name, opt := range map[string]crossbus.RouteOption{
-		"concurrency must be at least 1":  crossbus.WithConcurrency(0),
-		"prefetch must be at least 1":     crossbus.WithPrefetch(-1),
-		"MaxAttempts must be at least 1":  crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: -1}),
-		"ack deadline must be positive":   crossbus.WithAckDeadline(0),
-		"nil filter":                      crossbus.WithFilter(nil),
-		"nil idempotency store":           crossbus.WithIdempotency(nil, crossbus.IdempotencyOptions{}),
-		"drain timeout must be positive":  crossbus.WithDrainTimeout(-time.Second),
-		"idempotency lease and TTL":       crossbus.WithIdempotency(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{TTL: -1}),
+		"concurrency must be at least 1": crossbus.WithConcurrency(0),
+		"prefetch must be at least 1":    crossbus.WithPrefetch(-1),
+		"MaxAttempts must be at least 1": crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: -1}),
+		"ack deadline must be positive":  crossbus.WithAckDeadline(0),
+		"nil filter":                     crossbus.WithFilter(nil),
+		"nil idempotency store":          crossbus.WithIdempotency(nil, crossbus.IdempotencyOptions{}),
+		"drain timeout must be positive": crossbus.WithDrainTimeout(-time.Second),
+		"idempotency lease and TTL":      crossbus.WithIdempotency(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{TTL: -1}),
 	} {
 		err := r.Handle("topic", "sub", h, opt)
 		require.ErrorIs(t, err, crossbus.ErrInvalidOption, name)
