@@ -1,17 +1,3 @@
-// Package crossbus gives Go services one event-bus API over AWS, Google Cloud,
-// Azure, NATS, Kafka and an in-process default. Events are CloudEvents; a
-// provider maps them to its native service; the portable layer in this package
-// gives every provider the same delivery behaviour: validation, batching,
-// retries with backoff, dead-lettering, idempotent consumers, ordering keys and
-// graceful shutdown.
-//
-// Open a bus by URL (providers register their scheme when imported), publish
-// with Bus.Publish, and consume with a Router:
-//
-//	bus, err := crossbus.Open(ctx, "mem://")
-//	r := crossbus.NewRouter(bus)
-//	r.Handle("orders", "billing", crossbus.HandlerFunc(bill))
-//	err = r.Run(ctx)
 package crossbus
 
 import (

@@ -64,7 +64,7 @@ func (l *leaseSet) snapshot(dst []Delivery) []Delivery {
 	return dst
 }
 
-// housekeeping runs every third of the ack deadline while the subscription
+// housekeeping runs every quarter of the ack deadline while the subscription
 // works: it renews the lease of every delivery a handler holds (so a slow
 // handler does not have its event redelivered to another consumer while it
 // still works on it) and returns events that waited too long for a free
@@ -79,7 +79,7 @@ func (s *Subscription) housekeeping() {
 		}
 		return
 	}
-	t := time.NewTicker(lease / 3)
+	t := time.NewTicker(lease / 4)
 	defer t.Stop()
 	extend := s.caps.LeaseExtension
 	var held []Delivery
