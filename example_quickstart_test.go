@@ -39,9 +39,9 @@ func Example_quickStart() {
 			return nil
 		}),
 		crossbus.WithFilter(crossbus.TypeIs("com.example.order.placed")),
-		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 5}), // backoff from 1s doubling to 1m, 20% jitter
-		crossbus.WithIdempotency(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{}), // or a durable store
+		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 5}), // zero fields: backoff 1s doubling to 1m, 20% jitter
 		crossbus.WithConcurrency(16),
+		crossbus.WithIdempotency(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{}), // or a durable store
 	)
 	if err != nil {
 		panic(err)
