@@ -165,8 +165,9 @@ func (p *pool) received(ds []Delivery) Delivery {
 	}
 	spawn := min(want, p.s.cfg.concurrency-p.started)
 	p.started += spawn
+	all := wake == p.idle
 	p.mu.Unlock()
-	if wake == p.idle && wake > 0 {
+	if all && wake > 0 {
 		p.cond.Broadcast()
 	} else {
 		for range wake {
