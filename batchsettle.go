@@ -73,6 +73,9 @@ func (s *Subscription) runBatch(hctx context.Context, b batch) {
 
 // handleBatch runs the batch handler over events, with telemetry.
 func (s *Subscription) handleBatch(ctx context.Context, events []*Event, attempt int) []error {
+	if !s.tel.t.metricsOn() {
+		return s.invokeBatch(ctx, events, attempt)
+	}
 	start := time.Now()
 	s.tel.t.inFlight.Add(ctx, int64(len(events)), s.tel.addBase...)
 	errs := s.invokeBatch(ctx, events, attempt)
@@ -179,11 +182,13 @@ func (s *Subscription) settleClaims(ctx context.Context, events []*Event, run []
 // producer span, and counts the deliveries.
 func (st *subTelemetry) startBatch(ctx context.Context, events []*Event, attempt int) (context.Context, trace.Span) {
 	t := st.t
-	t.delivered.Add(ctx, int64(len(events)), st.addBase...)
-	now := time.Now()
-	for _, e := range events {
-		if tm := e.Time(); !tm.IsZero() {
-			t.latency.Record(ctx, now.Sub(tm).Seconds(), st.recBase...)
+	if t.metricsOn() {
+		t.delivered.Add(ctx, int64(len(events)), st.addBase...)
+		now := time.Now()
+		for _, e := range events {
+			if tm := e.Time(); !tm.IsZero() {
+				t.latency.Record(ctx, now.Sub(tm).Seconds(), st.recBase...)
+			}
 		}
 	}
 	tracer, on := t.tracerOn()
@@ -192,7 +197,7 @@ func (st *subTelemetry) startBatch(ctx context.Context, events []*Event, attempt
 	}
 	links := make([]trace.Link, 0, min(len(events), maxBatchLinks))
 	for _, e := range events[:min(len(events), maxBatchLinks)] {
-		if _, ok := e.Extensions()[ExtTraceParent]; ok {
+		if _, ok := extension(e, ExtTraceParent); ok {
 			if sc := trace.SpanContextFromContext(t.prop.Extract(context.Background(), eventCarrier{e})); sc.IsValid() {
 				links = append(links, trace.Link{SpanContext: sc})
 			}

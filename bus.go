@@ -189,7 +189,9 @@ func (b *Bus) Publish(ctx context.Context, topic string, events ...*Event) error
 		}
 		start = end
 	}
-	b.tel.published.Add(ctx, int64(len(events)-len(failed)))
+	if b.tel.metricsOn() {
+		b.tel.published.Add(ctx, int64(len(events)-len(failed)))
+	}
 	if failed == nil {
 		span.End()
 		return nil

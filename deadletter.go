@@ -40,8 +40,7 @@ func DeadLetterEvent(e *Event, info DeadLetterInfo) Event {
 // DeadLetterInfoOf reads the dead-letter extensions back from an event; ok is
 // false when the event carries none.
 func DeadLetterInfoOf(e *Event) (info DeadLetterInfo, ok bool) {
-	ext := e.Extensions()
-	if _, ok = ext[ExtDeadLetterReason]; !ok {
+	if _, ok = extension(e, ExtDeadLetterReason); !ok {
 		return info, false
 	}
 	info.Reason = ExtensionString(e, ExtDeadLetterReason)

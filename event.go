@@ -248,6 +248,10 @@ func Validate(e *Event) error {
 // isMediaType checks the RFC 2045/2046 shape "type/subtype" with optional
 // parameters, without allocating (it runs for every published event).
 func isMediaType(v string) bool {
+	switch v { // the usual ones, without parsing
+	case "application/json", "application/octet-stream", "text/plain", "application/cloudevents+json", "application/xml", "text/xml":
+		return true
+	}
 	mt, params, _ := strings.Cut(v, ";")
 	typ, sub, ok := strings.Cut(strings.TrimSpace(mt), "/")
 	if !ok || !isToken(typ) || !isToken(sub) {
@@ -266,8 +270,11 @@ func isToken(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+		switch c := s[i]; {
+		case c <= ' ' || c >= 0x7f:
+			return false
+		case c == '(' || c == ')' || c == '<' || c == '>' || c == '@' || c == ',' || c == ';' || c == ':' ||
+			c == '\\' || c == '"' || c == '/' || c == '[' || c == ']' || c == '?' || c == '=':
 			return false
 		}
 	}
@@ -400,9 +407,24 @@ func SetPartitionKey(e *Event, key string) {
 	e.SetExtension(ExtPartitionKey, key)
 }
 
+// extension returns an extension's value without copying the extension map
+// (Event.Extensions returns a copy).
+func extension(e *Event, name string) (any, bool) {
+	ctx, ok := e.Context.(*event.EventContextV1)
+	if !ok || ctx == nil {
+		if e.Context == nil {
+			return nil, false
+		}
+		v, ok := e.Extensions()[name]
+		return v, ok
+	}
+	v, ok := ctx.Extensions[name]
+	return v, ok
+}
+
 // ExtensionString returns an extension's value as a string ("" when absent).
 func ExtensionString(e *Event, name string) string {
-	v, ok := e.Extensions()[name]
+	v, ok := extension(e, name)
 	if !ok {
 		return ""
 	}

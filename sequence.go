@@ -36,7 +36,7 @@ func ParseSequence(s string) (uint64, error) {
 // and whether it has one. A value that is not a decimal number is an error
 // wrapping ErrInvalidData.
 func SequenceOf(e *Event) (uint64, bool, error) {
-	if _, ok := e.Extensions()[ExtSequence]; !ok {
+	if _, ok := extension(e, ExtSequence); !ok {
 		return 0, false, nil
 	}
 	n, err := ParseSequence(ExtensionString(e, ExtSequence))

@@ -373,8 +373,9 @@ func (s *Subscription) process(hctx context.Context, d Delivery) {
 		s.ack(d)
 		return
 	}
-	ctx, span := s.tel.start(hctx, e, attempt)
-	err := s.attempts(ctx, span, d, e, attempt)
+	metrics := s.tel.t.metricsOn()
+	ctx, span := s.tel.start(hctx, e, attempt, metrics)
+	err := s.attempts(ctx, span, d, e, attempt, metrics)
 	endSpan(span, err)
 }
 
@@ -386,24 +387,33 @@ func (s *Subscription) deadLetterUndecodable(ctx context.Context, d Delivery, ca
 
 // attempts runs the handler until the delivery is settled; it returns the
 // last handler error (nil once handled).
-func (s *Subscription) attempts(ctx context.Context, span trace.Span, d Delivery, e *Event, attempt int) error {
+func (s *Subscription) attempts(ctx context.Context, span trace.Span, d Delivery, e *Event, attempt int, metrics bool) error {
 	tel := s.tel
 	for {
 		permit, admitted := s.admit(d)
 		if !admitted {
 			return errBreakerOpen
 		}
-		start := time.Now()
-		tel.t.inFlight.Add(ctx, 1, tel.addBase...)
+		var start time.Time
+		if metrics {
+			start = time.Now()
+			tel.t.inFlight.Add(ctx, 1, tel.addBase...)
+		}
 		err := s.invoke(ctx, e, attempt)
-		tel.t.inFlight.Add(ctx, -1, tel.addBase...)
+		if metrics {
+			tel.t.inFlight.Add(ctx, -1, tel.addBase...)
+		}
 		s.recordOutcome(ctx, permit, err)
 		if err == nil {
-			tel.handledOK(ctx, time.Since(start))
+			if metrics {
+				tel.handledOK(ctx, time.Since(start))
+			}
 			s.ack(d)
 			return nil
 		}
-		tel.handledErr(ctx, time.Since(start))
+		if metrics {
+			tel.handledErr(ctx, time.Since(start))
+		}
 		delay, next, inPlace := s.afterFailure(ctx, span, d, attempt, err, s.cfg.ordered)
 		if !inPlace {
 			return err

@@ -55,6 +55,10 @@ func WithMeterProvider(mp metric.MeterProvider) BusOption {
 // before the application installs one: spans from it record nothing.
 var unsetTracerProvider = reflect.TypeOf(otel.GetTracerProvider())
 
+// unsetMeterProvider is the type of OpenTelemetry's global meter provider
+// before the application installs one: nothing it counts is kept.
+var unsetMeterProvider = reflect.TypeOf(otel.GetMeterProvider())
+
 // telemetry holds the bus's tracer and instruments.
 type telemetry struct {
 	tp     trace.TracerProvider
@@ -63,6 +67,9 @@ type telemetry struct {
 	// global: tp is the global provider, looked up again while it is
 	// unset, so one installed after the bus opened is still used.
 	global   bool
+	// globalMP: mp is the global meter provider; while it is unset the
+	// per-event measurements (and the clock reads they need) are skipped.
+	globalMP bool
 	globalTP atomic.Pointer[tracerHolder]
 	system   attribute.KeyValue
 	prop     propagation.TraceContext
@@ -98,6 +105,13 @@ func (t *telemetry) tracerOn() (trace.Tracer, bool) {
 	return h.tracer, true
 }
 
+// metricsOn reports whether measurements are kept: false while the global
+// meter provider is the unset default, so counting an event costs nothing
+// (no clock reads either) until the application installs an SDK.
+func (t *telemetry) metricsOn() bool {
+	return !t.globalMP || reflect.TypeOf(otel.GetMeterProvider()) != unsetMeterProvider
+}
+
 func (t *telemetry) init(p Provider) {
 	if t.tp == nil {
 		t.tp = otel.GetTracerProvider()
@@ -105,6 +119,7 @@ func (t *telemetry) init(p Provider) {
 	}
 	if t.mp == nil {
 		t.mp = otel.GetMeterProvider()
+		t.globalMP = true
 	}
 	t.tracer = t.tp.Tracer(instrumentationName)
 	sys := "crossbus"
@@ -219,7 +234,7 @@ func (c eventCarrier) Keys() []string     { return []string{"traceparent", "trac
 // the event (traceparent/tracestate), for code that handles events outside a
 // subscription.
 func ExtractTraceContext(ctx context.Context, e *Event) context.Context {
-	if _, ok := e.Extensions()[ExtTraceParent]; !ok {
+	if _, ok := extension(e, ExtTraceParent); !ok {
 		return ctx
 	}
 	return propagation.TraceContext{}.Extract(ctx, eventCarrier{e})
@@ -276,13 +291,15 @@ func (t *telemetry) forSubscription(topic, subscription string) *subTelemetry {
 
 // start begins the consumer span of one delivery, parented to the producer's
 // span carried by the event, and counts the delivery.
-func (st *subTelemetry) start(ctx context.Context, e *Event, attempt int) (context.Context, trace.Span) {
+func (st *subTelemetry) start(ctx context.Context, e *Event, attempt int, metrics bool) (context.Context, trace.Span) {
 	t := st.t
-	t.delivered.Add(ctx, 1, st.addBase...)
-	if tm := e.Time(); !tm.IsZero() {
-		t.latency.Record(ctx, time.Since(tm).Seconds(), st.recBase...)
+	if metrics {
+		t.delivered.Add(ctx, 1, st.addBase...)
+		if tm := e.Time(); !tm.IsZero() {
+			t.latency.Record(ctx, time.Since(tm).Seconds(), st.recBase...)
+		}
 	}
-	if _, ok := e.Extensions()[ExtTraceParent]; ok {
+	if _, ok := extension(e, ExtTraceParent); ok {
 		ctx = t.prop.Extract(ctx, eventCarrier{e})
 	}
 	tracer, on := t.tracerOn()

@@ -224,24 +224,28 @@ func (r *receiver) take(buf []crossbus.Delivery) (n int, due int64, more bool) {
 	s := r.s
 	s.mu.Lock()
 	r.q.expire(now)
-	var block []delivery
-	for n < len(buf) {
+	var ms []*message // what this receive leases; its deliveries are allocated once it is known
+	for len(ms) < len(buf) {
 		m := r.q.next()
 		if m == nil {
 			break
 		}
-		if block == nil {
-			block = make([]delivery, len(buf)-n)
+		if ms == nil {
+			ms = make([]*message, 0, min(len(buf), 1+r.q.fresh.n+len(r.q.retry)))
 		}
 		m.attempts++
 		m.gen++
 		m.state = stateInflight
 		m.due = now + int64(r.lease)
 		heap.Push(&r.q.inflight, m)
-		d := &block[n]
+		ms = append(ms, m)
+	}
+	n = len(ms)
+	block := make([]delivery, n)
+	for i, m := range ms {
+		d := &block[i]
 		d.r, d.m, d.gen, d.attempt = r, m, m.gen, m.attempts
-		buf[n] = d
-		n++
+		buf[i] = d
 	}
 	more = n == len(buf) && (r.q.fresh.n > 0 || len(r.q.retry) > 0)
 	due = r.q.nextDue()
@@ -249,11 +253,11 @@ func (r *receiver) take(buf []crossbus.Delivery) (n int, due int64, more bool) {
 	// Each delivery gets its own copy (the frozen event never changes, so
 	// copying needs no lock).
 	size := 0
-	for i := range n {
-		size += len(block[i].m.ev.DataEncoded)
+	for _, m := range ms {
+		size += len(m.ev.DataEncoded)
 	}
 	arena := make([]byte, size)
-	for i := range n {
+	for i := range block {
 		arena = block[i].c.copyInto(block[i].m.ev, arena)
 	}
 	return n, due, more
