@@ -161,10 +161,14 @@ func (k *keyScheduler) snapshot(dst []Delivery) []Delivery {
 	return dst
 }
 
+// maxOrderedReceive bounds one receive of an ordered route, whatever its
+// concurrency.
+const maxOrderedReceive = 1024
+
 // startOrdered runs one dispatcher that receives and queues by key, and up
 // to cfg.concurrency workers that handle keys, started as keys become ready.
 func (s *Subscription) startOrdered() {
-	s.sched = newKeyScheduler(s.cfg.concurrency * s.cfg.prefetch * 4)
+	s.sched = newKeyScheduler(min(s.cfg.concurrency*s.cfg.prefetch, maxOrderedReceive) * 4)
 	var workers sync.WaitGroup
 	worker := func() {
 		defer workers.Done()
@@ -188,7 +192,7 @@ func (s *Subscription) startOrdered() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		buf := make([]Delivery, s.cfg.concurrency*s.cfg.prefetch)
+		buf := make([]Delivery, min(s.cfg.concurrency*s.cfg.prefetch, maxOrderedReceive))
 		for {
 			s.sched.waitRoom()
 			n := s.receiveGated(s.recvCtx, buf)
