@@ -1,8 +1,9 @@
 # make test   — set up what the tests need, then run every test with the race detector
-# make ci     — format and vet checks, then make test
+# make ci     — format, vet and staticcheck, then make test
 # make bench  — the benchmarks recorded in BENCHMARKS.md
 
 GO ?= go
+SHELL := /bin/bash
 
 .PHONY: test ci check deps bench
 
@@ -12,9 +13,10 @@ deps:
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 test: deps
-	$(GO) test -race -timeout 20m ./...
+	set -a; . ./.test-env; set +a; $(GO) test -race -timeout 20m ./...
 
 ci: check test
 

@@ -3,7 +3,6 @@ package sourcing_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -154,5 +153,5 @@ func TestExpectedString(t *testing.T) {
 	assert.Equal(t, uint64(3), v)
 	_, ok = sourcing.Any.Version()
 	assert.False(t, ok)
-	assert.Equal(t, sourcing.NoStream, sourcing.Exactly(0), fmt.Sprint("Exactly(0) is NoStream"))
+	assert.Equal(t, sourcing.NoStream, sourcing.Exactly(0), "Exactly(0) is NoStream")
 }
