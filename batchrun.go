@@ -247,11 +247,8 @@ func (s *Subscription) receiveGatedBatch(ctx context.Context, buf []Delivery) in
 func (s *Subscription) addReceived(b *batch, ds []Delivery, forming *leaseSlot) {
 	for i, d := range ds {
 		ds[i] = nil
-		if u, ok := d.(Undecodable); ok {
-			if err := u.DecodeError(); err != nil {
-				s.deadLetterUndecodable(s.handlerCtx, d, err, max(d.Attempt(), 1))
-				continue
-			}
+		if s.undecodable(s.handlerCtx, d) {
+			continue
 		}
 		if s.cfg.filter != nil && !s.cfg.filter.Match(d.Event()) {
 			s.ack(d)

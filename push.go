@@ -42,8 +42,13 @@ func (b *Bus) NewEndpoint(topic, subscription string, h Handler, opts ...RouteOp
 }
 
 func (b *Bus) newEndpoint(topic, subscription string, h Handler, cfg routeConfig) (*Endpoint, error) {
-	if subscription == "" {
-		return nil, fmt.Errorf("%w: an endpoint needs a subscription name", ErrInvalidOption)
+	if err := ValidateName(subscription); err != nil {
+		return nil, errorf("endpoint: subscription: %w", err)
+	}
+	if topic != "" {
+		if err := ValidateName(topic); err != nil {
+			return nil, errorf("endpoint %q: topic: %w", subscription, err)
+		}
 	}
 	if cfg.deadLetterTopic == "" {
 		return nil, fmt.Errorf("%w: endpoint %q: set WithDeadLetterTopic; pushed events that fail for good are published there", ErrInvalidOption, subscription)

@@ -27,6 +27,9 @@ func (ep *Endpoint) DeliverBatch(ctx context.Context, ds []Delivery) {
 	}
 	var b batch
 	for _, d := range ds {
+		if s.undecodable(ctx, d) {
+			continue
+		}
 		if s.cfg.filter != nil && !s.cfg.filter.Match(d.Event()) {
 			s.ack(d)
 			continue
@@ -81,6 +84,14 @@ func (ep *Endpoint) deliverEach(ctx context.Context, ds []Delivery) {
 type watchedDelivery struct {
 	Delivery
 	nacked bool
+}
+
+// DecodeError forwards the wrapped delivery's (see Undecodable).
+func (w *watchedDelivery) DecodeError() error {
+	if u, ok := w.Delivery.(Undecodable); ok {
+		return u.DecodeError()
+	}
+	return nil
 }
 
 func (w *watchedDelivery) Nack(ctx context.Context, delay time.Duration) error {

@@ -363,11 +363,8 @@ func (s *Subscription) process(hctx context.Context, d Delivery) {
 	defer s.running.Add(-1)
 	e := d.Event()
 	attempt := max(d.Attempt(), 1)
-	if u, ok := d.(Undecodable); ok {
-		if err := u.DecodeError(); err != nil {
-			s.deadLetterUndecodable(hctx, d, err, attempt)
-			return
-		}
+	if s.undecodable(hctx, d) {
+		return
 	}
 	if s.cfg.filter != nil && !s.cfg.filter.Match(e) {
 		s.ack(d)
@@ -379,11 +376,33 @@ func (s *Subscription) process(hctx context.Context, d Delivery) {
 	endSpan(span, err)
 }
 
-// deadLetterUndecodable dead-letters a delivery that carries no CloudEvent.
-func (s *Subscription) deadLetterUndecodable(ctx context.Context, d Delivery, cause error, attempt int) {
+// undecodable dead-letters a delivery that carries no CloudEvent (see
+// Undecodable) and reports whether it did; every kind of route and endpoint
+// checks this before its filter.
+func (s *Subscription) undecodable(ctx context.Context, d Delivery) bool {
+	u, ok := d.(Undecodable)
+	if !ok {
+		return false
+	}
+	cause := u.DecodeError()
+	if cause == nil {
+		return false
+	}
+	attempt := max(d.Attempt(), 1)
 	s.log.Error("crossbus: undecodable message; dead-lettering it", s.attrs(d, attempt, "error", cause)...)
-	s.deadLetter(ctx, noopSpan, d, fmt.Errorf("undecodable message: %w", cause), attempt)
+	reason := &undecodableError{msg: "undecodable message: " + withoutLibPrefix(cause.Error()), err: cause}
+	s.deadLetter(ctx, noopSpan, d, reason, attempt)
+	return true
 }
+
+// undecodableError is the dead-letter cause of an undecodable message.
+type undecodableError struct {
+	msg string
+	err error
+}
+
+func (e *undecodableError) Error() string { return e.msg }
+func (e *undecodableError) Unwrap() error { return e.err }
 
 // attempts runs the handler until the delivery is settled; it returns the
 // last handler error (nil once handled).
