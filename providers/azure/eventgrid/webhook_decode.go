@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -110,10 +111,10 @@ func decodeJSON(body []byte) (Push, error) {
 		var g eventGridEvent
 		if err := json.Unmarshal(raw, &g); err != nil {
 			if batch && isObject(raw) {
-				p.addUndecodable(raw, fmt.Errorf("eventgrid: event %d: %w", i, err))
+				p.addUndecodable(raw, eventError(i, err))
 				continue
 			}
-			return Push{}, fmt.Errorf("eventgrid: event %d: %w", i, err)
+			return Push{}, eventError(i, err)
 		}
 		if g.SpecVersion == "" {
 			switch g.EventType {
@@ -134,10 +135,10 @@ func decodeJSON(body []byte) (Push, error) {
 		ev, err := g.decode(raw)
 		if err != nil {
 			if batch {
-				p.addUndecodable(raw, fmt.Errorf("eventgrid: event %d: %w", i, err))
+				p.addUndecodable(raw, eventError(i, err))
 				continue
 			}
-			return Push{}, fmt.Errorf("eventgrid: event %d: %w", i, err)
+			return Push{}, eventError(i, err)
 		}
 		p.add(ev)
 	}
@@ -158,9 +159,9 @@ func decodeAll(raws []json.RawMessage, decode func([]byte) (*crossbus.Event, err
 		case err == nil:
 			p.add(ev)
 		case isObject(raw):
-			p.addUndecodable(raw, fmt.Errorf("eventgrid: event %d: %w", i, err))
+			p.addUndecodable(raw, eventError(i, err))
 		default:
-			return Push{}, fmt.Errorf("eventgrid: event %d: %w", i, err)
+			return Push{}, eventError(i, err)
 		}
 	}
 	return p, nil
@@ -187,3 +188,20 @@ func isObject(raw []byte) bool {
 	raw = bytes.TrimSpace(raw)
 	return len(raw) > 0 && raw[0] == '{' && json.Valid(raw)
 }
+
+// eventError is the failure of the i-th event of a push. Its message starts
+// with "eventgrid: " once, also when err's own message does.
+func eventError(i int, err error) error {
+	return &indexedError{i: i, err: err}
+}
+
+type indexedError struct {
+	i   int
+	err error
+}
+
+func (e *indexedError) Error() string {
+	return fmt.Sprintf("eventgrid: event %d: %s", e.i, strings.TrimPrefix(e.err.Error(), "eventgrid: "))
+}
+
+func (e *indexedError) Unwrap() error { return e.err }
