@@ -3,6 +3,7 @@ package aws
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,7 +12,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -26,15 +26,19 @@ const (
 	// TypeSNSNotification is the type of an SNS notification whose message
 	// is not a CloudEvent.
 	TypeSNSNotification = "aws.sns.notification"
-	// ExtDecodeError carries why a message that claimed to be a CloudEvent
-	// (by its content type, ce- attributes or specversion field) could not
-	// be read as one; the event then holds the raw message as data.
-	ExtDecodeError = "awsdecodeerror"
 	// ExtAccount and ExtRegion carry the account and region of an
 	// EventBridge event that is not a CloudEvent.
 	ExtAccount = "awsaccount"
 	ExtRegion  = "awsregion"
 )
+
+// ErrMalformedCloudEvent is matched (errors.Is) by the errors of
+// DecodeMessage, DecodeNotification and DecodeEventBridge for a message that
+// claims to be a CloudEvent (by its content-type or ce-specversion
+// attribute, or a specversion member) but is not a valid one.
+var ErrMalformedCloudEvent = errors.New("aws: message claims to be a CloudEvent but is not a valid one")
+
+func malformed(err error) error { return fmt.Errorf("%w: %w", ErrMalformedCloudEvent, err) }
 
 // maxNesting bounds envelopes within envelopes (EventBridge to SNS to SQS).
 const maxNesting = 4
@@ -56,8 +60,8 @@ type Attribute struct {
 	BinaryValue []byte
 }
 
-// DecodeMessage turns an SQS message into an event. It never fails: the
-// first rule that applies decides.
+// DecodeMessage turns an SQS message into an event. The first rule that
+// applies decides:
 //
 //  1. A content-type attribute of application/cloudevents+json: the body
 //     is the event in structured JSON.
@@ -74,32 +78,102 @@ type Attribute struct {
 //     SentTimestamp, data = the body (application/json when it is JSON,
 //     else text/plain, unless a content-type attribute says otherwise).
 //
-// When rule 1, 2 or 5 applies but the event is invalid, the message is
-// decoded by rule 6 with the reason in the awsdecodeerror extension, so a
-// broken message reaches the handler (and from there the dead-letter path)
-// instead of cycling in the queue.
-func DecodeMessage(m Message) *crossbus.Event {
-	return decodeBody(m.Body, m.Attributes, func(decodeErr error) *crossbus.Event {
-		return nativeSQS(m, decodeErr)
-	}, 0)
+// It fails only when rule 1, 2 or 5 applies (here or inside an envelope) and
+// the message is not a valid CloudEvent: the error matches
+// ErrMalformedCloudEvent and says what is wrong. Such a message is not
+// guessed at: the provider's receiver hands it to the portable layer as
+// undecodable (crossbus.Undecodable), which dead-letters it without running
+// the handler.
+func DecodeMessage(m Message) (*crossbus.Event, error) {
+	return decodeBody(m.Body, m.Attributes, func() *crossbus.Event { return nativeSQS(m) }, 0)
+}
+
+// UndecodableEvent is the placeholder event of an SQS message that
+// DecodeMessage refused (see crossbus.NewUndecodableEvent): id = MessageId,
+// source = the queue's ARN ("aws.sqs" when unknown), data = the body, and the
+// message attributes (binary values in base64) in the rawheaders extension.
+// When the body is an SNS notification envelope, the placeholder is the
+// notification's (see UndecodableNotification), so that it carries the
+// message as it was published.
+func UndecodableEvent(m Message) *crossbus.Event {
+	if n, ok := snsEnvelope(m.Body, m.Attributes); ok {
+		return UndecodableNotification(n)
+	}
+	return undecodable(m.ID, m.SourceARN, "aws.sqs", m.Body, m.Attributes)
+}
+
+// UndecodableNotification is the placeholder event of an SNS notification
+// that DecodeNotification refused: id = MessageId, source = the topic ARN
+// ("aws.sns" when unknown), data = the message, and its attributes in the
+// rawheaders extension (or, for an SNS envelope inside, that envelope's
+// notification's).
+func UndecodableNotification(n Notification) *crossbus.Event {
+	for range maxNesting {
+		inner, ok := snsEnvelope(n.Message, n.Attributes)
+		if !ok {
+			break
+		}
+		n = inner
+	}
+	return undecodable(n.MessageID, n.TopicARN, "aws.sns", n.Message, n.Attributes)
+}
+
+// snsEnvelope returns the notification a body holds when decodeBody reads
+// it as an SNS envelope (rule 3).
+func snsEnvelope(body string, attrs map[string]Attribute) (Notification, bool) {
+	if ct := attr(attrs, AttrContentType); strings.HasPrefix(strings.ToLower(ct), "application/cloudevents") {
+		return Notification{}, false
+	}
+	if _, ok := attrs[AttrPrefix+"specversion"]; ok {
+		return Notification{}, false
+	}
+	trimmed := bytes.TrimSpace([]byte(body))
+	var probe envelopeProbe
+	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &probe) != nil || !probe.isSNS() {
+		return Notification{}, false
+	}
+	return probe.notification(), true
+}
+
+func undecodable(id, source, fallbackSource, body string, attrs map[string]Attribute) *crossbus.Event {
+	if u, err := url.Parse(source); source == "" || err != nil || u.String() == "" {
+		source = fallbackSource
+	}
+	var headers map[string]string
+	if len(attrs) > 0 {
+		headers = make(map[string]string, len(attrs))
+		for k, a := range attrs {
+			v := a.StringValue
+			if strings.HasPrefix(a.DataType, "Binary") {
+				v = base64.StdEncoding.EncodeToString(a.BinaryValue)
+			}
+			headers[k] = v
+		}
+	}
+	ev := crossbus.NewUndecodableEvent(strings.TrimSpace(id), source, []byte(body), headers)
+	if crossbus.Validate(&ev) != nil { // only a source the SDK could not parse gets here
+		ev.SetSource(fallbackSource)
+		ev.FieldErrors = nil
+	}
+	return &ev
 }
 
 // decodeBody applies the rules of DecodeMessage; native builds the event
 // of rule 6 for this layer of nesting.
-func decodeBody(body string, attrs map[string]Attribute, native func(error) *crossbus.Event, depth int) *crossbus.Event {
+func decodeBody(body string, attrs map[string]Attribute, native func() *crossbus.Event, depth int) (*crossbus.Event, error) {
 	if ct := attr(attrs, AttrContentType); strings.HasPrefix(strings.ToLower(ct), "application/cloudevents") {
 		ev, err := decodeStructured([]byte(body))
 		if err != nil {
-			return native(err)
+			return nil, malformed(err)
 		}
-		return ev
+		return ev, nil
 	}
 	if _, ok := attrs[AttrPrefix+"specversion"]; ok {
 		ev, err := decodeBinary(body, attrs)
 		if err != nil {
-			return native(err)
+			return nil, malformed(err)
 		}
-		return ev
+		return ev, nil
 	}
 	trimmed := bytes.TrimSpace([]byte(body))
 	if depth < maxNesting && len(trimmed) > 0 && trimmed[0] == '{' {
@@ -109,19 +183,20 @@ func decodeBody(body string, attrs map[string]Attribute, native func(error) *cro
 			case probe.isSNS():
 				return decodeNotification(probe.notification(), depth+1)
 			case probe.isEventBridge():
-				if ev, err := decodeEventBridge(trimmed, depth+1); err == nil {
-					return ev
+				ev, err := decodeEventBridge(trimmed, depth+1)
+				if err == nil || errors.Is(err, ErrMalformedCloudEvent) {
+					return ev, err
 				}
 			case probe.SpecVersion != nil:
 				ev, err := decodeStructured(trimmed)
 				if err != nil {
-					return native(err)
+					return nil, malformed(err)
 				}
-				return ev
+				return ev, nil
 			}
 		}
 	}
-	return native(nil)
+	return native(), nil
 }
 
 func attr(attrs map[string]Attribute, name string) string {
@@ -272,9 +347,9 @@ func SNSAttribute(typ, value string) Attribute {
 	return a
 }
 
-func nativeSQS(m Message, decodeErr error) *crossbus.Event {
+func nativeSQS(m Message) *crossbus.Event {
 	return nativeEvent(nativeFields{id: m.ID, source: m.SourceARN, fallbackSource: "aws.sqs", typ: TypeSQSMessage,
-		time: m.SentTimestamp, body: m.Body, contentType: attr(m.Attributes, AttrContentType)}, decodeErr)
+		time: m.SentTimestamp, body: m.Body, contentType: attr(m.Attributes, AttrContentType)})
 }
 
 type nativeFields struct {
@@ -287,7 +362,7 @@ type nativeFields struct {
 
 // nativeEvent builds the event for a message that is not a CloudEvent,
 // making sure it is a valid one whatever the message holds.
-func nativeEvent(f nativeFields, decodeErr error) *crossbus.Event {
+func nativeEvent(f nativeFields) *crossbus.Event {
 	ev := event.New()
 	id := strings.TrimSpace(f.id)
 	if id == "" {
@@ -322,27 +397,12 @@ func nativeEvent(f nativeFields, decodeErr error) *crossbus.Event {
 			ev.SetExtension(k, v)
 		}
 	}
-	if decodeErr != nil {
-		ev.SetExtension(ExtDecodeError, truncate(decodeErr.Error(), 1024))
-	}
 	ev.FieldErrors = nil
 	if crossbus.Validate(&ev) != nil { // only a source the SDK could not parse gets here
 		ev.SetSource(f.fallbackSource)
 		ev.FieldErrors = nil
 	}
 	return &ev
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 var errNotEnvelope = errors.New("not an EventBridge event envelope (needs id, source, detail-type and a JSON object detail)")

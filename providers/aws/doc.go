@@ -15,16 +15,22 @@
 //
 // # Topics and subscriptions
 //
-// The topic given to Publish is an EventBridge bus (name or ARN), an SNS
-// topic (name or ARN; names resolve in the account and region of the URL's
-// topic ARN), or an SQS queue (name or URL), depending on the scheme.
-// Options.Topics can map topic names elsewhere, or to several targets.
+// Topic and subscription names given to the Bus are portable names
+// (crossbus.ValidateName: letters, digits and '-'); queue URLs, ARNs and
+// ".fifo" names are not portable, so Options maps portable names onto
+// them. The topic given to Publish is an EventBridge bus, an SNS topic (its
+// name resolves in the account and region of the URL's topic ARN, or by
+// listing topics), or an SQS queue (its name resolves with GetQueueUrl,
+// trying name+".fifo" too), depending on the scheme; Options.Topics maps a
+// topic name to bus ARNs, topic ARNs (a FIFO topic's, say) or queue URLs
+// elsewhere, or to several targets.
 //
 // A subscription is always an SQS queue: the subscription name is the queue
-// name (a FIFO queue may be named without ".fifo") or its URL. What reaches
-// the queue is decided by AWS: an EventBridge rule with the queue as target,
-// or an SNS subscription of the queue. Provision creates both for
-// development and tests; it is never called implicitly.
+// name (a FIFO queue is named without ".fifo"); Options.Queues maps it to
+// a queue URL, for queues of another account. What reaches the queue is
+// decided by AWS: an EventBridge rule with the queue as target, or an SNS
+// subscription of the queue. Provision creates both for development and
+// tests; it is never called implicitly.
 //
 // # CloudEvents on the wire
 //
@@ -50,6 +56,17 @@
 // delivery off) are unwrapped. DecodeMessage lists the decoding rules,
 // including how other producers' messages become events.
 //
+// Undecodable messages: every message without a CloudEvents claim becomes
+// an event by those rules (an aws.sqs.message, an aws.sns.notification, an
+// AWS service event), so only a message that claims to be a CloudEvent (a
+// content-type of application/cloudevents+json, a ce-specversion attribute,
+// a specversion member) and is not a valid one is undecodable. The receiver
+// hands it to the portable layer as a crossbus.Undecodable delivery whose
+// event is the placeholder of UndecodableEvent (the body as data, the
+// attributes in the rawheaders extension); the portable layer dead-letters
+// it (to the queue's dead-letter queue, or the route's dead-letter topic)
+// with the reason "undecodable message: ..." and no handler runs.
+//
 // FIFO queues and topics get MessageGroupId = the partitionkey extension
 // (events without one each get their own group) and MessageDeduplicationId =
 // the hex SHA-256 of source and id, the CloudEvents uniqueness key.
@@ -70,6 +87,14 @@
 // NativeDeadLetter=false and use the route's dead-letter topic. Ordering on
 // standard queues is SQS's best effort; use FIFO queues for guaranteed
 // order.
+//
+// Receive errors: a queue that no longer exists (QueueDoesNotExist) stops
+// the subscription with crossbus.ErrSubscriptionNotFound; a refused
+// permission (AccessDenied, a KMS key the consumer may not use) or refused
+// credentials (unknown access key, bad signature) stop it with
+// crossbus.ErrUnauthorized, and Subscription.Err reports it. Every other
+// error (throttling, outages, expired session credentials the SDK renews)
+// is retried by the portable layer.
 //
 // Limits: events up to 1 MiB on SQS, 256 KiB on SNS (the default topic
 // limit) and on EventBridge (per PutEvents call), 10 per batch.

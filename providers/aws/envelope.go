@@ -26,15 +26,17 @@ type Notification struct {
 // in structured or binary mode, or an EventBridge envelope); any other
 // message becomes an event with id = MessageId, source = the topic ARN,
 // type = "aws.sns.notification", subject = the notification's Subject,
-// time = Timestamp and the message as data. It never fails.
-func DecodeNotification(n Notification) *crossbus.Event {
+// time = Timestamp and the message as data. It fails, as DecodeMessage
+// does, only for a message that claims to be a CloudEvent and is not a
+// valid one (ErrMalformedCloudEvent).
+func DecodeNotification(n Notification) (*crossbus.Event, error) {
 	return decodeNotification(n, 0)
 }
 
-func decodeNotification(n Notification, depth int) *crossbus.Event {
-	return decodeBody(n.Message, n.Attributes, func(decodeErr error) *crossbus.Event {
+func decodeNotification(n Notification, depth int) (*crossbus.Event, error) {
+	return decodeBody(n.Message, n.Attributes, func() *crossbus.Event {
 		return nativeEvent(nativeFields{id: n.MessageID, source: n.TopicARN, fallbackSource: "aws.sns", typ: TypeSNSNotification,
-			subject: n.Subject, time: n.Timestamp, body: n.Message, contentType: attr(n.Attributes, AttrContentType)}, decodeErr)
+			subject: n.Subject, time: n.Timestamp, body: n.Message, contentType: attr(n.Attributes, AttrContentType)})
 	}, depth)
 }
 
@@ -64,7 +66,9 @@ type eventBridgeEnvelope struct {
 // route filter reads like the EventBridge pattern it mirrors:
 // {"source": ["aws.s3"], "type": ["Object Created"]}.
 //
-// It fails only when doc is not an EventBridge envelope.
+// It fails when doc is not an EventBridge envelope, and when its detail
+// claims to be a CloudEvent (it has a specversion member) but is not a
+// valid one: that error matches ErrMalformedCloudEvent.
 func DecodeEventBridge(doc []byte) (*crossbus.Event, error) {
 	return decodeEventBridge(doc, 0)
 }
@@ -78,16 +82,15 @@ func decodeEventBridge(doc []byte, _ int) (*crossbus.Event, error) {
 	if env.ID == "" || env.Source == "" || len(detail) == 0 || detail[0] != '{' {
 		return nil, errNotEnvelope
 	}
-	var decodeErr error
 	var probe struct {
 		SpecVersion json.RawMessage `json:"specversion"`
 	}
 	if json.Unmarshal(detail, &probe) == nil && probe.SpecVersion != nil {
 		ev, err := decodeStructured(detail)
-		if err == nil {
-			return ev, nil
+		if err != nil {
+			return nil, malformed(err)
 		}
-		decodeErr = err
+		return ev, nil
 	}
 	t, _ := time.Parse(time.RFC3339, env.Time)
 	typ := env.DetailType
@@ -100,7 +103,7 @@ func decodeEventBridge(doc []byte, _ int) (*crossbus.Event, error) {
 	if len(env.Resources) > 0 {
 		f.subject = env.Resources[0]
 	}
-	return nativeEvent(f, decodeErr), nil
+	return nativeEvent(f), nil
 }
 
 func decodeBase64(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }

@@ -9,6 +9,8 @@ import (
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/crossbus/crossbus"
 )
 
 // EntryError is the failure of one entry of a batch call (SendMessageBatch,
@@ -36,15 +38,39 @@ func isNotFound(err error) bool {
 }
 
 // mapErr wraps err with notFound (crossbus.ErrTopicNotFound or
-// ErrSubscriptionNotFound) when the service said the entity does not exist.
+// ErrSubscriptionNotFound) when the service said the entity does not exist,
+// and with crossbus.ErrUnauthorized when it refused the credentials or the
+// permission (see isUnauthorized).
 func mapErr(err error, notFound error) error {
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if notFound != nil && isNotFound(err) {
+	case notFound != nil && isNotFound(err):
 		return fmt.Errorf("%w: %w", notFound, err)
+	case isUnauthorized(err):
+		return fmt.Errorf("%w: %w", crossbus.ErrUnauthorized, err)
 	}
 	return err
+}
+
+// isUnauthorized reports an error that only a change of credentials or
+// permissions fixes: a refused permission (IAM, a queue or topic policy, the
+// KMS key of an encrypted queue) or credentials the service does not accept
+// (unknown access key, bad signature, no signature). Expired session
+// credentials are not included: the SDK's credential cache fetches new ones,
+// so a retry can succeed.
+func isUnauthorized(err error) bool {
+	if isAccessDenied(err) {
+		return true
+	}
+	switch errorCode(err) {
+	case "KMS.AccessDeniedException", "KmsAccessDenied", "KMSAccessDenied", "KMSAccessDeniedException",
+		"InvalidClientTokenId", "UnrecognizedClientException", "InvalidAccessKeyId",
+		"SignatureDoesNotMatch", "InvalidSignatureException", "IncompleteSignature", "IncompleteSignatureException",
+		"MissingAuthenticationToken", "MissingAuthenticationTokenException":
+		return true
+	}
+	return false
 }
 
 // errorCode is the AWS error code of err ("" when it is not an API error).

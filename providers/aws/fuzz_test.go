@@ -3,6 +3,8 @@ package aws_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +36,9 @@ func mustValid(t *testing.T, e *crossbus.Event, input any) {
 }
 
 // FuzzDecodeMessage feeds SQS message bodies and attributes to the decoder:
-// whatever arrives, it must yield a valid CloudEvent and never panic.
+// whatever arrives, it must yield a valid CloudEvent, or (only for a message
+// that claims to be a CloudEvent) ErrMalformedCloudEvent with a valid
+// placeholder event, and never panic.
 func FuzzDecodeMessage(f *testing.F) {
 	for _, body := range []string{seedStructured, seedEventBridge, seedEventBridgeCE, seedSNS, "plain", "", "{", `{"specversion":"1.0"}`} {
 		f.Add(body, "", "", "", "")
@@ -54,13 +58,31 @@ func FuzzDecodeMessage(f *testing.F) {
 			attrs["ce-type"] = aws.Attribute{DataType: "String", StringValue: "t"}
 			attrs["ce-"+id] = aws.Attribute{DataType: "String", StringValue: source}
 		}
-		e := aws.DecodeMessage(aws.Message{ID: id, Body: body, Attributes: attrs, SourceARN: source, SentTimestamp: time.Unix(1, 0)})
+		m := aws.Message{ID: id, Body: body, Attributes: attrs, SourceARN: source, SentTimestamp: time.Unix(1, 0)}
+		e, err := aws.DecodeMessage(m)
+		if err != nil {
+			if !errors.Is(err, aws.ErrMalformedCloudEvent) {
+				t.Fatalf("DecodeMessage failed with %v, not ErrMalformedCloudEvent, for %q", err, body)
+			}
+			claims := strings.HasPrefix(strings.ToLower(contentType), "application/cloudevents") || specversion != "" ||
+				strings.Contains(body, "specversion")
+			if !claims {
+				t.Fatalf("a message that claims nothing was refused (%v): %q", err, body)
+			}
+			placeholder := aws.UndecodableEvent(m)
+			mustValid(t, placeholder, body)
+			if placeholder.Type() != crossbus.TypeUndecodable || string(placeholder.Data()) != body {
+				t.Fatalf("placeholder %v does not carry the body %q", placeholder, body)
+			}
+			return
+		}
 		mustValid(t, e, body)
 	})
 }
 
 // FuzzDecodeEventBridge feeds EventBridge envelopes to the decoder: it may
-// refuse what is not an envelope, but what it accepts is a valid event.
+// refuse what is not an envelope or a malformed CloudEvent, but what it
+// accepts is a valid event.
 func FuzzDecodeEventBridge(f *testing.F) {
 	for _, s := range []string{seedEventBridge, seedEventBridgeCE, seedStructured, `{"id":"x","source":"s","detail":{}}`, `[]`} {
 		f.Add([]byte(s))
@@ -82,7 +104,14 @@ func FuzzDecodeNotification(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id, topic, subject, message, attrType, attrValue string) {
 		n := aws.Notification{MessageID: id, TopicARN: topic, Subject: subject, Message: message,
 			Attributes: map[string]aws.Attribute{"a": aws.SNSAttribute(attrType, attrValue)}}
-		mustValid(t, aws.DecodeNotification(n), message)
+		e, err := aws.DecodeNotification(n)
+		if err != nil {
+			if !errors.Is(err, aws.ErrMalformedCloudEvent) {
+				t.Fatalf("DecodeNotification failed with %v, not ErrMalformedCloudEvent, for %q", err, message)
+			}
+			return
+		}
+		mustValid(t, e, message)
 	})
 }
 
@@ -112,7 +141,10 @@ func FuzzMessageRoundTrip(f *testing.F) {
 		if err != nil {
 			return
 		}
-		got := aws.DecodeMessage(aws.Message{ID: "m", Body: body, Attributes: attrs})
+		got, err := aws.DecodeMessage(aws.Message{ID: "m", Body: body, Attributes: attrs})
+		if err != nil {
+			t.Fatalf("what crossbus wrote does not decode: %v", err)
+		}
 		if got.ID() != e.ID() || got.Type() != e.Type() || got.Source() != e.Source() || got.Subject() != e.Subject() ||
 			crossbus.PartitionKey(got) != key {
 			t.Fatalf("round trip changed the event: sent %v, got %v", e, got)

@@ -172,7 +172,8 @@ func TestSNSBinaryModeMapsAttributesWithinTheLimit(t *testing.T) {
 	require.Len(t, got, 2)
 	byID := map[string]sqstypes.Message{}
 	for _, m := range got {
-		ev := aws.DecodeMessage(aws.Message{ID: *m.MessageId, Body: *m.Body, Attributes: attrsOf(m)})
+		ev, err := aws.DecodeMessage(aws.Message{ID: *m.MessageId, Body: *m.Body, Attributes: attrsOf(m)})
+		require.NoError(t, err)
 		byID[ev.ID()] = m
 		assert.LessOrEqual(t, len(m.MessageAttributes), 10)
 	}
@@ -196,16 +197,26 @@ func attrsOf(m sqstypes.Message) map[string]aws.Attribute {
 
 func TestSNSFIFOTopicsGroupByPartitionKeyAndDeduplicateByID(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, aws.Options{Publish: aws.SNS})
+	// A FIFO topic's name ends in ".fifo", which is not a portable name:
+	// Options.Topics maps the portable name onto the topic's ARN.
+	const fifoARN = "arn:aws:sns:us-east-1:123456789012:payments.fifo"
+	e := newEnv(t, aws.Options{Publish: aws.SNS, Topics: func(topic string) ([]string, bool) {
+		if topic == "payments" {
+			return []string{fifoARN}, true
+		}
+		return nil, false
+	}})
 	arn, err := e.p.ProvisionTopic(ctx, "payments", true)
 	require.NoError(t, err)
+	require.Equal(t, fifoARN, arn)
 	q, err := e.p.Provision(ctx, aws.Route{Subscription: "ledger", Topic: arn, FIFO: true})
 	require.NoError(t, err)
 	ev := crossbus.NewEvent("com.example.payment", "/pay")
 	crossbus.SetPartitionKey(&ev, "account-1")
 	noKey := crossbus.NewEvent("com.example.payment", "/pay")
-	require.NoError(t, e.bus.Publish(ctx, arn, &ev, &noKey))
-	require.NoError(t, e.bus.Publish(ctx, arn, &ev), "a retry of the same event")
+	require.ErrorIs(t, e.bus.Publish(ctx, arn, &ev), crossbus.ErrInvalidName, "an ARN is not a portable topic name")
+	require.NoError(t, e.bus.Publish(ctx, "payments", &ev, &noKey))
+	require.NoError(t, e.bus.Publish(ctx, "payments", &ev), "a retry of the same event")
 	got := e.raw(t, q.QueueURL, 1)
 	require.Len(t, got, 2, "the repeated event was deduplicated")
 	groups := map[string]bool{}
@@ -423,10 +434,10 @@ func TestClosingLeavesNoGoroutines(t *testing.T) {
 		require.NoError(t, err)
 		bus, err := crossbus.New(p)
 		require.NoError(t, err)
-		_, err = p.Provision(ctx, aws.Route{Subscription: "q", MaxReceiveCount: 3})
+		_, err = p.Provision(ctx, aws.Route{Subscription: "jobs", MaxReceiveCount: 3})
 		require.NoError(t, err)
 		done := make(chan struct{}, 50)
-		_, err = bus.Subscribe(ctx, "q", "q", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
+		_, err = bus.Subscribe(ctx, "jobs", "jobs", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
 			done <- struct{}{}
 			return nil
 		}), crossbus.WithAckDeadline(2*time.Second))
@@ -436,7 +447,7 @@ func TestClosingLeavesNoGoroutines(t *testing.T) {
 			e := crossbus.NewEvent("t", "/t")
 			evs[i] = &e
 		}
-		require.NoError(t, bus.Publish(ctx, "q", evs...))
+		require.NoError(t, bus.Publish(ctx, "jobs", evs...))
 		for range evs {
 			<-done
 		}

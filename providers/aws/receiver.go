@@ -154,8 +154,12 @@ func (r *receiver) delivery(m sqstypes.Message) *delivery {
 		msg.SentTimestamp = time.UnixMilli(ms).UTC()
 	}
 	attempt, _ := strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)])
-	return &delivery{r: r, ev: DecodeMessage(msg), handle: awssdk.ToString(m.ReceiptHandle), msgID: msg.ID,
+	d := &delivery{r: r, handle: awssdk.ToString(m.ReceiptHandle), msgID: msg.ID,
 		attempt: max(attempt, 1), group: m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]}
+	if d.ev, d.decodeErr = DecodeMessage(msg); d.decodeErr != nil {
+		d.ev = UndecodableEvent(msg)
+	}
+	return d
 }
 
 // Close stops receiving and waits (until ctx ends) for queued deletes and
@@ -221,12 +225,13 @@ func (r *receiver) settleItems(op string, items []*batchItem, err error, failed 
 
 // delivery is one received SQS message.
 type delivery struct {
-	r       *receiver
-	ev      *crossbus.Event
-	handle  string
-	msgID   string
-	group   string
-	attempt int
+	r         *receiver
+	ev        *crossbus.Event
+	decodeErr error // the message claims to be a CloudEvent and is not one
+	handle    string
+	msgID     string
+	group     string
+	attempt   int
 
 	mu      sync.Mutex
 	settled bool
@@ -236,6 +241,11 @@ var errSettled = errors.New("aws: delivery already settled")
 
 // Event implements crossbus.Delivery.
 func (d *delivery) Event() *crossbus.Event { return d.ev }
+
+// DecodeError implements crossbus.Undecodable: it is the reason a message
+// that claims to be a CloudEvent is not a valid one (nil for every other
+// message). The delivery's event is then the placeholder of UndecodableEvent.
+func (d *delivery) DecodeError() error { return d.decodeErr }
 
 // Attempt is the message's ApproximateReceiveCount.
 func (d *delivery) Attempt() int { return d.attempt }

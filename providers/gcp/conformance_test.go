@@ -2,10 +2,15 @@ package gcp_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2"
+	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/providers/gcp"
@@ -14,21 +19,31 @@ import (
 
 // harness runs the conformance suite on pstest. Every subtest gets its own
 // fake server; NewProvider dials it like a separate process.
+// DeleteSubscription deletes the subscription with the DeleteSubscription
+// RPC; PublishRaw publishes bytes that claim to be a structured CloudEvent
+// and are not one (see PublishRaw).
 type harness struct {
 	srv   *pstest.Server
 	admin *gcp.Provider
 	// native gives every subscription a dead-letter policy, so deliveries
 	// dead-letter natively and attempts come from Pub/Sub.
-	native bool
+	native   bool
+	attempts *perSubscriptionAttempts
 }
+
+var (
+	_ providertest.SubscriptionDeleter = (*harness)(nil)
+	_ providertest.RawPublisher        = (*harness)(nil)
+)
 
 func newHarness(t *testing.T, native bool) *harness {
 	srv := newServer(t)
-	return &harness{srv: srv, admin: newProvider(t, srv), native: native}
+	return &harness{srv: srv, admin: newProvider(t, srv), native: native, attempts: &perSubscriptionAttempts{seen: map[string]int32{}}}
 }
 
 func (h *harness) NewProvider(ctx context.Context) (crossbus.Provider, error) {
-	p, err := gcp.New(ctx, gcp.Options{Project: project, Endpoint: h.srv.Addr, Insecure: true})
+	p, err := gcp.New(ctx, gcp.Options{Project: project, Endpoint: h.srv.Addr, Insecure: true,
+		ClientOptions: []option.ClientOption{option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(h.attempts.intercept))}})
 	if err != nil {
 		return nil, err
 	}
@@ -49,6 +64,26 @@ func (h *harness) CreateSubscription(ctx context.Context, topic, sub string, o p
 		cfg.MaxDeliveryAttempts = min(max(o.MaxAttempts, 5), 100)
 	}
 	return h.admin.CreateSubscription(ctx, topic, sub, cfg)
+}
+
+// DeleteSubscription deletes the subscription (the DeleteSubscription RPC),
+// as an operator would while consumers run; pstest then answers their pulls
+// with NotFound, as Pub/Sub does.
+func (h *harness) DeleteSubscription(ctx context.Context, _, sub string) error {
+	return h.admin.DeleteSubscription(ctx, sub)
+}
+
+// PublishRaw publishes payload with the content-type attribute of a
+// structured CloudEvent (application/cloudevents+json) through the Pub/Sub
+// client, as a producer that claims to send CloudEvents but does not would.
+// Bytes without any CloudEvents attribute are not undecodable on Pub/Sub:
+// by the documented mapping they are messagePublished events.
+func (h *harness) PublishRaw(ctx context.Context, topic string, payload []byte) error {
+	pub := h.admin.Client().Publisher(topic)
+	defer pub.Stop()
+	_, err := pub.Publish(ctx, &pubsub.Message{Data: payload,
+		Attributes: map[string]string{"content-type": "application/cloudevents+json"}}).Get(ctx)
+	return err
 }
 
 func (h *harness) Features() providertest.Features {
@@ -72,6 +107,40 @@ func (p everySubscriptionDeadLetters) Capabilities() crossbus.Capabilities {
 	c := p.Provider.Capabilities()
 	c.NativeDeadLetter = true
 	return c
+}
+
+// perSubscriptionAttempts corrects a difference between pstest and Pub/Sub:
+// pstest counts a message's deliveries across every subscription of its
+// topic, so on a fanned-out message the first delivery to one subscription
+// may report attempt 2. Pub/Sub counts per subscription. The interceptor
+// rewrites DeliveryAttempt in Pull responses (set only on subscriptions
+// with a dead-letter policy) to the count of deliveries of the message to
+// the pulling subscription, kept for every client of the fake server, as
+// Pub/Sub keeps it on the server side.
+type perSubscriptionAttempts struct {
+	mu   sync.Mutex
+	seen map[string]int32 // subscription + "\x00" + message id -> deliveries
+}
+
+func (a *perSubscriptionAttempts) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	pr, ok := req.(*pb.PullRequest)
+	resp, ok2 := reply.(*pb.PullResponse)
+	if err != nil || !ok || !ok2 {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, m := range resp.GetReceivedMessages() {
+		if m.GetDeliveryAttempt() == 0 {
+			continue
+		}
+		key := pr.GetSubscription() + "\x00" + m.GetMessage().GetMessageId()
+		a.seen[key]++
+		m.DeliveryAttempt = a.seen[key]
+	}
+	return nil
 }
 
 // TestConformance runs the suite twice against pstest: with plain

@@ -21,23 +21,31 @@ const (
 // delivery is one pulled message. Settling it queues an Acknowledge or a
 // ModifyAckDeadline for its ack id.
 type delivery struct {
-	r       *receiver
-	b       *batch
-	ackID   string
-	msgID   string
-	ev      crossbus.Event
-	attempt int
-	size    int
-	state   atomic.Uint32
+	r     *receiver
+	b     *batch
+	ackID string
+	msgID string
+	ev    crossbus.Event
+	// decodeErr says why a message that claims to be a CloudEvent is not
+	// one; ev is then its placeholder (pubsubwire.UndecodableEvent).
+	decodeErr error
+	attempt   int
+	size      int
+	state     atomic.Uint32
 }
 
 var (
 	_ crossbus.Delivery      = (*delivery)(nil)
 	_ crossbus.LeaseExtender = (*delivery)(nil)
+	_ crossbus.Undecodable   = (*delivery)(nil)
 )
 
 // Event is the decoded event.
 func (d *delivery) Event() *crossbus.Event { return &d.ev }
+
+// DecodeError implements crossbus.Undecodable: the reason a message that
+// claims to be a CloudEvent is not a valid one, nil for every other message.
+func (d *delivery) DecodeError() error { return d.decodeErr }
 
 // Attempt is Pub/Sub's delivery attempt when the subscription has a
 // dead-letter policy (the only case in which Pub/Sub counts), else 1 plus

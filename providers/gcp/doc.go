@@ -7,8 +7,10 @@
 //	bus, err := crossbus.Open(ctx, "gcppubsub://projects/my-project")
 //
 // Topics and subscriptions are named by the arguments of Publish and
-// Subscribe: short names belong to the URL's project, resource names
-// ("projects/P/topics/T") are used as they are. Credentials come from
+// Subscribe: the Bus takes portable names (crossbus.ValidateName), which
+// belong to the URL's project; resource names ("projects/P/topics/T", for
+// other projects) are not portable names and are accepted only by the
+// Provider's own methods. Credentials come from
 // Application Default Credentials; PUBSUB_EMULATOR_HOST points the client
 // at an emulator. URL parameters (see OptionsFromURL) set the endpoint
 // (endpoint=host:port, insecure=true for emulators), publish batching
@@ -29,6 +31,16 @@
 // partitionkey becomes the ordering key. Messages that no CloudEvents
 // producer wrote are delivered as google.cloud.pubsub.topic.v1.messagePublished
 // events, the way Eventarc delivers them.
+//
+// Undecodable messages: since every message without CloudEvents attributes
+// becomes a messagePublished event, only a message that claims to be a
+// CloudEvent (a content-type attribute of application/cloudevents..., or a
+// ce-specversion attribute) and is not a valid one is undecodable. The
+// receiver hands it over as a crossbus.Undecodable delivery whose event is
+// the placeholder of pubsubwire.UndecodableEvent (the data and attributes
+// as they arrived); the portable layer dead-letters it (to the dead-letter
+// policy's topic, or the route's dead-letter topic) with the reason
+// "undecodable message: ..." and no handler runs.
 //
 // # Receiving
 //
@@ -70,6 +82,12 @@
 //     Capabilities: DelayedRedelivery, MaxRedeliveryDelay 600s.
 //   - ExtendLease(d) is ModifyAckDeadline(d), 1..600s.
 //   - DeadLetter: see below.
+//
+// Receive errors: a Pull answered NotFound (the subscription was deleted)
+// stops the subscription with crossbus.ErrSubscriptionNotFound, and
+// PermissionDenied or Unauthenticated stop it with crossbus.ErrUnauthorized;
+// Subscription.Err reports it. Every other code (Unavailable,
+// ResourceExhausted, ...) is retried by the portable layer.
 //
 // # Attempts and dead letters
 //
@@ -147,6 +165,8 @@
 // pull waits 500ms without noticing new messages, streaming pull delivers
 // about one message per 10ms, filters accept attribute names unquoted
 // (attributes.ce-type) but not quoted, and a topic used by a dead-letter
-// policy cannot be deleted. Tests against Google Cloud run with
+// policy cannot be deleted. The conformance harness corrects the delivery
+// attempts of fanned-out messages to Pub/Sub's per-subscription count with
+// a client interceptor. Tests against Google Cloud run with
 // CROSSBUS_GCP_LIVE=1, CROSSBUS_GCP_PROJECT and credentials.
 package gcp

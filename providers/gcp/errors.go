@@ -32,6 +32,8 @@ func topicError(op, topic string, err error) error {
 	switch {
 	case grpcCode(err) == codes.NotFound:
 		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, crossbus.ErrTopicNotFound, err)
+	case isUnauthorized(err):
+		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, crossbus.ErrUnauthorized, err)
 	case errors.Is(err, pubsub.ErrOversizedMessage):
 		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, crossbus.ErrTooLarge, err)
 	case errors.Is(err, pubsub.ErrPublisherStopped):
@@ -42,12 +44,29 @@ func topicError(op, topic string, err error) error {
 	return fmt.Errorf("gcp: %s topic %q: %w", op, topic, err)
 }
 
-// subscriptionError wraps an error from an operation on sub.
+// subscriptionError wraps an error from an operation on sub with the
+// crossbus sentinel it means: NotFound (the subscription was deleted, or
+// never existed) is ErrSubscriptionNotFound, PermissionDenied and
+// Unauthenticated are ErrUnauthorized. A receive error wrapping either stops
+// the subscription; every other code is retried by the portable layer.
 func subscriptionError(op, sub string, err error) error {
-	if grpcCode(err) == codes.NotFound {
+	switch {
+	case grpcCode(err) == codes.NotFound:
 		return fmt.Errorf("gcp: %s subscription %q: %w: %w", op, sub, crossbus.ErrSubscriptionNotFound, err)
+	case isUnauthorized(err):
+		return fmt.Errorf("gcp: %s subscription %q: %w: %w", op, sub, crossbus.ErrUnauthorized, err)
 	}
 	return fmt.Errorf("gcp: %s subscription %q: %w", op, sub, err)
+}
+
+// isUnauthorized reports a refused permission (PermissionDenied) or refused
+// credentials (Unauthenticated).
+func isUnauthorized(err error) bool {
+	switch grpcCode(err) {
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return true
+	}
+	return false
 }
 
 func isIteratorDone(err error) bool { return errors.Is(err, iterator.Done) }

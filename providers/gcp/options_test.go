@@ -81,21 +81,21 @@ func roundTrip(t *testing.T, b *crossbus.Bus, topic, sub string) {
 
 func TestOpenHonoursPubSubEmulatorHost(t *testing.T) {
 	srv := newServer(t)
-	setupTopic(t, newProvider(t, srv), "t", "s")
+	setupTopic(t, newProvider(t, srv), "orders", "billing")
 	t.Setenv("PUBSUB_EMULATOR_HOST", srv.Addr)
 	b, err := crossbus.Open(context.Background(), "gcppubsub://projects/"+project)
 	require.NoError(t, err)
 	defer b.Close(context.Background())
-	roundTrip(t, b, "t", "s")
+	roundTrip(t, b, "orders", "billing")
 }
 
 func TestOpenWithEndpointOverride(t *testing.T) {
 	srv := newServer(t)
-	setupTopic(t, newProvider(t, srv), "t", "s")
+	setupTopic(t, newProvider(t, srv), "orders", "billing")
 	b, err := crossbus.Open(context.Background(), "gcppubsub://projects/"+project+"?endpoint="+srv.Addr+"&insecure=true&publishdelay=1ms")
 	require.NoError(t, err)
 	defer b.Close(context.Background())
-	roundTrip(t, b, "t", "s")
+	roundTrip(t, b, "orders", "billing")
 	var p *gcp.Provider
 	require.True(t, b.As(&p))
 	assert.Equal(t, project, p.Project())
@@ -103,14 +103,14 @@ func TestOpenWithEndpointOverride(t *testing.T) {
 
 func TestStructuredModeAndNoOrderingKeysByURL(t *testing.T) {
 	srv := newServer(t)
-	setupTopic(t, newProvider(t, srv), "t", "raw")
+	setupTopic(t, newProvider(t, srv), "orders", "raw")
 	raw := newRawClient(t, srv)
 	b, err := crossbus.Open(context.Background(), "gcppubsub://projects/"+project+"?endpoint="+srv.Addr+"&insecure=true&contentmode=structured&orderingkeys=false")
 	require.NoError(t, err)
 	defer b.Close(context.Background())
 	e := crossbus.NewEvent("com.example.t", "/t")
 	crossbus.SetPartitionKey(&e, "k")
-	require.NoError(t, b.Publish(context.Background(), "t", &e))
+	require.NoError(t, b.Publish(context.Background(), "orders", &e))
 	m := rawPull(t, raw, "raw", 1)[0].Message
 	assert.Equal(t, pubsubwire.StructuredContentType, m.Attributes["content-type"])
 	assert.Empty(t, m.OrderingKey, "orderingkeys=false leaves the ordering key empty")

@@ -99,11 +99,11 @@ func TestPublishToUnknownTopicIsNotFound(t *testing.T) {
 func TestPublishRefusesWhatPubSubWouldReject(t *testing.T) {
 	srv := newServer(t)
 	p := newProvider(t, srv)
-	require.NoError(t, p.CreateTopic(context.Background(), "t"))
+	require.NoError(t, p.CreateTopic(context.Background(), "orders"))
 	b := newBus(t, p)
 	long := keyed(strings.Repeat("k", 1025), 1)
 	ok := keyed("k", 2)
-	err := b.Publish(context.Background(), "t", long, ok)
+	err := b.Publish(context.Background(), "orders", long, ok)
 	var pe *crossbus.PublishError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, []int{0}, pe.FailedIndexes())
@@ -115,12 +115,12 @@ func TestPublishRefusesWhatPubSubWouldReject(t *testing.T) {
 func TestLaterEventsOfAFailedKeyAreHeldBack(t *testing.T) {
 	srv := newServer(t)
 	p := newProvider(t, srv)
-	require.NoError(t, p.CreateTopic(context.Background(), "t"))
+	require.NoError(t, p.CreateTopic(context.Background(), "orders"))
 	tooBig := keyed("k", 1)
 	require.NoError(t, crossbus.SetData(tooBig, make([]byte, 10_000_001)))
 	// Provider.Publish directly: the bus would refuse the oversized event
 	// before it reaches the provider.
-	err := p.Publish(context.Background(), "t", []*crossbus.Event{tooBig, keyed("k", 2), keyed("j", 1)})
+	err := p.Publish(context.Background(), "orders", []*crossbus.Event{tooBig, keyed("k", 2), keyed("j", 1)})
 	var pe *crossbus.PublishError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, []int{0, 1}, pe.FailedIndexes(), "k's second event must not overtake its first")

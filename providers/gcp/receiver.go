@@ -228,7 +228,7 @@ func (r *receiver) deliver(msgs []*pb.ReceivedMessage, buf []crossbus.Delivery, 
 			ID: m.GetMessageId(), PublishTime: m.GetPublishTime().AsTime()}
 		d := &ds[i]
 		d.r, d.b, d.ackID, d.msgID, d.size = r, b, rm.GetAckId(), wm.ID, wm.Size()
-		d.ev, _ = pubsubwire.Decode(&wm, r.origin)
+		d.ev, _, d.decodeErr = pubsubwire.Decode(&wm, r.origin)
 		if a := int(rm.GetDeliveryAttempt()); a > 0 {
 			d.attempt = a
 		} else if r.attempts != nil {

@@ -30,8 +30,8 @@ func newFixture(t *testing.T, cfg gcp.SubscriptionConfig, mod ...func(*gcp.Optio
 	srv := newServer(t)
 	p := newProvider(t, srv, mod...)
 	ctx := context.Background()
-	require.NoError(t, p.CreateTopic(ctx, "t"))
-	require.NoError(t, p.CreateSubscription(ctx, "t", "s", cfg))
+	require.NoError(t, p.CreateTopic(ctx, "orders"))
+	require.NoError(t, p.CreateSubscription(ctx, "orders", "billing", cfg))
 	return &fixture{srv: srv, p: p, b: newBus(t, p)}
 }
 
@@ -42,14 +42,14 @@ func (f *fixture) publish(t *testing.T, n int) []*crossbus.Event {
 		e := crossbus.NewEvent("com.example.t", "/t")
 		evs[i] = &e
 	}
-	require.NoError(t, f.b.Publish(context.Background(), "t", evs...))
+	require.NoError(t, f.b.Publish(context.Background(), "orders", evs...))
 	return evs
 }
 
 func (f *fixture) receiver(t *testing.T, spec crossbus.SubscriptionSpec) crossbus.Receiver {
 	t.Helper()
 	if spec.Name == "" {
-		spec.Topic, spec.Name = "t", "s"
+		spec.Topic, spec.Name = "orders", "billing"
 	}
 	r, err := f.p.Subscribe(context.Background(), spec)
 	require.NoError(t, err)
@@ -96,7 +96,7 @@ func (f *fixture) acks(eventID string) int {
 func TestSettlementMapsOntoAcknowledgeAndModifyAckDeadline(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{})
 	evs := f.publish(t, 3)
-	r := f.receiver(t, crossbus.SubscriptionSpec{Topic: "t", Name: "s", AckDeadline: 10 * time.Second})
+	r := f.receiver(t, crossbus.SubscriptionSpec{Topic: "orders", Name: "billing", AckDeadline: 10 * time.Second})
 	ds := receive(t, r, 3)
 	require.Len(t, ds, 3)
 	ctx := context.Background()
@@ -138,7 +138,7 @@ func TestNackWithDelayRedeliversAfterTheDelay(t *testing.T) {
 func TestReceiptModackSetsTheRoutesLease(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{})
 	evs := f.publish(t, 1)
-	r := f.receiver(t, crossbus.SubscriptionSpec{Topic: "t", Name: "s", AckDeadline: 30 * time.Second})
+	r := f.receiver(t, crossbus.SubscriptionSpec{Topic: "orders", Name: "billing", AckDeadline: 30 * time.Second})
 	assert.Equal(t, 30*time.Second, r.(crossbus.ReceiverCapabilities).Capabilities().DefaultAckDeadline)
 	d := receive(t, r, 1)[0]
 	eventually(t, 5*time.Second, "receipt modack", func() bool { return len(f.modacks(t, evs[0].ID())) > 0 })
@@ -147,7 +147,7 @@ func TestReceiptModackSetsTheRoutesLease(t *testing.T) {
 }
 
 func TestAttemptsComeFromPubSubWithADeadLetterPolicy(t *testing.T) {
-	f := newFixture(t, gcp.SubscriptionConfig{DeadLetterTopic: "t-dlq", MaxDeliveryAttempts: 10})
+	f := newFixture(t, gcp.SubscriptionConfig{DeadLetterTopic: "orders-dlq", MaxDeliveryAttempts: 10})
 	f.publish(t, 1)
 	r := f.receiver(t, crossbus.SubscriptionSpec{})
 	caps := r.(crossbus.ReceiverCapabilities).Capabilities()
@@ -227,7 +227,7 @@ func TestFlowControlBoundsBytes(t *testing.T) {
 func TestCloseReturnsUnsettledDeliveriesAndStopsEverything(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{})
 	evs := f.publish(t, 2)
-	r, err := f.p.Subscribe(context.Background(), crossbus.SubscriptionSpec{Topic: "t", Name: "s"})
+	r, err := f.p.Subscribe(context.Background(), crossbus.SubscriptionSpec{Topic: "orders", Name: "billing"})
 	require.NoError(t, err)
 	ds := receive(t, r, 2)
 	require.Len(t, ds, 2)
@@ -265,19 +265,19 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 	p, err := gcp.New(context.Background(), gcp.Options{Project: project, Endpoint: srv.Addr, Insecure: true})
 	require.NoError(t, err)
 	ctx := context.Background()
-	require.NoError(t, p.CreateTopic(ctx, "t"))
-	require.NoError(t, p.CreateSubscription(ctx, "t", "s", gcp.SubscriptionConfig{}))
+	require.NoError(t, p.CreateTopic(ctx, "orders"))
+	require.NoError(t, p.CreateSubscription(ctx, "orders", "billing", gcp.SubscriptionConfig{}))
 	b, err := crossbus.New(p)
 	require.NoError(t, err)
 	done := make(chan struct{}, 20)
 	require.NoError(t, p.CreateTopic(ctx, "dead"))
-	_, err = b.Subscribe(ctx, "t", "s", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
+	_, err = b.Subscribe(ctx, "orders", "billing", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error {
 		done <- struct{}{}
 		return nil
 	}), crossbus.WithDeadLetterTopic("dead"), crossbus.WithConcurrency(4))
 	require.NoError(t, err)
 	e := crossbus.NewEvent("t", "/s")
-	require.NoError(t, b.Publish(ctx, "t", &e))
+	require.NoError(t, b.Publish(ctx, "orders", &e))
 	<-done
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -288,12 +288,12 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 func TestSubscribeErrors(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{})
 	ctx := context.Background()
-	_, err := f.p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "t", Name: "missing"})
+	_, err := f.p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "orders", Name: "missing"})
 	assert.ErrorIs(t, err, crossbus.ErrSubscriptionNotFound)
 	require.NoError(t, f.p.CreateTopic(ctx, "other"))
-	_, err = f.p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "other", Name: "s"})
-	assert.ErrorIs(t, err, crossbus.ErrInvalidOption, "s receives from t, not from other")
-	assert.Contains(t, err.Error(), "projects/"+project+"/topics/t")
+	_, err = f.p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "other", Name: "billing"})
+	assert.ErrorIs(t, err, crossbus.ErrInvalidOption, "billing receives from orders, not from other")
+	assert.Contains(t, err.Error(), "projects/"+project+"/topics/orders")
 }
 
 func TestAutoCreateMakesMissingEntities(t *testing.T) {
@@ -313,14 +313,14 @@ func TestAutoCreateMakesMissingEntities(t *testing.T) {
 }
 
 func TestNativeDeadLetterPublishesToThePolicyTopic(t *testing.T) {
-	f := newFixture(t, gcp.SubscriptionConfig{DeadLetterTopic: "t-dlq"})
+	f := newFixture(t, gcp.SubscriptionConfig{DeadLetterTopic: "orders-dlq"})
 	evs := f.publish(t, 1)
 	r := f.receiver(t, crossbus.SubscriptionSpec{})
 	d := receive(t, r, 1)[0]
-	require.NoError(t, d.DeadLetter(context.Background(), crossbus.DeadLetterInfo{Reason: "card declined", Attempts: 1, Topic: "t", Subscription: "s"}))
+	require.NoError(t, d.DeadLetter(context.Background(), crossbus.DeadLetterInfo{Reason: "card declined", Attempts: 1, Topic: "orders", Subscription: "billing"}))
 	eventually(t, 5*time.Second, "the original acked", func() bool { return f.acks(evs[0].ID()) == 1 })
 
-	dl, err := f.p.SubscribeDeadLetters(context.Background(), "t", "s")
+	dl, err := f.p.SubscribeDeadLetters(context.Background(), "orders", "billing")
 	require.NoError(t, err)
 	defer dl.Close(context.Background())
 	got := receive(t, dl, 1)[0]
@@ -347,8 +347,8 @@ func TestDeadLetterFallsBackWhenThePolicyTopicRefuses(t *testing.T) {
 	srv := newServer(t, pstest.ServerReactorOption{FuncName: "Publish", Reactor: refuseDeadLetterPublish{}})
 	p := newProvider(t, srv)
 	ctx := context.Background()
-	require.NoError(t, p.CreateTopic(ctx, "t"))
-	require.NoError(t, p.CreateSubscription(ctx, "t", "s", gcp.SubscriptionConfig{DeadLetterTopic: "t-dlq"}))
+	require.NoError(t, p.CreateTopic(ctx, "orders"))
+	require.NoError(t, p.CreateSubscription(ctx, "orders", "billing", gcp.SubscriptionConfig{DeadLetterTopic: "orders-dlq"}))
 	f := &fixture{srv: srv, p: p, b: newBus(t, p)}
 	f.publish(t, 1)
 	d := receive(t, f.receiver(t, crossbus.SubscriptionSpec{}), 1)[0]
@@ -366,6 +366,80 @@ func TestPlainSubscriptionHasNoNativeDeadLetter(t *testing.T) {
 	d := receive(t, r, 1)[0]
 	assert.ErrorIs(t, d.DeadLetter(context.Background(), crossbus.DeadLetterInfo{Reason: "x"}), crossbus.ErrNotSupported)
 	require.NoError(t, d.Ack(context.Background()))
-	_, err := f.p.SubscribeDeadLetters(context.Background(), "t", "s")
+	_, err := f.p.SubscribeDeadLetters(context.Background(), "orders", "billing")
 	assert.ErrorIs(t, err, crossbus.ErrNotSupported)
+}
+
+// failPulls answers Pull with code while times > 0 (forever when times is
+// negative).
+type failPulls struct {
+	code  codes.Code
+	mu    sync.Mutex
+	times int
+}
+
+func (f *failPulls) React(req any) (bool, any, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.times == 0 {
+		return false, nil, nil
+	}
+	f.times--
+	return true, nil, status.Error(f.code, "injected by the test")
+}
+
+// Pull errors that retrying cannot fix stop the subscription with the
+// sentinel that says why; every other code is retried.
+func TestPullErrorsStopOrRetryByTheirCode(t *testing.T) {
+	for _, tc := range []struct {
+		code  codes.Code
+		stops error // nil: retried
+	}{
+		{codes.PermissionDenied, crossbus.ErrUnauthorized},
+		{codes.Unauthenticated, crossbus.ErrUnauthorized},
+		{codes.NotFound, crossbus.ErrSubscriptionNotFound},
+		{codes.Unavailable, nil},
+		{codes.ResourceExhausted, nil},
+		{codes.Internal, nil},
+	} {
+		t.Run(tc.code.String(), func(t *testing.T) {
+			fail := &failPulls{code: tc.code, times: -1}
+			if tc.stops == nil {
+				fail.times = 3
+			}
+			srv := newServer(t, pstest.ServerReactorOption{FuncName: "Pull", Reactor: fail})
+			p := newProvider(t, srv)
+			ctx := context.Background()
+			require.NoError(t, p.CreateTopic(ctx, "orders"))
+			require.NoError(t, p.CreateSubscription(ctx, "orders", "billing", gcp.SubscriptionConfig{}))
+			require.NoError(t, p.CreateTopic(ctx, "dead"))
+			b := newBus(t, p)
+			handled := make(chan string, 1)
+			s, err := b.Subscribe(ctx, "orders", "billing", crossbus.HandlerFunc(func(_ context.Context, e *crossbus.Event) error {
+				handled <- e.ID()
+				return nil
+			}), crossbus.WithDeadLetterTopic("dead"))
+			require.NoError(t, err)
+			if tc.stops != nil {
+				select {
+				case <-s.Done():
+				case <-time.After(10 * time.Second):
+					t.Fatal("the subscription kept retrying an error that retrying cannot fix")
+				}
+				require.ErrorIs(t, s.Err(), tc.stops)
+				assert.ErrorContains(t, s.Err(), tc.code.String())
+				assert.ErrorContains(t, s.Err(), "projects/"+project+"/subscriptions/billing")
+				return
+			}
+			e := crossbus.NewEvent("com.example.t", "/t")
+			require.NoError(t, b.Publish(ctx, "orders", &e))
+			select {
+			case id := <-handled:
+				assert.Equal(t, e.ID(), id)
+			case <-time.After(15 * time.Second):
+				t.Fatal("the subscription did not recover from a transient error")
+			}
+			assert.NoError(t, s.Err())
+		})
+	}
 }

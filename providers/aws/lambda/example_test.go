@@ -13,7 +13,7 @@ import (
 )
 
 // Serve a route from an SQS-triggered Lambda function. In main, hand the
-// handler to the runtime: lambda.Start(cblambda.SQS(ep, cblambda.SQSOptions{})).
+// handler to the runtime: lambda.Start(handler).
 // Here it is called with a batch directly: the record that failed is the one
 // reported back for Lambda to retry.
 func ExampleSQS() {
@@ -34,7 +34,10 @@ func ExampleSQS() {
 	if err != nil {
 		panic(err)
 	}
-	handler := cblambda.SQS(ep, cblambda.SQSOptions{})
+	handler, err := cblambda.SQS(ep, cblambda.SQSOptions{})
+	if err != nil {
+		panic(err)
+	}
 
 	batch := events.SQSEvent{Records: []events.SQSMessage{
 		{MessageId: "m-1", Body: `{"specversion":"1.0","id":"1","source":"/shop","type":"order","subject":"paid"}`,

@@ -4,10 +4,20 @@
 // one (filters, middleware, idempotency, retry policy, dead-lettering) by way
 // of a *crossbus.Endpoint, and its outcome becomes what Lambda expects.
 //
-//	r := crossbus.NewRouter(bus)
+//	r, _ := crossbus.NewRouter(bus)
 //	r.Handle("orders", "billing", bill, crossbus.WithDeadLetterTopic("orders-dlq"))
 //	ep, _ := r.Endpoint("orders", "billing")
-//	lambda.Start(cblambda.SQS(ep, cblambda.SQSOptions{}))
+//	handler, err := cblambda.SQS(ep, cblambda.SQSOptions{})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	lambda.Start(handler)
+//
+// Messages that claim to be CloudEvents but are not valid ones (see
+// aws.DecodeMessage) are handed to the endpoint as undecodable deliveries
+// (crossbus.Undecodable): the portable layer dead-letters them to the
+// route's dead-letter topic without running the handler, and the record,
+// settled, is not reported failed.
 //
 // The package is separate from providers/aws so that services not running on
 // Lambda do not link github.com/aws/aws-lambda-go.
@@ -43,6 +53,31 @@ type SQSOptions struct {
 	Client *sqs.Client
 }
 
+// errNilEndpoint refuses a handler built without an endpoint, which could
+// only fail at the first invocation.
+func errNilEndpoint(name string) error {
+	return fmt.Errorf("%w: crossbus/lambda: %s(nil endpoint): make one with Router.Endpoint or Bus.NewEndpoint", crossbus.ErrInvalidOption, name)
+}
+
+// undecodable is the pushed delivery of a message that claims to be a
+// CloudEvent and is not one (crossbus.Undecodable).
+type undecodable struct {
+	*crossbus.PushDelivery
+	err error
+}
+
+func (u undecodable) DecodeError() error { return u.err }
+
+// pushed wraps a decoded record for the endpoint: a plain push delivery, or
+// an undecodable one when decodeErr is set.
+func pushed(ev *crossbus.Event, attempt int, decodeErr error) (*crossbus.PushDelivery, crossbus.Delivery) {
+	d := crossbus.NewPushDelivery(ev, attempt)
+	if decodeErr != nil {
+		return d, undecodable{PushDelivery: d, err: decodeErr}
+	}
+	return d, d
+}
+
 // SQS returns a handler for an SQS event source mapping. The mapping must
 // have ReportBatchItemFailures in its FunctionResponseTypes: the handler
 // answers with the records to retry in batchItemFailures and never fails the
@@ -50,7 +85,8 @@ type SQSOptions struct {
 //
 // Each record is decoded by the rules of aws.DecodeMessage (structured or
 // binary CloudEvents, SNS and EventBridge envelopes, native messages), with
-// ApproximateReceiveCount as the attempt. A record is reported failed when
+// ApproximateReceiveCount as the attempt; a record that claims to be a
+// CloudEvent and is not one is undecodable (see the package documentation). A record is reported failed when
 // the pipeline nacks it (a retryable error before the last attempt) or does
 // not settle it (the invocation's context ended); it is not reported when it
 // was handled, filtered out, or dead-lettered to the route's dead-letter
@@ -59,12 +95,19 @@ type SQSOptions struct {
 // Records of a FIFO queue run one at a time in order; once a record of a
 // message group fails, the later records of that group are reported failed
 // without running, so none overtakes it.
-func SQS(ep *crossbus.Endpoint, o SQSOptions) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+//
+// It fails only when ep is nil.
+func SQS(ep *crossbus.Endpoint, o SQSOptions) (func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), error) {
+	if ep == nil {
+		return nil, errNilEndpoint("SQS")
+	}
 	urls := &sync.Map{}
 	return func(ctx context.Context, batch events.SQSEvent) (events.SQSEventResponse, error) {
 		ds := make([]*crossbus.PushDelivery, len(batch.Records))
+		all := make([]crossbus.Delivery, len(batch.Records))
 		for i := range batch.Records {
-			ds[i] = crossbus.NewPushDelivery(DecodeSQSRecord(batch.Records[i]), receiveCount(batch.Records[i]))
+			ev, err := DecodeSQSRecord(batch.Records[i])
+			ds[i], all[i] = pushed(ev, receiveCount(batch.Records[i]), err)
 		}
 		skipped := map[int]bool{}
 		if len(batch.Records) > 0 && strings.HasSuffix(batch.Records[0].EventSourceARN, ".fifo") {
@@ -75,16 +118,12 @@ func SQS(ep *crossbus.Endpoint, o SQSOptions) func(context.Context, events.SQSEv
 					skipped[i] = true
 					continue
 				}
-				ep.Deliver(ctx, d)
+				ep.Deliver(ctx, all[i])
 				if out, _ := d.Outcome(); out == crossbus.Nacked || out == crossbus.Unsettled {
 					blocked[g] = true
 				}
 			}
 		} else {
-			all := make([]crossbus.Delivery, len(ds))
-			for i, d := range ds {
-				all[i] = d
-			}
 			ep.DeliverBatch(ctx, all)
 		}
 		var resp events.SQSEventResponse
@@ -103,7 +142,7 @@ func SQS(ep *crossbus.Endpoint, o SQSOptions) func(context.Context, events.SQSEv
 			delayRecords(ctx, o.Client, urls, delayed)
 		}
 		return resp, nil
-	}
+	}, nil
 }
 
 type delayedRecord struct {
@@ -158,8 +197,19 @@ func receiveCount(r events.SQSMessage) int {
 }
 
 // DecodeSQSRecord turns a record of a Lambda SQS event into an event, by
-// the rules of aws.DecodeMessage. It never fails.
-func DecodeSQSRecord(r events.SQSMessage) *crossbus.Event {
+// the rules of aws.DecodeMessage. It fails only for a record that claims to
+// be a CloudEvent and is not a valid one (aws.ErrMalformedCloudEvent); the
+// event is then the placeholder of aws.UndecodableEvent, never nil.
+func DecodeSQSRecord(r events.SQSMessage) (*crossbus.Event, error) {
+	m := sqsMessage(r)
+	ev, err := awsprov.DecodeMessage(m)
+	if err != nil {
+		return awsprov.UndecodableEvent(m), err
+	}
+	return ev, nil
+}
+
+func sqsMessage(r events.SQSMessage) awsprov.Message {
 	m := awsprov.Message{ID: r.MessageId, Body: r.Body, SourceARN: r.EventSourceARN}
 	if ms, err := strconv.ParseInt(r.Attributes["SentTimestamp"], 10, 64); err == nil {
 		m.SentTimestamp = time.UnixMilli(ms).UTC()
@@ -170,7 +220,7 @@ func DecodeSQSRecord(r events.SQSMessage) *crossbus.Event {
 		}
 		m.Attributes[k] = awsprov.Attribute{DataType: a.DataType, StringValue: awssdk.ToString(a.StringValue), BinaryValue: a.BinaryValue}
 	}
-	return awsprov.DecodeMessage(m)
+	return m
 }
 
 // ErrRetry is returned (wrapped) by the EventBridge and SNS handlers when the
@@ -185,37 +235,75 @@ var ErrRetry = errors.New("crossbus/lambda: event not handled; retry the invocat
 // 1: a retryable failure returns an error wrapping ErrRetry and Lambda's
 // asynchronous retries (and its on-failure destination) take over; a
 // permanent failure goes to the route's dead-letter topic and the invocation
-// succeeds. A payload that is not an EventBridge event fails with an error
-// wrapping crossbus.ErrInvalidData.
-func EventBridge(ep *crossbus.Endpoint) func(context.Context, json.RawMessage) error {
+// succeeds. An event whose detail claims to be a CloudEvent and is not one
+// is undecodable (see the package documentation); a payload that is not an
+// EventBridge event at all fails with an error wrapping
+// crossbus.ErrInvalidData.
+//
+// It fails only when ep is nil.
+func EventBridge(ep *crossbus.Endpoint) (func(context.Context, json.RawMessage) error, error) {
+	if ep == nil {
+		return nil, errNilEndpoint("EventBridge")
+	}
 	return func(ctx context.Context, payload json.RawMessage) error {
 		ev, err := awsprov.DecodeEventBridge(payload)
-		if err != nil {
+		switch {
+		case errors.Is(err, awsprov.ErrMalformedCloudEvent):
+			return deliverOne(ctx, ep, undecodableEventBridge(payload), err)
+		case err != nil:
 			return fmt.Errorf("%w: %w", crossbus.ErrInvalidData, err)
 		}
-		return deliverOne(ctx, ep, ev)
+		return deliverOne(ctx, ep, ev, nil)
+	}, nil
+}
+
+// undecodableEventBridge is the placeholder event of an EventBridge event
+// whose detail is a malformed CloudEvent: its id and source are the
+// envelope's, its data the whole envelope.
+func undecodableEventBridge(payload []byte) *crossbus.Event {
+	var env struct {
+		ID     string `json:"id"`
+		Source string `json:"source"`
 	}
+	_ = json.Unmarshal(payload, &env)
+	if env.Source == "" {
+		env.Source = "aws.events"
+	}
+	ev := crossbus.NewUndecodableEvent(strings.TrimSpace(env.ID), env.Source, payload, nil)
+	if crossbus.Validate(&ev) != nil { // a source that is not a URI reference
+		ev.SetSource("aws.events")
+		ev.FieldErrors = nil
+	}
+	return &ev
 }
 
 // SNS returns a handler for an SNS subscription's Lambda endpoint. Each
-// record is decoded with aws.DecodeNotification. As with EventBridge, the
-// attempt is always 1 and a retryable failure returns an error wrapping
-// ErrRetry, so that Lambda retries the asynchronous invocation.
-func SNS(ep *crossbus.Endpoint) func(context.Context, events.SNSEvent) error {
+// record is decoded with aws.DecodeNotification (a message that claims to
+// be a CloudEvent and is not one is undecodable, see the package
+// documentation). As with EventBridge, the attempt is always 1 and a
+// retryable failure returns an error wrapping ErrRetry, so that Lambda
+// retries the asynchronous invocation.
+//
+// It fails only when ep is nil.
+func SNS(ep *crossbus.Endpoint) (func(context.Context, events.SNSEvent) error, error) {
+	if ep == nil {
+		return nil, errNilEndpoint("SNS")
+	}
 	return func(ctx context.Context, e events.SNSEvent) error {
 		var errs []error
 		for _, r := range e.Records {
-			if err := deliverOne(ctx, ep, DecodeSNSRecord(r)); err != nil {
+			ev, decodeErr := DecodeSNSRecord(r)
+			if err := deliverOne(ctx, ep, ev, decodeErr); err != nil {
 				errs = append(errs, err)
 			}
 		}
 		return errors.Join(errs...)
-	}
+	}, nil
 }
 
-func deliverOne(ctx context.Context, ep *crossbus.Endpoint, ev *crossbus.Event) error {
-	d := crossbus.NewPushDelivery(ev, 1)
-	ep.Deliver(ctx, d)
+func deliverOne(ctx context.Context, ep *crossbus.Endpoint, ev *crossbus.Event, decodeErr error) error {
+	d, delivery := pushed(ev, 1, decodeErr)
+	ep.Deliver(ctx, delivery)
 	switch out, delay := d.Outcome(); out {
 	case crossbus.Acked, crossbus.DeadLettered:
 		return nil
@@ -225,8 +313,11 @@ func deliverOne(ctx context.Context, ep *crossbus.Endpoint, ev *crossbus.Event) 
 }
 
 // DecodeSNSRecord turns a record of a Lambda SNS event into an event, by the
-// rules of aws.DecodeNotification. It never fails.
-func DecodeSNSRecord(r events.SNSEventRecord) *crossbus.Event {
+// rules of aws.DecodeNotification. It fails only for a message that claims
+// to be a CloudEvent and is not a valid one (aws.ErrMalformedCloudEvent);
+// the event is then the placeholder of aws.UndecodableNotification, never
+// nil.
+func DecodeSNSRecord(r events.SNSEventRecord) (*crossbus.Event, error) {
 	n := awsprov.Notification{MessageID: r.SNS.MessageID, TopicARN: r.SNS.TopicArn, Subject: r.SNS.Subject,
 		Message: r.SNS.Message, Timestamp: r.SNS.Timestamp}
 	for k, v := range r.SNS.MessageAttributes {
@@ -241,5 +332,9 @@ func DecodeSNSRecord(r events.SNSEventRecord) *crossbus.Event {
 		}
 		n.Attributes[k] = awsprov.SNSAttribute(typ, val)
 	}
-	return awsprov.DecodeNotification(n)
+	ev, err := awsprov.DecodeNotification(n)
+	if err != nil {
+		return awsprov.UndecodableNotification(n), err
+	}
+	return ev, nil
 }

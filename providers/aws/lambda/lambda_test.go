@@ -106,6 +106,13 @@ func sqsPayload(t *testing.T, queueARN string, recs ...record) events.SQSEvent {
 	return ev
 }
 
+func sqsHandler(t *testing.T, ep *crossbus.Endpoint, o cblambda.SQSOptions) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+	t.Helper()
+	h, err := cblambda.SQS(ep, o)
+	require.NoError(t, err)
+	return h
+}
+
 func failures(resp events.SQSEventResponse) []string {
 	var ids []string
 	for _, f := range resp.BatchItemFailures {
@@ -140,7 +147,7 @@ func TestSQSBatchReportsOnlyTheFailedItems(t *testing.T) {
 		record{id: "m5", body: structured(t, "flaky-5", map[string]int{"n": 5}), receives: 3}, // the last attempt
 		record{id: "m6", body: structured(t, "flaky-6", map[string]int{"n": 6}), receives: 2},
 	)
-	resp, err := cblambda.SQS(ep, cblambda.SQSOptions{})(context.Background(), batch)
+	resp, err := sqsHandler(t, ep, cblambda.SQSOptions{})(context.Background(), batch)
 	require.NoError(t, err, "a partial failure never fails the whole batch")
 	assert.ElementsMatch(t, []string{"m2", "m6"}, failures(resp), "only the records to retry are reported")
 
@@ -177,7 +184,7 @@ func TestSQSFIFOBatchStopsAFailedGroupOnly(t *testing.T) {
 		record{id: "m4", body: structured(t, "a3", 3), group: "customer-a", receives: 1},
 		record{id: "m5", body: structured(t, "b2", 2), group: "customer-b", receives: 1},
 	)
-	resp, err := cblambda.SQS(ep, cblambda.SQSOptions{})(context.Background(), batch)
+	resp, err := sqsHandler(t, ep, cblambda.SQSOptions{})(context.Background(), batch)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"m3", "m4"}, failures(resp), "the failed record and the later one of its group")
 	mu.Lock()
@@ -208,7 +215,7 @@ func TestSQSNackDelayIsAppliedWithChangeMessageVisibility(t *testing.T) {
 		return errors.New("try later")
 	}), crossbus.WithDeadLetterTopic("orders-dlq"), crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 5, InitialBackoff: 2 * time.Second, MaxBackoff: 2 * time.Second, Multiplier: 1}))
 	require.NoError(t, err)
-	resp, err := cblambda.SQS(ep, cblambda.SQSOptions{Client: client})(ctx, batch)
+	resp, err := sqsHandler(t, ep, cblambda.SQSOptions{Client: client})(ctx, batch)
 	require.NoError(t, err)
 	require.Equal(t, []string{*m.MessageId}, failures(resp))
 
@@ -245,7 +252,7 @@ func TestSQSRecordsInEveryShapeAreDecoded(t *testing.T) {
 		record{id: "m4", body: `{"n":1}`, receives: 1, attrs: map[string]string{"ce-specversion": "1.0", "ce-id": "bin-1", "ce-source": "/bin",
 			"ce-type": "com.example.bin", "content-type": "application/json", "ce-partitionkey": "k1"}},
 	)
-	resp, err := cblambda.SQS(ep, cblambda.SQSOptions{})(context.Background(), batch)
+	resp, err := sqsHandler(t, ep, cblambda.SQSOptions{})(context.Background(), batch)
 	require.NoError(t, err)
 	assert.Empty(t, resp.BatchItemFailures)
 	mu.Lock()
@@ -279,7 +286,8 @@ func TestEventBridgeHandler(t *testing.T) {
 		return nil
 	}), crossbus.WithDeadLetterTopic("orders-dlq"))
 	require.NoError(t, err)
-	h := cblambda.EventBridge(ep)
+	h, err := cblambda.EventBridge(ep)
+	require.NoError(t, err)
 	ctx := context.Background()
 
 	s3 := `{"version":"0","id":"e-1","detail-type":"Object Created","source":"aws.s3","account":"123456789012",
@@ -326,7 +334,9 @@ func TestSNSHandler(t *testing.T) {
 		"Type":"Notification","UnsubscribeUrl":"https://sns.example/unsub","TopicArn":"arn:aws:sns:us-east-1:123456789012:orders","Subject":""}}]}`
 	var ev events.SNSEvent
 	require.NoError(t, json.Unmarshal([]byte(payload), &ev))
-	require.NoError(t, cblambda.SNS(ep)(context.Background(), ev))
+	h, err := cblambda.SNS(ep)
+	require.NoError(t, err)
+	require.NoError(t, h(context.Background(), ev))
 	require.Len(t, got, 1)
 	assert.Equal(t, "user-7", got[0].ID())
 	assert.Equal(t, "com.example.user.signedup", got[0].Type())
@@ -334,7 +344,73 @@ func TestSNSHandler(t *testing.T) {
 
 	ev.Records[0].SNS.MessageAttributes = nil
 	ev.Records[0].SNS.Message = "plain"
-	err = cblambda.SNS(ep)(context.Background(), ev)
+	err = h(context.Background(), ev)
 	require.ErrorIs(t, err, cblambda.ErrRetry)
 	assert.Equal(t, "arn:aws:sns:us-east-1:123456789012:orders", got[1].Source())
+}
+
+func TestHandlersRefuseANilEndpoint(t *testing.T) {
+	sqsH, err := cblambda.SQS(nil, cblambda.SQSOptions{})
+	require.ErrorIs(t, err, crossbus.ErrInvalidOption)
+	assert.ErrorContains(t, err, "SQS(nil endpoint)")
+	assert.Nil(t, sqsH)
+	ebH, err := cblambda.EventBridge(nil)
+	require.ErrorIs(t, err, crossbus.ErrInvalidOption)
+	assert.ErrorContains(t, err, "EventBridge(nil endpoint)")
+	assert.Nil(t, ebH)
+	snsH, err := cblambda.SNS(nil)
+	require.ErrorIs(t, err, crossbus.ErrInvalidOption)
+	assert.ErrorContains(t, err, "SNS(nil endpoint)")
+	assert.Nil(t, snsH)
+}
+
+// A record that claims to be a CloudEvent and is not one never reaches the
+// handler: the portable layer dead-letters its placeholder to the route's
+// dead-letter topic, and the record is settled, not reported failed.
+func TestMalformedCloudEventsAreDeadLetteredByTheCore(t *testing.T) {
+	w := newWorld(t)
+	var mu sync.Mutex
+	handled := map[string]int{}
+	ep, err := w.bus.NewEndpoint("orders", "billing", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
+		mu.Lock()
+		handled[e.ID()]++
+		mu.Unlock()
+		return nil
+	}), crossbus.WithDeadLetterTopic("orders-dlq"))
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	batch := sqsPayload(t, "arn:aws:sqs:us-east-1:123456789012:billing",
+		record{id: "m-ok", body: structured(t, "ok-1", 1), receives: 1},
+		record{id: "m-structured", body: `{"specversion":"1.0","id":`, receives: 1,
+			attrs: map[string]string{"content-type": "application/cloudevents+json"}},
+		record{id: "m-binary", body: `{}`, receives: 2, attrs: map[string]string{"ce-specversion": "1.0", "ce-type": "t"}},
+	)
+	resp, err := sqsHandler(t, ep, cblambda.SQSOptions{})(ctx, batch)
+	require.NoError(t, err)
+	assert.Empty(t, failures(resp), "dead-lettered records are settled")
+
+	eb, err := cblambda.EventBridge(ep)
+	require.NoError(t, err)
+	require.NoError(t, eb(ctx, json.RawMessage(`{"version":"0","id":"env-bad","detail-type":"t","source":"/shop","account":"1",
+		"time":"2026-11-29T12:00:00Z","region":"us-east-1","resources":[],"detail":{"specversion":"1.0","id":"x"}}`)))
+
+	sns, err := cblambda.SNS(ep)
+	require.NoError(t, err)
+	var snsEv events.SNSEvent
+	require.NoError(t, json.Unmarshal([]byte(`{"Records":[{"EventSource":"aws:sns","Sns":{"MessageId":"sns-bad",
+		"TopicArn":"arn:aws:sns:us-east-1:123456789012:orders","Message":"not json",
+		"MessageAttributes":{"content-type":{"Type":"String","Value":"application/cloudevents+json"}}}}]}`), &snsEv))
+	require.NoError(t, sns(ctx, snsEv))
+
+	dl := w.deadLetters(t, 4)
+	for id, attempts := range map[string]int{"m-structured": 1, "m-binary": 2, "env-bad": 1, "sns-bad": 1} {
+		info, ok := dl[id]
+		require.True(t, ok, "%s dead-lettered under its message id", id)
+		assert.Contains(t, info.Reason, "undecodable message", id)
+		assert.Equal(t, attempts, info.Attempts, id)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, map[string]int{"ok-1": 1}, handled, "only the valid record reached the handler")
 }

@@ -48,6 +48,25 @@
 // Event Grid schema events (Microsoft.Storage.BlobCreated and the like) map
 // to CloudEvents by the rule on DecodeEventGridEvent.
 //
+// # Undecodable events and receive errors
+//
+// Event Grid carries only CloudEvents and Event Grid schema events, so
+// nothing it delivers is a foreign message; an event crossbus cannot decode
+// (say a text/plain event whose data is a JSON object) is undecodable. The
+// namespace receiver hands it to the portable layer as a
+// crossbus.Undecodable delivery whose event is the placeholder of
+// UndecodableEvent (the event's JSON as data), and the portable layer
+// dead-letters it (reject, with NamespaceOptions.NativeDeadLetter, else the
+// route's dead-letter topic) without running the handler. The Webhook does
+// the same for the events of a pushed batch; a push whose body does not
+// decode at all is answered 400. A namespace receive answered 404 (the
+// event subscription or its topic was deleted) stops the subscription with
+// crossbus.ErrSubscriptionNotFound, 401 or 403 with crossbus.ErrUnauthorized
+// (which ErrUnauthorized matches); other failures are retried.
+//
+// Topic and subscription names given to the Bus are portable names
+// (crossbus.ValidateName), which Event Grid accepts as they are.
+//
 // # Native and portable
 //
 // Native: lock-based pull delivery, delayed redelivery (release delays are

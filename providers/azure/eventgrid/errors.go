@@ -16,8 +16,19 @@ import (
 var ErrLockLost = errors.New("eventgrid: lock lost")
 
 // ErrUnauthorized is matched by errors for requests Event Grid refused
-// because the key or token is missing, wrong, or lacks the role.
-var ErrUnauthorized = errors.New("eventgrid: unauthorized")
+// because the key or token is missing, wrong, or lacks the role. It also
+// matches crossbus.ErrUnauthorized, so a receive refused this way stops the
+// subscription.
+var ErrUnauthorized error = &sentinel{msg: "eventgrid: unauthorized", also: crossbus.ErrUnauthorized}
+
+// sentinel is an error value that also matches a crossbus sentinel.
+type sentinel struct {
+	msg  string
+	also error
+}
+
+func (s *sentinel) Error() string        { return s.msg }
+func (s *sentinel) Is(target error) bool { return target == s.also }
 
 // statusOf returns the HTTP status of an Azure SDK error (0 if none).
 func statusOf(err error) int {

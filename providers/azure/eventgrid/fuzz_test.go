@@ -16,6 +16,7 @@ var fuzzBodies = []string{
 	`[{"id":"e","topic":"/t","subject":"s","eventType":"Microsoft.Storage.BlobCreated","eventTime":"2026-11-29T10:00:00Z","data":{"api":"PutBlob"},"dataVersion":"1.0"}]`,
 	`[{"id":"v","topic":"/t","eventType":"Microsoft.EventGrid.SubscriptionValidationEvent","data":{"validationCode":"c"}}]`,
 	`{"specversion":"0.3","id":"a"}`, `[]`, `null`, `{}`, `[{"eventType":""}]`,
+	`[{"specversion":"1.0","id":"x"},{"specversion":"1.0","id":"a","source":"/s","type":"t"}]`,
 }
 
 // FuzzDecodePush feeds webhook bodies with each content type a sender may
@@ -44,7 +45,13 @@ func FuzzDecodePush(f *testing.F) {
 		if p.ValidationCode != "" && len(p.Events) > 0 {
 			t.Fatalf("validation push with %d events", len(p.Events))
 		}
-		for _, ev := range p.Events {
+		if p.DecodeErrors != nil && len(p.DecodeErrors) != len(p.Events) {
+			t.Fatalf("%d decode errors for %d events", len(p.DecodeErrors), len(p.Events))
+		}
+		for i, ev := range p.Events {
+			if p.DecodeErrors != nil && p.DecodeErrors[i] != nil && ev.Type() != crossbus.TypeUndecodable {
+				t.Fatalf("event %d did not decode (%v) but is not a placeholder: %v", i, p.DecodeErrors[i], ev)
+			}
 			checkRoundTrip(t, ev)
 		}
 	})

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 
 	"net/http"
 	"sync"
@@ -497,32 +499,122 @@ func TestNamespaceCloseEndsABlockedReceive(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 }
 
-// An event in a receive result that is not a valid CloudEvent is rejected,
-// so it reaches the subscription's dead-letter destination, and the valid
-// events of the same result are delivered.
-func TestNamespaceRejectsUndecodableEvents(t *testing.T) {
-	srv := newServer(t)
-	ns := newNamespace(t, namespaceOptions(srv))
-	topic, sub := topicWithSub(t, srv, egtest.SubscriptionConfig{DeadLetter: true})
-	ctx := testCtx(t)
-	// A text event whose data is an object: valid for Event Grid, but its
-	// data cannot be the string text/plain requires.
-	sender, err := aznamespaces.NewSenderClientWithSharedKeyCredential(srv.Endpoint(), topic, azcore.NewKeyCredential(srv.Key()),
-		&aznamespaces.SenderClientOptions{ClientOptions: srv.ClientOptions()})
-	require.NoError(t, err)
-	odd, err := messaging.NewCloudEvent("/odd", "com.example.odd", json.RawMessage(`{"a":1}`),
-		&messaging.CloudEventOptions{DataContentType: to.Ptr("text/plain")})
-	require.NoError(t, err)
-	_, err = sender.SendEvent(ctx, &odd, nil)
-	require.NoError(t, err)
-	good := jsonEvent(t, 1)
-	require.NoError(t, ns.Publish(ctx, topic, []*crossbus.Event{good}))
+// An event in a receive result that is not a valid CloudEvent is handed to
+// the portable layer as undecodable, which dead-letters it: by reject with a
+// native dead-letter destination, else to the route's dead-letter topic. The
+// valid events of the same result are delivered.
+func TestNamespaceUndecodableEventsAreDeadLetteredByTheCore(t *testing.T) {
+	for _, native := range []bool{true, false} {
+		t.Run(fmt.Sprintf("native=%v", native), func(t *testing.T) {
+			srv := newServer(t)
+			o := namespaceOptions(srv)
+			o.NativeDeadLetter = native
+			ns := newNamespace(t, o)
+			topic, sub := topicWithSub(t, srv, egtest.SubscriptionConfig{DeadLetter: true})
+			ctx := testCtx(t)
+			// A text event whose data is an object: valid for Event Grid, but
+			// its data cannot be the string text/plain requires.
+			sender, err := aznamespaces.NewSenderClientWithSharedKeyCredential(srv.Endpoint(), topic, azcore.NewKeyCredential(srv.Key()),
+				&aznamespaces.SenderClientOptions{ClientOptions: srv.ClientOptions()})
+			require.NoError(t, err)
+			odd, err := messaging.NewCloudEvent("/odd", "com.example.odd", json.RawMessage(`{"a":1}`),
+				&messaging.CloudEventOptions{DataContentType: to.Ptr("text/plain")})
+			require.NoError(t, err)
+			_, err = sender.SendEvent(ctx, &odd, nil)
+			require.NoError(t, err)
+			good := jsonEvent(t, 1)
+			require.NoError(t, ns.Publish(ctx, topic, []*crossbus.Event{good}))
 
-	d := receive(t, ctx, ns, topic, sub, 1)[0]
-	assert.Equal(t, good.ID(), d.Event().ID())
-	require.NoError(t, d.Ack(ctx))
-	dls := srv.DeadLetters(topic, sub)
-	require.Len(t, dls, 1)
-	assert.Equal(t, "Rejected", dls[0].Reason)
-	assert.Contains(t, string(dls[0].Event), odd.ID)
+			ds := receive(t, ctx, ns, topic, sub, 2)
+			u, ok := ds[0].(crossbus.Undecodable)
+			require.True(t, ok)
+			require.Error(t, u.DecodeError(), "the odd event comes first, undecodable")
+			assert.Equal(t, crossbus.TypeUndecodable, ds[0].Event().Type())
+			assert.Equal(t, odd.ID, ds[0].Event().ID())
+			assert.Equal(t, "/odd", ds[0].Event().Source())
+			assert.Contains(t, string(ds[0].Event().Data()), `"data":{"a":1}`, "the event as it arrived")
+			assert.NoError(t, ds[1].(crossbus.Undecodable).DecodeError())
+			assert.Equal(t, good.ID(), ds[1].Event().ID())
+			for _, d := range ds {
+				require.NoError(t, d.Nack(ctx, 0))
+			}
+
+			b := newBus(t, ns)
+			dlTopic := uniqueName("dead")
+			require.NoError(t, srv.CreateTopic(dlTopic))
+			require.NoError(t, srv.CreateSubscription(dlTopic, "reader", egtest.SubscriptionConfig{}))
+			s := newSink()
+			_, err = b.Subscribe(ctx, topic, sub, s, crossbus.WithDeadLetterTopic(dlTopic))
+			require.NoError(t, err)
+			evs := s.waitFor(t, 1)
+			assert.Equal(t, good.ID(), evs[0].ID())
+			if native {
+				require.Eventually(t, func() bool { return len(srv.DeadLetters(topic, sub)) == 1 }, 10*time.Second, 10*time.Millisecond)
+				dls := srv.DeadLetters(topic, sub)
+				assert.Equal(t, "Rejected", dls[0].Reason, "rejected by the core's DeadLetter")
+				assert.Contains(t, string(dls[0].Event), odd.ID)
+			} else {
+				dl := receive(t, ctx, ns, dlTopic, "reader", 1)[0]
+				assert.Equal(t, crossbus.TypeUndecodable, dl.Event().Type())
+				info, ok := crossbus.DeadLetterInfoOf(dl.Event())
+				require.True(t, ok)
+				assert.Contains(t, info.Reason, "undecodable message")
+				assert.Equal(t, sub, info.Subscription)
+				assert.Empty(t, srv.DeadLetters(topic, sub))
+			}
+			time.Sleep(50 * time.Millisecond)
+			evs, _ = s.handled()
+			assert.Len(t, evs, 1, "only the valid event reached the handler")
+		})
+	}
+}
+
+// Receive errors that retrying cannot fix stop the subscription with the
+// sentinel that says why (404: the event subscription is gone; 401 and 403:
+// refused credentials or role); other statuses are retried.
+func TestNamespaceReceiveErrorsStopOrRetryByStatus(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		stops  error
+	}{
+		{http.StatusNotFound, crossbus.ErrSubscriptionNotFound},
+		{http.StatusUnauthorized, crossbus.ErrUnauthorized},
+		{http.StatusForbidden, crossbus.ErrUnauthorized},
+		{http.StatusServiceUnavailable, nil},
+		{http.StatusTooManyRequests, nil},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			srv := newServer(t)
+			ns := newNamespace(t, namespaceOptions(srv))
+			topic, sub := topicWithSub(t, srv, egtest.SubscriptionConfig{})
+			ctx := testCtx(t)
+			statuses := []int{tc.status}
+			if tc.stops != nil {
+				statuses = []int{tc.status, tc.status, tc.status, tc.status, tc.status, tc.status}
+			}
+			srv.FailNext("receive", statuses...)
+			b := newBus(t, ns)
+			s := newSink()
+			dead := uniqueName("dead")
+			require.NoError(t, srv.CreateTopic(dead))
+			subscription, err := b.Subscribe(ctx, topic, sub, s, crossbus.WithDeadLetterTopic(dead))
+			require.NoError(t, err)
+			if tc.stops != nil {
+				select {
+				case <-subscription.Done():
+				case <-time.After(30 * time.Second):
+					t.Fatal("the subscription kept retrying an error that retrying cannot fix")
+				}
+				require.ErrorIs(t, subscription.Err(), tc.stops)
+				assert.ErrorContains(t, subscription.Err(), sub)
+				return
+			}
+			ev := jsonEvent(t, 1)
+			require.NoError(t, b.Publish(ctx, topic, ev))
+			got := s.waitFor(t, 1)
+			assert.Equal(t, ev.ID(), got[0].ID())
+			assert.NoError(t, subscription.Err())
+		})
+	}
+	assert.ErrorIs(t, eventgrid.ErrUnauthorized, crossbus.ErrUnauthorized)
 }

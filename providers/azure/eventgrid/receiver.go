@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/aznamespaces"
 
@@ -43,7 +44,12 @@ func newReceiver(ns *Namespace, c *aznamespaces.ReceiverClient, spec crossbus.Su
 }
 
 // Receive long-polls Event Grid until at least one event is available. Each
-// returned delivery holds a lock for the subscription's lock duration.
+// returned delivery holds a lock for the subscription's lock duration. An
+// event that does not decode is returned as an undecodable delivery
+// (crossbus.Undecodable), which the portable layer dead-letters. A receive
+// answered 404 (the event subscription or its topic was deleted) fails with
+// crossbus.ErrSubscriptionNotFound, and 401 or 403 with
+// crossbus.ErrUnauthorized: the portable layer stops the subscription.
 //
 // When ctx ends or the receiver closes while a poll is in flight, the
 // request is cancelled; if Event Grid had just locked events for it, they
@@ -64,29 +70,21 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 		if err != nil {
 			return 0, err
 		}
-		n := 0
-		var bad []string
 		now := time.Now()
 		r.mu.Lock()
-		for _, g := range got {
-			if g.err != nil {
-				bad = append(bad, g.token)
-				continue
-			}
+		for i, g := range got {
 			d := &delivery{r: r, ev: g.ev, token: g.token, attempt: g.count, renewed: now}
+			if g.err != nil {
+				// Not a CloudEvent crossbus can hand to a handler: the
+				// portable layer dead-letters it.
+				d.ev, d.decodeErr = UndecodableEvent(g.raw, "/topics/"+r.topic+"/eventsubscriptions/"+r.sub), g.err
+			}
 			r.outstanding[d] = struct{}{}
-			buf[n] = d
-			n++
+			buf[i] = d
 		}
 		r.mu.Unlock()
-		if len(bad) > 0 {
-			// Not a CloudEvent crossbus can hand to a handler: reject it, so
-			// Event Grid moves it to the subscription's dead-letter
-			// destination (and drops it where none is configured).
-			_ = r.settle.do(ctx, settleOp{kind: opReject}, bad...)
-		}
-		if n > 0 {
-			return n, nil
+		if len(got) > 0 {
+			return len(got), nil
 		}
 	}
 }
@@ -98,7 +96,7 @@ func (r *receiver) poll(ctx context.Context, maxEvents int32) ([]received, error
 	stop := context.AfterFunc(r.closeCtx, cancel)
 	defer stop()
 	var raw *http.Response
-	_, err := r.c.ReceiveEvents(runtime.WithCaptureResponse(rctx, &raw),
+	_, err := r.c.ReceiveEvents(policy.WithCaptureResponse(rctx, &raw),
 		&aznamespaces.ReceiveEventsOptions{MaxEvents: &maxEvents, MaxWaitTime: &r.maxWait})
 	if raw != nil && raw.StatusCode == http.StatusOK {
 		// Decode the body ourselves, also when the SDK could not: the JSON
@@ -135,7 +133,8 @@ type received struct {
 	token string
 	count int
 	ev    *crossbus.Event
-	err   error // the event did not decode
+	err   error           // the event did not decode
+	raw   json.RawMessage // the event as it arrived, when it did not decode
 }
 
 // decodeReceiveResult decodes a receive response body:
@@ -163,7 +162,9 @@ func decodeReceiveResult(body []byte) ([]received, error) {
 			return nil, fmt.Errorf("eventgrid: decode receive result: value[%d] has no brokerProperties.lockToken", i)
 		}
 		g := received{token: bp.LockToken, count: max(bp.DeliveryCount, 1)}
-		g.ev, g.err = DecodeCloudEvent(v.Event)
+		if g.ev, g.err = DecodeCloudEvent(v.Event); g.err != nil {
+			g.raw = v.Event
+		}
 		out = append(out, g)
 	}
 	return out, nil
@@ -179,10 +180,13 @@ func (r *receiver) Close(ctx context.Context) error {
 
 // delivery is one locked event.
 type delivery struct {
-	r       *receiver
-	ev      *crossbus.Event
-	token   string
-	attempt int
+	r  *receiver
+	ev *crossbus.Event
+	// decodeErr says why the event Event Grid delivered does not decode;
+	// ev is then its placeholder (UndecodableEvent).
+	decodeErr error
+	token     string
+	attempt   int
 
 	mu      sync.Mutex
 	settled string // the operation that settled it
@@ -191,6 +195,10 @@ type delivery struct {
 }
 
 func (d *delivery) Event() *crossbus.Event { return d.ev }
+
+// DecodeError implements crossbus.Undecodable: nil unless the event does
+// not decode.
+func (d *delivery) DecodeError() error { return d.decodeErr }
 
 // Attempt is Event Grid's delivery count: 1 on the first receive.
 func (d *delivery) Attempt() int { return d.attempt }

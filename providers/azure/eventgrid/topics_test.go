@@ -53,7 +53,7 @@ func TestTopicsPublishThroughTheAzureSDK(t *testing.T) {
 	assert.Contains(t, string(got[0]), `"data":{"n":0}`, "JSON data is sent as JSON")
 
 	require.ErrorIs(t, b.Publish(ctx, "unknown", jsonEvent(t, 1)), crossbus.ErrTopicNotFound)
-	_, err = b.Subscribe(ctx, "orders", "sub", newSink(), crossbus.WithDeadLetterTopic("d"))
+	_, err = b.Subscribe(ctx, "orders", "sub", newSink(), crossbus.WithDeadLetterTopic("dead"))
 	require.ErrorIs(t, err, crossbus.ErrNotSupported)
 
 	wrong := newBus(t, newTopics(t, srv, "orders", func(o *eventgrid.TopicsOptions) { o.Key = "wrong" }))

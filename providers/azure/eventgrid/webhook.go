@@ -65,7 +65,11 @@ type WebhookOptions struct {
 //     batch that succeeded run again: make handlers idempotent (the
 //     idempotency middleware does) or set the subscription's max events per
 //     batch to 1;
-//   - 400: the payload does not decode (Event Grid dead-letters at once);
+//   - 400: the payload does not decode (Event Grid dead-letters at once).
+//     In a batch, an event that does not decode does not refuse the others:
+//     it is delivered as undecodable (crossbus.Undecodable), and the
+//     portable layer dead-letters its placeholder (UndecodableEvent) to the
+//     route's dead-letter topic without running the handler;
 //   - 401: authentication failed (not retried); 413: body too large.
 type Webhook struct {
 	ep   *crossbus.Endpoint
@@ -175,7 +179,7 @@ func (w *Webhook) deliver(rw http.ResponseWriter, r *http.Request) {
 	if n, err := strconv.Atoi(r.Header.Get("aeg-delivery-count")); err == nil && n >= 0 {
 		attempt = n + 1
 	}
-	retry, delay := w.dispatch(r, push.Events, attempt)
+	retry, delay := w.dispatch(r, push, attempt)
 	if retry {
 		rw.Header().Set("Retry-After", strconv.Itoa(int((delay+time.Second-1)/time.Second)))
 		http.Error(rw, "retry later", http.StatusServiceUnavailable)
@@ -185,13 +189,19 @@ func (w *Webhook) deliver(rw http.ResponseWriter, r *http.Request) {
 }
 
 // dispatch runs every event and reports whether any is to be retried, with
-// the longest delay the retry policy asked for.
-func (w *Webhook) dispatch(r *http.Request, events []*crossbus.Event, attempt int) (bool, time.Duration) {
+// the longest delay the retry policy asked for. Events of the batch that did
+// not decode are delivered as undecodable, for the portable layer to
+// dead-letter.
+func (w *Webhook) dispatch(r *http.Request, push Push, attempt int) (bool, time.Duration) {
 	var mu sync.Mutex
 	retry, delay := false, time.Duration(0)
-	one := func(ev *crossbus.Event) {
-		d := crossbus.NewPushDelivery(ev, attempt)
-		w.ep.Deliver(r.Context(), d)
+	one := func(i int) {
+		var decodeErr error
+		if push.DecodeErrors != nil {
+			decodeErr = push.DecodeErrors[i]
+		}
+		d, delivery := PushDelivery(push.Events[i], attempt, decodeErr)
+		w.ep.Deliver(r.Context(), delivery)
 		o, dl := d.Outcome()
 		if o == crossbus.Acked {
 			return
@@ -200,20 +210,20 @@ func (w *Webhook) dispatch(r *http.Request, events []*crossbus.Event, attempt in
 		retry, delay = true, max(delay, dl)
 		mu.Unlock()
 	}
-	if w.opts.Concurrency == 1 || len(events) == 1 {
-		for _, ev := range events {
-			one(ev)
+	if w.opts.Concurrency == 1 || len(push.Events) == 1 {
+		for i := range push.Events {
+			one(i)
 		}
 		return retry, delay
 	}
 	sem := make(chan struct{}, w.opts.Concurrency)
 	var wg sync.WaitGroup
-	for _, ev := range events {
+	for i := range push.Events {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			one(ev)
+			one(i)
 		}()
 	}
 	wg.Wait()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -18,8 +19,13 @@ import (
 
 // Push is a decoded Event Grid push request.
 type Push struct {
-	// Events to dispatch, in delivery order.
+	// Events to dispatch, in delivery order. An event of a batch that does
+	// not decode is its UndecodableEvent placeholder, with the reason at the
+	// same index of DecodeErrors.
 	Events []*crossbus.Event
+	// DecodeErrors is nil when every event decoded; otherwise it has an
+	// entry for each of Events, set for those that did not decode.
+	DecodeErrors []error
 	// ValidationCode is set for an Event Grid schema subscription
 	// validation; the response must echo it.
 	ValidationCode string
@@ -40,9 +46,13 @@ type Push struct {
 //     by their members.
 //
 // An Event Grid SubscriptionValidationEvent yields ValidationCode and no
-// events. Every event must decode, or the whole push is refused: Event Grid
-// answers 400 by dead-lettering, which is what a payload that will never
-// decode deserves.
+// events. A body that is not one of these forms, or a single event that
+// does not decode, refuses the whole push: Event Grid answers 400 by
+// dead-lettering, which is what a payload that will never decode deserves.
+// In a batch (a JSON array), an element that is a JSON object but not a
+// valid event does not sink the others: it is kept as its UndecodableEvent
+// placeholder with the reason in DecodeErrors, for the portable layer to
+// dead-letter.
 func DecodePush(header http.Header, body []byte) (Push, error) {
 	ct := header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
@@ -89,7 +99,8 @@ func decodeJSON(body []byte) (Push, error) {
 		return Push{}, errNotUTF8
 	}
 	raws := []json.RawMessage{body}
-	if body[0] == '[' {
+	batch := body[0] == '['
+	if batch {
 		raws = nil
 		if err := json.Unmarshal(body, &raws); err != nil {
 			return Push{}, fmt.Errorf("eventgrid: push body is not a JSON array of events: %w", err)
@@ -99,7 +110,11 @@ func decodeJSON(body []byte) (Push, error) {
 	for i, raw := range raws {
 		var g eventGridEvent
 		if err := json.Unmarshal(raw, &g); err != nil {
-			return Push{}, fmt.Errorf("eventgrid: event %d: %w", i, err)
+			if batch && isObject(raw) {
+				p.addUndecodable(raw, eventError(i, err))
+				continue
+			}
+			return Push{}, eventError(i, err)
 		}
 		if g.SpecVersion == "" {
 			switch g.EventType {
@@ -119,9 +134,13 @@ func decodeJSON(body []byte) (Push, error) {
 		}
 		ev, err := g.decode(raw)
 		if err != nil {
-			return Push{}, fmt.Errorf("eventgrid: event %d: %w", i, err)
+			if batch {
+				p.addUndecodable(raw, eventError(i, err))
+				continue
+			}
+			return Push{}, eventError(i, err)
 		}
-		p.Events = append(p.Events, ev)
+		p.add(ev)
 	}
 	if p.ValidationCode != "" && len(p.Events) > 0 {
 		return Push{}, fmt.Errorf("eventgrid: a subscription validation event arrived together with %d other events", len(p.Events))
@@ -129,14 +148,60 @@ func decodeJSON(body []byte) (Push, error) {
 	return p, nil
 }
 
+// decodeAll decodes the elements of a CloudEvents batch; an element that is
+// a JSON object but not a valid event is kept undecodable, anything else
+// refuses the batch.
 func decodeAll(raws []json.RawMessage, decode func([]byte) (*crossbus.Event, error)) (Push, error) {
 	p := Push{Events: make([]*crossbus.Event, 0, len(raws))}
 	for i, raw := range raws {
 		ev, err := decode(raw)
-		if err != nil {
-			return Push{}, fmt.Errorf("eventgrid: event %d: %w", i, err)
+		switch {
+		case err == nil:
+			p.add(ev)
+		case isObject(raw):
+			p.addUndecodable(raw, eventError(i, err))
+		default:
+			return Push{}, eventError(i, err)
 		}
-		p.Events = append(p.Events, ev)
 	}
 	return p, nil
 }
+
+func (p *Push) add(ev *crossbus.Event) {
+	p.Events = append(p.Events, ev)
+	if p.DecodeErrors != nil {
+		p.DecodeErrors = append(p.DecodeErrors, nil)
+	}
+}
+
+func (p *Push) addUndecodable(raw []byte, err error) {
+	if p.DecodeErrors == nil {
+		p.DecodeErrors = make([]error, len(p.Events), cap(p.Events))
+	}
+	p.Events = append(p.Events, UndecodableEvent(raw, "/eventgrid"))
+	p.DecodeErrors = append(p.DecodeErrors, err)
+}
+
+// isObject reports whether raw is a JSON object (an event, however broken)
+// rather than some other JSON value.
+func isObject(raw []byte) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] == '{' && json.Valid(raw)
+}
+
+// eventError is the failure of the i-th event of a push. Its message starts
+// with "eventgrid: " once, also when err's own message does.
+func eventError(i int, err error) error {
+	return &indexedError{i: i, err: err}
+}
+
+type indexedError struct {
+	i   int
+	err error
+}
+
+func (e *indexedError) Error() string {
+	return fmt.Sprintf("eventgrid: event %d: %s", e.i, strings.TrimPrefix(e.err.Error(), "eventgrid: "))
+}
+
+func (e *indexedError) Unwrap() error { return e.err }

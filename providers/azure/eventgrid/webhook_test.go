@@ -94,7 +94,8 @@ func newPushEnv(t *testing.T, opts eventgrid.WebhookOptions) *pushEnv {
 	b := newBus(t, mem)
 	s := newSink()
 	ep, err := b.NewEndpoint("orders", "billing", s, crossbus.WithDeadLetterTopic("dead"),
-		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: pushMaxAttempts, InitialBackoff: 10 * time.Second, MaxBackoff: time.Minute, Multiplier: 2}))
+		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: pushMaxAttempts, InitialBackoff: 10 * time.Second, MaxBackoff: time.Minute, Multiplier: 2,
+			Jitter: crossbus.NoJitter}))
 	require.NoError(t, err)
 	hook, err := eventgrid.NewWebhook(ep, opts)
 	require.NoError(t, err)
@@ -285,6 +286,9 @@ func TestWebhookStatusCodesTellEventGridWhatToDo(t *testing.T) {
 			return nil
 		}, req: pushReq{body: "[" + cloudEventJSON("a") + "," + cloudEventJSON("b") + "]", header: map[string]string{"Content-Type": "application/cloudevents-batch+json"}, expects: 503}},
 		{name: "an undecodable payload is 400 so Event Grid dead-letters it", req: pushReq{body: `{"specversion":"1.0","id":"x"}`, expects: 400}},
+		{name: "an undecodable event of a batch is dead-lettered, the others handled",
+			req:        pushReq{body: "[" + cloudEventJSON("a") + `,{"specversion":"1.0","id":"x"}]`, header: map[string]string{"Content-Type": "application/cloudevents-batch+json"}, expects: 200},
+			deadLetter: "undecodable message"},
 		{name: "not JSON is 400", req: pushReq{body: `<xml/>`, header: map[string]string{"Content-Type": "application/xml"}, expects: 400}},
 		{name: "GET is 405", req: pushReq{method: http.MethodGet, expects: 405}},
 		{name: "a body over the limit is 413", req: pushReq{body: `[` + strings.Repeat(" ", 5<<20) + `]`, header: map[string]string{"Content-Type": "application/json"}, expects: 413}},

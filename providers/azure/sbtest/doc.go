@@ -25,6 +25,9 @@
 //     every message), entity paths "q", "t/Subscriptions/s" and their
 //     "/$DeadLetterQueue" sub-queues; names are case-insensitive; sending to
 //     or receiving from a missing entity fails the attach with amqp:not-found.
+//     Deleting an entity (DeleteQueue, DeleteTopic, DeleteSubscription)
+//     detaches the receive links attached to it with amqp:not-found, and
+//     sends and settlements on it fail with amqp:not-found from then on.
 //   - Sending: single messages and batches (message-format 0x80013700, one
 //     data section per encoded message; a batch is accepted or rejected as a
 //     whole), max-message-size on the link (default 256 KiB) with
@@ -67,8 +70,8 @@
 //
 // # Where it differs from Service Bus
 //
-//   - Nothing is durable; entities are created only through this package's
-//     Go API (no ATOM management API, so the SDK's admin client does not
+//   - Nothing is durable; entities are created and deleted only through
+//     this package's Go API (no ATOM management API, so the SDK's admin client does not
 //     work), and subscriptions have no rules or filters.
 //   - Time to live is stored and returned but messages never expire;
 //     auto-forwarding, transactions, partitioned entities, message

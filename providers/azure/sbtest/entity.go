@@ -122,6 +122,9 @@ func (q *queueSends) send(ms []*amqp.Message, now time.Time) *amqpError {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.deleted {
+		return notFound(st.srv, st.name)
+	}
 	for _, m := range ms {
 		if q.dedup.duplicate(messageID(m), now) {
 			continue
@@ -142,6 +145,9 @@ func (q *queueSends) schedule(ms []*amqp.Message, now time.Time) ([]int64, *amqp
 	st := q.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.deleted {
+		return nil, notFound(st.srv, st.name)
+	}
 	seqs := make([]int64, 0, len(ms))
 	for _, m := range ms {
 		st.seq++
@@ -158,8 +164,8 @@ func (q *queueSends) fire(seq int64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	m, ok := q.sched.m[seq]
-	if !ok {
-		return // cancelled
+	if !ok || st.deleted {
+		return // cancelled, or the queue was deleted
 	}
 	delete(q.sched.m, seq)
 	st.addLocked(seq, m, time.Now())
@@ -190,6 +196,8 @@ type topic struct {
 	subs  map[string]*store // copy-on-write under mu
 	dedup *dedup
 	sched schedSet
+	// deleted: the topic was deleted (see Server.DeleteTopic).
+	deleted bool
 }
 
 func (t *topic) entityName() string { return t.name }
@@ -197,6 +205,9 @@ func (t *topic) entityName() string { return t.name }
 func (t *topic) send(ms []*amqp.Message, now time.Time) *amqpError {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.deleted {
+		return notFound(t.srv, t.name)
+	}
 	for _, m := range ms {
 		if t.dedup.duplicate(messageID(m), now) {
 			continue
@@ -230,6 +241,9 @@ func (t *topic) fanOutLocked(seq int64, m *amqp.Message, now time.Time) {
 func (t *topic) schedule(ms []*amqp.Message, now time.Time) ([]int64, *amqpError) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.deleted {
+		return nil, notFound(t.srv, t.name)
+	}
 	seqs := make([]int64, 0, len(ms))
 	for _, m := range ms {
 		t.seq++
@@ -245,7 +259,7 @@ func (t *topic) fire(seq int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m, ok := t.sched.m[seq]
-	if !ok {
+	if !ok || t.deleted {
 		return
 	}
 	delete(t.sched.m, seq)

@@ -376,10 +376,7 @@ func (d disposition) encode() any {
 	return described{uint64(descDisposition), []any{d.role, d.first, last, d.settled, d.state}}
 }
 
-var (
-	stateAccepted = described{uint64(descAccepted), []any{}}
-	stateReleased = described{uint64(descReleased), []any{}}
-)
+var stateAccepted = described{uint64(descAccepted), []any{}}
 
 func stateRejected(e *amqpError) any {
 	return described{uint64(descRejected), []any{e.described()}}

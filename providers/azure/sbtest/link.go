@@ -94,6 +94,8 @@ func (s *session) attach(a attach) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	switch {
+	case st.deleted: // deleted after it was resolved
+		l.refuse(notFound(s.c.srv, addr))
 	case hasFilter && !st.opts.RequiresSession:
 		l.refuse(&amqpError{Condition: "amqp:not-allowed", Description: fmt.Sprintf(
 			"It is not possible for an entity that does not require sessions (%s) to create a session receiver.", st.name)})

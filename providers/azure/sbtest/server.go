@@ -237,6 +237,77 @@ func (s *Server) CreateSubscription(topicName, name string, o EntityOptions) err
 	return nil
 }
 
+// DeleteQueue deletes a queue with its messages and dead-letter queue, as
+// deleting it in the portal or through the management API does: receivers
+// attached to it (or to its dead-letter queue) are detached with
+// amqp:not-found, and sending to it or settling its messages fails with
+// amqp:not-found from then on.
+func (s *Server) DeleteQueue(name string) error {
+	s.mu.Lock()
+	key := strings.ToLower(name)
+	st := s.queues[key]
+	delete(s.queues, key)
+	s.mu.Unlock()
+	if st == nil {
+		return fmt.Errorf("%w: queue %q", ErrNotFound, name)
+	}
+	st.delete()
+	return nil
+}
+
+// DeleteTopic deletes a topic and all its subscriptions (see
+// DeleteSubscription); its scheduled messages are dropped.
+func (s *Server) DeleteTopic(name string) error {
+	s.mu.Lock()
+	key := strings.ToLower(name)
+	t := s.topics[key]
+	delete(s.topics, key)
+	s.mu.Unlock()
+	if t == nil {
+		return fmt.Errorf("%w: topic %q", ErrNotFound, name)
+	}
+	t.mu.Lock()
+	t.deleted = true
+	subs := t.subs
+	t.subs = map[string]*store{}
+	t.mu.Unlock()
+	for _, st := range subs {
+		st.delete()
+	}
+	return nil
+}
+
+// DeleteSubscription deletes a subscription of a topic with its messages
+// and dead-letter queue: receivers attached to it are detached with
+// amqp:not-found, as Service Bus detaches them, and it gets no more of the
+// topic's messages.
+func (s *Server) DeleteSubscription(topicName, name string) error {
+	s.mu.Lock()
+	t := s.topics[strings.ToLower(topicName)]
+	s.mu.Unlock()
+	if t == nil {
+		return fmt.Errorf("%w: topic %q", ErrNotFound, topicName)
+	}
+	key := strings.ToLower(name)
+	t.mu.Lock()
+	st := t.subs[key]
+	if st != nil {
+		next := make(map[string]*store, len(t.subs))
+		for k, v := range t.subs {
+			if k != key {
+				next[k] = v
+			}
+		}
+		t.subs = next
+	}
+	t.mu.Unlock()
+	if st == nil {
+		return fmt.Errorf("%w: subscription %q of topic %q", ErrNotFound, name, topicName)
+	}
+	st.delete()
+	return nil
+}
+
 func checkName(name string) error {
 	if name == "" || strings.ContainsAny(name, "/$\\?#") || len(name) > 260 {
 		return fmt.Errorf("sbtest: invalid entity name %q (1-260 characters, no '/', '$', '\\', '?', '#')", name)

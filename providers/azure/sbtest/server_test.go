@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/go-amqp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -327,4 +328,80 @@ func TestWrongKeyIsUnauthorized(t *testing.T) {
 	var sbErr *azservicebus.Error
 	require.True(t, errors.As(err, &sbErr), "got %v", err)
 	assert.Equal(t, azservicebus.CodeUnauthorizedAccess, sbErr.Code)
+}
+
+// Deleting an entity detaches the receivers attached to it with
+// amqp:not-found, which the SDK returns as that *amqp.Error, and sending to
+// it or receiving from it again fails the same way.
+func TestDeletedEntitiesDetachTheirLinksWithNotFound(t *testing.T) {
+	e := newEnv(t)
+	require.NoError(t, e.srv.CreateQueue("jobs", sbtest.EntityOptions{}))
+	require.NoError(t, e.srv.CreateTopic("orders", sbtest.EntityOptions{}))
+	require.NoError(t, e.srv.CreateSubscription("orders", "billing", sbtest.EntityOptions{}))
+	require.NoError(t, e.srv.CreateSubscription("orders", "shipping", sbtest.EntityOptions{}))
+	require.NoError(t, e.srv.CreateSubscription("orders", "audit", sbtest.EntityOptions{RequiresSession: true}))
+
+	queue := e.receiver("jobs", nil)
+	billing, err := e.client.NewReceiverForSubscription("orders", "billing", nil)
+	require.NoError(t, err)
+	defer billing.Close(context.Background())
+	// Attach the links: a receive that ends empty.
+	for _, r := range []*azservicebus.Receiver{queue, billing} {
+		ctx, cancel := context.WithTimeout(e.ctx, 200*time.Millisecond)
+		_, _ = r.ReceiveMessages(ctx, 1, nil)
+		cancel()
+	}
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := e.client.AcceptNextSessionForSubscription(e.ctx, "orders", "audit", nil)
+		waiting <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the accept waits for a session
+
+	require.NoError(t, e.srv.DeleteQueue("jobs"))
+	require.NoError(t, e.srv.DeleteSubscription("orders", "billing"))
+	require.NoError(t, e.srv.DeleteSubscription("orders", "audit"))
+	notFound := func(err error) bool {
+		var ae *amqp.Error
+		return errors.As(err, &ae) && ae.Condition == amqp.ErrCondNotFound
+	}
+	for name, r := range map[string]*azservicebus.Receiver{"queue": queue, "subscription": billing} {
+		_, err := r.ReceiveMessages(e.ctx, 1, nil)
+		require.Error(t, err, name)
+		assert.True(t, notFound(err), "%s: %v", name, err)
+		assert.Contains(t, err.Error(), "could not be found", name)
+	}
+	select {
+	case err := <-waiting:
+		assert.True(t, notFound(err), "waiting session accept: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session accept kept waiting on a deleted subscription")
+	}
+
+	s, err := e.client.NewSender("jobs", nil)
+	require.NoError(t, err)
+	defer s.Close(context.Background())
+	err = s.SendMessage(e.ctx, &azservicebus.Message{Body: []byte("x")}, nil)
+	assert.True(t, notFound(err), "send to a deleted queue: %v", err)
+
+	// The other subscription of the topic is untouched.
+	e.send("orders", &azservicebus.Message{Body: []byte("still here")})
+	shipping, err := e.client.NewReceiverForSubscription("orders", "shipping", nil)
+	require.NoError(t, err)
+	defer shipping.Close(context.Background())
+	got := e.receiveN(shipping, 1)
+	assert.Equal(t, "still here", string(got[0].Body))
+	c, err := e.srv.Counts("orders/Subscriptions/billing")
+	assert.ErrorIs(t, err, sbtest.ErrNotFound)
+	assert.Zero(t, c)
+
+	require.NoError(t, e.srv.DeleteTopic("orders"))
+	_, err = shipping.ReceiveMessages(e.ctx, 1, nil)
+	assert.True(t, notFound(err), "topic deleted with its subscriptions: %v", err)
+	ts, err := e.client.NewSender("orders", nil)
+	require.NoError(t, err)
+	defer ts.Close(context.Background())
+	assert.True(t, notFound(ts.SendMessage(e.ctx, &azservicebus.Message{Body: []byte("x")}, nil)), "send to a deleted topic")
+	assert.ErrorIs(t, e.srv.DeleteQueue("jobs"), sbtest.ErrNotFound)
+	assert.ErrorIs(t, e.srv.DeleteSubscription("orders", "shipping"), sbtest.ErrNotFound)
 }

@@ -31,6 +31,7 @@ type store struct {
 	links    []*link // attached session-less receive links
 	rr       int
 	waiters  []*acceptWait // links waiting for the next available session
+	deleted  bool          // the entity was deleted (see Server.DeleteQueue)
 }
 
 func newStore(srv *Server, name string, o EntityOptions) *store {
@@ -132,6 +133,9 @@ func (st *store) dropIdleSessionLocked(ms *msgSession) {
 
 // dispatchLocked hands available messages to links with credit.
 func (st *store) dispatchLocked() {
+	if st.deleted {
+		return
+	}
 	if st.opts.RequiresSession {
 		st.assignSessionsLocked()
 		for _, ms := range st.sessions {
@@ -198,6 +202,40 @@ func (st *store) deliverLocked(l *link, m *message) {
 		return
 	}
 	l.s.sendTransfer(l, tagFor(m.token), payload, 0, false, &outDelivery{st: st, token: m.token})
+}
+
+// deleteLocked deletes the store with its entity: every receive link
+// attached to it (session-less, holding a session, or waiting for one) is
+// detached with amqp:not-found, as Service Bus detaches the links of an
+// entity that is deleted, and nothing is delivered or settled any more.
+func (st *store) deleteLocked() {
+	st.deleted = true
+	err := notFound(st.srv, st.name)
+	for _, l := range st.links {
+		l.s.c.detachLink(l, err)
+	}
+	for _, ms := range st.sessions {
+		if l := ms.lockedBy; l != nil {
+			l.s.c.detachLink(l, err)
+		}
+	}
+	for _, w := range st.waiters {
+		w.timer.Stop()
+		w.l.refuse(err)
+	}
+	st.waiters = nil
+}
+
+// delete deletes the store and its dead-letter queue.
+func (st *store) delete() {
+	for _, x := range []*store{st, st.dlq} {
+		if x == nil {
+			continue
+		}
+		x.mu.Lock()
+		x.deleteLocked()
+		x.mu.Unlock()
+	}
 }
 
 func newToken() uuid {
@@ -274,6 +312,9 @@ var errLockLost = &amqpError{Condition: "com.microsoft:message-lock-lost",
 func (st *store) settle(token uuid, o outcome) *amqpError {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.deleted {
+		return notFound(st.srv, st.name)
+	}
 	m := st.locked[token]
 	if m == nil || m.state != stateLocked {
 		return errLockLost

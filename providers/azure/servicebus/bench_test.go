@@ -131,7 +131,7 @@ var benchSeq atomic.Int64
 
 func benchEntities(b *testing.B, srv *sbtest.Server) (topic, sub string) {
 	k := benchSeq.Add(1)
-	topic, sub = fmt.Sprintf("bench-%d", k), "s"
+	topic, sub = fmt.Sprintf("bench-%d", k), "sub"
 	require.NoError(b, srv.CreateTopic(topic, sbtest.EntityOptions{}))
 	require.NoError(b, srv.CreateSubscription(topic, sub, sbtest.EntityOptions{}))
 	return topic, sub

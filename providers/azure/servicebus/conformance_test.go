@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
@@ -18,9 +19,25 @@ import (
 const lockDuration = 5 * time.Second
 
 // harness runs the conformance suite against one sbtest broker, through the
-// real SDK over AMQP.
+// real SDK over AMQP. DeleteSubscription deletes the subscription on the
+// broker (sbtest's DeleteSubscription, which detaches its receivers with
+// amqp:not-found as Service Bus does); PublishRaw sends the bytes with the
+// SDK as a structured CloudEvent that is not one.
 type harness struct {
-	srv *sbtest.Server
+	srv    *sbtest.Server
+	client *azservicebus.Client
+}
+
+var (
+	_ providertest.SubscriptionDeleter = (*harness)(nil)
+	_ providertest.RawPublisher        = (*harness)(nil)
+)
+
+func newHarness(t *testing.T, srv *sbtest.Server) *harness {
+	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close(context.Background()) })
+	return &harness{srv: srv, client: client}
 }
 
 func (h *harness) NewProvider(ctx context.Context) (crossbus.Provider, error) {
@@ -39,6 +56,25 @@ func (h *harness) CreateSubscription(_ context.Context, topic, sub string, o pro
 	})
 }
 
+func (h *harness) DeleteSubscription(_ context.Context, topic, sub string) error {
+	return h.srv.DeleteSubscription(topic, sub)
+}
+
+// PublishRaw sends payload with the content type of a structured CloudEvent
+// (application/cloudevents+json), as a producer that claims to send
+// CloudEvents but does not would: a message without any CloudEvents claim
+// is not undecodable on Service Bus, it becomes an event by the rule of
+// EventFromMessage.
+func (h *harness) PublishRaw(ctx context.Context, topic string, payload []byte) error {
+	s, err := h.client.NewSender(topic, nil)
+	if err != nil {
+		return err
+	}
+	defer s.Close(context.WithoutCancel(ctx))
+	ct := "application/cloudevents+json"
+	return s.SendMessage(ctx, &azservicebus.Message{Body: payload, ContentType: &ct}, nil)
+}
+
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 20 * time.Second}
 }
@@ -53,5 +89,5 @@ func newServer(t testing.TB) *sbtest.Server {
 
 func TestConformance(t *testing.T) {
 	srv := newServer(t)
-	providertest.Run(t, func(t *testing.T) providertest.Harness { return &harness{srv: srv} })
+	providertest.Run(t, func(t *testing.T) providertest.Harness { return newHarness(t, srv) })
 }

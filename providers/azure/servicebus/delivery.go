@@ -36,13 +36,16 @@ const (
 // delivery is one peek-locked message. Settling calls go to the SDK; a
 // failed call leaves the delivery open so another outcome can be tried.
 type delivery struct {
-	set      settler
-	msg      *azservicebus.ReceivedMessage
-	ev       *crossbus.Event
-	attempt  int
-	received time.Time
-	dead     bool   // from the dead-letter sub-queue
-	prefix   string // application property prefix for the dead-letter extensions
+	set settler
+	msg *azservicebus.ReceivedMessage
+	ev  *crossbus.Event
+	// decodeErr says why a message that claims to be a CloudEvent is not
+	// one; ev is then its placeholder (UndecodableEvent).
+	decodeErr error
+	attempt   int
+	received  time.Time
+	dead      bool   // from the dead-letter sub-queue
+	prefix    string // application property prefix for the dead-letter extensions
 
 	renew  lockRenewer // nil: the receiver keeps the lock (sessions)
 	delays *delayer
@@ -54,6 +57,10 @@ type delivery struct {
 
 func (d *delivery) Event() *crossbus.Event { return d.ev }
 func (d *delivery) Attempt() int           { return d.attempt }
+
+// DecodeError implements crossbus.Undecodable: nil unless the message
+// claims to be a CloudEvent and is not a valid one.
+func (d *delivery) DecodeError() error { return d.decodeErr }
 
 func (d *delivery) begin() error {
 	if d.state.CompareAndSwap(stateOpen, stateBusy) {

@@ -78,7 +78,24 @@
 //   - Batches: Publish fills SDK message batches up to the link's size
 //     limit and sends each; a batch is atomic, so a failed batch fails
 //     exactly its events in the *crossbus.PublishError.
-//   - Messages that claim to be CloudEvents but are not valid are
-//     dead-lettered at once with reason "crossbus: message is not a valid
-//     CloudEvent".
+//   - Undecodable messages: a message without any CloudEvents claim becomes
+//     an event by the rule of EventFromMessage, so only a message that
+//     claims to be a CloudEvent (a structured content type, or
+//     cloudEvents_/cloudEvents: application properties) and is not a valid
+//     one is undecodable. Receivers (session receivers too) hand it to the
+//     portable layer as a crossbus.Undecodable delivery whose event is the
+//     placeholder of UndecodableEvent; the portable layer dead-letters it to
+//     the dead-letter sub-queue with the reason "undecodable message: ..."
+//     and no handler runs. SubscribeDeadLetters reads such a dead letter
+//     back as that placeholder, with the dead-letter extensions.
+//   - Receive errors: amqp:not-found (the subscription or queue was
+//     deleted) stops the subscription with crossbus.ErrSubscriptionNotFound
+//     (ErrTopicNotFound for a queue), amqp:unauthorized-access with
+//     crossbus.ErrUnauthorized, and a disabled entity
+//     (com.microsoft:entity-disabled) with a crossbus.Permanent error;
+//     Subscription.Err reports it. Lost connections, timeouts and busy
+//     servers are retried.
+//
+// Entity names given to the Bus are portable names (crossbus.ValidateName);
+// Service Bus compares names without regard to case.
 package servicebus

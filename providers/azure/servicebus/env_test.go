@@ -14,7 +14,7 @@ import (
 	"github.com/crossbus/crossbus/providers/azure/servicebus"
 )
 
-// env is a broker with topic "t" and subscription "s", a crossbus bus over
+// env is a broker with topic "topic" and subscription "sub", a crossbus bus over
 // the provider, and a raw SDK client.
 type env struct {
 	t      *testing.T
@@ -61,7 +61,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close(context.Background()) })
-	return &env{t: t, srv: srv, p: p, bus: bus, client: client, ctx: ctx, topic: "t", sub: "s"}
+	return &env{t: t, srv: srv, p: p, bus: bus, client: client, ctx: ctx, topic: "topic", sub: "sub"}
 }
 
 // rawSend sends messages to the topic with the SDK alone.
@@ -170,5 +170,5 @@ func (e *env) deadLetters(n int) []crossbus.Event {
 }
 
 func fast(attempts int, backoff time.Duration) crossbus.RetryPolicy {
-	return crossbus.RetryPolicy{MaxAttempts: attempts, InitialBackoff: backoff, MaxBackoff: backoff, Multiplier: 1}
+	return crossbus.RetryPolicy{MaxAttempts: attempts, InitialBackoff: backoff, MaxBackoff: backoff, Multiplier: 1, Jitter: crossbus.NoJitter}
 }

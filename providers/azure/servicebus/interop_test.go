@@ -1,6 +1,7 @@
 package servicebus_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/providers/azure/sbtest"
 	"github.com/crossbus/crossbus/providers/azure/servicebus"
 )
 
@@ -90,21 +92,57 @@ func TestInteropForeignMessageBecomesAnEventByTheDocumentedRule(t *testing.T) {
 	assert.False(t, got.Time().IsZero(), "time is the enqueued time")
 }
 
-func TestInteropInvalidCloudEventIsDeadLetteredNotHandled(t *testing.T) {
-	e := newEnv(t)
-	id := "broken"
-	e.rawSend(&azservicebus.Message{MessageID: &id, Body: []byte("x"),
-		ApplicationProperties: map[string]any{"cloudEvents_specversion": "1.0", "cloudEvents_source": "/s"}}) // no type
-	good := crossbus.NewEvent("com.example.ok", "/s")
-	require.NoError(t, e.bus.Publish(e.ctx, e.topic, &good))
-	got := e.consumeOne()
-	assert.Equal(t, good.ID(), got.ID(), "only the valid event reaches the handler")
-	dl := e.deadLetters(1)
-	assert.Equal(t, "broken", dl[0].ID())
-	info, ok := crossbus.DeadLetterInfoOf(&dl[0])
-	require.True(t, ok)
-	assert.Contains(t, info.Reason, "not a valid CloudEvent")
-	assert.Contains(t, info.Reason, "type")
+// A message that claims to be a CloudEvent and is not one reaches no
+// handler: the receiver hands it over as undecodable, and the portable layer
+// moves it to the dead-letter sub-queue with the decode error as the reason;
+// read back, it is the placeholder event with the body and properties.
+func TestInteropInvalidCloudEventIsDeadLetteredByTheCore(t *testing.T) {
+	for _, ordered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sessions=%v", ordered), func(t *testing.T) {
+			e := newEnv(t, withSubscription(sbtest.EntityOptions{LockDuration: lockDuration, RequiresSession: ordered}))
+			id, session := "broken", "customer-1"
+			structuredID := "broken-structured"
+			ct := "application/cloudevents+json"
+			e.rawSend(&azservicebus.Message{MessageID: &id, Body: []byte("x"), SessionID: &session,
+				ApplicationProperties: map[string]any{"cloudEvents_specversion": "1.0", "cloudEvents_source": "/s"}}, // no type
+				&azservicebus.Message{MessageID: &structuredID, Body: []byte(`{"specversion":`), SessionID: &session, ContentType: &ct})
+			good := crossbus.NewEvent("com.example.ok", "/s")
+			crossbus.SetPartitionKey(&good, session)
+			require.NoError(t, e.bus.Publish(e.ctx, e.topic, &good))
+			var opts []crossbus.RouteOption
+			if ordered {
+				opts = append(opts, crossbus.WithOrdering())
+			}
+			rec := newRecorder()
+			e.subscribe(rec.handler(nil), opts...)
+			rec.wait(t, 1, 20*time.Second)
+			dl := e.deadLetters(2)
+			byID := map[string]crossbus.Event{}
+			for _, d := range dl {
+				byID[d.ID()] = d
+			}
+			for _, want := range []struct{ id, body, reason string }{{"broken", "x", "type"}, {"broken-structured", `{"specversion":`, "structured"}} {
+				got, ok := byID[want.id]
+				require.True(t, ok, "%s dead-lettered", want.id)
+				assert.Equal(t, crossbus.TypeUndecodable, got.Type())
+				assert.Equal(t, "/"+e.topic, got.Source())
+				assert.Equal(t, want.body, string(got.Data()), "the body is kept")
+				info, ok := crossbus.DeadLetterInfoOf(&got)
+				require.True(t, ok)
+				assert.Contains(t, info.Reason, "undecodable message")
+				assert.Contains(t, info.Reason, want.reason)
+				assert.Equal(t, e.topic, info.Topic)
+				assert.Equal(t, e.sub, info.Subscription)
+				assert.Equal(t, 1, info.Attempts)
+			}
+			assert.Contains(t, crossbus.ExtensionString(ptr(byID["broken"]), crossbus.ExtRawHeaders), `"cloudEvents_source":"/s"`)
+			time.Sleep(100 * time.Millisecond)
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			require.Len(t, rec.events, 1, "only the valid event reaches the handler")
+			assert.Equal(t, good.ID(), rec.events[0].ID())
+		})
+	}
 }
 
 func TestInteropColonPrefixOptionWritesTheOtherBindingForm(t *testing.T) {

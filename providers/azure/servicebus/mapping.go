@@ -1,6 +1,7 @@
 package servicebus
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -295,22 +296,83 @@ func structuredEvent(m *azservicebus.ReceivedMessage) (*crossbus.Event, error) {
 	return &e, nil
 }
 
-// foreignEvent applies the documented rule to a message that is not a
-// CloudEvent; it never fails.
-func foreignEvent(m *azservicebus.ReceivedMessage, path string) (*crossbus.Event, error) {
-	ctx := &event.EventContextV1{ID: m.MessageID, Type: ForeignEventType}
-	if ctx.ID == "" {
-		seq := int64(0)
-		if m.SequenceNumber != nil {
-			seq = *m.SequenceNumber
-		}
-		ctx.ID = path + "/" + strconv.FormatInt(seq, 10)
+// messageID is the id of an event made from a message that carries none of
+// its own: MessageID, or "<path>/<sequence number>".
+func messageID(m *azservicebus.ReceivedMessage, path string) string {
+	if m.MessageID != "" {
+		return m.MessageID
 	}
+	seq := int64(0)
+	if m.SequenceNumber != nil {
+		seq = *m.SequenceNumber
+	}
+	return path + "/" + strconv.FormatInt(seq, 10)
+}
+
+// entitySource is the source of an event made from a message of path:
+// "/" + path ("/servicebus" when that is not a URI reference).
+func entitySource(path string) *url.URL {
 	src, err := url.Parse("/" + strings.TrimPrefix(path, "/"))
 	if err != nil || path == "" {
 		src = &url.URL{Path: "/servicebus"}
 	}
-	ctx.Source = types.URIRef{URL: *src}
+	return src
+}
+
+// UndecodableEvent is the placeholder (crossbus.NewUndecodableEvent) of a
+// message that claims to be a CloudEvent (structured content type, or
+// cloudEvents_ application properties) and is not a valid one: id =
+// MessageID (or "<path>/<sequence number>"), source = "/" + path, data = the
+// body, and the application properties (values as strings) with the
+// message's content-type in the rawheaders extension.
+func UndecodableEvent(m *azservicebus.ReceivedMessage, path string) *crossbus.Event {
+	var headers map[string]string
+	if len(m.ApplicationProperties) > 0 || m.ContentType != nil {
+		headers = make(map[string]string, len(m.ApplicationProperties)+1)
+		for k, v := range m.ApplicationProperties {
+			switch x := v.(type) {
+			case string:
+				headers[k] = x
+			case time.Time:
+				headers[k] = types.FormatTime(x)
+			case []byte:
+				headers[k] = base64.StdEncoding.EncodeToString(x)
+			default:
+				headers[k] = fmt.Sprint(v)
+			}
+		}
+		if m.ContentType != nil {
+			headers["content-type"] = *m.ContentType
+		}
+	}
+	e := crossbus.NewUndecodableEvent(messageID(m, path), entitySource(path).String(), m.Body, headers)
+	return &e
+}
+
+// withDeadLetterProperties sets the dead-letter extensions that DeadLetter
+// wrote as application properties on e (the placeholder of a dead letter
+// that is not a CloudEvent).
+func withDeadLetterProperties(e *crossbus.Event, m *azservicebus.ReceivedMessage) {
+	for k, v := range m.ApplicationProperties {
+		name, ok := attributeName(k)
+		if !ok {
+			continue
+		}
+		switch name {
+		case crossbus.ExtDeadLetterReason, crossbus.ExtDeadLetterAttempts, crossbus.ExtDeadLetterTopic,
+			crossbus.ExtDeadLetterSubscription, crossbus.ExtDeadLetterTime:
+			if ev, err := extensionValue(v); err == nil {
+				e.SetExtension(name, ev)
+			}
+		}
+	}
+}
+
+// foreignEvent applies the documented rule to a message that is not a
+// CloudEvent; it never fails.
+func foreignEvent(m *azservicebus.ReceivedMessage, path string) (*crossbus.Event, error) {
+	ctx := &event.EventContextV1{ID: messageID(m, path), Type: ForeignEventType}
+	ctx.Source = types.URIRef{URL: *entitySource(path)}
 	if m.EnqueuedTime != nil {
 		ctx.Time = &types.Timestamp{Time: m.EnqueuedTime.UTC()}
 	}

@@ -279,7 +279,7 @@ func TestLeaseExtensionKeepsASlowHandlersMessage(t *testing.T) {
 	time.Sleep(3*lock + lock/2)
 	assert.Equal(t, 1, rec.len(), "renewed locks: the message was not redelivered while the handler ran")
 	require.Eventually(t, func() bool {
-		c, err := e.srv.Counts("t/Subscriptions/s")
+		c, err := e.srv.Counts(e.topic + "/Subscriptions/" + e.sub)
 		return err == nil && c.Active == 0
 	}, 5*time.Second, 20*time.Millisecond, "the late ack completed the message")
 }

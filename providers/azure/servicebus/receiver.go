@@ -94,11 +94,32 @@ func requiresSessions(err error) bool {
 	return errors.As(err, &ae) && ae.Condition == amqp.ErrCondNotAllowed && strings.Contains(strings.ToLower(ae.Description), "requires sessions")
 }
 
+// receiveError maps a receive error onto the crossbus sentinel it means:
+// amqp:not-found (the entity was deleted, or never existed) is
+// ErrSubscriptionNotFound (ErrTopicNotFound for a queue),
+// amqp:unauthorized-access is ErrUnauthorized, and a disabled entity
+// (com.microsoft:entity-disabled) is permanent until someone enables it
+// again. A receive error wrapping any of them stops the subscription;
+// everything else (lost connections, timeouts, busy servers) is retried.
 func receiveError(ent entity, err error) error {
-	if isNotFound(err) {
-		return fmt.Errorf("servicebus: %w: %q: %v", ent.notFound(), ent.path(), err)
+	switch {
+	case isNotFound(err):
+		return fmt.Errorf("servicebus: receive from %q: %w: %w", ent.path(), ent.notFound(), err)
+	case isUnauthorized(err):
+		return fmt.Errorf("servicebus: receive from %q: %w: %w", ent.path(), crossbus.ErrUnauthorized, err)
+	case isCondition(err, condEntityDisabled):
+		return crossbus.Permanent(fmt.Errorf("servicebus: receive from %q: the entity is disabled: %w", ent.path(), err))
 	}
 	return fmt.Errorf("servicebus: receive from %q: %w", ent.path(), err)
+}
+
+// condEntityDisabled is the condition of a link to an entity whose status
+// is Disabled (or ReceiveDisabled, for receivers).
+const condEntityDisabled amqp.ErrCond = "com.microsoft:entity-disabled"
+
+// isUnauthorized reports refused credentials or a missing claim.
+func isUnauthorized(err error) bool {
+	return hasCode(err, azservicebus.CodeUnauthorizedAccess) || isCondition(err, amqp.ErrCondUnauthorizedAccess)
 }
 
 // receiver is a session-less peek-lock consumer. ReceiveMessages may not
@@ -121,7 +142,8 @@ type receiver struct {
 // Capabilities of this receiver: no ordering (no sessions).
 func (r *receiver) Capabilities() crossbus.Capabilities { return r.caps }
 
-// Receive waits for messages and returns up to len(buf) deliveries.
+// Receive waits for messages and returns up to len(buf) deliveries. Errors
+// are mapped by receiveError.
 func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
 	select {
 	case r.sem <- struct{}{}:
@@ -143,39 +165,37 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 			}
 			return 0, receiveError(r.ent, err)
 		}
-		n := 0
 		now := time.Now()
-		for _, m := range msgs {
-			if d := r.delivery(m, now); d != nil {
-				buf[n] = d
-				n++
-			}
+		for i, m := range msgs {
+			buf[i] = r.delivery(m, now)
 		}
-		if n > 0 {
-			return n, nil
+		if len(msgs) > 0 {
+			return len(msgs), nil
 		}
 	}
 }
 
-// delivery decodes m; a message that is not a valid CloudEvent is
-// dead-lettered at once (it would fail every attempt) and yields nil.
+// delivery decodes m. A message that claims to be a CloudEvent and is not
+// one is an undecodable delivery (crossbus.Undecodable) carrying the
+// placeholder of UndecodableEvent, which the portable layer dead-letters; a
+// dead letter read back keeps that placeholder, with the dead-letter
+// extensions.
 func (r *receiver) delivery(m *azservicebus.ReceivedMessage, now time.Time) *delivery {
 	ev, err := EventFromMessage(m, r.ent.topic)
-	if r.dead {
-		if err != nil {
-			ev, _ = foreignEvent(m, r.ent.topic)
-		}
-		ev = withDeadLetterInfo(ev, m, r.ent)
-	} else if err != nil {
-		reason := "crossbus: message is not a valid CloudEvent"
-		desc := err.Error()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = r.sb.DeadLetterMessage(ctx, m, &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: &desc})
-		return nil
-	}
-	return &delivery{set: r.sb, renew: r.sb, msg: m, ev: ev, attempt: max(int(m.DeliveryCount), 1), received: now, prefix: r.p.opts.PropertyPrefix,
+	d := &delivery{set: r.sb, renew: r.sb, msg: m, ev: ev, attempt: max(int(m.DeliveryCount), 1), received: now, prefix: r.p.opts.PropertyPrefix,
 		dead: r.dead, delays: r.delays}
+	if err != nil {
+		d.ev = UndecodableEvent(m, r.ent.topic)
+		if r.dead {
+			withDeadLetterProperties(d.ev, m)
+		} else {
+			d.decodeErr = err
+		}
+	}
+	if r.dead {
+		d.ev = withDeadLetterInfo(d.ev, m, r.ent)
+	}
+	return d
 }
 
 // withDeadLetterInfo makes sure a dead letter carries the dead-letter

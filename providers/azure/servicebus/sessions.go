@@ -230,9 +230,6 @@ func (r *sessionReceiver) runSession(sr *azservicebus.SessionReceiver) {
 		now := time.Now()
 		for i, m := range msgs {
 			d := r.delivery(sr, m, held, now)
-			if d == nil {
-				continue
-			}
 			held.add()
 			select {
 			case r.out <- d:
@@ -245,17 +242,16 @@ func (r *sessionReceiver) runSession(sr *azservicebus.SessionReceiver) {
 	}
 }
 
+// delivery decodes m; a message that claims to be a CloudEvent and is not
+// one is undecodable (see receiver.delivery).
 func (r *sessionReceiver) delivery(sr *azservicebus.SessionReceiver, m *azservicebus.ReceivedMessage, held *heldSession, now time.Time) *delivery {
 	ev, err := EventFromMessage(m, r.ent.topic)
-	if err != nil {
-		reason, desc := "crossbus: message is not a valid CloudEvent", err.Error()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = sr.DeadLetterMessage(ctx, m, &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: &desc})
-		return nil
-	}
-	return &delivery{set: sr, msg: m, ev: ev, attempt: max(int(m.DeliveryCount), 1), received: now, prefix: r.p.opts.PropertyPrefix,
+	d := &delivery{set: sr, msg: m, ev: ev, attempt: max(int(m.DeliveryCount), 1), received: now, prefix: r.p.opts.PropertyPrefix,
 		delays: r.delays, done: held.done}
+	if err != nil {
+		d.ev, d.decodeErr = UndecodableEvent(m, r.ent.topic), err
+	}
+	return d
 }
 
 // renewSession keeps the session lock while the session is held.

@@ -9,18 +9,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/crossbus/crossbus"
 )
-
-// ExtDecodeError is the extension set on the messagePublished event that
-// Decode returns for a message that claimed to be a CloudEvent but was not a
-// valid one; its value says what was wrong.
-const ExtDecodeError = "pubsubdecodeerror"
 
 // Attributes Pub/Sub adds to a message it forwards to a dead-letter topic.
 const (
@@ -44,7 +38,7 @@ const (
 	// FormatPlain: a plain message, wrapped as a messagePublished event.
 	FormatPlain
 	// FormatInvalid: a message claiming to be a CloudEvent that is not a
-	// valid one, wrapped as a messagePublished event with ExtDecodeError.
+	// valid one; Decode returns the UndecodableEvent placeholder and why.
 	FormatInvalid
 )
 
@@ -72,21 +66,50 @@ type Origin struct {
 	Subscription string
 }
 
-// Decode reads a message as a CloudEvent. It never fails: a plain message
-// becomes a messagePublished event (FormatPlain), and a message that claims
-// to be a CloudEvent but is not valid becomes one too, carrying
-// ExtDecodeError (FormatInvalid).
-func Decode(m *Message, o Origin) (event.Event, Format) {
+// Decode reads a message as a CloudEvent. A plain message becomes a
+// messagePublished event (FormatPlain). It fails only for a message that
+// claims to be a CloudEvent but is not a valid one (FormatInvalid): the error
+// says what is wrong, and the event is the message's UndecodableEvent
+// placeholder, for a crossbus.Undecodable delivery.
+func Decode(m *Message, o Origin) (event.Event, Format, error) {
 	e, f, err := DecodeCloudEvent(m)
 	if err == nil {
-		return e, f
+		return e, f, nil
 	}
-	w := MessagePublishedEvent(m, o)
 	if errors.Is(err, ErrNotCloudEvent) {
-		return w, FormatPlain
+		return MessagePublishedEvent(m, o), FormatPlain, nil
 	}
-	w.SetExtension(ExtDecodeError, truncate(err.Error(), MaxAttributeValueBytes))
-	return w, FormatInvalid
+	return UndecodableEvent(m, o), FormatInvalid, err
+}
+
+// UndecodableEvent is the placeholder (crossbus.NewUndecodableEvent) of a
+// message that claims to be a CloudEvent but is not one: id = the message
+// id, source = //pubsub.googleapis.com/ and the topic (or subscription), data
+// = the message data, and the attributes (with the ordering key as
+// "orderingKey" when there is one) in the rawheaders extension.
+func UndecodableEvent(m *Message, o Origin) event.Event {
+	source := SourcePrefix + o.Topic
+	if o.Topic == "" {
+		source = SourcePrefix + o.Subscription
+	}
+	headers := m.Attributes
+	if m.OrderingKey != "" {
+		headers = make(map[string]string, len(m.Attributes)+1)
+		for k, v := range m.Attributes {
+			headers[k] = v
+		}
+		headers["orderingKey"] = m.OrderingKey
+	}
+	id := m.ID
+	if id == "" {
+		id = contentID(m)
+	}
+	e := crossbus.NewUndecodableEvent(id, source, m.Data, headers)
+	if crossbus.Validate(&e) != nil { // a resource name that is not a URI reference
+		e.SetSource(SourcePrefix)
+		e.FieldErrors = nil
+	}
+	return e
 }
 
 // DecodeCloudEvent reads a message in binary or structured mode. It returns
@@ -278,15 +301,4 @@ func addDeadLetterInfo(e *event.Event, m *Message) {
 	if !m.PublishTime.IsZero() {
 		e.SetExtension(crossbus.ExtDeadLetterTime, m.PublishTime.UTC().Format(time.RFC3339Nano))
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
 }

@@ -51,10 +51,12 @@
 // "orderingKey"}, "subscription"}).
 //
 // A message that claims to be a CloudEvent but is not a valid one (a
-// structured body that does not parse, a missing ce-id) is delivered in the
-// same messagePublished form, with the extension ExtDecodeError saying what
-// was wrong, so that it reaches a handler (and from there the dead-letter
-// path) instead of being redelivered forever or dropped.
+// structured body that does not parse, a missing ce-id) is not guessed at:
+// Decode fails with the reason (FormatInvalid) and returns the message's
+// UndecodableEvent placeholder, which carries the data and attributes as
+// they arrived. The pull provider and the push handler hand it to crossbus
+// as an undecodable delivery (crossbus.Undecodable), so the portable layer
+// dead-letters it with that reason and no handler runs.
 //
 // Messages that Pub/Sub itself forwarded to a dead-letter topic carry the
 // CloudPubSubDeadLetterSource* attributes; Decode maps them onto the crossbus

@@ -32,7 +32,7 @@ func ExampleEncode() {
 	}
 	fmt.Println("data:", string(m.Data))
 
-	back, f := pubsubwire.Decode(&m, pubsubwire.Origin{})
+	back, f, _ := pubsubwire.Decode(&m, pubsubwire.Origin{})
 	fmt.Println("read back", f, back.ID(), back.Type())
 	// Output:
 	// binary mode, ordering key customer-9

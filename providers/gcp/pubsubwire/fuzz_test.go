@@ -26,7 +26,10 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 		m := pubsubwire.Message{Data: data, Attributes: attrs, ID: "m1", PublishTime: time.Unix(1700000000, 0)}
-		e, f := pubsubwire.Decode(&m, pubsubwire.Origin{Topic: "projects/p/topics/t"})
+		e, f, derr := pubsubwire.Decode(&m, pubsubwire.Origin{Topic: "projects/p/topics/t"})
+		if (derr != nil) != (f == pubsubwire.FormatInvalid) {
+			t.Fatalf("Decode returned format %v with error %v", f, derr)
+		}
 		if err := crossbus.Validate(&e); err != nil {
 			t.Fatalf("Decode (%v) returned an invalid event: %v", f, err)
 		}
@@ -40,9 +43,9 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return // e.g. a partition key over the ordering-key limit
 		}
-		e2, f2 := pubsubwire.Decode(&m2, pubsubwire.Origin{})
+		e2, f2, err := pubsubwire.Decode(&m2, pubsubwire.Origin{})
 		if f2 != pubsubwire.FormatBinary && f2 != pubsubwire.FormatStructured {
-			t.Fatalf("re-encoded event decodes as %v: %s", f2, crossbus.ExtensionString(&e2, pubsubwire.ExtDecodeError))
+			t.Fatalf("re-encoded event decodes as %v: %v", f2, err)
 		}
 		if e2.ID() != e.ID() || e2.Type() != e.Type() || e2.Source() != e.Source() || string(e2.Data()) != string(e.Data()) {
 			t.Fatalf("round trip changed the event:\n%v\n%v", e, e2)

@@ -56,7 +56,7 @@ func TestBinaryRoundTrip(t *testing.T) {
 	m, _, err := pubsubwire.Encode(&e, pubsubwire.Binary)
 	require.NoError(t, err)
 	m.ID, m.PublishTime = "m1", time.Now()
-	got, f := pubsubwire.Decode(&m, pubsubwire.Origin{})
+	got, f, _ := pubsubwire.Decode(&m, pubsubwire.Origin{})
 	require.Equal(t, pubsubwire.FormatBinary, f)
 	assertSameEvent(t, &e, &got)
 }
@@ -107,7 +107,7 @@ func TestStructuredFallbackWhenAttributesBreakLimits(t *testing.T) {
 				assert.LessOrEqual(t, len(v), pubsubwire.MaxAttributeValueBytes)
 			}
 			assert.Equal(t, "customer-9", m.OrderingKey)
-			got, f := pubsubwire.Decode(&m, pubsubwire.Origin{})
+			got, f, _ := pubsubwire.Decode(&m, pubsubwire.Origin{})
 			require.Equal(t, pubsubwire.FormatStructured, f)
 			assertSameEvent(t, &e, &got)
 		})
@@ -126,7 +126,7 @@ func TestStructuredModeKeepsBinaryDataIntact(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, pubsubwire.Structured, mode)
 		require.True(t, json.Valid(m.Data), "structured body is JSON: %s", m.Data)
-		got, f := pubsubwire.Decode(&m, pubsubwire.Origin{})
+		got, f, _ := pubsubwire.Decode(&m, pubsubwire.Origin{})
 		require.Equal(t, pubsubwire.FormatStructured, f)
 		assert.Equal(t, ev.Data(), got.Data())
 	}
@@ -159,14 +159,14 @@ func TestDecodeAcceptsOtherWritersSpellings(t *testing.T) {
 		"ce-not-valid": "ignored: not an extension name",
 		"other":        "not part of the event",
 	}}
-	e, f := pubsubwire.Decode(&m, pubsubwire.Origin{})
+	e, f, _ := pubsubwire.Decode(&m, pubsubwire.Origin{})
 	require.Equal(t, pubsubwire.FormatBinary, f)
 	assert.Equal(t, "application/json", e.DataContentType())
 	assert.Equal(t, map[string]any{"tenant": "acme"}, e.Extensions())
 
 	m2 := pubsubwire.Message{Attributes: map[string]string{"ce-specversion": "1.0", "ce-id": "x", "ce-source": "/s", "ce-type": "t",
 		"ce-datacontenttype": "text/plain"}, Data: []byte("hi")}
-	e2, _ := pubsubwire.Decode(&m2, pubsubwire.Origin{})
+	e2, _, _ := pubsubwire.Decode(&m2, pubsubwire.Origin{})
 	assert.Equal(t, "text/plain", e2.DataContentType())
 }
 
@@ -175,7 +175,7 @@ func TestPlainMessageBecomesMessagePublished(t *testing.T) {
 	m := pubsubwire.Message{ID: "17", PublishTime: pub, Data: []byte{1, 2, 3}, OrderingKey: "k",
 		Attributes: map[string]string{"origin": "legacy"}}
 	o := pubsubwire.Origin{Topic: "projects/p/topics/t", Subscription: "projects/p/subscriptions/s"}
-	e, f := pubsubwire.Decode(&m, o)
+	e, f, _ := pubsubwire.Decode(&m, o)
 	require.Equal(t, pubsubwire.FormatPlain, f)
 	require.NoError(t, crossbus.Validate(&e))
 	assert.Equal(t, pubsubwire.MessagePublishedType, e.Type())
@@ -193,7 +193,7 @@ func TestPlainMessageBecomesMessagePublished(t *testing.T) {
 	assert.True(t, pub.Equal(d.Message.PublishTime))
 }
 
-func TestInvalidCloudEventIsWrappedWithTheReason(t *testing.T) {
+func TestInvalidCloudEventIsUndecodableWithTheReason(t *testing.T) {
 	tests := map[string]pubsubwire.Message{
 		"missing id":         {ID: "9", Attributes: map[string]string{"ce-specversion": "1.0", "ce-source": "/s", "ce-type": "t"}},
 		"unknown version":    {ID: "9", Attributes: map[string]string{"ce-specversion": "0.1", "ce-id": "x", "ce-source": "/s", "ce-type": "t"}},
@@ -203,10 +203,20 @@ func TestInvalidCloudEventIsWrappedWithTheReason(t *testing.T) {
 	}
 	for name, m := range tests {
 		t.Run(name, func(t *testing.T) {
-			e, f := pubsubwire.Decode(&m, pubsubwire.Origin{Topic: "projects/p/topics/t"})
+			m.OrderingKey = "k"
+			e, f, err := pubsubwire.Decode(&m, pubsubwire.Origin{Topic: "projects/p/topics/t"})
+			require.Error(t, err)
 			assert.Equal(t, pubsubwire.FormatInvalid, f)
-			assert.Equal(t, pubsubwire.MessagePublishedType, e.Type())
-			assert.NotEmpty(t, crossbus.ExtensionString(&e, pubsubwire.ExtDecodeError))
+			assert.Equal(t, crossbus.TypeUndecodable, e.Type(), "the placeholder")
+			assert.Equal(t, "9", e.ID())
+			assert.Equal(t, "//pubsub.googleapis.com/projects/p/topics/t", e.Source())
+			assert.Equal(t, m.Data, e.Data(), "the data as it arrived")
+			headers := map[string]string{}
+			require.NoError(t, json.Unmarshal([]byte(crossbus.ExtensionString(&e, crossbus.ExtRawHeaders)), &headers))
+			assert.Equal(t, "k", headers["orderingKey"])
+			for k, v := range m.Attributes {
+				assert.Equal(t, v, headers[k], "attribute %s", k)
+			}
 			assert.NoError(t, crossbus.Validate(&e))
 		})
 	}
@@ -220,7 +230,7 @@ func TestPubSubDeadLetterAttributesBecomeDeadLetterExtensions(t *testing.T) {
 	m.Attributes["CloudPubSubDeadLetterSourceSubscription"] = "orders-billing"
 	m.Attributes["CloudPubSubDeadLetterSourceSubscriptionProject"] = "p"
 	m.PublishTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	got, _ := pubsubwire.Decode(&m, pubsubwire.Origin{})
+	got, _, _ := pubsubwire.Decode(&m, pubsubwire.Origin{})
 	info, ok := crossbus.DeadLetterInfoOf(&got)
 	require.True(t, ok)
 	assert.Equal(t, 5, info.Attempts)
@@ -233,7 +243,7 @@ func TestPubSubDeadLetterAttributesBecomeDeadLetterExtensions(t *testing.T) {
 	m2, _, err := pubsubwire.Encode(&dl, pubsubwire.Binary)
 	require.NoError(t, err)
 	m2.Attributes["CloudPubSubDeadLetterSourceDeliveryCount"] = "5"
-	got2, _ := pubsubwire.Decode(&m2, pubsubwire.Origin{})
+	got2, _, _ := pubsubwire.Decode(&m2, pubsubwire.Origin{})
 	info2, _ := crossbus.DeadLetterInfoOf(&got2)
 	assert.Equal(t, "card declined", info2.Reason)
 	assert.Equal(t, 1, info2.Attempts)
@@ -258,7 +268,7 @@ func TestNoDataRoundTripsAsNoData(t *testing.T) {
 	m, _, err := pubsubwire.Encode(&e, pubsubwire.Binary)
 	require.NoError(t, err)
 	assert.Empty(t, m.Data)
-	got, _ := pubsubwire.Decode(&m, pubsubwire.Origin{})
+	got, _, _ := pubsubwire.Decode(&m, pubsubwire.Origin{})
 	assert.Nil(t, got.Data())
 	assert.Empty(t, got.DataContentType())
 }

@@ -30,14 +30,21 @@
 //
 //   - 204 No Content when the event was handled, filtered out, a duplicate,
 //     or dead-lettered through the route's dead-letter topic: nothing more
-//     to do;
+//     to do. That includes the message of a push envelope that claims to
+//     be a CloudEvent (content-type application/cloudevents+json, or a
+//     ce-specversion attribute) and is not a valid one: the Handler hands
+//     it to the route as undecodable (crossbus.Undecodable), and the
+//     portable layer dead-letters its placeholder
+//     (pubsubwire.UndecodableEvent) with the reason "undecodable message:
+//     ..." without running the handler;
 //   - 503 Service Unavailable with Retry-After (the retry policy's delay, in
 //     seconds) when the handler failed and the event should be retried.
 //     Pub/Sub push (and so Eventarc) schedules the retry by the
 //     subscription's retry policy, not by Retry-After; other CloudEvents
 //     senders may honour it;
 //   - 400 Bad Request for a request that is neither a CloudEvent nor a push
-//     envelope, or an invalid one. Such a request never parses, however
+//     envelope, or an invalid one (a CloudEvent over HTTP whose headers or
+//     body do not decode, an envelope that does not parse). Such a request never parses, however
 //     often it is retried; it is still rejected rather than acknowledged so
 //     that nothing is dropped silently: with a dead-letter policy on the
 //     push subscription (recommended) it lands in the dead-letter topic

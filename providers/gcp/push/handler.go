@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/crossbus/crossbus"
@@ -85,7 +86,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			http.Error(w, "push: "+err.Error(), http.StatusUnauthorized)
+			http.Error(w, prefixed(err.Error()), http.StatusUnauthorized)
 			return
 		}
 	}
@@ -110,7 +111,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		attempt = h.attempts.Attempt(key)
 	}
 	d := crossbus.NewPushDelivery(&req.Event, attempt)
-	h.ep.Deliver(r.Context(), d)
+	if req.DecodeError != nil {
+		h.ep.Deliver(r.Context(), undecodable{PushDelivery: d, err: req.DecodeError})
+	} else {
+		h.ep.Deliver(r.Context(), d)
+	}
 	switch outcome, delay := d.Outcome(); outcome {
 	case crossbus.Acked, crossbus.DeadLettered:
 		h.attempts.Forget(key)
@@ -123,6 +128,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "push: event left unsettled", http.StatusInternalServerError)
 	}
+}
+
+// undecodable is the pushed delivery of a message that claims to be a
+// CloudEvent and is not one (crossbus.Undecodable): the portable layer
+// dead-letters it without running the handler.
+type undecodable struct {
+	*crossbus.PushDelivery
+	err error
+}
+
+func (u undecodable) DecodeError() error { return u.err }
+
+// prefixed puts "push: " before msg once: errors of this package already
+// start with it, a Verifier's own errors may not.
+func prefixed(msg string) string {
+	if strings.HasPrefix(msg, "push: ") {
+		return msg
+	}
+	return "push: " + msg
 }
 
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, body []byte, err error) {

@@ -344,10 +344,71 @@ func TestNewHandlerChecksItsArguments(t *testing.T) {
 	_, err := push.NewHandler(nil, push.Options{})
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
 	f := newFixture(t, push.Options{})
-	ep, err := f.bus.NewEndpoint("t", "s", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
+	ep, err := f.bus.NewEndpoint("uploads", "thumbnails", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
 		crossbus.WithDeadLetterTopic("dead"))
 	require.NoError(t, err)
 	_, err = push.NewHandler(ep, push.Options{MaxBodyBytes: -1})
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
 	assert.Contains(t, fmt.Sprint(err), "MaxBodyBytes")
+}
+
+// The message of a push envelope that claims to be a CloudEvent and is not
+// one never reaches the handler: the portable layer dead-letters its
+// placeholder with the decode error, and the push is acknowledged.
+func TestPubSubPushOfAMalformedCloudEventIsDeadLetteredByTheCore(t *testing.T) {
+	f := newFixture(t, push.Options{Topic: "projects/my-project/topics/uploads"})
+	for name, msg := range map[string]string{
+		"structured": `{"attributes":{"content-type":"application/cloudevents+json"},"data":"` +
+			base64.StdEncoding.EncodeToString([]byte(`{"specversion":"1.0",`)) + `","messageId":"m-structured"}`,
+		"binary": `{"attributes":{"ce-specversion":"1.0","ce-type":"t","ce-source":"/s"},"data":"aGk=","messageId":"m-binary"}`,
+	} {
+		body := `{"message":` + msg + `,"subscription":"projects/my-project/subscriptions/resizer-push","deliveryAttempt":4}`
+		resp := f.post(t, map[string]string{"Content-Type": "application/json"}, body)
+		assert.Equal(t, http.StatusNoContent, resp.StatusCode, name)
+	}
+	assert.Empty(t, f.events(), "no handler ran")
+
+	recv, err := f.mem.Subscribe(context.Background(), crossbus.SubscriptionSpec{Topic: "dead", Name: "inspect"})
+	require.NoError(t, err)
+	defer recv.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got := map[string]*crossbus.Event{}
+	buf := make([]crossbus.Delivery, 2)
+	for len(got) < 2 {
+		n, err := recv.Receive(ctx, buf)
+		require.NoError(t, err)
+		for _, d := range buf[:n] {
+			got[d.Event().ID()] = d.Event()
+		}
+	}
+	for _, id := range []string{"m-structured", "m-binary"} {
+		e := got[id]
+		require.NotNil(t, e, id)
+		assert.Equal(t, crossbus.TypeUndecodable, e.Type())
+		assert.Equal(t, "//pubsub.googleapis.com/projects/my-project/topics/uploads", e.Source())
+		info, ok := crossbus.DeadLetterInfoOf(e)
+		require.True(t, ok)
+		assert.Contains(t, info.Reason, "undecodable message: ")
+		assert.Equal(t, 4, info.Attempts, "the envelope's deliveryAttempt")
+	}
+	assert.Equal(t, `{"specversion":"1.0",`, string(got["m-structured"].Data()), "the data as it was published")
+}
+
+// A refused token gets 401 with the reason once, and push.ErrUnauthorized
+// is a crossbus.ErrUnauthorized.
+func TestUnauthorizedResponseNamesTheReasonOnce(t *testing.T) {
+	f := newFixture(t, push.Options{Verifier: push.NewGoogleOIDC("https://push.example", "")})
+	req, err := http.NewRequest(http.MethodPost, f.srv.URL, strings.NewReader(""))
+	require.NoError(t, err)
+	resp, err := f.srv.Client().Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.True(t, strings.HasPrefix(string(body), "push: unauthorized: "), "body: %q", body)
+	assert.Equal(t, 1, strings.Count(string(body), "push:"), "body: %q", body)
+	assert.ErrorIs(t, push.ErrUnauthorized, crossbus.ErrUnauthorized)
+	assert.Equal(t, "push: unauthorized", push.ErrUnauthorized.Error())
 }

@@ -48,6 +48,11 @@ type Request struct {
 	// Unwrapped reports that Event was the Pub/Sub message inside an
 	// Eventarc messagePublished event.
 	Unwrapped bool
+	// DecodeError is set for the message of a push envelope that claims to
+	// be a CloudEvent but is not a valid one: Event is then its placeholder
+	// (pubsubwire.UndecodableEvent), and the Handler delivers it as
+	// undecodable, so the portable layer dead-letters it.
+	DecodeError error
 }
 
 // RequestError is a request the Handler cannot accept; Status is the HTTP
@@ -79,7 +84,9 @@ type envelope struct {
 // behind a push subscription, used as the source of plain messages (the
 // envelope does not name it; "" uses the subscription). An Eventarc
 // messagePublished event whose message is itself a CloudEvent is unwrapped.
-// Errors are *RequestError.
+// Errors are *RequestError, for requests that are not accepted at all; the
+// message of a valid push envelope that claims to be a CloudEvent and is not
+// one is accepted with Request.DecodeError set.
 func DecodeRequest(h http.Header, body []byte, topic string) (Request, error) {
 	ct := h.Get("Content-Type")
 	mt := mediaType(ct)
@@ -112,7 +119,7 @@ func DecodeRequest(h http.Header, body []byte, topic string) (Request, error) {
 			req.Attempt = *env.DeliveryAttempt
 		}
 		m := env.Message.ToMessage()
-		req.Event, _ = pubsubwire.Decode(&m, pubsubwire.Origin{Topic: topic, Subscription: env.Subscription})
+		req.Event, _, req.DecodeError = pubsubwire.Decode(&m, pubsubwire.Origin{Topic: topic, Subscription: env.Subscription})
 	}
 	if req.Event.Context == nil || req.Event.SpecVersion() != event.CloudEventsVersionV1 {
 		return req, badRequest("CloudEvents specversion %q is not supported (want 1.0)", req.Event.SpecVersion())

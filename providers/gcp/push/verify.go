@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/crossbus/crossbus"
 )
 
 // Verifier checks that a pushed request comes from whom it should.
@@ -24,11 +26,21 @@ type Verifier interface {
 }
 
 var (
-	// ErrUnauthorized: the request has no valid token.
-	ErrUnauthorized = errors.New("push: unauthorized")
+	// ErrUnauthorized: the request has no valid token. It also matches
+	// crossbus.ErrUnauthorized.
+	ErrUnauthorized error = &sentinel{msg: "push: unauthorized", also: crossbus.ErrUnauthorized}
 	// ErrKeysUnavailable: the signing keys could not be fetched.
 	ErrKeysUnavailable = errors.New("push: signing keys unavailable")
 )
+
+// sentinel is an error value that also matches a crossbus sentinel.
+type sentinel struct {
+	msg  string
+	also error
+}
+
+func (s *sentinel) Error() string        { return s.msg }
+func (s *sentinel) Is(target error) bool { return target == s.also }
 
 // GoogleJWKSURL is where Google publishes the keys that sign its OIDC
 // tokens.

@@ -75,6 +75,41 @@ func (s *Server) CreateSubscription(topic, name string, cfg SubscriptionConfig) 
 	return nil
 }
 
+// DeleteSubscription deletes a queue event subscription with its events,
+// as deleting it through the control plane does: receive requests waiting
+// on it, and later receives and settlements, are answered 404 NotFound.
+func (s *Server) DeleteSubscription(topic, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.topics[topic]
+	if t == nil {
+		return fmt.Errorf("egtest: topic %q does not exist", topic)
+	}
+	sub := t.subs[name]
+	if sub == nil {
+		return fmt.Errorf("egtest: subscription %q of topic %q does not exist", name, topic)
+	}
+	delete(t.subs, name)
+	sub.notify() // waiting receives look again and find it gone
+	return nil
+}
+
+// DeleteTopic deletes a namespace topic and its event subscriptions (see
+// DeleteSubscription); publishing to it is answered 404 from then on.
+func (s *Server) DeleteTopic(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.topics[name]
+	if t == nil {
+		return fmt.Errorf("egtest: topic %q does not exist", name)
+	}
+	delete(s.topics, name)
+	for _, sub := range t.subs {
+		sub.notify()
+	}
+	return nil
+}
+
 // DeadLetters returns the events a subscription dead-lettered, oldest first.
 func (s *Server) DeadLetters(topic, subscription string) []DeadLetter {
 	s.mu.Lock()

@@ -28,8 +28,8 @@
 //   - limits: 1 MiB per request body, 1,000 events per namespace publish,
 //     5,000 per basic topic publish.
 //
-// Where it differs from Event Grid: topics and subscriptions are created with
-// Go methods, not the control plane; there are no filters, event time to
+// Where it differs from Event Grid: topics and subscriptions are created
+// and deleted with Go methods, not the control plane; there are no filters, event time to
 // live, retention or throughput limits; releases can be scaled down in time
 // (Options.ReleaseDelayScale) and lock durations shorter than Event Grid's
 // 60 s minimum are allowed, so tests run fast; dead letters are kept in memory

@@ -172,3 +172,47 @@ func TestServerAcceptsBinaryModePublishFromTheCloudEventsSDK(t *testing.T) {
 	assert.Equal(t, "bin-1", got["id"])
 	assert.Equal(t, map[string]any{"n": float64(1)}, got["data"], "stored in the JSON event format")
 }
+
+// Deleting an event subscription answers a receive waiting on it, and every
+// later receive and settlement, with 404 NotFound; deleting a topic does the
+// same for its subscriptions and its publishes.
+func TestServerDeletesSubscriptionsAndTopics(t *testing.T) {
+	srv := egtest.NewServer(egtest.Options{})
+	defer srv.Close()
+	require.NoError(t, srv.CreateTopic("orders"))
+	require.NoError(t, srv.CreateSubscription("orders", "billing", egtest.SubscriptionConfig{}))
+	require.NoError(t, srv.CreateSubscription("orders", "shipping", egtest.SubscriptionConfig{}))
+
+	type result struct {
+		status int
+		out    map[string]any
+	}
+	waiting := make(chan result, 1)
+	go func() {
+		status, out := do(t, srv, call{path: "/topics/orders/eventsubscriptions/billing:receive", query: "api-version=2024-06-01&maxWaitTime=60"})
+		waiting <- result{status, out}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, srv.DeleteSubscription("orders", "billing"))
+	select {
+	case r := <-waiting:
+		assert.Equal(t, http.StatusNotFound, r.status)
+		assert.Equal(t, "NotFound", errorCode(r.out))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting receive did not end when its subscription was deleted")
+	}
+	status, _ := do(t, srv, call{path: "/topics/orders/eventsubscriptions/billing:acknowledge", body: `{"lockTokens":["x"]}`})
+	assert.Equal(t, http.StatusNotFound, status)
+	assert.Error(t, srv.DeleteSubscription("orders", "billing"), "already gone")
+
+	status, _ = do(t, srv, call{path: "/topics/orders:publish", ct: "application/cloudevents+json", body: ev1})
+	require.Equal(t, 200, status, "the topic and its other subscription stay")
+	assert.Equal(t, 1, srv.Backlog("orders", "shipping"))
+
+	require.NoError(t, srv.DeleteTopic("orders"))
+	status, _ = do(t, srv, call{path: "/topics/orders:publish", ct: "application/cloudevents+json", body: ev1})
+	assert.Equal(t, http.StatusNotFound, status)
+	status, _ = do(t, srv, call{path: "/topics/orders/eventsubscriptions/shipping:receive", query: "api-version=2024-06-01&maxWaitTime=10"})
+	assert.Equal(t, http.StatusNotFound, status)
+	assert.Error(t, srv.DeleteTopic("orders"))
+}

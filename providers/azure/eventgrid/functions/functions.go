@@ -25,9 +25,15 @@
 // failure or the last attempt, published to the route's dead-letter topic)
 // answer 200; an event to retry answers 500, which fails the invocation so
 // the trigger redelivers (Service Bus abandons the message, Event Grid
-// retries its push); a payload that does not decode answers 400, which also
-// fails the invocation, so Service Bus eventually moves the message to its
-// own dead-letter queue.
+// retries its push). A message or event that claims to be a CloudEvent and
+// is not a valid one is delivered as undecodable (crossbus.Undecodable):
+// the portable layer dead-letters its placeholder to the route's
+// dead-letter topic without running the handler, and the invocation
+// succeeds, so one bad message does not hold back the others of a batch.
+// An invocation that does not decode at all (not the host's JSON, no
+// trigger data, a body that is not base64 where DataType says binary)
+// answers 400, which fails the invocation, so Service Bus eventually moves
+// the message to its own dead-letter queue.
 package functions
 
 import (
@@ -42,6 +48,7 @@ import (
 	"sync"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/providers/azure/eventgrid"
 )
 
 // Trigger is a function's trigger type.
@@ -181,8 +188,8 @@ func run(ctx context.Context, f *Function, ds []Invocation) (int, []string) {
 	status := http.StatusOK
 	logs := make([]string, 0, len(ds))
 	for _, in := range ds {
-		d := crossbus.NewPushDelivery(in.Event, in.Attempt)
-		f.Endpoint.Deliver(ctx, d)
+		d, delivery := eventgrid.PushDelivery(in.Event, in.Attempt, in.DecodeError)
+		f.Endpoint.Deliver(ctx, delivery)
 		o, delay := d.Outcome()
 		line := fmt.Sprintf("crossbus: event %q (%s) attempt %d: %v", in.Event.ID(), in.Event.Type(), in.Attempt, o)
 		if o != crossbus.Acked {

@@ -169,6 +169,9 @@ func TestServiceBusTriggerPayloadShapes(t *testing.T) {
 		body    string
 		check   func(t *testing.T, ev crossbus.Event, attempt int)
 		wantErr string
+		// undecodable: the message claims to be a CloudEvent and is not
+		// one; its placeholder is dead-lettered with this in the reason.
+		undecodable string
 	}{
 		{name: "colon separator and a singly encoded body",
 			body: `{"Data":{"message":"{\"orderId\":7}"},"Metadata":{"DeliveryCount":1,"ContentType":"application/json",
@@ -221,9 +224,12 @@ func TestServiceBusTriggerPayloadShapes(t *testing.T) {
 			body:  `{"Data":{"message":"x"},"Metadata":{"MessageId":"m-12","RetryContext":{"RetryCount":2,"MaxRetryCount":5}}}`,
 			check: func(t *testing.T, _ crossbus.Event, attempt int) { assert.Equal(t, 3, attempt) }},
 		{name: "no binding", body: `{"Data":{"other":"x"},"Metadata":{}}`, wantErr: "no Data.message"},
-		{name: "binary mode with a bad time", body: `{"Data":{"message":"x"},"Metadata":{"ApplicationProperties":{"cloudEvents_specversion":"1.0","cloudEvents_id":"a","cloudEvents_source":"/s","cloudEvents_type":"t","cloudEvents_time":"yesterday"}}}`, wantErr: "cloudEvents_time"},
-		{name: "wrong specversion", body: `{"Data":{"message":"x"},"Metadata":{"ApplicationProperties":{"cloudEvents_specversion":"0.3","cloudEvents_id":"a"}}}`, wantErr: "specversion"},
-		{name: "missing CloudEvents type", body: `{"Data":{"message":"x"},"Metadata":{"ApplicationProperties":{"cloudEvents_specversion":"1.0","cloudEvents_id":"a","cloudEvents_source":"/s"}}}`, wantErr: "type"},
+		{name: "binary mode with a bad time", body: `{"Data":{"message":"x"},"Metadata":{"ApplicationProperties":{"cloudEvents_specversion":"1.0","cloudEvents_id":"a","cloudEvents_source":"/s","cloudEvents_type":"t","cloudEvents_time":"yesterday"}}}`, undecodable: "cloudEvents_time"},
+		{name: "wrong specversion", body: `{"Data":{"message":"x"},"Metadata":{"ApplicationProperties":{"cloudEvents_specversion":"0.3","cloudEvents_id":"a"}}}`, undecodable: "specversion"},
+		{name: "missing CloudEvents type", body: `{"Data":{"message":"x"},"Metadata":{"ApplicationProperties":{"cloudEvents_specversion":"1.0","cloudEvents_id":"a","cloudEvents_source":"/s"}}}`, undecodable: "type"},
+		{name: "structured body that does not parse", body: `{"Data":{"message":"{\"specversion\":"},"Metadata":{"MessageId":"m-13","ContentType":"application/cloudevents+json"}}`, undecodable: "decode CloudEvent"},
+		{name: "body not base64 where the binding says binary", fn: functions.Function{Name: "Billing", Trigger: functions.ServiceBus, Binding: "message", DataType: "binary"},
+			body: `{"Data":{"message":"***"},"Metadata":{}}`, wantErr: "body"},
 		{name: "not an invocation", body: `[1,2,3]`, wantErr: "invocation"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,6 +244,18 @@ func TestServiceBusTriggerPayloadShapes(t *testing.T) {
 				require.NotEmpty(t, resp.Logs)
 				assert.Contains(t, resp.Logs[0], tc.wantErr)
 				assert.Empty(t, a.handled())
+				return
+			}
+			if tc.undecodable != "" {
+				require.Equal(t, http.StatusOK, status, "settled by dead-lettering; logs: %v", resp.Logs)
+				assert.Contains(t, resp.Logs[0], crossbus.TypeUndecodable)
+				assert.Empty(t, a.handled(), "no handler runs")
+				dl := a.deadLetters(t, 1)
+				assert.Equal(t, crossbus.TypeUndecodable, dl[0].Type())
+				info, ok := crossbus.DeadLetterInfoOf(&dl[0])
+				require.True(t, ok)
+				assert.Contains(t, info.Reason, "undecodable message")
+				assert.Contains(t, info.Reason, tc.undecodable)
 				return
 			}
 			require.Equal(t, http.StatusOK, status, "logs: %v", resp.Logs)
@@ -297,6 +315,21 @@ func TestEventGridTriggerPayloads(t *testing.T) {
 	}
 }
 
+// An Event Grid trigger event that is a JSON object but not a valid event
+// is dead-lettered by the portable layer; the invocation succeeds.
+func TestEventGridTriggerUndecodableEventIsDeadLettered(t *testing.T) {
+	a := newApp(t)
+	status, resp := a.invoke(t, "Thumbnails", `{"Data":{"event":{"specversion":"1.0","id":"ce-9","source":"/orders"}},"Metadata":{}}`)
+	require.Equal(t, http.StatusOK, status, "logs: %v", resp.Logs)
+	assert.Empty(t, a.handled())
+	dl := a.deadLetters(t, 1)
+	assert.Equal(t, "ce-9", dl[0].ID())
+	assert.Equal(t, "/orders", dl[0].Source())
+	assert.Equal(t, crossbus.TypeUndecodable, dl[0].Type())
+	status, _ = a.invoke(t, "Thumbnails", `{"Data":{"event":[1,2]},"Metadata":{}}`)
+	assert.Equal(t, http.StatusBadRequest, status, "not an event at all")
+}
+
 func TestFunctionsOutcomes(t *testing.T) {
 	a := newApp(t)
 	invocation := func(count int) string {
@@ -335,7 +368,7 @@ func TestFunctionsOutcomes(t *testing.T) {
 func TestRegisterValidatesFunctions(t *testing.T) {
 	b, err := crossbus.New(memory.New(memory.Options{AutoCreate: true}))
 	require.NoError(t, err)
-	ep, err := b.NewEndpoint("topic", "sub", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }), crossbus.WithDeadLetterTopic("d"))
+	ep, err := b.NewEndpoint("topic", "sub", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }), crossbus.WithDeadLetterTopic("dead"))
 	require.NoError(t, err)
 	h := functions.NewHandler()
 	for _, tc := range []struct {

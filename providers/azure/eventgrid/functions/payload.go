@@ -16,6 +16,11 @@ import (
 type Invocation struct {
 	Event   *crossbus.Event
 	Attempt int
+	// DecodeError is set for a message or event that claims to be a
+	// CloudEvent and is not a valid one; Event is then its placeholder (see
+	// crossbus.NewUndecodableEvent), delivered as undecodable so that the
+	// portable layer dead-letters it.
+	DecodeError error
 }
 
 // request is the body the Functions host posts.
@@ -44,18 +49,19 @@ func Decode(f *Function, body []byte) ([]Invocation, error) {
 	}
 	meta := metadata(req.Metadata)
 	if f.Trigger == EventGrid {
-		ev, err := eventGridTrigger(raw)
+		in, err := eventGridTrigger(raw)
 		if err != nil {
 			return nil, fmt.Errorf("functions: %s: %w", f.Name, err)
 		}
-		return []Invocation{{Event: ev, Attempt: meta.retryAttempt()}}, nil
+		in.Attempt = meta.retryAttempt()
+		return []Invocation{in}, nil
 	}
 	if !f.Many {
-		ev, attempt, err := f.serviceBusMessage(raw, meta, -1)
+		in, err := f.serviceBusMessage(raw, meta, -1)
 		if err != nil {
 			return nil, err
 		}
-		return []Invocation{{Event: ev, Attempt: attempt}}, nil
+		return []Invocation{in}, nil
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(unwrapString(raw), &items); err != nil {
@@ -63,11 +69,11 @@ func Decode(f *Function, body []byte) ([]Invocation, error) {
 	}
 	out := make([]Invocation, 0, len(items))
 	for i, it := range items {
-		ev, attempt, err := f.serviceBusMessage(it, meta, i)
+		in, err := f.serviceBusMessage(it, meta, i)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Invocation{Event: ev, Attempt: attempt})
+		out = append(out, in)
 	}
 	return out, nil
 }
@@ -182,7 +188,7 @@ func (m metadata) object(key string, i int) (map[string]any, error) {
 	d.UseNumber()
 	var obj map[string]any
 	if err := d.Decode(&obj); err != nil {
-		return nil, fmt.Errorf("Metadata.%s is not a JSON object: %w", key, err)
+		return nil, fmt.Errorf("the invocation's Metadata.%s is not a JSON object: %w", key, err)
 	}
 	return obj, nil
 }
@@ -204,10 +210,19 @@ func (m metadata) retryAttempt() int {
 	return 1
 }
 
-func eventGridTrigger(raw json.RawMessage) (*crossbus.Event, error) {
+// eventGridTrigger decodes the event of an Event Grid trigger. A JSON object
+// that is not a valid event is undecodable; anything else fails.
+func eventGridTrigger(raw json.RawMessage) (Invocation, error) {
 	obj := bytes.TrimSpace(unwrapString(raw))
 	if len(obj) > 0 && obj[0] == '"' { // encoded twice
 		obj = bytes.TrimSpace(unwrapString(obj))
 	}
-	return eventgrid.DecodeEvent(obj)
+	ev, err := eventgrid.DecodeEvent(obj)
+	if err != nil {
+		if len(obj) == 0 || obj[0] != '{' || !json.Valid(obj) {
+			return Invocation{}, err
+		}
+		return Invocation{Event: eventgrid.UndecodableEvent(obj, "/eventgrid"), DecodeError: err}, nil
+	}
+	return Invocation{Event: ev}, nil
 }

@@ -32,14 +32,20 @@ const ForeignEventType = "com.microsoft.servicebus.message"
 //     subject <- Subject (Label), datacontenttype <- ContentType, data <-
 //     body, partitionkey <- SessionId, and each application property whose
 //     name is a valid extension name becomes an extension.
-func (f *Function) serviceBusMessage(raw json.RawMessage, meta metadata, i int) (*crossbus.Event, int, error) {
+//
+// A message that claims to be a CloudEvent (either form) and is not a valid
+// one is undecodable: its Invocation carries the reason and a placeholder
+// event (id and source as for a message without CloudEvents attributes,
+// the body as data, the application properties and content type in the
+// rawheaders extension). Errors are for invocations that are malformed.
+func (f *Function) serviceBusMessage(raw json.RawMessage, meta metadata, i int) (Invocation, error) {
 	where := f.Name
 	if i >= 0 {
 		where = fmt.Sprintf("%s message %d", f.Name, i)
 	}
 	body, err := bodyBytes(raw, f.DataType)
 	if err != nil {
-		return nil, 0, fmt.Errorf("functions: %s: body: %w", where, err)
+		return Invocation{}, fmt.Errorf("functions: %s: body: %w", where, err)
 	}
 	attempt := 1
 	if n, ok := meta.int("DeliveryCount", i); ok && n > 0 {
@@ -52,7 +58,7 @@ func (f *Function) serviceBusMessage(raw json.RawMessage, meta metadata, i int) 
 		props, err = meta.object("UserProperties", i)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("functions: %s: %w", where, err)
+		return Invocation{}, fmt.Errorf("functions: %s: %w", where, err)
 	}
 	msg := sbMessage{
 		body: body, props: props, entity: f.Entity,
@@ -65,9 +71,29 @@ func (f *Function) serviceBusMessage(raw json.RawMessage, meta metadata, i int) 
 	}
 	ev, err := msg.event()
 	if err != nil {
-		return nil, 0, fmt.Errorf("functions: %s: %w", where, err)
+		return Invocation{Event: msg.undecodable(), Attempt: attempt, DecodeError: fmt.Errorf("functions: %s: %w", where, err)}, nil
 	}
-	return ev, attempt, nil
+	return Invocation{Event: ev, Attempt: attempt}, nil
+}
+
+// undecodable is the placeholder of a message that claims to be a
+// CloudEvent and is not one.
+func (m sbMessage) undecodable() *crossbus.Event {
+	f := event.New()
+	m.foreign(&f) // the id and source a message without CloudEvents attributes gets
+	headers := make(map[string]string, len(m.props)+1)
+	for k, v := range m.props {
+		if s, ok := v.(string); ok {
+			headers[k] = s
+		} else {
+			headers[k] = fmt.Sprint(v)
+		}
+	}
+	if m.contentType != "" {
+		headers["content-type"] = m.contentType
+	}
+	e := crossbus.NewUndecodableEvent(f.ID(), f.Source(), m.body, headers)
+	return &e
 }
 
 type sbMessage struct {
