@@ -122,9 +122,15 @@ func TestRunCancelsWhenRenewalsFail(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); _ = leader.Run(ctx, fa, "relay", leader.Options{Holder: "a", TTL: ttl}, ts.fn("a")) }()
+	go func() {
+		defer wg.Done()
+		_ = leader.Run(ctx, fa, "relay", leader.Options{Holder: "a", TTL: ttl}, ts.fn("a"))
+	}()
 	first := <-ts.now
-	go func() { defer wg.Done(); _ = leader.Run(ctx, mem, "relay", leader.Options{Holder: "b", TTL: ttl}, ts.fn("b")) }()
+	go func() {
+		defer wg.Done()
+		_ = leader.Run(ctx, mem, "relay", leader.Options{Holder: "b", TTL: ttl}, ts.fn("b"))
+	}()
 	time.Sleep(ttl)
 	fa.down.Store(true) // a's renewals fail from now on
 	cut := time.Now()
@@ -249,7 +255,10 @@ func TestRunNeverOverlaps(t *testing.T) {
 	for _, h := range []string{"a", "b", "c"} {
 		f := &flaky{Store: mem}
 		wg.Add(2)
-		go func() { defer wg.Done(); _ = leader.Run(ctx, f, "relay", leader.Options{Holder: h, TTL: ttl}, ts.fn(h)) }()
+		go func() {
+			defer wg.Done()
+			_ = leader.Run(ctx, f, "relay", leader.Options{Holder: h, TTL: ttl}, ts.fn(h))
+		}()
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
