@@ -280,12 +280,6 @@ func (db *DB) wrap(op string, err error) error {
 
 var errPoolClosed = errors.New("closed pool")
 
-// isUnique reports whether err is a unique violation of constraint.
-func isUnique(err error, constraint string) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505" && (constraint == "" || pe.ConstraintName == constraint)
-}
-
 // listen follows the notify channel on a connection of its own, and
 // reconnects after a failure, so Changed fires for every process's writes.
 func (db *DB) listen(cfg *pgx.ConnConfig) {
