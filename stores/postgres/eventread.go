@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -60,6 +61,9 @@ func (s *EventStore) ReadAll(ctx context.Context, from uint64) iter.Seq2[Record,
 	}
 }
 
+// be decodes PostgreSQL's binary integers.
+var be = binary.BigEndian
+
 // row is an events row as read.
 type row struct {
 	position, streamID, version int64
@@ -68,25 +72,32 @@ type row struct {
 }
 
 // scan yields the records of query page by page: args returns a page's
-// arguments after the last row of the one before (nil for the first).
-// Each page is read to its end before its records are yielded, so the
-// caller's handling holds no connection or transaction.
+// arguments after the last row of the one before (nil for the first). A
+// reader goroutine fetches the next page while this one decodes and yields
+// the current one, so the server's work and the decoding overlap. Each page
+// is read to its end before it is handed over, so the caller's handling
+// holds no connection or transaction.
 func (s *EventStore) scan(ctx context.Context, op, query string, args func(last *row) []any, yield func(Record, error) bool) {
+	rctx, cancel := context.WithCancel(ctx)
+	pages := make(chan rawPage, 1)
+	go s.fetch(rctx, query, args, pages)
+	defer func() {
+		cancel()
+		for range pages { // wait for the reader to return its connection
+		}
+	}()
 	var dec eventcodec.Decoder
-	var last *row
-	for {
-		rows, err := s.readPage(ctx, query, append(args(last), readPage))
-		if err != nil {
-			yield(Record{}, s.db.wrap(op, err))
+	for p := range pages {
+		if p.err == nil {
+			p.err = s.resolveNames(ctx, p.rows)
+		}
+		if p.err != nil {
+			yield(Record{}, s.db.wrap(op, p.err))
 			return
 		}
-		if err := s.resolveNames(ctx, rows); err != nil {
-			yield(Record{}, s.db.wrap(op, err))
-			return
-		}
-		blocks := make([]eventcodec.Block, len(rows))
-		for i := range rows {
-			r := &rows[i]
+		blocks := make([]eventcodec.Block, len(p.rows))
+		for i := range p.rows {
+			r := &p.rows[i]
 			if err := dec.DecodeInto(r.body, &blocks[i]); err != nil {
 				yield(Record{}, fmt.Errorf("postgres: %s: event at position %d: %w", op, r.position, err))
 				return
@@ -98,31 +109,84 @@ func (s *EventStore) scan(ctx context.Context, op, query string, args func(last 
 				return
 			}
 		}
-		if len(rows) < readPage {
-			return
-		}
-		last = &rows[len(rows)-1]
-		if err := ctx.Err(); err != nil {
-			yield(Record{}, fmt.Errorf("postgres: %s: %w", op, err))
-			return
-		}
+	}
+	if err := ctx.Err(); err != nil {
+		yield(Record{}, fmt.Errorf("postgres: %s: %w", op, err))
 	}
 }
 
-// readPage runs one page's query and returns its rows.
+// rawPage is one page of rows, or the error that ended the read.
+type rawPage struct {
+	rows []row
+	err  error
+}
+
+// fetch reads pages into out until a short page, an error (sent as the
+// last page) or the end of ctx, then closes out.
+func (s *EventStore) fetch(ctx context.Context, query string, args func(last *row) []any, out chan<- rawPage) {
+	defer close(out)
+	var last *row
+	for {
+		rows, err := s.readPage(ctx, query, append(args(last), readPage))
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case out <- rawPage{rows: rows, err: err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil || len(rows) < readPage {
+			return
+		}
+		last = &rows[len(rows)-1]
+	}
+}
+
+// pgEpoch is PostgreSQL's zero time, which binary timestamps count from in
+// microseconds.
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// readPage runs one page's query and returns its rows. The columns come in
+// PostgreSQL's binary format (int8, timestamptz, bytea), decoded here
+// without the driver's per-column scanning; the bodies of a page share one
+// allocation.
 func (s *EventStore) readPage(ctx context.Context, query string, args []any) ([]row, error) {
 	rs, err := s.db.conn(ctx).Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rs.Close()
+	binary := true
+	for _, f := range rs.FieldDescriptions() {
+		binary = binary && f.Format == pgx.BinaryFormatCode
+	}
 	out := make([]row, 0, 256)
+	var arena []byte
 	for rs.Next() {
 		var r row
-		if err := rs.Scan(&r.position, &r.streamID, &r.version, &r.recorded, &r.body); err != nil {
-			return nil, err
+		if !binary {
+			if err := rs.Scan(&r.position, &r.streamID, &r.version, &r.recorded, &r.body); err != nil {
+				return nil, err
+			}
+			r.recorded = r.recorded.UTC()
+			out = append(out, r)
+			continue
 		}
-		r.recorded = r.recorded.UTC()
+		v := rs.RawValues()
+		if len(v) != 5 || len(v[0]) != 8 || len(v[1]) != 8 || len(v[2]) != 8 || len(v[3]) != 8 {
+			return nil, fmt.Errorf("unexpected row layout")
+		}
+		r.position = int64(be.Uint64(v[0]))
+		r.streamID = int64(be.Uint64(v[1]))
+		r.version = int64(be.Uint64(v[2]))
+		r.recorded = pgEpoch.Add(time.Duration(int64(be.Uint64(v[3]))) * time.Microsecond)
+		if len(arena) < len(v[4]) {
+			arena = make([]byte, max(64<<10, len(v[4])))
+		}
+		r.body = arena[:len(v[4]):len(v[4])]
+		arena = arena[len(v[4]):]
+		copy(r.body, v[4])
 		out = append(out, r)
 	}
 	return out, rs.Err()
