@@ -168,7 +168,9 @@ func BenchmarkPostgresIdempotency(b *testing.B) {
 // discard is a publisher that accepts everything.
 type discard struct{}
 
-func (discard) Publish(ctx context.Context, topic string, events ...*crossbus.Event) error { return nil }
+func (discard) Publish(ctx context.Context, topic string, events ...*crossbus.Event) error {
+	return nil
+}
 
 // BenchmarkPostgresOutboxRelay measures the relay's side of the outbox:
 // read pending messages, publish them (to a bus that accepts at once) and
