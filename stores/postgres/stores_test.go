@@ -92,42 +92,51 @@ func table(db *postgres.DB, name string) string {
 }
 
 func TestIdempotencyStore(t *testing.T) {
+	serverURL(t)
 	storetest.TestIdempotencyStore(t, func(t *testing.T) crossbus.IdempotencyStore { return openDB(t, postgres.Options{}).Idempotency() })
 }
 
 func TestInboxStore(t *testing.T) {
+	serverURL(t)
 	storetest.TestInboxStore(t, func(t *testing.T) storetest.Inbox {
 		return newInbox(t, openDB(t, postgres.Options{}))
 	})
 }
 
 func TestEventStore(t *testing.T) {
+	serverURL(t)
 	storetest.TestEventStore(t, func(t *testing.T) sourcing.Store { return openDB(t, postgres.Options{}).Events() })
 }
 
 func TestSnapshotStore(t *testing.T) {
+	serverURL(t)
 	storetest.TestSnapshotStore(t, func(t *testing.T) sourcing.SnapshotStore { return openDB(t, postgres.Options{}).Events() })
 }
 
 func TestCheckpointStore(t *testing.T) {
+	serverURL(t)
 	storetest.TestCheckpointStore(t, func(t *testing.T) sourcing.CheckpointStore { return openDB(t, postgres.Options{}).Events() })
 }
 
 func TestOutbox(t *testing.T) {
+	serverURL(t)
 	storetest.TestOutbox(t, func(t *testing.T, route sourcing.OutboxRoute) storetest.OutboxStore {
 		return openDB(t, postgres.Options{Outbox: route}).Events()
 	})
 }
 
 func TestChainStore(t *testing.T) {
+	serverURL(t)
 	storetest.TestChainStore(t, func(t *testing.T) chain.Store { return openDB(t, postgres.Options{}).Chains() })
 }
 
 func TestLeaderStore(t *testing.T) {
+	serverURL(t)
 	storetest.TestLeaderStore(t, func(t *testing.T) leader.Store { return openDB(t, postgres.Options{}).Leases() })
 }
 
 func TestSequenceStore(t *testing.T) {
+	serverURL(t)
 	storetest.TestSequenceStore(t, func(t *testing.T) crossbus.SequenceStore { return openDB(t, postgres.Options{}).Sequences() })
 }
 
