@@ -154,16 +154,12 @@ func (p *pool) received(ds []Delivery) Delivery {
 			p.queue = append(p.queue, queued{d: d, at: now})
 		}
 	}
-	// Wake idle workers for the queued events and start more for the rest;
-	// and keep one worker free to receive while the concurrency allows,
-	// since this one is about to handle an event.
-	waiting := len(p.queue) - p.head
-	wake := min(waiting, p.idle)
-	want := waiting - wake
-	if p.idle == wake {
-		want++
-	}
-	spawn := min(want, p.s.cfg.concurrency-p.started)
+	// This worker is about to handle an event: wake (or start) workers for
+	// the queued events and one more to take over receiving, as the
+	// concurrency allows.
+	need := len(p.queue) - p.head + 1
+	wake := min(need, p.idle)
+	spawn := min(need-wake, p.s.cfg.concurrency-p.started)
 	p.started += spawn
 	all := wake == p.idle
 	p.mu.Unlock()
