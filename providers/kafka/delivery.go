@@ -1,11 +1,15 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -16,17 +20,76 @@ import (
 // errSettled is returned by a second settle call on one delivery.
 var errSettled = errors.New("kafka: delivery already settled")
 
+// ExtRawKey is the extension of an undecodable record's placeholder event
+// that holds the record's key (base64 when the key is not UTF-8).
+const ExtRawKey = "rawkey"
+
 // delivery is one handing of a fetched record to a consumer.
 type delivery struct {
-	r       *receiver
-	part    *partition
-	ent     *entry
-	rec     *kgo.Record
-	ev      crossbus.Event
-	ctx     event.EventContextV1 // ev.Context points here
-	attempt int
-	settled atomic.Bool
+	r         *receiver
+	part      *partition
+	ent       *entry
+	rec       *kgo.Record
+	ev        crossbus.Event
+	ctx       event.EventContextV1 // ev.Context points here (decoded records)
+	attempt   int
+	decodeErr error // why the record is not a CloudEvent (nil when it is one)
+	settled   atomic.Bool
 }
+
+// newDelivery decodes a record for one handing. Each handing gets its own
+// event, data included, so a handler that changes its event changes neither
+// the record nor a later handing of it (after a Nack).
+//
+// A record that is not a CloudEvent (or is a malformed one) becomes an
+// undecodable delivery: its event is the crossbus.NewUndecodableEvent
+// placeholder with id "<topic>-<partition>-<offset>", source
+// "/kafka/topics/<topic>", the value as data, the key in the rawkey
+// extension and the headers in the rawheaders extension (a header repeated
+// keeps its first value; keys and values that are not UTF-8 are base64
+// encoded), and the portable layer dead-letters it.
+func (r *receiver) newDelivery(part *partition, ent *entry, rec *kgo.Record, attempt int) *delivery {
+	d := &delivery{r: r, part: part, ent: ent, rec: rec, attempt: attempt}
+	d.ev.Context = &d.ctx
+	if err := DecodeRecord(rec.Key, rec.Value, rec.Headers, &d.ev); err != nil {
+		d.decodeErr = err
+		d.ev = undecodableEvent(rec)
+		return d
+	}
+	if len(d.ev.DataEncoded) > 0 { // the record's value, or part of it
+		d.ev.DataEncoded = bytes.Clone(d.ev.DataEncoded)
+	}
+	return d
+}
+
+func undecodableEvent(rec *kgo.Record) crossbus.Event {
+	var hs map[string]string
+	if len(rec.Headers) > 0 {
+		hs = make(map[string]string, len(rec.Headers))
+		for _, h := range rec.Headers {
+			if _, dup := hs[h.Key]; !dup {
+				hs[h.Key] = text(h.Value)
+			}
+		}
+	}
+	id := rec.Topic + "-" + strconv.FormatInt(int64(rec.Partition), 10) + "-" + strconv.FormatInt(rec.Offset, 10)
+	ev := crossbus.NewUndecodableEvent(id, "/kafka/topics/"+rec.Topic, bytes.Clone(rec.Value), hs)
+	if len(rec.Key) > 0 {
+		ev.SetExtension(ExtRawKey, text(rec.Key))
+	}
+	return ev
+}
+
+// text is b as a string when it is UTF-8, base64 otherwise.
+func text(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// DecodeError says why the record is not a CloudEvent (nil when it is one).
+func (d *delivery) DecodeError() error { return d.decodeErr }
 
 // Event returns the delivered event.
 func (d *delivery) Event() *crossbus.Event { return &d.ev }
@@ -57,8 +120,7 @@ func (d *delivery) Nack(_ context.Context, delay time.Duration) error {
 	if d.r.isClosing() {
 		return nil
 	}
-	again := &delivery{r: d.r, part: d.part, ent: d.ent, rec: d.rec, ev: d.ev, attempt: d.attempt + 1}
-	again.ev.Context = d.ev.Context // shared, read-only: the first delivery is settled
+	again := d.r.newDelivery(d.part, d.ent, d.rec, d.attempt+1)
 	if delay <= 0 {
 		d.r.q.push(again, true)
 		return nil
@@ -113,4 +175,7 @@ func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription st
 	return nil
 }
 
-var _ crossbus.Delivery = (*delivery)(nil)
+var (
+	_ crossbus.Delivery    = (*delivery)(nil)
+	_ crossbus.Undecodable = (*delivery)(nil)
+)

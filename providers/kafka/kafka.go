@@ -27,7 +27,9 @@
 //
 // Kafka cannot redeliver one record, so a Nack is served by the consumer
 // itself: the record goes back to this consumer's handlers after the
-// requested delay, with the next attempt number, and its offset stays
+// requested delay, decoded afresh (each handing is a copy, so what a handler
+// changed in its event does not reach the next attempt), with the next
+// attempt number, and its offset stays
 // uncommitted meanwhile (the partition's other records keep flowing; on
 // unordered routes a failing record does not hold up its neighbours). The
 // provider therefore reports DelayedRedelivery. Ordered routes retry in
@@ -46,6 +48,27 @@
 // counts as settled; SubscribeDeadLetters reads it from the start. A route's
 // crossbus.WithDeadLetterTopic is the fallback when that topic refuses an
 // event (for example when the cluster does not allow creating it).
+//
+// A record that is not a CloudEvent (or is a malformed one) is handed to the
+// portable layer as a crossbus.Undecodable delivery whose event is the
+// crossbus.NewUndecodableEvent placeholder: id "<topic>-<partition>-<offset>",
+// source "/kafka/topics/<topic>", the value as data, the key in the rawkey
+// extension (ExtRawKey) and the headers in the rawheaders extension. The
+// portable layer dead-letters it (to the subscription's dead-letter topic,
+// like any event) without running the handler, and the record then counts
+// as settled. A dead-letter topic's reader hands such records out as
+// undecodable deliveries too.
+//
+// # Receive errors
+//
+// A subscription whose topic is deleted while it runs (or deleted and
+// created again: the consumer cannot follow the new topic) stops with
+// crossbus.ErrTopicNotFound, and one whose credentials or ACLs the cluster
+// refuses with crossbus.ErrUnauthorized (see Subscription.Err and
+// Router.Run). Kafka does not delete a consumer group that has members, so
+// a running subscription does not end with ErrSubscriptionNotFound.
+// Retriable errors (leader changes, a topic that is not yet known to every
+// broker) are retried by the client.
 //
 // # Ordering
 //
@@ -132,7 +155,7 @@ type Options struct {
 	// under Kafka's default 1 MB record limit).
 	MaxEventBytes int
 	// Logger receives what the provider cannot return to a caller (commit
-	// and fetch failures, undecodable records). Default: discard.
+	// and fetch failures). Default: discard.
 	Logger *slog.Logger
 }
 

@@ -2,12 +2,14 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -64,6 +66,40 @@ func (h *harness) CreateTopic(ctx context.Context, topic string) error {
 func (h *harness) CreateSubscription(ctx context.Context, topic, sub string, _ providertest.SubscriptionOptions) error {
 	return h.admin.CreateSubscription(ctx, topic, sub)
 }
+
+// DeleteSubscription deletes the subscription's topic. A Kafka subscription
+// is a consumer group, and the brokers refuse to delete a group that has
+// members (NON_EMPTY_GROUP), so the entity deleted under the running
+// consumer is its topic: the consumer's fetches fail with
+// UNKNOWN_TOPIC_OR_PARTITION, the topic's metadata confirms it is gone, and
+// the receiver reports crossbus.ErrTopicNotFound.
+func (h *harness) DeleteSubscription(ctx context.Context, topic, _ string) error {
+	resp, err := h.adm().DeleteTopic(ctx, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	return err
+}
+
+// PublishRaw produces payload to the topic as a record with no headers.
+func (h *harness) PublishRaw(ctx context.Context, topic string, payload []byte) error {
+	var cl *kgo.Client
+	if !h.admin.As(&cl) {
+		return errors.New("no kgo client")
+	}
+	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: payload}).FirstErr()
+}
+
+func (h *harness) adm() *kadm.Client {
+	var adm *kadm.Client
+	h.admin.As(&adm)
+	return adm
+}
+
+var (
+	_ providertest.SubscriptionDeleter = (*harness)(nil)
+	_ providertest.RawPublisher        = (*harness)(nil)
+)
 
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{UnknownTopicFails: true, AckDeadline: time.Second, Timeout: 30 * time.Second}

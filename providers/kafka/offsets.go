@@ -91,15 +91,6 @@ func (p *partition) settle(e *entry) {
 	p.signalIdle()
 }
 
-// settleUnhanded marks a record that never went to a handler as done (an
-// undecodable record moved to the dead-letter queue).
-func (p *partition) settleUnhanded(e *entry) {
-	p.mu.Lock()
-	p.out++
-	p.mu.Unlock()
-	p.settle(e)
-}
-
 func (p *partition) signalIdle() {
 	if p.out == 0 && p.idle != nil {
 		close(p.idle)

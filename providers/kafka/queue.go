@@ -55,6 +55,7 @@ func (q *queue) push(d *delivery, front bool) {
 func (q *queue) take(buf []crossbus.Delivery) int {
 	q.mu.Lock()
 	n := 0
+	start := q.head
 	for n < len(buf) && q.head < len(q.items) {
 		d := q.items[q.head]
 		q.items[q.head] = nil
@@ -65,6 +66,7 @@ func (q *queue) take(buf []crossbus.Delivery) int {
 		buf[n] = d
 		n++
 	}
+	removed := q.head > start // taken or dropped: room for the fetcher either way
 	more := q.head < len(q.items)
 	if q.head == len(q.items) {
 		q.items, q.head = q.items[:0], 0
@@ -74,7 +76,7 @@ func (q *queue) take(buf []crossbus.Delivery) int {
 		q.items, q.head = q.items[:m], 0
 	}
 	q.mu.Unlock()
-	if n > 0 {
+	if removed {
 		signal(q.space)
 	}
 	if more {

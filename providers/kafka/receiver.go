@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -34,7 +35,7 @@ func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec
 	if err := p.ensureGroup(ctx, spec.Topic, spec.Name, false); err != nil {
 		return nil, err
 	}
-	return p.openReceiver(spec, false)
+	return p.openReceiver(ctx, spec, false)
 }
 
 // SubscribeDeadLetters opens a receiver over a subscription's dead-letter
@@ -48,12 +49,12 @@ func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription
 	if err := p.ensureTopic(ctx, dlTopic, true); err != nil {
 		return nil, err
 	}
-	return p.openReceiver(crossbus.SubscriptionSpec{Topic: dlTopic, Name: dlTopic}, true)
+	return p.openReceiver(ctx, crossbus.SubscriptionSpec{Topic: dlTopic, Name: dlTopic}, true)
 }
 
 var _ crossbus.DeadLetterReader = (*Provider)(nil)
 
-func (p *Provider) openReceiver(spec crossbus.SubscriptionSpec, dlq bool) (*receiver, error) {
+func (p *Provider) openReceiver(ctx context.Context, spec crossbus.SubscriptionSpec, dlq bool) (*receiver, error) {
 	r := &receiver{
 		p:       p,
 		spec:    spec,
@@ -61,7 +62,13 @@ func (p *Provider) openReceiver(spec crossbus.SubscriptionSpec, dlq bool) (*rece
 		parts:   map[int32]*partition{},
 		q:       newQueue(),
 		errs:    make(chan error, 1),
+		failed:  make(chan struct{}),
 		closing: make(chan struct{}),
+	}
+	// The topic's ID tells a deleted and re-created topic from the one
+	// this consumer follows (zero when unknown: only existence is checked).
+	if id, ok, err := p.lookupTopic(ctx, spec.Topic); err == nil && ok {
+		r.topicID = id
 	}
 	r.caps = p.Capabilities()
 	if dlq {
@@ -75,6 +82,9 @@ func (p *Provider) openReceiver(spec crossbus.SubscriptionSpec, dlq bool) (*rece
 		// Partitions without a committed offset (added after the group
 		// was created) are read from their start: nothing is skipped.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Unknown-topic errors are retriable, but they are how a deleted
+		// topic shows (see fetchFailed).
+		kgo.KeepRetryableFetchErrors(),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
@@ -125,7 +135,14 @@ type receiver struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
-	noCommit  bool // set before a simulated crash (tests)
+	noCommit  bool // set before a simulated crash (tests), or when the topic is gone
+
+	topicID kadm.TopicID // of the topic when the receiver opened
+	probed  time.Time    // last topic lookup (poll goroutine only)
+
+	failOnce sync.Once
+	failed   chan struct{} // closed when err is set
+	err      error         // why the receiver stopped for good
 }
 
 // Capabilities reports the provider's capabilities (a dead-letter reader
@@ -147,7 +164,8 @@ func (r *receiver) isClosing() bool {
 	}
 }
 
-// poll fetches records while there is room in the queue.
+// poll fetches records while there is room in the queue. It stops when an
+// error retrying cannot fix comes (see fetchFailed).
 func (r *receiver) poll() {
 	defer r.wg.Done()
 	limit := r.p.opts.Prefetch
@@ -160,15 +178,56 @@ func (r *receiver) poll() {
 		if fetches.IsClientClosed() || r.ctx.Err() != nil {
 			return
 		}
+		var fatal error
+		failed := false
 		fetches.EachError(func(topic string, part int32, err error) {
-			if errors.Is(err, context.Canceled) {
+			if fatal != nil || errors.Is(err, context.Canceled) {
 				return
 			}
-			r.p.opts.Logger.Warn("kafka: fetch failed", "subscription", r.spec.Name, "topic", topic, "partition", part, "error", err)
-			r.report(fmt.Errorf("kafka: subscription %q: fetch from %s[%d]: %w", r.spec.Name, topic, part, err))
+			failed = true
+			fatal = r.fetchFailed(topic, part, err)
 		})
 		fetches.EachRecord(r.accept)
+		if fatal != nil {
+			r.fail(fatal)
+			return
+		}
+		if failed && fetches.NumRecords() == 0 && !r.pause(errorPause) {
+			return
+		}
 	}
+}
+
+// errorPause spaces polls that bring only errors: the client hands
+// retriable errors back at once, and they can last until its next metadata
+// refresh.
+const errorPause = 100 * time.Millisecond
+
+// pause waits d, or until the receiver closes (false).
+func (r *receiver) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// fail stops the receiver for good: Receive returns err from now on.
+func (r *receiver) fail(err error) {
+	r.failOnce.Do(func() {
+		r.p.opts.Logger.Error("kafka: subscription cannot receive any more", "subscription", r.spec.Name, "topic", r.spec.Topic, "error", err)
+		if errors.Is(err, crossbus.ErrTopicNotFound) {
+			// Nothing left to commit to.
+			r.commitMu.Lock()
+			r.noCommit = true
+			r.commitMu.Unlock()
+		}
+		r.err = err
+		close(r.failed)
+	})
 }
 
 // accept turns a fetched record into a queued delivery.
@@ -181,13 +240,7 @@ func (r *receiver) accept(rec *kgo.Record) {
 	if !ok {
 		return
 	}
-	d := &delivery{r: r, part: part, ent: ent, rec: rec, attempt: 1}
-	d.ev.Context = &d.ctx
-	if err := DecodeRecord(rec.Key, rec.Value, rec.Headers, &d.ev); err != nil {
-		r.poison(part, ent, rec, err)
-		return
-	}
-	r.q.push(d, false)
+	r.q.push(r.newDelivery(part, ent, rec, 1), false)
 }
 
 func (r *receiver) report(err error) {
@@ -218,6 +271,10 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 		case <-r.q.ready:
 		case err := <-r.errs:
 			return 0, err
+		case <-r.failed:
+			if !r.isClosing() {
+				return 0, r.err
+			}
 		case <-r.closing:
 		case <-ctx.Done():
 			return 0, ctx.Err()

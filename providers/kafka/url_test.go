@@ -75,11 +75,13 @@ func TestOpenByURLAndMissingEntities(t *testing.T) {
 	_, err = bus.Subscribe(ctx, "events", "never-created", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }))
 	assert.ErrorIs(t, err, crossbus.ErrSubscriptionNotFound, "a group without offsets is not a subscription when AutoCreate is off")
 	err = bus.Publish(ctx, "bad topic name", ptr(crossbus.NewEvent("topic", "/s")))
-	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
-	assert.ErrorContains(t, err, "bad topic name")
+	assert.ErrorIs(t, err, crossbus.ErrInvalidName, "the portable layer refuses the name first")
 
 	var p *kafka.Provider
 	require.True(t, bus.As(&p))
+	err = p.Publish(ctx, "bad topic name", []*crossbus.Event{ptr(crossbus.NewEvent("topic", "/s"))})
+	assert.ErrorIs(t, err, crossbus.ErrInvalidOption, "Kafka itself refuses the topic name")
+	assert.ErrorContains(t, err, "bad topic name")
 	require.NoError(t, bus.Close(ctx))
 	err = p.Publish(ctx, "events", []*crossbus.Event{ptr(crossbus.NewEvent("topic", "/s"))})
 	assert.ErrorIs(t, err, crossbus.ErrClosed)

@@ -3,6 +3,7 @@ package nats_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -15,11 +16,12 @@ import (
 	"github.com/crossbus/crossbus/providers/nats"
 )
 
-// TestUndecodableMessageGoesToTheDeadLetterQueue publishes a plain NATS
+// TestUndecodableMessageIsDeadLetteredByTheCore publishes a plain NATS
 // message (no CloudEvent) to a topic's subject: no handler sees it, and the
-// subscription's dead-letter queue holds it with its payload, headers and
+// portable layer stores it in the subscription's dead-letter queue as the
+// undecodable placeholder, with its payload, headers and the decode error as
 // the reason.
-func TestUndecodableMessageGoesToTheDeadLetterQueue(t *testing.T) {
+func TestUndecodableMessageIsDeadLetteredByTheCore(t *testing.T) {
 	srv := startServer(t, "")
 	ctx := context.Background()
 	p, err := nats.New(ctx, nats.Options{Servers: srv.ClientURL(), AutoCreate: true})
@@ -39,7 +41,7 @@ func TestUndecodableMessageGoesToTheDeadLetterQueue(t *testing.T) {
 	require.True(t, p.As(&conn))
 	js, err := jetstream.New(conn)
 	require.NoError(t, err)
-	_, err = js.PublishMsg(ctx, &natsio.Msg{Subject: "orders", Data: []byte("not an event"), Header: natsio.Header{"X-Legacy": {"1"}}})
+	ack, err := js.PublishMsg(ctx, &natsio.Msg{Subject: "orders", Data: []byte("not an event"), Header: natsio.Header{"X-Legacy": {"1", "2"}}})
 	require.NoError(t, err)
 	good := crossbus.NewEvent("com.example.order", "/t")
 	require.NoError(t, bus.Publish(ctx, "orders", &good))
@@ -59,20 +61,67 @@ func TestUndecodableMessageGoesToTheDeadLetterQueue(t *testing.T) {
 	n, err := r.Receive(rctx, buf)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
+	u, ok := buf[0].(crossbus.Undecodable)
+	require.True(t, ok)
+	assert.NoError(t, u.DecodeError(), "the placeholder itself is a CloudEvent")
 	dl := buf[0].Event()
-	assert.Equal(t, nats.TypeUndecodable, dl.Type())
+	assert.Equal(t, crossbus.TypeUndecodable, dl.Type())
+	assert.Equal(t, "orders-"+strconv.FormatUint(ack.Sequence, 10), dl.ID(), "stream and sequence")
+	assert.Equal(t, "/nats/streams/orders", dl.Source())
+	assert.Equal(t, "orders", dl.Subject())
+	assert.Equal(t, "application/octet-stream", dl.DataContentType())
 	assert.Equal(t, "not an event", string(dl.Data()))
 	info, ok := crossbus.DeadLetterInfoOf(dl)
 	require.True(t, ok)
+	assert.Contains(t, info.Reason, "undecodable")
 	assert.Contains(t, info.Reason, "not a CloudEvent")
 	assert.Equal(t, "orders", info.Topic)
 	assert.Equal(t, "billing", info.Subscription)
-	var hs map[string][]string
-	require.NoError(t, json.Unmarshal([]byte(crossbus.ExtensionString(dl, nats.ExtRawHeaders)), &hs))
-	assert.Equal(t, []string{"1"}, hs["X-Legacy"])
+	assert.Equal(t, 1, info.Attempts)
+	var hs map[string]string
+	require.NoError(t, json.Unmarshal([]byte(crossbus.ExtensionString(dl, crossbus.ExtRawHeaders)), &hs))
+	assert.Equal(t, "1, 2", hs["X-Legacy"])
 	assert.ErrorIs(t, buf[0].DeadLetter(ctx, crossbus.DeadLetterInfo{}), crossbus.ErrNotSupported, "no dead-letter queue of a dead-letter queue")
 	require.NoError(t, buf[0].Ack(ctx))
 	assert.Error(t, buf[0].Ack(ctx), "a delivery settles once")
+}
+
+// TestUndecodableDeadLetterIsHandedOut puts a message that is not a
+// CloudEvent straight into a dead-letter queue: its reader returns it as an
+// undecodable delivery (nothing is skipped), which can be settled.
+func TestUndecodableDeadLetterIsHandedOut(t *testing.T) {
+	srv := startServer(t, "")
+	ctx := context.Background()
+	p, err := nats.New(ctx, nats.Options{Servers: srv.ClientURL(), AutoCreate: true})
+	require.NoError(t, err)
+	defer p.Close(ctx)
+	require.NoError(t, p.CreateSubscription(ctx, "orders", "billing", false))
+	r, err := p.SubscribeDeadLetters(ctx, "orders", "billing")
+	require.NoError(t, err)
+	defer r.Close(ctx)
+
+	var conn *natsio.Conn
+	require.True(t, p.As(&conn))
+	js, err := jetstream.New(conn)
+	require.NoError(t, err)
+	_, err = js.PublishMsg(ctx, &natsio.Msg{Subject: nats.DeadLetterTopic("orders", "billing"), Data: []byte{0xff, 0x00}})
+	require.NoError(t, err)
+
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	buf := make([]crossbus.Delivery, 1)
+	n, err := r.Receive(rctx, buf)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	u, ok := buf[0].(crossbus.Undecodable)
+	require.True(t, ok)
+	require.ErrorContains(t, u.DecodeError(), "not a CloudEvent")
+	assert.Equal(t, crossbus.TypeUndecodable, buf[0].Event().Type())
+	assert.Equal(t, []byte{0xff, 0x00}, buf[0].Event().Data())
+	_, isDeadLetter := crossbus.DeadLetterInfoOf(buf[0].Event())
+	assert.False(t, isDeadLetter)
+	assert.ErrorIs(t, buf[0].DeadLetter(ctx, crossbus.DeadLetterInfo{}), crossbus.ErrNotSupported)
+	require.NoError(t, buf[0].Ack(ctx))
 }
 
 // TestPublishDeduplicatesByEventIDAndSource re-publishes an event (as a

@@ -40,6 +40,25 @@
 // by default there is none and the route's retry policy decides when to
 // dead-letter.
 //
+// A message that is not a CloudEvent (or is a malformed one) is handed to the
+// portable layer as a crossbus.Undecodable delivery whose event is the
+// crossbus.NewUndecodableEvent placeholder: id "<stream>-<sequence>", source
+// "/nats/streams/<stream>", subject the message's subject, the payload as
+// data and the headers in the rawheaders extension. The portable layer
+// dead-letters it (into the subscription's dead-letter queue, like any
+// event) without running the handler. A dead-letter queue's reader hands
+// such messages out as undecodable deliveries too.
+//
+// # Receive errors
+//
+// A subscription whose durable consumer is deleted while it runs stops with
+// crossbus.ErrSubscriptionNotFound, one whose stream is deleted with
+// crossbus.ErrTopicNotFound, and one whose credentials or permissions the
+// server refuses with crossbus.ErrUnauthorized (see Subscription.Err and
+// Router.Run); AutoCreate does not bring a deleted consumer back under a
+// running subscription. Disconnects, server restarts and leader changes are
+// transient: the receiver pulls again.
+//
 // # Ordering
 //
 // A JetStream consumer delivers in stream order, but competing clients of
@@ -162,7 +181,7 @@ type Options struct {
 	// max payload less 8 KiB for headers).
 	MaxEventBytes int
 	// Logger receives what the provider cannot return to a caller
-	// (undecodable messages, pull failures). Default: discard.
+	// (pull failures). Default: discard.
 	Logger *slog.Logger
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	natsio "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
@@ -60,9 +62,36 @@ func (h *harness) CreateSubscription(ctx context.Context, topic, sub string, o p
 	return h.admin.CreateSubscription(ctx, topic, sub, o.Ordered)
 }
 
+// DeleteSubscription deletes the subscription's durable consumer (a portable
+// subscription name is its consumer's name): the running receiver's pull
+// ends with "409 Consumer Deleted", and it reports
+// crossbus.ErrSubscriptionNotFound.
+func (h *harness) DeleteSubscription(ctx context.Context, topic, sub string) error {
+	var js jetstream.JetStream
+	require.True(h.t, h.admin.As(&js))
+	stream, err := js.StreamNameBySubject(ctx, topic)
+	if err != nil {
+		return err
+	}
+	return js.DeleteConsumer(ctx, stream, sub)
+}
+
+// PublishRaw publishes payload on the topic's subject with no headers.
+func (h *harness) PublishRaw(ctx context.Context, topic string, payload []byte) error {
+	var js jetstream.JetStream
+	require.True(h.t, h.admin.As(&js))
+	_, err := js.PublishMsg(ctx, &natsio.Msg{Subject: topic, Data: payload})
+	return err
+}
+
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{UnknownTopicFails: true, AckDeadline: time.Second, Timeout: 20 * time.Second}
 }
+
+var (
+	_ providertest.SubscriptionDeleter = (*harness)(nil)
+	_ providertest.RawPublisher        = (*harness)(nil)
+)
 
 func TestConformance(t *testing.T) {
 	srv := startServer(t, "")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +62,7 @@ func (p *Provider) openReceiver(ctx context.Context, spec crossbus.SubscriptionS
 		spec:     spec,
 		dlq:      dlq,
 		stream:   ti.stream,
+		consumer: cfg.Durable,
 		cons:     cons,
 		pinned:   cfg.PriorityPolicy == jetstream.PriorityPolicyPinned,
 		ch:       make(chan *delivery, 64),
@@ -67,18 +70,21 @@ func (p *Provider) openReceiver(ctx context.Context, spec crossbus.SubscriptionS
 		closing:  make(chan struct{}),
 		pumpDone: make(chan struct{}),
 	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.caps = p.Capabilities()
 	r.caps.DefaultAckDeadline = cfg.AckWait
 	if dlq {
 		r.caps.NativeDeadLetter = false // no queue for the queue's readers
 	}
 	if err := r.open(); err != nil {
+		r.cancel()
 		return nil, fmt.Errorf("nats: subscription %q: %w", spec.Name, err)
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		r.it.Stop()
+		r.cancel()
 		return nil, fmt.Errorf("nats: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
 	}
 	p.receivers[r] = struct{}{}
@@ -90,16 +96,21 @@ func (p *Provider) openReceiver(ctx context.Context, spec crossbus.SubscriptionS
 // receiver pulls a consumer's messages into a small buffer that Receive
 // empties. One goroutine (pump) pulls and decodes.
 type receiver struct {
-	p      *Provider
-	spec   crossbus.SubscriptionSpec
-	dlq    bool // a reader of a dead-letter queue
-	stream string
-	cons   jetstream.Consumer
-	pinned bool
-	caps   crossbus.Capabilities
+	p        *Provider
+	spec     crossbus.SubscriptionSpec
+	dlq      bool // a reader of a dead-letter queue
+	stream   string
+	consumer string // the durable consumer's name
+	cons     jetstream.Consumer
+	pinned   bool
+	caps     crossbus.Capabilities
 
-	mu sync.Mutex // guards it
-	it jetstream.MessagesContext
+	ctx    context.Context // cancelled by Close: ends a consumer lookup
+	cancel context.CancelFunc
+
+	mu  sync.Mutex // guards it and err
+	it  jetstream.MessagesContext
+	err error // why the pump stopped for good (nil: it was closed)
 
 	ch        chan *delivery
 	errs      chan error
@@ -144,6 +155,8 @@ func (r *receiver) isClosing() bool {
 }
 
 // pump moves messages from the pull subscription to the receive buffer.
+// When a pull fails it finds out whether pulling again can work (see
+// permanent): if not, it stops, and Receive returns why from then on.
 func (r *receiver) pump() {
 	defer close(r.pumpDone)
 	for {
@@ -155,10 +168,15 @@ func (r *receiver) pump() {
 			if r.isClosing() {
 				return
 			}
-			if r.p.conn.IsClosed() {
-				r.report(fmt.Errorf("nats: subscription %q: connection closed: %w", r.spec.Name, crossbus.ErrClosed))
+			if perr := r.permanent(r.ctx, err); perr != nil {
+				if r.isClosing() {
+					return
+				}
+				r.stop(perr)
+				it.Stop()
 				return
 			}
+			r.p.opts.Logger.Warn("nats: pull failed; pulling again", "subscription", r.spec.Name, "consumer", r.consumer, "stream", r.stream, "error", err)
 			r.report(fmt.Errorf("nats: subscription %q: pull failed: %w", r.spec.Name, err))
 			it.Stop()
 			if !r.wait(restartDelay) {
@@ -172,15 +190,31 @@ func (r *receiver) pump() {
 			continue
 		}
 		d := r.newDelivery(msg)
-		if d == nil {
-			continue
-		}
 		select {
 		case r.ch <- d:
 		case <-r.closing:
 			_ = msg.Nak()
 		}
 	}
+}
+
+// stop records the error that ended the pump for good.
+func (r *receiver) stop(err error) {
+	r.p.opts.Logger.Error("nats: subscription cannot receive any more", "subscription", r.spec.Name, "consumer", r.consumer, "stream", r.stream, "error", err)
+	r.mu.Lock()
+	r.err = err
+	r.mu.Unlock()
+}
+
+// stopped is what Receive returns once the pump ended: its error, or
+// ErrClosed.
+func (r *receiver) stopped() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil && !r.isClosing() {
+		return r.err
+	}
+	return fmt.Errorf("nats: receive from %q: %w", r.spec.Name, crossbus.ErrClosed)
 }
 
 // report hands an error to the next Receive call, dropping it if one is
@@ -222,7 +256,7 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 	case <-r.closing:
 		return 0, fmt.Errorf("nats: receive from %q: %w", r.spec.Name, crossbus.ErrClosed)
 	case <-r.pumpDone:
-		return 0, fmt.Errorf("nats: receive from %q: %w", r.spec.Name, crossbus.ErrClosed)
+		return 0, r.stopped()
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
@@ -245,6 +279,7 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 func (r *receiver) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {
 		close(r.closing)
+		r.cancel()
 		r.mu.Lock()
 		it := r.it
 		r.mu.Unlock()
@@ -279,28 +314,49 @@ func (r *receiver) Close(ctx context.Context) error {
 
 // delivery is one JetStream message handed to a consumer.
 type delivery struct {
-	r       *receiver
-	msg     jetstream.Msg
-	ev      crossbus.Event
-	ctx     event.EventContextV1 // ev.Context points here
-	attempt int
-	settled atomic.Bool
+	r         *receiver
+	msg       jetstream.Msg
+	ev        crossbus.Event
+	ctx       event.EventContextV1 // ev.Context points here (decoded messages)
+	attempt   int
+	decodeErr error // why the message is not a CloudEvent (nil when it is one)
+	settled   atomic.Bool
 }
 
-// newDelivery decodes a message; undecodable ones are dead-lettered here
-// (they cannot enter the handler pipeline) and nil is returned.
+// newDelivery decodes a message. A message that is not a CloudEvent (or is
+// a malformed one) becomes an undecodable delivery: its event is the
+// crossbus.NewUndecodableEvent placeholder (id "<stream>-<sequence>", source
+// "/nats/streams/<stream>", subject the message's subject, the payload as
+// data, the headers in the rawheaders extension with repeated values joined
+// by ", "), and the portable layer dead-letters it.
 func (r *receiver) newDelivery(msg jetstream.Msg) *delivery {
 	d := &delivery{r: r, msg: msg, attempt: 1}
 	d.ev.Context = &d.ctx
-	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 0 {
+	md, _ := msg.Metadata()
+	if md != nil && md.NumDelivered > 0 {
 		d.attempt = int(min(md.NumDelivered, 1<<31-1))
 	}
 	if err := DecodeMsg(msg.Headers(), msg.Data(), &d.ev); err != nil {
-		r.poison(msg, err)
-		return nil
+		d.decodeErr = err
+		var id string
+		if md != nil {
+			id = r.stream + "-" + strconv.FormatUint(md.Sequence.Stream, 10)
+		}
+		var hs map[string]string
+		if h := msg.Headers(); len(h) > 0 {
+			hs = make(map[string]string, len(h))
+			for k, vs := range h {
+				hs[k] = strings.Join(vs, ", ")
+			}
+		}
+		d.ev = crossbus.NewUndecodableEvent(id, "/nats/streams/"+r.stream, msg.Data(), hs)
+		d.ev.SetSubject(msg.Subject())
 	}
 	return d
 }
+
+// DecodeError says why the message is not a CloudEvent (nil when it is one).
+func (d *delivery) DecodeError() error { return d.decodeErr }
 
 // Event returns the delivered event.
 func (d *delivery) Event() *crossbus.Event { return &d.ev }
@@ -378,6 +434,7 @@ func (d *delivery) ExtendLease(context.Context, time.Duration) error {
 var (
 	_ crossbus.Delivery             = (*delivery)(nil)
 	_ crossbus.LeaseExtender        = (*delivery)(nil)
+	_ crossbus.Undecodable          = (*delivery)(nil)
 	_ crossbus.ReceiverCapabilities = (*receiver)(nil)
 	_ crossbus.Provider             = (*Provider)(nil)
 )

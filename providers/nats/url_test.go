@@ -93,7 +93,9 @@ func TestOpenByURLAndMissingEntities(t *testing.T) {
 	_, err = bus.Subscribe(ctx, "orders", "never-created", h)
 	assert.ErrorIs(t, err, crossbus.ErrSubscriptionNotFound)
 	err = bus.Publish(ctx, "orders.*", &e)
-	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
+	assert.ErrorIs(t, err, crossbus.ErrInvalidName, "the portable layer refuses the name first")
+	err = p.Publish(ctx, "orders.*", []*crossbus.Event{&e})
+	assert.ErrorIs(t, err, crossbus.ErrInvalidOption, "the provider itself refuses a wildcard subject")
 	assert.ErrorContains(t, err, "wildcard")
 
 	require.NoError(t, bus.Close(ctx))
