@@ -13,6 +13,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/clocktest"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/memory"
 )
 
@@ -220,7 +221,7 @@ func TestBatchRetriesInPlaceWithoutDelayedRedelivery(t *testing.T) {
 
 type noDelayedRedelivery struct{ *memory.Provider }
 
-func (n noDelayedRedelivery) Capabilities() crossbus.Capabilities {
+func (n noDelayedRedelivery) Capabilities() driver.Capabilities {
 	c := n.Provider.Capabilities()
 	c.DelayedRedelivery = false
 	return c
@@ -318,7 +319,7 @@ func (x *extendCounter) extended(id string) int32 {
 	return 0
 }
 
-func (x *extendCounter) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+func (x *extendCounter) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	r, err := x.Provider.Subscribe(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -327,11 +328,11 @@ func (x *extendCounter) Subscribe(ctx context.Context, spec crossbus.Subscriptio
 }
 
 type countingReceiver struct {
-	crossbus.Receiver
+	driver.Receiver
 	x *extendCounter
 }
 
-func (r *countingReceiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+func (r *countingReceiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	n, err := r.Receiver.Receive(ctx, buf)
 	for i := 0; i < n; i++ {
 		id := buf[i].Event().ID()
@@ -348,13 +349,13 @@ func (r *countingReceiver) Receive(ctx context.Context, buf []crossbus.Delivery)
 }
 
 type countingDelivery struct {
-	crossbus.Delivery
+	driver.Delivery
 	n *atomic.Int32
 }
 
 func (d *countingDelivery) ExtendLease(ctx context.Context, lease time.Duration) error {
 	d.n.Add(1)
-	return d.Delivery.(crossbus.LeaseExtender).ExtendLease(ctx, lease)
+	return d.Delivery.(driver.LeaseExtender).ExtendLease(ctx, lease)
 }
 
 func TestBatchRouteWithBreakerWaitsAndDrains(t *testing.T) {
@@ -405,21 +406,21 @@ func TestDeliverBatchSettlesEachPushedDelivery(t *testing.T) {
 	ep, err := b.NewBatchEndpoint("push", "lambda", br, crossbus.WithDeadLetterTopic("push-dlq"), quick(3),
 		crossbus.WithFilter(crossbus.TypePrefix("ok", "poison", "flaky")))
 	require.NoError(t, err)
-	var ds []crossbus.Delivery
-	var pds []*crossbus.PushDelivery
+	var ds []driver.Delivery
+	var pds []*driver.PushDelivery
 	for _, typ := range []string{"ok", "poison", "flaky", "skipped", "ok"} {
 		e := crossbus.NewEvent(typ, "/sqs")
-		d := crossbus.NewPushDelivery(&e, 1)
+		d := driver.NewPushDelivery(&e, 1)
 		ds = append(ds, d)
 		pds = append(pds, d)
 	}
 	ep.DeliverBatch(context.Background(), ds)
-	var outcomes []crossbus.Outcome
+	var outcomes []driver.Outcome
 	for _, d := range pds {
 		o, _ := d.Outcome()
 		outcomes = append(outcomes, o)
 	}
-	assert.Equal(t, []crossbus.Outcome{crossbus.Acked, crossbus.Acked, crossbus.Nacked, crossbus.Acked, crossbus.Acked}, outcomes,
+	assert.Equal(t, []driver.Outcome{driver.OutcomeAcked, driver.OutcomeAcked, driver.OutcomeNacked, driver.OutcomeAcked, driver.OutcomeAcked}, outcomes,
 		"the poisoned event went to the dead-letter topic; only the flaky one is reported as failed")
 	assert.Equal(t, []int{4}, br.batchSizes(), "one handler call; the filtered event was acked without running")
 	st, _ := p.Stats("push-dlq", "inspect")
@@ -443,23 +444,23 @@ func TestDeliverBatchOrderedEndpointKeepsKeyOrder(t *testing.T) {
 		return nil
 	}), crossbus.WithDeadLetterTopic("push-dlq"), crossbus.WithOrdering(), quick(3))
 	require.NoError(t, err)
-	var pds []*crossbus.PushDelivery
-	var ds []crossbus.Delivery
+	var pds []*driver.PushDelivery
+	var ds []driver.Delivery
 	for _, s := range []string{"a1", "b1", "a2", "b2"} {
 		e := crossbus.NewEvent("t", "/fifo")
 		e.SetSubject(s)
 		crossbus.SetPartitionKey(&e, s[:1])
-		d := crossbus.NewPushDelivery(&e, 1)
+		d := driver.NewPushDelivery(&e, 1)
 		pds = append(pds, d)
 		ds = append(ds, d)
 	}
 	ep.DeliverBatch(context.Background(), ds)
-	var outcomes []crossbus.Outcome
+	var outcomes []driver.Outcome
 	for _, d := range pds {
 		o, _ := d.Outcome()
 		outcomes = append(outcomes, o)
 	}
-	assert.Equal(t, []crossbus.Outcome{crossbus.Nacked, crossbus.Acked, crossbus.Nacked, crossbus.Acked}, outcomes)
+	assert.Equal(t, []driver.Outcome{driver.OutcomeNacked, driver.OutcomeAcked, driver.OutcomeNacked, driver.OutcomeAcked}, outcomes)
 	assert.Equal(t, []string{"a1", "b1", "b2"}, ran, "a2 did not overtake a1")
 }
 
@@ -477,9 +478,9 @@ func TestRouterEndpointOfABatchRoute(t *testing.T) {
 	ep, err := r.Endpoint("orders", "lambda")
 	require.NoError(t, err)
 	e := crossbus.NewEvent("ok", "/sqs")
-	d := crossbus.NewPushDelivery(&e, 1)
+	d := driver.NewPushDelivery(&e, 1)
 	ep.Deliver(context.Background(), d)
 	o, _ := d.Outcome()
-	assert.Equal(t, crossbus.Acked, o)
+	assert.Equal(t, driver.OutcomeAcked, o)
 	assert.Equal(t, []int{1}, br.batchSizes())
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/crossbus/crossbus/driver"
 )
 
 // BatchPublisherOptions configure a BatchPublisher. Zero values take the
@@ -127,7 +129,7 @@ func (bp *BatchPublisher) Publish(ctx context.Context, topic string, events ...*
 	if bp.o.MaxBytes > 0 {
 		for _, e := range events {
 			if e != nil && e.Context != nil {
-				req.size += EncodedSize(e)
+				req.size += driver.EncodedSize(e)
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/clocktest"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // sendLog wraps a Publisher and records the size of each send.
@@ -184,7 +185,7 @@ func TestBatchPublisherBoundsBytesAndKeepsACallersEventsTogether(t *testing.T) {
 	ctx := testCtx(t)
 	b, _ := memBus(t)
 	log := &sendLog{next: b}
-	one := crossbus.EncodedSize(mkEvents(1)[0])
+	one := driver.EncodedSize(mkEvents(1)[0])
 	bp, err := crossbus.NewBatchPublisher(log, crossbus.BatchPublisherOptions{MaxCount: 3, MaxBytes: 2 * one, Linger: time.Hour})
 	require.NoError(t, err)
 	defer bp.Close(ctx)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/crossbus/crossbus/driver"
 )
 
 // A batch route runs one collector and cfg.concurrency batch workers. The
@@ -16,11 +18,11 @@ import (
 
 // batch is a set of deliveries handled by one HandleBatch call.
 type batch struct {
-	ds       []Delivery
+	ds       []driver.Delivery
 	attempts []int
 }
 
-func (b *batch) add(d Delivery, attempt int) {
+func (b *batch) add(d driver.Delivery, attempt int) {
 	b.ds = append(b.ds, d)
 	b.attempts = append(b.attempts, attempt)
 }
@@ -30,7 +32,7 @@ func (b *batch) len() int { return len(b.ds) }
 // heldRetry is a failed delivery kept for a later batch, for providers that
 // cannot delay a redelivery.
 type heldRetry struct {
-	d       Delivery
+	d       driver.Delivery
 	attempt int
 	due     time.Time
 }
@@ -83,7 +85,7 @@ func (b *batchState) takeDue(now time.Time, dst *batch, max int) time.Time {
 	return next
 }
 
-func (b *batchState) snapshotRetries(dst []Delivery) []Delivery {
+func (b *batchState) snapshotRetries(dst []driver.Delivery) []driver.Delivery {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range b.retries {
@@ -92,10 +94,10 @@ func (b *batchState) snapshotRetries(dst []Delivery) []Delivery {
 	return dst
 }
 
-func (b *batchState) drainRetries() []Delivery {
+func (b *batchState) drainRetries() []driver.Delivery {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]Delivery, 0, len(b.retries))
+	out := make([]driver.Delivery, 0, len(b.retries))
 	for _, r := range b.retries {
 		out = append(out, r.d)
 	}
@@ -143,12 +145,12 @@ func (s *Subscription) startBatch() {
 // collectBatches forms batches until the subscription stops.
 func (s *Subscription) collectBatches(forming *leaseSlot) {
 	maxN, maxWait := s.cfg.batch.maxCount, s.cfg.batch.maxWait
-	scratch := make([]Delivery, maxN)
+	scratch := make([]driver.Delivery, maxN)
 	for {
 		if s.breaker != nil && s.breaker.waitNotOpen(s.recvCtx) != nil {
 			return
 		}
-		b := batch{ds: make([]Delivery, 0, maxN), attempts: make([]int, 0, maxN)}
+		b := batch{ds: make([]driver.Delivery, 0, maxN), attempts: make([]int, 0, maxN)}
 		if !s.firstOfBatch(&b, scratch, forming) {
 			s.returnAll(b.ds)
 			return
@@ -180,7 +182,7 @@ func (s *Subscription) collectBatches(forming *leaseSlot) {
 
 // firstOfBatch waits for the first events of a batch: retries that fall
 // due, or events from the provider. It reports false when stopping.
-func (s *Subscription) firstOfBatch(b *batch, scratch []Delivery, forming *leaseSlot) bool {
+func (s *Subscription) firstOfBatch(b *batch, scratch []driver.Delivery, forming *leaseSlot) bool {
 	maxN := len(scratch)
 	for b.len() == 0 { // (events the filter skips do not count)
 		if !s.holdsRetries() { // the common case: no retries to wait for
@@ -229,7 +231,7 @@ func (s *Subscription) holdsRetries() bool {
 
 // receiveGatedBatch is receiveGated without the breaker's per-receive budget:
 // a batch route's breaker admits whole batches (see collectBatches).
-func (s *Subscription) receiveGatedBatch(ctx context.Context, buf []Delivery) int {
+func (s *Subscription) receiveGatedBatch(ctx context.Context, buf []driver.Delivery) int {
 	if s.limiter == nil {
 		return s.receiveCtx(ctx, buf)
 	}
@@ -244,7 +246,7 @@ func (s *Subscription) receiveGatedBatch(ctx context.Context, buf []Delivery) in
 
 // addReceived adds received deliveries to b, acking those the filter skips
 // and dead-lettering those that carry no event.
-func (s *Subscription) addReceived(b *batch, ds []Delivery, forming *leaseSlot) {
+func (s *Subscription) addReceived(b *batch, ds []driver.Delivery, forming *leaseSlot) {
 	for i, d := range ds {
 		ds[i] = nil
 		if s.undecodable(s.handlerCtx, d) {

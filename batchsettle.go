@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/crossbus/crossbus/driver"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -139,7 +140,7 @@ func (s *Subscription) recordBatch(ctx context.Context, p breakerPermit, n int, 
 // settleBatchItem settles one delivery of a batch by its result. A retry
 // that must run in place is held, lease extended, for a batch after the
 // delay.
-func (s *Subscription) settleBatchItem(ctx context.Context, span trace.Span, d Delivery, attempt int, err error) {
+func (s *Subscription) settleBatchItem(ctx context.Context, span trace.Span, d driver.Delivery, attempt int, err error) {
 	if err == nil {
 		s.ack(d)
 		return

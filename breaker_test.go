@@ -19,6 +19,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/clocktest"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/memory"
 )
 
@@ -301,17 +302,17 @@ func TestEndpointNacksWhileTheBreakerIsOpen(t *testing.T) {
 	}), crossbus.WithDeadLetterTopic("push-dlq"), crossbus.WithClock(clk),
 		crossbus.WithCircuitBreaker(crossbus.BreakerPolicy{ConsecutiveFailures: 1, OpenFor: time.Minute}))
 	require.NoError(t, err)
-	deliver := func() (crossbus.Outcome, time.Duration) {
+	deliver := func() (driver.Outcome, time.Duration) {
 		e := crossbus.NewEvent("t", "/push")
-		d := crossbus.NewPushDelivery(&e, 1)
+		d := driver.NewPushDelivery(&e, 1)
 		ep.Deliver(context.Background(), d)
 		return d.Outcome()
 	}
 	o, _ := deliver()
-	assert.Equal(t, crossbus.Nacked, o)
+	assert.Equal(t, driver.OutcomeNacked, o)
 	clk.Advance(20 * time.Second)
 	o, delay := deliver()
-	assert.Equal(t, crossbus.Nacked, o)
+	assert.Equal(t, driver.OutcomeNacked, o)
 	assert.Equal(t, 40*time.Second, delay, "retry after the rest of the open period")
 	assert.Equal(t, int32(1), calls.Load(), "the handler did not run while open")
 }

@@ -9,22 +9,21 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-)
 
-// Opener opens a provider from its URL. Providers register one per scheme.
-type Opener func(ctx context.Context, u *url.URL) (Provider, error)
+	"github.com/crossbus/crossbus/driver"
+)
 
 // registry maps URL schemes to openers. Like database/sql's driver list, it is
 // the one piece of package state: providers add themselves in init.
 var registry = struct {
 	sync.RWMutex
-	openers map[string]Opener
-}{openers: map[string]Opener{}}
+	openers map[string]driver.Opener
+}{openers: map[string]driver.Opener{}}
 
 // Register makes a provider available under a URL scheme. It panics if the
 // scheme is empty, the opener nil, or the scheme already registered, as
 // database/sql.Register does: these are programming errors found at start-up.
-func Register(scheme string, open Opener) {
+func Register(scheme string, open driver.Opener) {
 	if scheme == "" || open == nil {
 		panic("crossbus: Register needs a scheme and an opener")
 	}
@@ -105,8 +104,8 @@ func WithLogger(l *slog.Logger) BusOption {
 // publishes and runs subscriptions with the delivery contract (retry,
 // dead-letter, ordering, drain). It is safe for concurrent use.
 type Bus struct {
-	p    Provider
-	caps Capabilities
+	p    driver.Provider
+	caps driver.Capabilities
 	log  *slog.Logger
 
 	tel     telemetry
@@ -117,7 +116,7 @@ type Bus struct {
 }
 
 // New returns a Bus over a provider (for providers not opened by URL).
-func New(p Provider, opts ...BusOption) (*Bus, error) {
+func New(p driver.Provider, opts ...BusOption) (*Bus, error) {
 	if p == nil {
 		return nil, errorf("%w: nil provider", ErrInvalidOption)
 	}
@@ -133,10 +132,10 @@ func New(p Provider, opts ...BusOption) (*Bus, error) {
 }
 
 // Provider returns the provider under the bus.
-func (b *Bus) Provider() Provider { return b.p }
+func (b *Bus) Provider() driver.Provider { return b.p }
 
 // Capabilities returns the provider's capabilities.
-func (b *Bus) Capabilities() Capabilities { return b.caps }
+func (b *Bus) Capabilities() driver.Capabilities { return b.caps }
 
 // As reaches the provider's native client; see Provider.As.
 func (b *Bus) As(target any) bool { return b.p.As(target) }
@@ -218,7 +217,7 @@ func (b *Bus) check(e *Event) error {
 		return err
 	}
 	if b.caps.MaxEventBytes > 0 {
-		if n := EncodedSize(e); n > b.caps.MaxEventBytes {
+		if n := driver.EncodedSize(e); n > b.caps.MaxEventBytes {
 			return &SizeError{EventID: e.ID(), Size: n, Limit: b.caps.MaxEventBytes}
 		}
 	}
@@ -239,7 +238,7 @@ func (b *Bus) batchEnd(events []*Event, start int) int {
 			break
 		}
 		if maxB > 0 {
-			n := EncodedSize(events[end])
+			n := driver.EncodedSize(events[end])
 			if end > start && size+n > maxB {
 				break
 			}

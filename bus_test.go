@@ -13,13 +13,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	_ "github.com/crossbus/crossbus/providers/memory"
 )
 
 // recordingProvider records publish calls; a unit-test double for the
 // portable layer's batching and error mapping.
 type recordingProvider struct {
-	caps    crossbus.Capabilities
+	caps    driver.Capabilities
 	mu      sync.Mutex
 	batches [][]*crossbus.Event
 	fail    func(batch []*crossbus.Event) error
@@ -34,12 +35,12 @@ func (p *recordingProvider) Publish(ctx context.Context, topic string, evs []*cr
 	}
 	return nil
 }
-func (p *recordingProvider) Subscribe(context.Context, crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+func (p *recordingProvider) Subscribe(context.Context, driver.SubscriptionSpec) (driver.Receiver, error) {
 	return nil, crossbus.ErrNotSupported
 }
-func (p *recordingProvider) Capabilities() crossbus.Capabilities { return p.caps }
-func (p *recordingProvider) As(any) bool                         { return false }
-func (p *recordingProvider) Close(context.Context) error         { return nil }
+func (p *recordingProvider) Capabilities() driver.Capabilities { return p.caps }
+func (p *recordingProvider) As(any) bool                       { return false }
+func (p *recordingProvider) Close(context.Context) error       { return nil }
 
 func mkEvents(n int) []*crossbus.Event {
 	out := make([]*crossbus.Event, n)
@@ -73,7 +74,7 @@ func TestOpenErrors(t *testing.T) {
 
 func TestPublishBatchesWithinProviderLimits(t *testing.T) {
 	evs := mkEvents(25)
-	p := &recordingProvider{caps: crossbus.Capabilities{MaxBatchCount: 10}}
+	p := &recordingProvider{caps: driver.Capabilities{MaxBatchCount: 10}}
 	b, err := crossbus.New(p)
 	require.NoError(t, err)
 	require.NoError(t, b.Publish(context.Background(), "topic", evs...))
@@ -82,8 +83,8 @@ func TestPublishBatchesWithinProviderLimits(t *testing.T) {
 	assert.Len(t, p.batches[2], 5)
 	assert.Same(t, evs[24], p.batches[2][4], "order is kept")
 
-	one := crossbus.EncodedSize(evs[0])
-	p2 := &recordingProvider{caps: crossbus.Capabilities{MaxBatchBytes: 3*one + one/2}}
+	one := driver.EncodedSize(evs[0])
+	p2 := &recordingProvider{caps: driver.Capabilities{MaxBatchBytes: 3*one + one/2}}
 	b2, _ := crossbus.New(p2)
 	require.NoError(t, b2.Publish(context.Background(), "topic", evs[:7]...))
 	require.Len(t, p2.batches, 3)
@@ -98,7 +99,7 @@ func TestPublishRefusesInvalidAndSendsTheRest(t *testing.T) {
 	v.Type = ""
 	bad.Context = v
 	evs[2] = &bad
-	p := &recordingProvider{caps: crossbus.Capabilities{MaxEventBytes: 10_000}}
+	p := &recordingProvider{caps: driver.Capabilities{MaxEventBytes: 10_000}}
 	big := crossbus.NewEvent("com.example.t", "/t")
 	require.NoError(t, crossbus.SetData(&big, strings.Repeat("x", 20_000)))
 	evs = append(evs, &big)
@@ -122,7 +123,7 @@ func TestPublishMapsProviderFailuresToOriginalIndexes(t *testing.T) {
 	bad.Context = v
 	evs[1] = &bad
 	throttled := errors.New("throttled")
-	p := &recordingProvider{caps: crossbus.Capabilities{MaxBatchCount: 2}, fail: func(batch []*crossbus.Event) error {
+	p := &recordingProvider{caps: driver.Capabilities{MaxBatchCount: 2}, fail: func(batch []*crossbus.Event) error {
 		// the second event of every batch fails
 		if len(batch) < 2 {
 			return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/crossbus/crossbus/driver"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -58,7 +59,7 @@ func (s *Subscription) BreakerState() BreakerState {
 // the breaker is open, takes no more than the breaker's budget (the free
 // probe slots when half-open) and the rate limiter's tokens, and returns
 // unused tokens. It returns 0 once ctx ends.
-func (s *Subscription) receiveGated(ctx context.Context, buf []Delivery) int {
+func (s *Subscription) receiveGated(ctx context.Context, buf []driver.Delivery) int {
 	n := len(buf)
 	if s.breaker != nil {
 		var err error
@@ -83,7 +84,7 @@ func (s *Subscription) receiveGated(ctx context.Context, buf []Delivery) int {
 // returned to the provider only if the subscription stops meanwhile; pushed
 // ones cannot wait and are nacked with the rest of the open period as their
 // delay. It reports whether the handler may run.
-func (s *Subscription) admit(ds ...Delivery) (breakerPermit, bool) {
+func (s *Subscription) admit(ds ...driver.Delivery) (breakerPermit, bool) {
 	if s.breaker == nil {
 		return breakerPermit{}, true
 	}

@@ -6,51 +6,73 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/eventpattern"
 )
 
 // Sentinel errors. Errors returned by crossbus and its providers wrap these, so
-// callers test them with errors.Is.
+// callers test them with errors.Is. Each is returned where its comment says.
 var (
-	// ErrClosed: the bus, subscription or provider is closed.
-	ErrClosed = errors.New("crossbus: closed")
-	// ErrTopicNotFound: the topic does not exist.
-	ErrTopicNotFound = errors.New("crossbus: topic not found")
-	// ErrSubscriptionNotFound: the subscription does not exist (or was
-	// deleted while a consumer ran).
-	ErrSubscriptionNotFound = errors.New("crossbus: subscription not found")
+	// ErrClosed: the bus, subscription or provider is closed (Publish,
+	// Subscribe after Close; Router.Run when its bus closes).
+	ErrClosed = driver.ErrClosed
+	// ErrTopicNotFound: the topic does not exist (Publish, Subscribe, or a
+	// running subscription whose topic was deleted).
+	ErrTopicNotFound = driver.ErrTopicNotFound
+	// ErrSubscriptionNotFound: the subscription does not exist, or was
+	// deleted while a consumer ran (Subscription.Err).
+	ErrSubscriptionNotFound = driver.ErrSubscriptionNotFound
 	// ErrUnauthorized: the provider refused the credentials or the
-	// permission for the operation.
-	ErrUnauthorized = errors.New("crossbus: unauthorized")
-	// ErrTooLarge: an event or batch is over the provider's size limit.
-	ErrTooLarge = errors.New("crossbus: too large")
-	// ErrInvalidEvent: an event is not a valid CloudEvent (see ValidationError).
-	ErrInvalidEvent = errors.New("crossbus: invalid event")
-	// ErrInvalidData: an event's data does not decode (see DataError).
-	ErrInvalidData = errors.New("crossbus: invalid event data")
+	// permission (Publish, Subscribe, Subscription.Err).
+	ErrUnauthorized = driver.ErrUnauthorized
+	// ErrTooLarge: an event or batch is over the provider's size limit
+	// (Publish; see SizeError).
+	ErrTooLarge = driver.ErrTooLarge
+	// ErrInvalidEvent: an event is not a valid CloudEvent (Publish, Validate;
+	// see ValidationError).
+	ErrInvalidEvent = driver.ErrInvalidEvent
+	// ErrInvalidData: an event's data does not decode (DataAs, Typed; see
+	// DataError). Such failures are permanent.
+	ErrInvalidData = driver.ErrInvalidData
 	// ErrInvalidName: a topic or subscription name is outside the portable
-	// name rule (see ValidateName).
-	ErrInvalidName = errors.New("crossbus: invalid name")
-	// ErrUnknownScheme: Open was given a URL whose scheme no provider registered.
-	ErrUnknownScheme = errors.New("crossbus: unknown URL scheme")
+	// name rule (Publish, Subscribe, Router.Handle; see ValidateName).
+	ErrInvalidName = driver.ErrInvalidName
+	// ErrUnknownScheme: Open was given a URL whose scheme no provider
+	// registered.
+	ErrUnknownScheme = driver.ErrUnknownScheme
 	// ErrInvalidURL: Open was given a malformed provider URL.
-	ErrInvalidURL = errors.New("crossbus: invalid provider URL")
-	// ErrInvalidOption: an option value is out of range.
-	ErrInvalidOption = errors.New("crossbus: invalid option")
+	ErrInvalidURL = driver.ErrInvalidURL
+	// ErrInvalidOption: an option or argument is out of range (where it is
+	// given: NewRouter, Router.Handle, Subscribe, With... options).
+	ErrInvalidOption = driver.ErrInvalidOption
 	// ErrNotSupported: the provider cannot do what was asked natively; the
 	// portable layer falls back where it can.
-	ErrNotSupported = errors.New("crossbus: not supported by provider")
+	ErrNotSupported = driver.ErrNotSupported
 	// ErrInProgress: another consumer is handling the same event right now
-	// (idempotency); the delivery is retried later.
+	// (idempotency); the delivery is retried later without spending an
+	// attempt.
 	ErrInProgress = errors.New("crossbus: duplicate event in progress")
 	// ErrHandlersAbandoned: a shutdown deadline passed while handlers still
-	// ran; they were abandoned (see AbandonedError).
+	// ran; they were abandoned (Subscription.Close, Bus.Close, Router.Run;
+	// see AbandonedError).
 	ErrHandlersAbandoned = errors.New("crossbus: handlers abandoned at shutdown")
+	// ErrLeaseLost: an idempotency claim's token no longer holds its key
+	// (IdempotencyStore.Renew, Complete, Release): the lease ran out and
+	// another consumer took it, or the record expired.
+	ErrLeaseLost = errors.New("crossbus: idempotency lease lost")
+	// ErrPanic is matched by the error a recovered handler panic becomes.
+	ErrPanic = errors.New("crossbus: handler panicked")
+	// ErrInvalidPattern: an event pattern is invalid (CompilePattern,
+	// WithFilter, EventPattern.Err); the text names the JSON path and the
+	// rule, e.g. "data.amount: numeric expects operator/value pairs".
+	ErrInvalidPattern = eventpattern.ErrInvalidPattern
 )
 
 // SizeError reports an event or batch over a size limit. It matches ErrTooLarge.
 type SizeError struct {
 	EventID string // "" for a whole batch
-	Size    int    // bytes, as EncodedSize counts them
+	Size    int    // bytes, as driver.EncodedSize counts them
 	Limit   int    // the provider's limit in bytes
 }
 
@@ -154,28 +176,13 @@ func (e *AbandonedError) Is(target error) bool { return target == ErrHandlersAba
 // Unwrap returns the cause.
 func (e *AbandonedError) Unwrap() error { return e.Cause }
 
-// permanentError marks an error as not worth retrying.
-type permanentError struct{ err error }
-
-func (p *permanentError) Error() string { return "permanent: " + p.err.Error() }
-func (p *permanentError) Unwrap() error { return p.err }
-
 // Permanent wraps err so that the delivery is dead-lettered at once instead of
-// retried. Permanent(nil) is nil. Providers also use it to mark receive
-// errors that retrying cannot fix (see Receiver).
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &permanentError{err: err}
-}
+// retried. Permanent(nil) is nil.
+func Permanent(err error) error { return driver.Permanent(err) }
 
 // IsPermanent reports whether err, or an error it wraps, was marked with
 // Permanent or is an ErrInvalidData (data that will never decode).
-func IsPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p) || errors.Is(err, ErrInvalidData)
-}
+func IsPermanent(err error) bool { return driver.IsPermanent(err) }
 
 func errNilOption(name string) error {
 	return fmt.Errorf("%w: %s(nil)", ErrInvalidOption, name)

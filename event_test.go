@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 func TestNewEventFillsRequiredAttributes(t *testing.T) {
@@ -128,12 +129,12 @@ func TestDataAsFailureIsPermanent(t *testing.T) {
 
 func TestEncodedSizeCountsDataAndAttributes(t *testing.T) {
 	e := crossbus.NewEvent("com.example.a", "/src")
-	base := crossbus.EncodedSize(&e)
+	base := driver.EncodedSize(&e)
 	assert.Greater(t, base, len(e.ID())+len("com.example.a"))
 	require.NoError(t, crossbus.SetData(&e, strings.Repeat("x", 1000)))
-	assert.GreaterOrEqual(t, crossbus.EncodedSize(&e), base+1000)
+	assert.GreaterOrEqual(t, driver.EncodedSize(&e), base+1000)
 	e.SetExtension("tenant", "acme")
-	assert.GreaterOrEqual(t, crossbus.EncodedSize(&e), base+1000+len("tenant")+len("acme"))
+	assert.GreaterOrEqual(t, driver.EncodedSize(&e), base+1000+len("tenant")+len("acme"))
 }
 
 func TestPermanent(t *testing.T) {
@@ -148,7 +149,7 @@ func TestPermanent(t *testing.T) {
 
 func TestDeadLetterEventRoundTrip(t *testing.T) {
 	e := crossbus.NewEvent("com.example.a", "/src")
-	dl := crossbus.DeadLetterEvent(&e, crossbus.DeadLetterInfo{Reason: "boom", Attempts: 3, Topic: "t", Subscription: "s"})
+	dl := driver.DeadLetterEvent(&e, crossbus.DeadLetterInfo{Reason: "boom", Attempts: 3, Topic: "t", Subscription: "s"})
 	info, ok := crossbus.DeadLetterInfoOf(&dl)
 	require.True(t, ok)
 	assert.Equal(t, "boom", info.Reason)
@@ -159,7 +160,7 @@ func TestDeadLetterEventRoundTrip(t *testing.T) {
 	_, ok = crossbus.DeadLetterInfoOf(&e)
 	assert.False(t, ok, "the original is untouched")
 	assert.NoError(t, crossbus.Validate(&dl), "dead-letter extensions are valid names")
-	long := crossbus.DeadLetterEvent(&e, crossbus.DeadLetterInfo{Reason: strings.Repeat("é", 5000)})
+	long := driver.DeadLetterEvent(&e, crossbus.DeadLetterInfo{Reason: strings.Repeat("é", 5000)})
 	info, _ = crossbus.DeadLetterInfoOf(&long)
-	assert.LessOrEqual(t, len(info.Reason), crossbus.MaxDeadLetterReason)
+	assert.LessOrEqual(t, len(info.Reason), driver.MaxDeadLetterReason)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/clocktest"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/memory"
 )
 
@@ -280,12 +281,12 @@ func ExampleEndpoint_DeliverBatch() {
 		return errs
 	}), crossbus.WithDeadLetterTopic("orders-dlq"))
 
-	var items []*crossbus.PushDelivery
-	var batch []crossbus.Delivery
+	var items []*driver.PushDelivery
+	var batch []driver.Delivery
 	for _, id := range []string{"o-1", "o-2", "o-3"} {
 		e := crossbus.NewEvent("com.example.order.placed", "/shop")
 		e.SetSubject(id)
-		d := crossbus.NewPushDelivery(&e, 1) // the platform's receive count
+		d := driver.NewPushDelivery(&e, 1) // the platform's receive count
 		items, batch = append(items, d), append(batch, d)
 	}
 	ep.DeliverBatch(ctx, batch)

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/crossbus/crossbus/internal/pattern"
+	"github.com/crossbus/crossbus/internal/eventpattern"
 )
 
 // Filter decides whether a route handles an event. Filters run locally for
@@ -22,16 +22,6 @@ type FilterFunc func(e *Event) bool
 // Match calls f.
 func (f FilterFunc) Match(e *Event) bool { return f(e) }
 
-// ErrInvalidPattern is matched (errors.Is) by every error from
-// CompilePattern; the error's text names the JSON path of the problem and the
-// rule it breaks, e.g. "data.amount: numeric expects operator/value pairs".
-var ErrInvalidPattern = pattern.ErrInvalidPattern
-
-// ErrNotTranslatable is returned by the push-down translators when no native
-// filter can narrow a filter down; the provider then subscribes unfiltered
-// and the filter runs locally.
-var ErrNotTranslatable = pattern.ErrNotTranslatable
-
 // EventPattern is a compiled Amazon EventBridge event pattern, matched
 // against the CloudEvent's JSON form: the context attributes and extensions
 // as top-level fields (specversion, id, source, type, subject, time,
@@ -45,13 +35,13 @@ var ErrNotTranslatable = pattern.ErrNotTranslatable
 // nothing, and is refused by WithFilter with an error wrapping
 // ErrInvalidPattern (see Err).
 type EventPattern struct {
-	p   *pattern.Pattern
+	p   *eventpattern.Pattern
 	err error
 }
 
 // build runs an internal builder, turning its refusal of the input into the
 // pattern's error.
-func build(f func() *pattern.Pattern) (ep *EventPattern) {
+func build(f func() *eventpattern.Pattern) (ep *EventPattern) {
 	defer func() {
 		if v := recover(); v != nil {
 			msg := strings.TrimPrefix(fmt.Sprint(v), "pattern: ")
@@ -69,7 +59,7 @@ func (p *EventPattern) Err() error { return p.err }
 //
 //	{"type": ["com.example.order.placed"], "data": {"total": [{"numeric": [">", 100]}]}}
 func CompilePattern(json string) (*EventPattern, error) {
-	p, err := pattern.Compile([]byte(json))
+	p, err := eventpattern.Compile([]byte(json))
 	if err != nil {
 		return nil, errorf("event pattern: %w", err)
 	}
@@ -101,44 +91,44 @@ func (p *EventPattern) String() string {
 
 // TypeIs matches events whose type is one of types (at least one).
 func TypeIs(types ...string) *EventPattern {
-	return build(func() *pattern.Pattern { return pattern.TypeIs(types...) })
+	return build(func() *eventpattern.Pattern { return eventpattern.TypeIs(types...) })
 }
 
 // TypePrefix matches events whose type starts with one of prefixes.
 func TypePrefix(prefixes ...string) *EventPattern {
-	return anyPrefix(prefixes, pattern.TypePrefix)
+	return anyPrefix(prefixes, eventpattern.TypePrefix)
 }
 
 // SourceIs matches events whose source is one of sources.
 func SourceIs(sources ...string) *EventPattern {
-	return build(func() *pattern.Pattern { return pattern.SourceIs(sources...) })
+	return build(func() *eventpattern.Pattern { return eventpattern.SourceIs(sources...) })
 }
 
 // SourcePrefix matches events whose source starts with one of prefixes.
 func SourcePrefix(prefixes ...string) *EventPattern {
-	return anyPrefix(prefixes, pattern.SourcePrefix)
+	return anyPrefix(prefixes, eventpattern.SourcePrefix)
 }
 
 // SubjectIs matches events whose subject is one of subjects.
 func SubjectIs(subjects ...string) *EventPattern {
-	return build(func() *pattern.Pattern { return pattern.SubjectIs(subjects...) })
+	return build(func() *eventpattern.Pattern { return eventpattern.SubjectIs(subjects...) })
 }
 
 // SubjectPrefix matches events whose subject starts with one of prefixes.
 func SubjectPrefix(prefixes ...string) *EventPattern {
-	return anyPrefix(prefixes, pattern.SubjectPrefix)
+	return anyPrefix(prefixes, eventpattern.SubjectPrefix)
 }
 
-func anyPrefix(prefixes []string, one func(string) *pattern.Pattern) *EventPattern {
+func anyPrefix(prefixes []string, one func(string) *eventpattern.Pattern) *EventPattern {
 	if len(prefixes) == 0 {
 		return &EventPattern{err: fmt.Errorf("%w: a prefix filter needs at least one prefix", ErrInvalidPattern)}
 	}
-	return build(func() *pattern.Pattern {
-		ps := make([]*pattern.Pattern, len(prefixes))
+	return build(func() *eventpattern.Pattern {
+		ps := make([]*eventpattern.Pattern, len(prefixes))
 		for i, p := range prefixes {
 			ps[i] = one(p)
 		}
-		return pattern.Or(ps...)
+		return eventpattern.Or(ps...)
 	})
 }
 
@@ -149,58 +139,58 @@ type FieldCondition struct{ path []string }
 // data.order.total; Field("tenant") is the tenant extension.
 func Field(path ...string) FieldCondition { return FieldCondition{path} }
 
-func (c FieldCondition) build(f func(pattern.FieldRef) *pattern.Pattern) *EventPattern {
-	return build(func() *pattern.Pattern { return f(pattern.Field(c.path...)) })
+func (c FieldCondition) build(f func(eventpattern.FieldRef) *eventpattern.Pattern) *EventPattern {
+	return build(func() *eventpattern.Pattern { return f(eventpattern.Field(c.path...)) })
 }
 
 // Equals matches any of the values (strings, numbers, booleans, nil).
 func (c FieldCondition) Equals(values ...any) *EventPattern {
-	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Equals(values...) })
+	return c.build(func(f eventpattern.FieldRef) *eventpattern.Pattern { return f.Equals(values...) })
 }
 
 // Prefix matches strings starting with prefix.
 func (c FieldCondition) Prefix(prefix string) *EventPattern {
-	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Prefix(prefix) })
+	return c.build(func(f eventpattern.FieldRef) *eventpattern.Pattern { return f.Prefix(prefix) })
 }
 
 // Suffix matches strings ending with suffix.
 func (c FieldCondition) Suffix(suffix string) *EventPattern {
-	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Suffix(suffix) })
+	return c.build(func(f eventpattern.FieldRef) *eventpattern.Pattern { return f.Suffix(suffix) })
 }
 
 // EqualsIgnoreCase matches s in any letter case.
 func (c FieldCondition) EqualsIgnoreCase(s string) *EventPattern {
-	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.EqualsIgnoreCase(s) })
+	return c.build(func(f eventpattern.FieldRef) *eventpattern.Pattern { return f.EqualsIgnoreCase(s) })
 }
 
 // Wildcard matches with * standing for any run of characters.
 func (c FieldCondition) Wildcard(w string) *EventPattern {
-	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Wildcard(w) })
+	return c.build(func(f eventpattern.FieldRef) *eventpattern.Pattern { return f.Wildcard(w) })
 }
 
 // AnythingBut matches present values other than the given ones.
 func (c FieldCondition) AnythingBut(values ...any) *EventPattern {
-	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.AnythingBut(values...) })
+	return c.build(func(f eventpattern.FieldRef) *eventpattern.Pattern { return f.AnythingBut(values...) })
 }
 
 // Numeric compares numbers: op is one of "=", "<", "<=", ">", ">=".
 func (c FieldCondition) Numeric(op string, bound float64) *EventPattern {
-	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Numeric(op, bound) })
+	return c.build(func(f eventpattern.FieldRef) *eventpattern.Pattern { return f.Numeric(op, bound) })
 }
 
 // Between matches numbers with lo <= n <= hi.
 func (c FieldCondition) Between(lo, hi float64) *EventPattern {
-	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Between(lo, hi) })
+	return c.build(func(f eventpattern.FieldRef) *eventpattern.Pattern { return f.Between(lo, hi) })
 }
 
 // Exists matches when the field is present (true) or absent (false).
 func (c FieldCondition) Exists(present bool) *EventPattern {
-	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.Exists(present) })
+	return c.build(func(f eventpattern.FieldRef) *eventpattern.Pattern { return f.Exists(present) })
 }
 
 // CIDR matches IP addresses inside the network.
 func (c FieldCondition) CIDR(cidr string) *EventPattern {
-	return c.build(func(f pattern.FieldRef) *pattern.Pattern { return f.CIDR(cidr) })
+	return c.build(func(f eventpattern.FieldRef) *eventpattern.Pattern { return f.CIDR(cidr) })
 }
 
 // All matches events every filter matches. Patterns combine into one
@@ -215,7 +205,7 @@ func All(filters ...Filter) Filter {
 		return &EventPattern{err: err}
 	}
 	if ps, ok := patterns(filters); ok && len(ps) > 0 {
-		return build(func() *pattern.Pattern { return pattern.And(ps...) })
+		return build(func() *eventpattern.Pattern { return eventpattern.And(ps...) })
 	}
 	return FilterFunc(func(e *Event) bool {
 		for _, f := range filters {
@@ -234,7 +224,7 @@ func Any(filters ...Filter) Filter {
 		return &EventPattern{err: err}
 	}
 	if ps, ok := patterns(filters); ok && len(ps) > 1 {
-		return build(func() *pattern.Pattern { return pattern.Or(ps...) })
+		return build(func() *eventpattern.Pattern { return eventpattern.Or(ps...) })
 	}
 	return FilterFunc(func(e *Event) bool {
 		for _, f := range filters {
@@ -262,8 +252,8 @@ func checkFilters(op string, filters []Filter) error {
 	return nil
 }
 
-func patterns(filters []Filter) ([]*pattern.Pattern, bool) {
-	ps := make([]*pattern.Pattern, 0, len(filters))
+func patterns(filters []Filter) ([]*eventpattern.Pattern, bool) {
+	ps := make([]*eventpattern.Pattern, 0, len(filters))
 	for _, f := range filters {
 		ep, ok := f.(*EventPattern)
 		if !ok {
@@ -274,46 +264,11 @@ func patterns(filters []Filter) ([]*pattern.Pattern, bool) {
 	return ps, true
 }
 
-func asPattern(f Filter) (*pattern.Pattern, error) {
-	if ep, ok := f.(*EventPattern); ok {
-		if ep.err != nil {
-			return nil, ep.err
-		}
-		return ep.p, nil
+// patternOf is a route filter as the canonical JSON of its event pattern, for
+// providers that push filters down ("" when the filter is not a pattern).
+func patternOf(f Filter) string {
+	if ep, ok := f.(*EventPattern); ok && ep.err == nil {
+		return ep.String()
 	}
-	return nil, errorf("%T is not an event pattern: %w", f, ErrNotTranslatable)
-}
-
-// EventBridgePattern translates a filter into an EventBridge rule pattern for
-// events crossbus published to EventBridge (source -> source, type ->
-// detail-type, the CloudEvent as detail). exact reports whether the rule
-// selects exactly the filter's events; otherwise the filter must still run
-// locally.
-func EventBridgePattern(f Filter) (json []byte, exact bool, err error) {
-	p, err := asPattern(f)
-	if err != nil {
-		return nil, false, err
-	}
-	return pattern.ToEventBridge(p)
-}
-
-// PubSubFilter translates a filter into a Pub/Sub subscription filter over
-// the ce- attributes crossbus writes; conditions on data cannot be expressed,
-// so such filters are supersets (exact false).
-func PubSubFilter(f Filter) (filter string, exact bool, err error) {
-	p, err := asPattern(f)
-	if err != nil {
-		return "", false, err
-	}
-	return pattern.ToPubSubFilter(p)
-}
-
-// ServiceBusFilter translates a filter into a Service Bus SQL filter over the
-// cloudEvents_ application properties crossbus writes.
-func ServiceBusFilter(f Filter) (sql string, exact bool, err error) {
-	p, err := asPattern(f)
-	if err != nil {
-		return "", false, err
-	}
-	return pattern.ToServiceBusSQL(p)
+	return ""
 }

@@ -50,11 +50,6 @@ type Claim struct {
 	Token string
 }
 
-// ErrLeaseLost is returned by the IdempotencyStore methods that take a token
-// when the token no longer holds the key (the lease ran out and another
-// consumer took it, or the record expired).
-var ErrLeaseLost = errors.New("crossbus: idempotency lease lost")
-
 // IdempotencyStore keeps idempotency records: IN_PROGRESS with a lease while
 // a handler runs, COMPLETED with an expiry after it succeeded.
 // Implementations must make Begin atomic: of concurrent Begins for a free key

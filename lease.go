@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/crossbus/crossbus/driver"
 )
 
 // leaseSet tracks the deliveries running handlers hold, so their leases can
@@ -17,8 +19,8 @@ type leaseSet struct {
 
 type leaseSlot struct {
 	mu  sync.Mutex
-	one Delivery   // a per-event worker's delivery
-	ds  []Delivery // a batch worker's deliveries
+	one driver.Delivery   // a per-event worker's delivery
+	ds  []driver.Delivery // a batch worker's deliveries
 }
 
 func (l *leaseSet) newSlot() *leaseSlot {
@@ -37,20 +39,20 @@ func (l *leaseSet) dropSlot(sl *leaseSlot) {
 	l.mu.Unlock()
 }
 
-func (sl *leaseSlot) hold(d Delivery) {
+func (sl *leaseSlot) hold(d driver.Delivery) {
 	sl.mu.Lock()
 	sl.one = d
 	sl.mu.Unlock()
 }
 
-func (sl *leaseSlot) holdAll(ds []Delivery) {
+func (sl *leaseSlot) holdAll(ds []driver.Delivery) {
 	sl.mu.Lock()
 	sl.ds = ds
 	sl.mu.Unlock()
 }
 
 // snapshot appends every held delivery to dst.
-func (l *leaseSet) snapshot(dst []Delivery) []Delivery {
+func (l *leaseSet) snapshot(dst []driver.Delivery) []driver.Delivery {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, sl := range l.slots {
@@ -82,7 +84,7 @@ func (s *Subscription) housekeeping() {
 	t := time.NewTicker(lease / 4)
 	defer t.Stop()
 	extend := s.caps.LeaseExtension
-	var held []Delivery
+	var held []driver.Delivery
 	for {
 		select {
 		case <-s.workersDone:
@@ -99,7 +101,7 @@ func (s *Subscription) housekeeping() {
 		}
 		held = s.heldDeliveries(held[:0])
 		for _, d := range held {
-			if x, ok := d.(LeaseExtender); ok {
+			if x, ok := d.(driver.LeaseExtender); ok {
 				// An error means the delivery was settled meanwhile or its
 				// lease is already lost: nothing more to do for it here.
 				_ = x.ExtendLease(s.settleCtx, lease)
@@ -109,7 +111,7 @@ func (s *Subscription) housekeeping() {
 	}
 }
 
-func (s *Subscription) heldDeliveries(dst []Delivery) []Delivery {
+func (s *Subscription) heldDeliveries(dst []driver.Delivery) []driver.Delivery {
 	if s.cfg.ordered {
 		return s.sched.snapshot(dst)
 	}

@@ -2,6 +2,8 @@ package crossbus
 
 import (
 	"sync"
+
+	"github.com/crossbus/crossbus/driver"
 )
 
 // keyScheduler runs an ordered subscription: deliveries are queued per
@@ -25,7 +27,7 @@ type keyScheduler struct {
 
 type keyQueue struct {
 	key   string
-	items []Delivery
+	items []driver.Delivery
 }
 
 func newKeyScheduler(limit int) *keyScheduler {
@@ -37,12 +39,12 @@ func newKeyScheduler(limit int) *keyScheduler {
 
 // add queues deliveries by key and returns how many more workers the ready
 // keys could use.
-func (k *keyScheduler) add(ds []Delivery) int {
+func (k *keyScheduler) add(ds []driver.Delivery) int {
 	k.mu.Lock()
 	for _, d := range ds {
 		key := PartitionKey(d.Event())
 		if key == "" {
-			k.ready = append(k.ready, &keyQueue{items: []Delivery{d}})
+			k.ready = append(k.ready, &keyQueue{items: []driver.Delivery{d}})
 			k.queued++
 			continue
 		}
@@ -71,7 +73,7 @@ func (k *keyScheduler) waitRoom() {
 }
 
 // next gives a worker the head of a ready key, or nil once stopped.
-func (k *keyScheduler) next() (*keyQueue, Delivery) {
+func (k *keyScheduler) next() (*keyQueue, driver.Delivery) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for len(k.ready) == 0 && !k.stopped {
@@ -130,11 +132,11 @@ func (k *keyScheduler) putBack(q *keyQueue) bool {
 
 // drain returns what was never started, in key order; the heads of active
 // keys stay with their workers.
-func (k *keyScheduler) drain() []Delivery {
+func (k *keyScheduler) drain() []driver.Delivery {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.drained = true
-	var out []Delivery
+	var out []driver.Delivery
 	for _, q := range k.ready {
 		out = append(out, q.items...)
 	}
@@ -147,7 +149,7 @@ func (k *keyScheduler) drain() []Delivery {
 	return out
 }
 
-func (k *keyScheduler) snapshot(dst []Delivery) []Delivery {
+func (k *keyScheduler) snapshot(dst []driver.Delivery) []driver.Delivery {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, q := range k.keys {
@@ -192,7 +194,7 @@ func (s *Subscription) startOrdered() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		buf := make([]Delivery, min(s.cfg.concurrency*s.cfg.prefetch, maxOrderedReceive))
+		buf := make([]driver.Delivery, min(s.cfg.concurrency*s.cfg.prefetch, maxOrderedReceive))
 		for {
 			s.sched.waitRoom()
 			n := s.receiveGated(s.recvCtx, buf)

@@ -3,8 +3,8 @@ package crossbus
 import (
 	"context"
 	"fmt"
-	"sync"
-	"time"
+
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Endpoint runs a route's pipeline for events a platform pushes instead of
@@ -53,7 +53,7 @@ func (b *Bus) newEndpoint(topic, subscription string, h Handler, cfg routeConfig
 	if cfg.deadLetterTopic == "" {
 		return nil, fmt.Errorf("%w: endpoint %q: set WithDeadLetterTopic; pushed events that fail for good are published there", ErrInvalidOption, subscription)
 	}
-	s := newSubscription(b, topic, subscription, cfg, Capabilities{DelayedRedelivery: true})
+	s := newSubscription(b, topic, subscription, cfg, driver.Capabilities{DelayedRedelivery: true})
 	s.push = true
 	s.settleCtx = context.Background()
 	if cfg.batchHandler == nil {
@@ -85,9 +85,9 @@ func (r *Router) Endpoint(topic, subscription string) (*Endpoint, error) {
 // Deliver runs the pipeline for one pushed delivery and settles it before
 // returning. Handlers get a context derived from ctx (the request's). On a
 // batch endpoint it is DeliverBatch of one delivery.
-func (ep *Endpoint) Deliver(ctx context.Context, d Delivery) {
+func (ep *Endpoint) Deliver(ctx context.Context, d driver.Delivery) {
 	if ep.s.cfg.batchHandler != nil {
-		ep.DeliverBatch(ctx, []Delivery{d})
+		ep.DeliverBatch(ctx, []driver.Delivery{d})
 		return
 	}
 	if !ep.s.pushRateLimit(ctx, 1) {
@@ -95,99 +95,4 @@ func (ep *Endpoint) Deliver(ctx context.Context, d Delivery) {
 		return
 	}
 	ep.s.process(ctx, d)
-}
-
-// Outcome is how a pushed delivery was settled.
-type Outcome int
-
-const (
-	// Unsettled: the pipeline has not settled the delivery.
-	Unsettled Outcome = iota
-	// Acked: handled (or filtered out, a duplicate, or dead-lettered
-	// through the dead-letter topic): answer success.
-	Acked
-	// Nacked: to be retried: answer with a retryable failure.
-	Nacked
-	// DeadLettered: moved to the platform's dead-letter destination by
-	// DeadLetter (only for PushDeliveries built with native dead-lettering).
-	DeadLettered
-)
-
-func (o Outcome) String() string {
-	return [...]string{"unsettled", "acked", "nacked", "dead-lettered"}[o]
-}
-
-// PushDelivery is a Delivery for push adapters: it records how the pipeline
-// settled it, for the adapter to turn into a response.
-type PushDelivery struct {
-	ev      *Event
-	attempt int
-	native  func(ctx context.Context, info DeadLetterInfo) error
-
-	mu      sync.Mutex
-	outcome Outcome
-	delay   time.Duration
-	info    DeadLetterInfo
-}
-
-// NewPushDelivery wraps a pushed event and the platform's attempt number
-// (1 when the platform does not say).
-func NewPushDelivery(e *Event, attempt int) *PushDelivery {
-	if attempt < 1 {
-		attempt = 1
-	}
-	return &PushDelivery{ev: e, attempt: attempt}
-}
-
-// WithNativeDeadLetter makes DeadLetter call fn (for platforms with their own
-// dead-letter destination) instead of reporting ErrNotSupported.
-func (p *PushDelivery) WithNativeDeadLetter(fn func(ctx context.Context, info DeadLetterInfo) error) *PushDelivery {
-	p.native = fn
-	return p
-}
-
-// Event implements Delivery.
-func (p *PushDelivery) Event() *Event { return p.ev }
-
-// Attempt implements Delivery.
-func (p *PushDelivery) Attempt() int { return p.attempt }
-
-func (p *PushDelivery) settle(o Outcome, delay time.Duration) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.outcome != Unsettled {
-		return errorf("pushed delivery of %q already %v", p.ev.ID(), p.outcome)
-	}
-	p.outcome, p.delay = o, delay
-	return nil
-}
-
-// Ack implements Delivery.
-func (p *PushDelivery) Ack(ctx context.Context) error { return p.settle(Acked, 0) }
-
-// Nack implements Delivery.
-func (p *PushDelivery) Nack(ctx context.Context, delay time.Duration) error {
-	return p.settle(Nacked, delay)
-}
-
-// DeadLetter implements Delivery.
-func (p *PushDelivery) DeadLetter(ctx context.Context, info DeadLetterInfo) error {
-	if p.native == nil {
-		return ErrNotSupported
-	}
-	if err := p.native(ctx, info); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.info = info
-	p.mu.Unlock()
-	return p.settle(DeadLettered, 0)
-}
-
-// Outcome reports how the delivery was settled and, for Nacked, the delay
-// the retry policy asked for (adapters may send it as Retry-After).
-func (p *PushDelivery) Outcome() (Outcome, time.Duration) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.outcome, p.delay
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/crossbus/crossbus/driver"
 )
 
 // DeliverBatch runs the pipeline for a batch of pushed deliveries (a Lambda
@@ -19,7 +21,7 @@ import (
 // in parallel up to the route's concurrency — or, with WithOrdering, one at a
 // time in order, and once a delivery of a partition key is nacked the later
 // ones of that key are nacked without running, so none overtakes it.
-func (ep *Endpoint) DeliverBatch(ctx context.Context, ds []Delivery) {
+func (ep *Endpoint) DeliverBatch(ctx context.Context, ds []driver.Delivery) {
 	s := ep.s
 	if s.cfg.batchHandler == nil {
 		ep.deliverEach(ctx, ds)
@@ -49,7 +51,7 @@ func (ep *Endpoint) DeliverBatch(ctx context.Context, ds []Delivery) {
 	}
 }
 
-func (ep *Endpoint) deliverEach(ctx context.Context, ds []Delivery) {
+func (ep *Endpoint) deliverEach(ctx context.Context, ds []driver.Delivery) {
 	s := ep.s
 	if s.cfg.ordered {
 		blocked := map[string]bool{}
@@ -82,13 +84,13 @@ func (ep *Endpoint) deliverEach(ctx context.Context, ds []Delivery) {
 
 // watchedDelivery notes whether the pipeline nacked a delivery.
 type watchedDelivery struct {
-	Delivery
+	driver.Delivery
 	nacked bool
 }
 
 // DecodeError forwards the wrapped delivery's (see Undecodable).
 func (w *watchedDelivery) DecodeError() error {
-	if u, ok := w.Delivery.(Undecodable); ok {
+	if u, ok := w.Delivery.(driver.Undecodable); ok {
 		return u.DecodeError()
 	}
 	return nil

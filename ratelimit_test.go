@@ -12,6 +12,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/clocktest"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/memory"
 )
 
@@ -207,20 +208,20 @@ func TestEndpointWaitsForATokenAndNacksWhenTheRequestEnds(t *testing.T) {
 	ep, err := b.NewEndpoint("push", "web", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
 		crossbus.WithDeadLetterTopic("push-dlq"), crossbus.WithRateLimit(1, 1), crossbus.WithClock(clk))
 	require.NoError(t, err)
-	deliver := func(ctx context.Context) crossbus.Outcome {
+	deliver := func(ctx context.Context) driver.Outcome {
 		e := crossbus.NewEvent("t", "/push")
-		d := crossbus.NewPushDelivery(&e, 1)
+		d := driver.NewPushDelivery(&e, 1)
 		ep.Deliver(ctx, d)
 		o, _ := d.Outcome()
 		return o
 	}
-	assert.Equal(t, crossbus.Acked, deliver(context.Background()), "the burst")
+	assert.Equal(t, driver.OutcomeAcked, deliver(context.Background()), "the burst")
 	short, cancel := context.WithCancel(context.Background())
 	cancel()
-	assert.Equal(t, crossbus.Nacked, deliver(short), "no token before the request ended")
-	got := make(chan crossbus.Outcome, 1)
+	assert.Equal(t, driver.OutcomeNacked, deliver(short), "no token before the request ended")
+	got := make(chan driver.Outcome, 1)
 	go func() { got <- deliver(context.Background()) }()
 	require.NoError(t, clk.BlockUntil(testCtx(t), 1))
 	clk.Advance(time.Second)
-	assert.Equal(t, crossbus.Acked, <-got)
+	assert.Equal(t, driver.OutcomeAcked, <-got)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/memory"
 )
 
@@ -177,7 +178,7 @@ func TestPortableDeadLetterTopicWhenProviderHasNone(t *testing.T) {
 
 type noNativeDLQ struct{ *memory.Provider }
 
-func (n noNativeDLQ) Capabilities() crossbus.Capabilities {
+func (n noNativeDLQ) Capabilities() driver.Capabilities {
 	c := n.Provider.Capabilities()
 	c.NativeDeadLetter = false
 	return c
@@ -221,21 +222,21 @@ func TestEndpointMapsOutcomes(t *testing.T) {
 		return fail
 	}), quick(3), crossbus.WithDeadLetterTopic("push-dlq"))
 	require.NoError(t, err)
-	deliver := func(typ string, attempt int) (crossbus.Outcome, time.Duration) {
+	deliver := func(typ string, attempt int) (driver.Outcome, time.Duration) {
 		e := crossbus.NewEvent(typ, "/push")
-		d := crossbus.NewPushDelivery(&e, attempt)
+		d := driver.NewPushDelivery(&e, attempt)
 		ep.Deliver(context.Background(), d)
 		return d.Outcome()
 	}
 	o, _ := deliver("ok", 1)
-	assert.Equal(t, crossbus.Acked, o)
+	assert.Equal(t, driver.OutcomeAcked, o)
 	o, delay := deliver("flaky", 1)
-	assert.Equal(t, crossbus.Nacked, o)
+	assert.Equal(t, driver.OutcomeNacked, o)
 	assert.Positive(t, delay, "the retry delay is reported for Retry-After")
 	o, _ = deliver("flaky", 3)
-	assert.Equal(t, crossbus.Acked, o, "exhausted: dead-lettered through the topic, then acked")
+	assert.Equal(t, driver.OutcomeAcked, o, "exhausted: dead-lettered through the topic, then acked")
 	o, _ = deliver("permanent", 1)
-	assert.Equal(t, crossbus.Acked, o)
+	assert.Equal(t, driver.OutcomeAcked, o)
 	st, _ := p.Stats("push-dlq", "inspect")
 	assert.Equal(t, 2, st.Waiting)
 

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/crossbus/crossbus/driver"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -21,8 +22,8 @@ type Subscription struct {
 	topic   string
 	name    string
 	cfg     routeConfig
-	caps    Capabilities
-	recv    Receiver
+	caps    driver.Capabilities
+	recv    driver.Receiver
 	handler Handler
 	log     *slog.Logger
 
@@ -86,14 +87,14 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	if b.isClosed() {
 		return nil, errorf("%w: subscribe %q", ErrClosed, name)
 	}
-	spec := SubscriptionSpec{Topic: topic, Name: name, Ordered: cfg.ordered, AckDeadline: cfg.ackDeadline,
-		MaxAttempts: cfg.retry.MaxAttempts, DeadLetterTopic: cfg.deadLetterTopic, Filter: cfg.filter}
+	spec := driver.SubscriptionSpec{Topic: topic, Name: name, Ordered: cfg.ordered, AckDeadline: cfg.ackDeadline,
+		MaxAttempts: cfg.retry.MaxAttempts, DeadLetterTopic: cfg.deadLetterTopic, FilterPattern: patternOf(cfg.filter)}
 	recv, err := b.p.Subscribe(ctx, spec)
 	if err != nil {
 		return nil, errorf("subscribe %q to topic %q: %w", name, topic, err)
 	}
 	caps := b.caps
-	if rc, ok := recv.(ReceiverCapabilities); ok {
+	if rc, ok := recv.(driver.ReceiverCapabilities); ok {
 		caps = rc.Capabilities()
 	}
 	if !caps.NativeDeadLetter && cfg.deadLetterTopic == "" {
@@ -142,7 +143,7 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	return s, nil
 }
 
-func newSubscription(b *Bus, topic, name string, cfg routeConfig, caps Capabilities) *Subscription {
+func newSubscription(b *Bus, topic, name string, cfg routeConfig, caps driver.Capabilities) *Subscription {
 	s := &Subscription{bus: b, topic: topic, name: name, cfg: cfg, caps: caps, log: b.log,
 		done: make(chan struct{}), workersDone: make(chan struct{}), houseDone: make(chan struct{}),
 		abandonReq: make(chan struct{}), stopped: make(chan struct{})}
@@ -318,7 +319,7 @@ var receiveBackoff = RetryPolicy{MaxAttempts: 1, InitialBackoff: 100 * time.Mill
 // receiveCtx fills buf, retrying transient receive errors with backoff. It
 // returns 0 once ctx (recvCtx or derived from it) ends or the subscription
 // stops; an error that retrying cannot fix stops the subscription.
-func (s *Subscription) receiveCtx(ctx context.Context, buf []Delivery) int {
+func (s *Subscription) receiveCtx(ctx context.Context, buf []driver.Delivery) int {
 	failures := 0
 	for {
 		n, err := s.recv.Receive(ctx, buf)
@@ -350,7 +351,7 @@ func (s *Subscription) sleep(d time.Duration) bool {
 }
 
 // returnAll gives deliveries that were never started back to the provider.
-func (s *Subscription) returnAll(ds []Delivery) {
+func (s *Subscription) returnAll(ds []driver.Delivery) {
 	for _, d := range ds {
 		s.nack(d, 0)
 	}
@@ -358,7 +359,7 @@ func (s *Subscription) returnAll(ds []Delivery) {
 
 // process runs one delivery to its settlement, in one consumer span. Handlers
 // get a context derived from hctx.
-func (s *Subscription) process(hctx context.Context, d Delivery) {
+func (s *Subscription) process(hctx context.Context, d driver.Delivery) {
 	s.running.Add(1)
 	defer s.running.Add(-1)
 	e := d.Event()
@@ -379,8 +380,8 @@ func (s *Subscription) process(hctx context.Context, d Delivery) {
 // undecodable dead-letters a delivery that carries no CloudEvent (see
 // Undecodable) and reports whether it did; every kind of route and endpoint
 // checks this before its filter.
-func (s *Subscription) undecodable(ctx context.Context, d Delivery) bool {
-	u, ok := d.(Undecodable)
+func (s *Subscription) undecodable(ctx context.Context, d driver.Delivery) bool {
+	u, ok := d.(driver.Undecodable)
 	if !ok {
 		return false
 	}
@@ -406,7 +407,7 @@ func (e *undecodableError) Unwrap() error { return e.err }
 
 // attempts runs the handler until the delivery is settled; it returns the
 // last handler error (nil once handled).
-func (s *Subscription) attempts(ctx context.Context, span trace.Span, d Delivery, e *Event, attempt int, metrics bool) error {
+func (s *Subscription) attempts(ctx context.Context, span trace.Span, d driver.Delivery, e *Event, attempt int, metrics bool) error {
 	tel := s.tel
 	for {
 		permit, admitted := s.admit(d)
@@ -454,7 +455,7 @@ func (s *Subscription) attempts(ctx context.Context, span trace.Span, d Delivery
 // delay a redelivery enough) — returns the delay and the number of the next
 // attempt with inPlace true, leaving the delivery unsettled. A failure caused
 // by shutdown leaves the event to the provider.
-func (s *Subscription) afterFailure(ctx context.Context, span trace.Span, d Delivery, attempt int, err error, ordered bool) (delay time.Duration, next int, inPlace bool) {
+func (s *Subscription) afterFailure(ctx context.Context, span trace.Span, d driver.Delivery, attempt int, err error, ordered bool) (delay time.Duration, next int, inPlace bool) {
 	if ctx.Err() != nil {
 		s.nack(d, 0) // shut down mid-handler: leave it to the provider
 		return 0, 0, false
@@ -493,7 +494,7 @@ func (s *Subscription) invoke(hctx context.Context, e *Event, attempt int) (err 
 // The settle helpers do nothing once the shutdown abandoned the running
 // handlers: their deliveries stay with the provider, whatever they returned.
 
-func (s *Subscription) ack(d Delivery) {
+func (s *Subscription) ack(d driver.Delivery) {
 	if s.abandoned.Load() {
 		return
 	}
@@ -502,7 +503,7 @@ func (s *Subscription) ack(d Delivery) {
 	}
 }
 
-func (s *Subscription) nack(d Delivery, delay time.Duration) {
+func (s *Subscription) nack(d driver.Delivery, delay time.Duration) {
 	if s.abandoned.Load() {
 		return
 	}
@@ -511,7 +512,7 @@ func (s *Subscription) nack(d Delivery, delay time.Duration) {
 	}
 }
 
-func (s *Subscription) attrs(d Delivery, attempt int, kv ...any) []any {
+func (s *Subscription) attrs(d driver.Delivery, attempt int, kv ...any) []any {
 	e := d.Event()
 	return append([]any{"subscription", s.name, "topic", s.topic, "eventID", e.ID(), "eventType", e.Type(), "source", e.Source(), "attempt", attempt}, kv...)
 }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/crossbus/crossbus/driver"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -17,13 +18,6 @@ import (
 
 // instrumentationName names crossbus's tracer and meter.
 const instrumentationName = "github.com/crossbus/crossbus"
-
-// MessagingSystem is implemented by providers that name their system for the
-// OpenTelemetry messaging.system attribute ("gcp_pubsub", "aws_sqs",
-// "servicebus", "kafka", ...). Others are reported as "crossbus".
-type MessagingSystem interface {
-	MessagingSystem() string
-}
 
 // WithTracerProvider sets the OpenTelemetry tracer provider. The default is
 // the global one (otel.GetTracerProvider), a no-op until the application
@@ -66,7 +60,7 @@ type telemetry struct {
 	tracer trace.Tracer
 	// global: tp is the global provider, looked up again while it is
 	// unset, so one installed after the bus opened is still used.
-	global   bool
+	global bool
 	// globalMP: mp is the global meter provider; while it is unset the
 	// per-event measurements (and the clock reads they need) are skipped.
 	globalMP bool
@@ -112,7 +106,7 @@ func (t *telemetry) metricsOn() bool {
 	return !t.globalMP || reflect.TypeOf(otel.GetMeterProvider()) != unsetMeterProvider
 }
 
-func (t *telemetry) init(p Provider) {
+func (t *telemetry) init(p driver.Provider) {
 	if t.tp == nil {
 		t.tp = otel.GetTracerProvider()
 		t.global = true
@@ -123,7 +117,7 @@ func (t *telemetry) init(p Provider) {
 	}
 	t.tracer = t.tp.Tracer(instrumentationName)
 	sys := "crossbus"
-	if ms, ok := p.(MessagingSystem); ok {
+	if ms, ok := p.(driver.MessagingSystem); ok {
 		sys = ms.MessagingSystem()
 	}
 	t.system = attribute.String("messaging.system", sys)
@@ -336,11 +330,11 @@ func (st *subTelemetry) retry(ctx context.Context, span trace.Span, attempt int,
 	}
 }
 
-func (st *subTelemetry) deadLetter(ctx context.Context, span trace.Span, info DeadLetterInfo) {
+func (st *subTelemetry) deadLetter(ctx context.Context, span trace.Span, info driver.DeadLetterInfo) {
 	st.t.deadLettered.Add(ctx, 1, st.addDead...)
 	if span.IsRecording() {
 		span.AddEvent("dead_letter", trace.WithAttributes(attribute.Int("attempts", info.Attempts),
-			attribute.String("reason", truncateUTF8(info.Reason, 1024))))
+			attribute.String("reason", driver.TruncateUTF8(info.Reason, 1024))))
 	}
 }
 

@@ -9,16 +9,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // undecodablePush is a pushed delivery of a message that is not a CloudEvent.
-type undecodablePush struct{ *crossbus.PushDelivery }
+type undecodablePush struct{ *driver.PushDelivery }
 
 func (undecodablePush) DecodeError() error { return errors.New("not a CloudEvent") }
 
-func placeholderDelivery() *crossbus.PushDelivery {
-	e := crossbus.NewUndecodableEvent("m-1", "/queue", []byte("garbage"), nil)
-	return crossbus.NewPushDelivery(&e, 1)
+func placeholderDelivery() *driver.PushDelivery {
+	e := driver.NewUndecodableEvent("m-1", "/queue", []byte("garbage"), nil)
+	return driver.NewPushDelivery(&e, 1)
 }
 
 // Every kind of endpoint dead-letters an undecodable delivery before its
@@ -38,15 +39,15 @@ func TestEndpointsDeadLetterUndecodableDeliveries(t *testing.T) {
 	batched, err := b.NewBatchEndpoint("orders", "batched", bh, crossbus.WithDeadLetterTopic("dead-letters"),
 		crossbus.WithFilter(crossbus.TypeIs("com.example.order")))
 	require.NoError(t, err)
-	for name, deliver := range map[string]func(crossbus.Delivery){
-		"per-event": func(d crossbus.Delivery) { plain.Deliver(ctx, d) },
-		"ordered":   func(d crossbus.Delivery) { ordered.DeliverBatch(ctx, []crossbus.Delivery{d}) },
-		"batch":     func(d crossbus.Delivery) { batched.DeliverBatch(ctx, []crossbus.Delivery{d}) },
+	for name, deliver := range map[string]func(driver.Delivery){
+		"per-event": func(d driver.Delivery) { plain.Deliver(ctx, d) },
+		"ordered":   func(d driver.Delivery) { ordered.DeliverBatch(ctx, []driver.Delivery{d}) },
+		"batch":     func(d driver.Delivery) { batched.DeliverBatch(ctx, []driver.Delivery{d}) },
 	} {
 		d := placeholderDelivery()
 		deliver(undecodablePush{d})
 		o, _ := d.Outcome()
-		assert.Equal(t, crossbus.Acked, o, "%s: acked after dead-lettering", name)
+		assert.Equal(t, driver.OutcomeAcked, o, "%s: acked after dead-lettering", name)
 	}
 	assert.Zero(t, ran, "no handler ran on an undecodable delivery")
 	dead, err := p.Stats("dead-letters", "inspect")

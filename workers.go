@@ -3,6 +3,8 @@ package crossbus
 import (
 	"sync"
 	"time"
+
+	"github.com/crossbus/crossbus/driver"
 )
 
 // pool runs an unordered route. Received deliveries wait in one queue that
@@ -37,7 +39,7 @@ type pool struct {
 }
 
 type queued struct {
-	d  Delivery
+	d  driver.Delivery
 	at time.Time
 }
 
@@ -62,12 +64,12 @@ func (p *pool) worker() {
 	defer s.wg.Done()
 	slot := s.leases.newSlot()
 	defer s.leases.dropSlot(slot)
-	var buf []Delivery
+	var buf []driver.Delivery
 	for {
 		d, receive := p.next()
 		if receive {
 			if buf == nil {
-				buf = make([]Delivery, s.cfg.prefetch)
+				buf = make([]driver.Delivery, s.cfg.prefetch)
 			}
 			n := s.receiveGated(s.recvCtx, buf)
 			d = p.received(buf[:n])
@@ -87,8 +89,8 @@ func (p *pool) worker() {
 
 // next returns a queued delivery, or receive=true when the worker should
 // receive, or (nil, false) once the pool stopped.
-func (p *pool) next() (d Delivery, receive bool) {
-	var stale []Delivery
+func (p *pool) next() (d driver.Delivery, receive bool) {
+	var stale []driver.Delivery
 	p.mu.Lock()
 	for {
 		if p.stopped {
@@ -136,7 +138,7 @@ func (p *pool) pop() (queued, bool) {
 
 // received ends a worker's receive: it queues ds but the first, wakes or
 // starts workers for them, and returns the first (nil when none).
-func (p *pool) received(ds []Delivery) Delivery {
+func (p *pool) received(ds []driver.Delivery) driver.Delivery {
 	p.mu.Lock()
 	p.receivers--
 	if len(ds) == 0 {
@@ -183,7 +185,7 @@ func (p *pool) received(ds []Delivery) Delivery {
 func (p *pool) stop() {
 	p.mu.Lock()
 	p.stopped = true
-	var back []Delivery
+	var back []driver.Delivery
 	for {
 		q, ok := p.pop()
 		if !ok {
@@ -202,7 +204,7 @@ func (p *pool) sweep(now time.Time) {
 	if p.maxWait <= 0 {
 		return
 	}
-	var stale []Delivery
+	var stale []driver.Delivery
 	p.mu.Lock()
 	p.staleBefore = now.Add(-p.maxWait)
 	for p.head < len(p.queue) && p.queue[p.head].at.Before(p.staleBefore) {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/memory"
 )
 
@@ -16,14 +17,14 @@ import (
 // buffer holds one message when Receive is called.
 type oneAtATime struct{ *memory.Provider }
 
-func (p oneAtATime) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+func (p oneAtATime) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	r, err := p.Provider.Subscribe(ctx, spec)
 	return oneReceiver{r}, err
 }
 
-type oneReceiver struct{ crossbus.Receiver }
+type oneReceiver struct{ driver.Receiver }
 
-func (r oneReceiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+func (r oneReceiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	return r.Receiver.Receive(ctx, buf[:1])
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/patterns/fanout"
 	"github.com/crossbus/crossbus/providers/memory"
 )
@@ -200,7 +201,7 @@ func TestHungSubscriberDoesNotDelayOthers(t *testing.T) {
 // portable layer publishes dead letters to each subscriber's own topic.
 type noNativeDLQ struct{ *memory.Provider }
 
-func (p noNativeDLQ) Capabilities() crossbus.Capabilities {
+func (p noNativeDLQ) Capabilities() driver.Capabilities {
 	c := p.Provider.Capabilities()
 	c.NativeDeadLetter = false
 	return c

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/aws"
 	"github.com/crossbus/crossbus/providers/aws/awstest"
 	"github.com/crossbus/crossbus/providers/providertest"
@@ -67,7 +67,7 @@ func (h *harness) topics(topic string) ([]string, bool) {
 	return append([]string(nil), subs...), ok
 }
 
-func (h *harness) NewProvider(ctx context.Context) (crossbus.Provider, error) {
+func (h *harness) NewProvider(ctx context.Context) (driver.Provider, error) {
 	cfg := h.srv.Config()
 	o := aws.Options{Publish: h.svc, Config: &cfg, Mode: h.mode,
 		Target: "arn:aws:sns:" + h.srv.Region() + ":" + h.srv.AccountID() + ":topics"}

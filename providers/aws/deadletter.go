@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // queueInfo is what the receiver needs to know about a queue.
@@ -79,17 +79,17 @@ func (p *Provider) queueURLByARN(ctx context.Context, arn string) (string, error
 // the original; if the delete fails the copy stays and the original is
 // redelivered. Queues without a RedrivePolicy return ErrNotSupported, and the
 // route's dead-letter topic is used instead.
-func (d *delivery) DeadLetter(ctx context.Context, info crossbus.DeadLetterInfo) error {
+func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) error {
 	r := d.r
 	if r.q.dlqURL == "" {
-		return fmt.Errorf("aws: queue %s has no dead-letter queue: %w", r.q.url, crossbus.ErrNotSupported)
+		return fmt.Errorf("aws: queue %s has no dead-letter queue: %w", r.q.url, driver.ErrNotSupported)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.settled {
 		return errSettled
 	}
-	dl := crossbus.DeadLetterEvent(d.ev, info)
+	dl := driver.DeadLetterEvent(d.ev, info)
 	m, err := encodeMessage(&dl, r.p.opts.Mode)
 	if err != nil {
 		return err
@@ -112,19 +112,19 @@ func (d *delivery) DeadLetter(ctx context.Context, info crossbus.DeadLetterInfo)
 	return nil
 }
 
-// SubscribeDeadLetters implements crossbus.DeadLetterReader: it opens a
+// SubscribeDeadLetters implements driver.DeadLetterReader: it opens a
 // receiver on the dead-letter queue of the subscription's queue.
-func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (crossbus.Receiver, error) {
-	url, err := p.queueURL(ctx, subscription, crossbus.ErrSubscriptionNotFound)
+func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (driver.Receiver, error) {
+	url, err := p.queueURL(ctx, subscription, driver.ErrSubscriptionNotFound)
 	if err != nil {
 		return nil, err
 	}
 	q, err := p.queueInfo(ctx, url)
 	if err != nil {
-		return nil, mapErr(err, crossbus.ErrSubscriptionNotFound)
+		return nil, mapErr(err, driver.ErrSubscriptionNotFound)
 	}
 	if q.dlqURL == "" {
-		return nil, fmt.Errorf("aws: queue %s has no dead-letter queue: %w", url, crossbus.ErrNotSupported)
+		return nil, fmt.Errorf("aws: queue %s has no dead-letter queue: %w", url, driver.ErrNotSupported)
 	}
 	dlq, err := p.queueInfo(ctx, q.dlqURL)
 	if err != nil {

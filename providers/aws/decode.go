@@ -16,6 +16,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Types and extensions of events made from messages that are not
@@ -82,14 +83,14 @@ type Attribute struct {
 // the message is not a valid CloudEvent: the error matches
 // ErrMalformedCloudEvent and says what is wrong. Such a message is not
 // guessed at: the provider's receiver hands it to the portable layer as
-// undecodable (crossbus.Undecodable), which dead-letters it without running
+// undecodable (driver.Undecodable), which dead-letters it without running
 // the handler.
 func DecodeMessage(m Message) (*crossbus.Event, error) {
 	return decodeBody(m.Body, m.Attributes, func() *crossbus.Event { return nativeSQS(m) }, 0)
 }
 
 // UndecodableEvent is the placeholder event of an SQS message that
-// DecodeMessage refused (see crossbus.NewUndecodableEvent): id = MessageId,
+// DecodeMessage refused (see driver.NewUndecodableEvent): id = MessageId,
 // source = the queue's ARN ("aws.sqs" when unknown), data = the body, and the
 // message attributes (binary values in base64) in the rawheaders extension.
 // When the body is an SNS notification envelope, the placeholder is the
@@ -150,7 +151,7 @@ func undecodable(id, source, fallbackSource, body string, attrs map[string]Attri
 			headers[k] = v
 		}
 	}
-	ev := crossbus.NewUndecodableEvent(strings.TrimSpace(id), source, []byte(body), headers)
+	ev := driver.NewUndecodableEvent(strings.TrimSpace(id), source, []byte(body), headers)
 	if crossbus.Validate(&ev) != nil { // only a source the SDK could not parse gets here
 		ev.SetSource(fallbackSource)
 		ev.FieldErrors = nil

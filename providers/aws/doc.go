@@ -61,7 +61,7 @@
 // AWS service event), so only a message that claims to be a CloudEvent (a
 // content-type of application/cloudevents+json, a ce-specversion attribute,
 // a specversion member) and is not a valid one is undecodable. The receiver
-// hands it to the portable layer as a crossbus.Undecodable delivery whose
+// hands it to the portable layer as a driver.Undecodable delivery whose
 // event is the placeholder of UndecodableEvent (the body as data, the
 // attributes in the rawheaders extension); the portable layer dead-letters
 // it (to the queue's dead-letter queue, or the route's dead-letter topic)
@@ -89,10 +89,10 @@
 // order.
 //
 // Receive errors: a queue that no longer exists (QueueDoesNotExist) stops
-// the subscription with crossbus.ErrSubscriptionNotFound; a refused
+// the subscription with driver.ErrSubscriptionNotFound; a refused
 // permission (AccessDenied, a KMS key the consumer may not use) or refused
 // credentials (unknown access key, bad signature) stop it with
-// crossbus.ErrUnauthorized, and Subscription.Err reports it. Every other
+// driver.ErrUnauthorized, and Subscription.Err reports it. Every other
 // error (throttling, outages, expired session credentials the SDK renews)
 // is retried by the portable layer.
 //

@@ -10,7 +10,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // EntryError is the failure of one entry of a batch call (SendMessageBatch,
@@ -37,9 +37,9 @@ func isNotFound(err error) bool {
 	return errors.As(err, &q) || errors.As(err, &t) || errors.As(err, &b)
 }
 
-// mapErr wraps err with notFound (crossbus.ErrTopicNotFound or
+// mapErr wraps err with notFound (driver.ErrTopicNotFound or
 // ErrSubscriptionNotFound) when the service said the entity does not exist,
-// and with crossbus.ErrUnauthorized when it refused the credentials or the
+// and with driver.ErrUnauthorized when it refused the credentials or the
 // permission (see isUnauthorized).
 func mapErr(err error, notFound error) error {
 	switch {
@@ -48,7 +48,7 @@ func mapErr(err error, notFound error) error {
 	case notFound != nil && isNotFound(err):
 		return fmt.Errorf("%w: %w", notFound, err)
 	case isUnauthorized(err):
-		return fmt.Errorf("%w: %w", crossbus.ErrUnauthorized, err)
+		return fmt.Errorf("%w: %w", driver.ErrUnauthorized, err)
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/aws"
 )
 
@@ -71,7 +72,7 @@ func FuzzDecodeMessage(f *testing.F) {
 			}
 			placeholder := aws.UndecodableEvent(m)
 			mustValid(t, placeholder, body)
-			if placeholder.Type() != crossbus.TypeUndecodable || string(placeholder.Data()) != body {
+			if placeholder.Type() != driver.TypeUndecodable || string(placeholder.Data()) != body {
 				t.Fatalf("placeholder %v does not carry the body %q", placeholder, body)
 			}
 			return

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/aws"
 	"github.com/crossbus/crossbus/providers/providertest"
 )
@@ -60,7 +61,7 @@ type liveHarness struct {
 	cleanup []func(context.Context)
 }
 
-func (h *liveHarness) NewProvider(ctx context.Context) (crossbus.Provider, error) {
+func (h *liveHarness) NewProvider(ctx context.Context) (driver.Provider, error) {
 	o := aws.Options{Publish: h.svc, Config: &h.cfg}
 	if h.svc == aws.SQS {
 		o.Topics = h.topics

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Service names the AWS service Publish sends to.
@@ -99,7 +100,7 @@ type Options struct {
 	// SkipBusCheck turns off the one DescribeEventBus call per bus before
 	// the first PutEvents to it. EventBridge accepts events for a bus that
 	// does not exist and drops them; the check turns that into
-	// crossbus.ErrTopicNotFound.
+	// driver.ErrTopicNotFound.
 	SkipBusCheck bool
 	// PublishAttempts bounds the attempts for batch entries that fail with
 	// a retryable code (throttling, internal failure) (default 5).
@@ -133,16 +134,16 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		o.Publish = SQS
 	case SQS, SNS, EventBridge:
 	default:
-		return nil, fmt.Errorf("%w: aws Publish service %q (want sqs, sns or eventbridge)", crossbus.ErrInvalidOption, o.Publish)
+		return nil, fmt.Errorf("%w: aws Publish service %q (want sqs, sns or eventbridge)", driver.ErrInvalidOption, o.Publish)
 	}
 	if o.WaitTime < 0 || o.WaitTime > 20*time.Second {
-		return nil, fmt.Errorf("%w: aws WaitTime %v is outside 0..20s", crossbus.ErrInvalidOption, o.WaitTime)
+		return nil, fmt.Errorf("%w: aws WaitTime %v is outside 0..20s", driver.ErrInvalidOption, o.WaitTime)
 	}
 	if o.WaitTime == 0 {
 		o.WaitTime = 20 * time.Second
 	}
 	if o.MaxEventBytes < 0 {
-		return nil, fmt.Errorf("%w: aws MaxEventBytes %d is negative", crossbus.ErrInvalidOption, o.MaxEventBytes)
+		return nil, fmt.Errorf("%w: aws MaxEventBytes %d is negative", driver.ErrInvalidOption, o.MaxEventBytes)
 	}
 	if o.PublishAttempts <= 0 {
 		o.PublishAttempts = 5
@@ -176,7 +177,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 // Capabilities reports what the provider does natively. Receivers refine it
 // per queue (see ReceiverCapabilities): Ordering on FIFO queues, and
 // NativeDeadLetter only when the queue has a RedrivePolicy.
-func (p *Provider) Capabilities() crossbus.Capabilities {
+func (p *Provider) Capabilities() driver.Capabilities {
 	limit := MaxSQSMessageBytes
 	switch p.opts.Publish {
 	case SNS:
@@ -187,7 +188,7 @@ func (p *Provider) Capabilities() crossbus.Capabilities {
 	if p.opts.MaxEventBytes > 0 && p.opts.MaxEventBytes < limit {
 		limit = p.opts.MaxEventBytes
 	}
-	return crossbus.Capabilities{
+	return driver.Capabilities{
 		NativeDeadLetter:   true,
 		DelayedRedelivery:  true,
 		MaxRedeliveryDelay: MaxVisibility,
@@ -240,7 +241,7 @@ func (p *Provider) Close(ctx context.Context) error {
 // order, through the service the provider publishes to.
 func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
 	if p.closed.Load() {
-		return fmt.Errorf("aws: publish to %q: %w", topic, crossbus.ErrClosed)
+		return fmt.Errorf("aws: publish to %q: %w", topic, driver.ErrClosed)
 	}
 	targets := []string{topic}
 	if p.opts.Topics != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/aws"
 	"github.com/crossbus/crossbus/providers/aws/awstest"
 )
@@ -239,9 +240,9 @@ func TestAcksAreBatchedAndFlushedOnClose(t *testing.T) {
 				evs = append(evs, &ev)
 			}
 			require.NoError(t, e.bus.Publish(ctx, "jobs", evs...))
-			recv, err := e.p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "jobs", Name: "jobs"})
+			recv, err := e.p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "jobs", Name: "jobs"})
 			require.NoError(t, err)
-			buf := make([]crossbus.Delivery, 10)
+			buf := make([]driver.Delivery, 10)
 			for seen := 0; seen < 25; {
 				n, err := recv.Receive(ctx, buf)
 				require.NoError(t, err)
@@ -301,15 +302,15 @@ func TestQueueWithoutRedrivePolicyUsesTheDeadLetterTopic(t *testing.T) {
 	h := crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return crossbus.Permanent(errors.New("no")) })
 	_, err = e.bus.Subscribe(ctx, "plain", "plain", h)
 	require.ErrorIs(t, err, crossbus.ErrInvalidOption, "no native dead-letter queue: a dead-letter topic is required")
-	recv, err := e.p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "plain", Name: "plain"})
+	recv, err := e.p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "plain", Name: "plain"})
 	require.NoError(t, err)
 	defer recv.Close(ctx)
-	caps := recv.(crossbus.ReceiverCapabilities).Capabilities()
+	caps := recv.(driver.ReceiverCapabilities).Capabilities()
 	assert.False(t, caps.NativeDeadLetter)
 	assert.False(t, caps.Ordering)
 	assert.Equal(t, 30*time.Second, caps.DefaultAckDeadline, "the queue's visibility timeout")
 
-	_, err = e.p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "x", Name: "no-such-queue"})
+	_, err = e.p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "x", Name: "no-such-queue"})
 	require.ErrorIs(t, err, crossbus.ErrSubscriptionNotFound)
 	lost := crossbus.NewEvent("t", "/t")
 	err = e.bus.Publish(ctx, "no-such-queue", &lost)
@@ -323,11 +324,11 @@ func TestNackDelayIsRoundedUpAndHonoured(t *testing.T) {
 	require.NoError(t, err)
 	ev := crossbus.NewEvent("t", "/t")
 	require.NoError(t, e.bus.Publish(ctx, "retry", &ev))
-	recv, err := e.p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "retry", Name: url})
+	recv, err := e.p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "retry", Name: url})
 	require.NoError(t, err)
 	defer recv.Close(ctx)
 	assert.Equal(t, aws.MaxVisibility, e.bus.Capabilities().MaxRedeliveryDelay)
-	buf := make([]crossbus.Delivery, 1)
+	buf := make([]driver.Delivery, 1)
 	_, err = recv.Receive(ctx, buf)
 	require.NoError(t, err)
 	assert.Equal(t, 1, buf[0].Attempt())

@@ -18,6 +18,8 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/eventpattern"
 )
 
 // Route is what Provision sets up for one subscription. Provisioning is for
@@ -30,7 +32,7 @@ type Route struct {
 	// receives from. The SQS service ignores it.
 	Topic string
 	// Filter is the route's filter (a crossbus event pattern). The rule
-	// gets its translation by crossbus.EventBridgePattern, so only matching
+	// gets its translation by RulePattern, so only matching
 	// events reach the queue; the route still runs the filter too.
 	Filter crossbus.Filter
 	// Pattern is the rule's event pattern over the EventBridge envelope,
@@ -65,18 +67,32 @@ type Provisioned struct {
 
 // DetailPattern turns a crossbus filter pattern, which matches the
 // CloudEvent's JSON form, into an EventBridge event pattern for events
-// crossbus published to EventBridge (whose detail is that JSON form), with
-// crossbus.EventBridgePattern.
+// crossbus published to EventBridge (whose detail is that JSON form).
 func DetailPattern(filter string) (string, error) {
 	f, err := crossbus.CompilePattern(filter)
 	if err != nil {
-		return "", fmt.Errorf("%w: filter pattern: %w", crossbus.ErrInvalidOption, err)
+		return "", fmt.Errorf("%w: filter pattern: %w", driver.ErrInvalidOption, err)
 	}
-	b, _, err := crossbus.EventBridgePattern(f)
+	b, _, err := RulePattern(f)
 	if err != nil {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// RulePattern translates a route filter into an EventBridge rule pattern for
+// events crossbus published to EventBridge (source -> source, type ->
+// detail-type, the CloudEvent as detail). exact reports whether the rule
+// selects exactly the filter's events; otherwise the filter must still run
+// locally (the portable layer always runs it). A filter that is not an
+// event pattern cannot be translated: the error wraps
+// driver.ErrNotSupported.
+func RulePattern(f crossbus.Filter) (pattern []byte, exact bool, err error) {
+	p, err := eventpattern.FromFilter(f)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: EventBridge rule pattern: %w", driver.ErrNotSupported, err)
+	}
+	return eventpattern.ToEventBridge(p)
 }
 
 // matchAll is an event pattern every EventBridge event matches.
@@ -175,7 +191,7 @@ func (p *Provider) Provision(ctx context.Context, r Route) (Provisioned, error) 
 		sub, err = p.sns.Subscribe(ctx, &sns.SubscribeInput{TopicArn: &topicARN, Protocol: awssdk.String("sqs"), Endpoint: &out.QueueARN,
 			ReturnSubscriptionArn: true, Attributes: map[string]string{"RawMessageDelivery": strconv.FormatBool(!r.Enveloped)}})
 		if err != nil {
-			return out, mapErr(fmt.Errorf("aws: subscribe queue %s to %s: %w", out.QueueARN, topicARN, err), crossbus.ErrTopicNotFound)
+			return out, mapErr(fmt.Errorf("aws: subscribe queue %s to %s: %w", out.QueueARN, topicARN, err), driver.ErrTopicNotFound)
 		}
 		out.SubscriptionARN = awssdk.ToString(sub.SubscriptionArn)
 	}
@@ -185,7 +201,7 @@ func (p *Provider) Provision(ctx context.Context, r Route) (Provisioned, error) 
 func (p *Provider) provisionRule(ctx context.Context, r Route, queueARN string) (string, error) {
 	pat := r.Pattern
 	if pat == "" && r.Filter != nil {
-		b, _, err := crossbus.EventBridgePattern(r.Filter)
+		b, _, err := RulePattern(r.Filter)
 		if err != nil {
 			return "", fmt.Errorf("aws: rule for route %q: %w", r.Subscription, err)
 		}
@@ -198,7 +214,7 @@ func (p *Provider) provisionRule(ctx context.Context, r Route, queueARN string) 
 	rule, err := p.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: &r.Subscription, EventBusName: &bus, EventPattern: &pat,
 		Description: awssdk.String("crossbus route " + r.Subscription)})
 	if err != nil {
-		return "", mapErr(fmt.Errorf("aws: put rule %q on bus %q: %w", r.Subscription, bus, err), crossbus.ErrTopicNotFound)
+		return "", mapErr(fmt.Errorf("aws: put rule %q on bus %q: %w", r.Subscription, bus, err), driver.ErrTopicNotFound)
 	}
 	target := ebtypes.Target{Id: awssdk.String("crossbus-sqs"), Arn: &queueARN}
 	if r.FIFO {

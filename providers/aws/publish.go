@@ -15,6 +15,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // batchCall sends one batch (indexes into the caller's events) and reports
@@ -148,7 +149,7 @@ func snsAttrs(m map[string]string) map[string]snstypes.MessageAttributeValue {
 // MessageGroupId is the partition key and MessageDeduplicationId derives
 // from source and id.
 func (p *Provider) publishSQS(ctx context.Context, target string, events []*crossbus.Event) error {
-	url, err := p.queueURL(ctx, target, crossbus.ErrTopicNotFound)
+	url, err := p.queueURL(ctx, target, driver.ErrTopicNotFound)
 	if err != nil {
 		return err
 	}
@@ -169,7 +170,7 @@ func (p *Provider) publishSQS(ctx context.Context, target string, events []*cros
 			}
 			out, err := p.sqs.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries})
 			if err != nil {
-				return nil, mapErr(fmt.Errorf("aws: SendMessageBatch to %s: %w", url, ctxErr(ctx, err)), crossbus.ErrTopicNotFound)
+				return nil, mapErr(fmt.Errorf("aws: SendMessageBatch to %s: %w", url, ctxErr(ctx, err)), driver.ErrTopicNotFound)
 			}
 			res := map[int]*EntryError{}
 			for _, f := range out.Failed {
@@ -216,7 +217,7 @@ func (p *Provider) snsTopicARN(ctx context.Context, name string) (string, error)
 			}
 		}
 	}
-	return "", fmt.Errorf("%w: no SNS topic named %q", crossbus.ErrTopicNotFound, name)
+	return "", fmt.Errorf("%w: no SNS topic named %q", driver.ErrTopicNotFound, name)
 }
 
 // publishSNS sends events to a topic: Publish for one event, PublishBatch
@@ -232,7 +233,7 @@ func (p *Provider) publishSNS(ctx context.Context, target string, events []*cros
 	failed := map[int]error{}
 	msgs, ok := p.encodeAll(events, limit, failed)
 	wrap := func(op string, err error) error {
-		return mapErr(fmt.Errorf("aws: SNS %s to %s: %w", op, arn, ctxErr(ctx, err)), crossbus.ErrTopicNotFound)
+		return mapErr(fmt.Errorf("aws: SNS %s to %s: %w", op, arn, ctxErr(ctx, err)), driver.ErrTopicNotFound)
 	}
 	for _, b := range chunks(ok, func(i int) int { return msgs[i].size() }, maxBatch, limit) {
 		for i, err := range p.withEntryRetries(ctx, b, func(ctx context.Context, batch []int) (map[int]*EntryError, error) {

@@ -12,6 +12,7 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // maxSource is the longest EventBridge Source.
@@ -88,7 +89,7 @@ func (p *Provider) publishEventBridge(ctx context.Context, bus string, events []
 			}
 			out, err := p.eb.PutEvents(ctx, in)
 			if err != nil {
-				return nil, mapErr(fmt.Errorf("aws: PutEvents to bus %s: %w", bus, ctxErr(ctx, err)), crossbus.ErrTopicNotFound)
+				return nil, mapErr(fmt.Errorf("aws: PutEvents to bus %s: %w", bus, ctxErr(ctx, err)), driver.ErrTopicNotFound)
 			}
 			res := map[int]*EntryError{}
 			if out.FailedEntryCount == 0 {
@@ -125,6 +126,6 @@ func (p *Provider) checkBus(ctx context.Context, bus string) error {
 		p.buses.Store(bus, true)
 		return nil
 	default:
-		return mapErr(fmt.Errorf("aws: event bus %q: %w", bus, ctxErr(ctx, err)), crossbus.ErrTopicNotFound)
+		return mapErr(fmt.Errorf("aws: event bus %q: %w", bus, ctxErr(ctx, err)), driver.ErrTopicNotFound)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/aws"
 	"github.com/crossbus/crossbus/providers/aws/awstest"
 	"github.com/crossbus/crossbus/providers/providertest"
@@ -60,7 +61,7 @@ func TestMalformedCloudEventIsDeadLetteredByTheCore(t *testing.T) {
 
 			for _, s := range subs {
 				dl := readDeadLetters(t, p, "orders", s, 1)
-				assert.Equal(t, crossbus.TypeUndecodable, dl[0].Type(), s)
+				assert.Equal(t, driver.TypeUndecodable, dl[0].Type(), s)
 				assert.Equal(t, payload, dl[0].Data(), "%s: the body is kept", s)
 				info, ok := crossbus.DeadLetterInfoOf(&dl[0])
 				require.True(t, ok, s)
@@ -83,15 +84,15 @@ func TestMalformedCloudEventIsDeadLetteredByTheCore(t *testing.T) {
 	}
 }
 
-func readDeadLetters(t *testing.T, p crossbus.Provider, topic, sub string, n int) []crossbus.Event {
+func readDeadLetters(t *testing.T, p driver.Provider, topic, sub string, n int) []crossbus.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := p.(crossbus.DeadLetterReader).SubscribeDeadLetters(ctx, topic, sub)
+	r, err := p.(driver.DeadLetterReader).SubscribeDeadLetters(ctx, topic, sub)
 	require.NoError(t, err)
 	defer r.Close(context.Background())
 	var out []crossbus.Event
-	buf := make([]crossbus.Delivery, 10)
+	buf := make([]driver.Delivery, 10)
 	for len(out) < n {
 		k, err := r.Receive(ctx, buf)
 		require.NoError(t, err, "dead letters of %s: have %d of %d", sub, len(out), n)
@@ -174,7 +175,7 @@ func TestRefusedCredentialsAreUnauthorized(t *testing.T) {
 	bad.Credentials = awssdk.NewCredentialsCache(staticCreds{"AKIDAWSTEST", "not-the-secret"})
 	p, err := aws.New(ctx, aws.Options{Config: &bad, Queues: map[string]string{"jobs": *q.QueueUrl}})
 	require.NoError(t, err)
-	_, err = p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "jobs", Name: "jobs"})
+	_, err = p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "jobs", Name: "jobs"})
 	require.ErrorIs(t, err, crossbus.ErrUnauthorized)
 	assert.ErrorContains(t, err, "SignatureDoesNotMatch")
 

@@ -15,6 +15,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 const (
@@ -36,7 +37,7 @@ type receiver struct {
 	q       queueInfo
 	name    string // the subscription
 	vis     int32  // visibility timeout in seconds
-	caps    crossbus.Capabilities
+	caps    driver.Capabilities
 	deletes *batcher
 	changes *batcher
 
@@ -51,17 +52,17 @@ type receiver struct {
 // name, a name without its ".fifo" suffix, a URL, or a name mapped by
 // Options.Queues). The topic does not matter here: what reaches the queue is
 // decided by its SNS subscriptions or EventBridge rules (see Provision).
-func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	if p.closed.Load() {
-		return nil, fmt.Errorf("aws: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
+		return nil, fmt.Errorf("aws: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
-	url, err := p.queueURL(ctx, spec.Name, crossbus.ErrSubscriptionNotFound)
+	url, err := p.queueURL(ctx, spec.Name, driver.ErrSubscriptionNotFound)
 	if err != nil {
 		return nil, err
 	}
 	q, err := p.queueInfo(ctx, url)
 	if err != nil {
-		return nil, mapErr(err, crossbus.ErrSubscriptionNotFound)
+		return nil, mapErr(err, driver.ErrSubscriptionNotFound)
 	}
 	if q.dlqARN != "" && spec.MaxAttempts > 0 && q.maxReceives < spec.MaxAttempts {
 		p.opts.Logger.Warn("aws: the queue's redrive policy moves messages to its dead-letter queue before the retry policy's last attempt, without the dead-letter reason",
@@ -103,11 +104,11 @@ func visibilitySeconds(d time.Duration) int32 {
 	return int32(math.Ceil(d.Seconds()))
 }
 
-// Capabilities implements crossbus.ReceiverCapabilities.
-func (r *receiver) Capabilities() crossbus.Capabilities { return r.caps }
+// Capabilities implements driver.ReceiverCapabilities.
+func (r *receiver) Capabilities() driver.Capabilities { return r.caps }
 
 // Receive long-polls the queue until at least one message arrives.
-func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	if len(buf) == 0 {
 		return 0, nil
 	}
@@ -120,7 +121,7 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 		MessageAttributeNames: []string{"All"}, MessageSystemAttributeNames: systemAttrs}
 	for {
 		if r.closed.Load() {
-			return 0, fmt.Errorf("aws: receive from %s: %w", r.q.url, crossbus.ErrClosed)
+			return 0, fmt.Errorf("aws: receive from %s: %w", r.q.url, driver.ErrClosed)
 		}
 		out, err := r.p.sqs.ReceiveMessage(rctx, in)
 		if err != nil {
@@ -128,9 +129,9 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 			case ctx.Err() != nil:
 				return 0, ctx.Err()
 			case r.closed.Load():
-				return 0, fmt.Errorf("aws: receive from %s: %w", r.q.url, crossbus.ErrClosed)
+				return 0, fmt.Errorf("aws: receive from %s: %w", r.q.url, driver.ErrClosed)
 			}
-			return 0, mapErr(fmt.Errorf("aws: ReceiveMessage from %s: %w", r.q.url, err), crossbus.ErrSubscriptionNotFound)
+			return 0, mapErr(fmt.Errorf("aws: ReceiveMessage from %s: %w", r.q.url, err), driver.ErrSubscriptionNotFound)
 		}
 		if len(out.Messages) == 0 {
 			continue
@@ -239,10 +240,10 @@ type delivery struct {
 
 var errSettled = errors.New("aws: delivery already settled")
 
-// Event implements crossbus.Delivery.
+// Event implements driver.Delivery.
 func (d *delivery) Event() *crossbus.Event { return d.ev }
 
-// DecodeError implements crossbus.Undecodable: it is the reason a message
+// DecodeError implements driver.Undecodable: it is the reason a message
 // that claims to be a CloudEvent is not a valid one (nil for every other
 // message). The delivery's event is then the placeholder of UndecodableEvent.
 func (d *delivery) DecodeError() error { return d.decodeErr }
@@ -292,7 +293,7 @@ func (d *delivery) Nack(ctx context.Context, delay time.Duration) error {
 	return d.changeVisibility(ctx, visibilitySeconds(delay))
 }
 
-// ExtendLease implements crossbus.LeaseExtender: the message stays
+// ExtendLease implements driver.LeaseExtender: the message stays
 // invisible for lease from now.
 func (d *delivery) ExtendLease(ctx context.Context, lease time.Duration) error {
 	d.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 func init() {
@@ -18,8 +19,8 @@ func init() {
 	crossbus.Register("awseventbridge", open(EventBridge))
 }
 
-func open(svc Service) crossbus.Opener {
-	return func(ctx context.Context, u *url.URL) (crossbus.Provider, error) {
+func open(svc Service) driver.Opener {
+	return func(ctx context.Context, u *url.URL) (driver.Provider, error) {
 		o, err := OptionsFromURL(u)
 		if err != nil {
 			return nil, err
@@ -57,7 +58,7 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 		case "queue":
 			for _, qu := range vs {
 				if !strings.Contains(qu, "://") {
-					return o, fmt.Errorf("%w: aws URL parameter queue=%q is not a queue URL", crossbus.ErrInvalidURL, qu)
+					return o, fmt.Errorf("%w: aws URL parameter queue=%q is not a queue URL", driver.ErrInvalidURL, qu)
 				}
 				addQueue(&o, qu)
 			}
@@ -80,10 +81,10 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 			o.MaxEventBytes, err = strconv.Atoi(v)
 		default:
 			return o, fmt.Errorf("%w: unknown aws URL parameter %q (known: region, endpoint, queue, mode, waittime, syncack, skipbuscheck, maxeventbytes)",
-				crossbus.ErrInvalidURL, k)
+				driver.ErrInvalidURL, k)
 		}
 		if err != nil {
-			return o, fmt.Errorf("%w: aws URL parameter %s=%q: %v", crossbus.ErrInvalidURL, k, v, err)
+			return o, fmt.Errorf("%w: aws URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
 		}
 	}
 	switch {

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp"
 	"github.com/crossbus/crossbus/providers/providertest"
 )
@@ -41,7 +41,7 @@ func newHarness(t *testing.T, native bool) *harness {
 	return &harness{srv: srv, admin: newProvider(t, srv), native: native, attempts: &perSubscriptionAttempts{seen: map[string]int32{}}}
 }
 
-func (h *harness) NewProvider(ctx context.Context) (crossbus.Provider, error) {
+func (h *harness) NewProvider(ctx context.Context) (driver.Provider, error) {
 	p, err := gcp.New(ctx, gcp.Options{Project: project, Endpoint: h.srv.Addr, Insecure: true,
 		ClientOptions: []option.ClientOption{option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(h.attempts.intercept))}})
 	if err != nil {
@@ -103,7 +103,7 @@ func (h *harness) Features() providertest.Features {
 // dead-letter policy), so the suite reads dead letters natively.
 type everySubscriptionDeadLetters struct{ *gcp.Provider }
 
-func (p everySubscriptionDeadLetters) Capabilities() crossbus.Capabilities {
+func (p everySubscriptionDeadLetters) Capabilities() driver.Capabilities {
 	c := p.Provider.Capabilities()
 	c.NativeDeadLetter = true
 	return c

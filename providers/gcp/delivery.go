@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Delivery states.
@@ -35,15 +36,15 @@ type delivery struct {
 }
 
 var (
-	_ crossbus.Delivery      = (*delivery)(nil)
-	_ crossbus.LeaseExtender = (*delivery)(nil)
-	_ crossbus.Undecodable   = (*delivery)(nil)
+	_ driver.Delivery      = (*delivery)(nil)
+	_ driver.LeaseExtender = (*delivery)(nil)
+	_ driver.Undecodable   = (*delivery)(nil)
 )
 
 // Event is the decoded event.
 func (d *delivery) Event() *crossbus.Event { return &d.ev }
 
-// DecodeError implements crossbus.Undecodable: the reason a message that
+// DecodeError implements driver.Undecodable: the reason a message that
 // claims to be a CloudEvent is not a valid one, nil for every other message.
 func (d *delivery) DecodeError() error { return d.decodeErr }
 
@@ -63,7 +64,7 @@ func (d *delivery) settle() error {
 
 func (d *delivery) queued(ok bool) error {
 	if !ok {
-		return fmt.Errorf("gcp: settle message %s: %w", d.msgID, crossbus.ErrClosed)
+		return fmt.Errorf("gcp: settle message %s: %w", d.msgID, driver.ErrClosed)
 	}
 	return nil
 }
@@ -106,25 +107,25 @@ func (d *delivery) ExtendLease(ctx context.Context, dur time.Duration) error {
 // to the dead-letter topic of the subscription's dead-letter policy and
 // acknowledges the message. Pub/Sub has no call to dead-letter a message on
 // demand; it forwards by itself only after the policy's maximum delivery
-// attempts. Without a policy it returns crossbus.ErrNotSupported, and when
+// attempts. Without a policy it returns driver.ErrNotSupported, and when
 // the dead-letter topic refuses the publish (no permission, deleted) the
-// error wraps crossbus.ErrNotSupported too, so the route's own dead-letter
+// error wraps driver.ErrNotSupported too, so the route's own dead-letter
 // topic is used if it has one.
-func (d *delivery) DeadLetter(ctx context.Context, info crossbus.DeadLetterInfo) error {
+func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) error {
 	if d.r.dlTopic == "" {
-		return fmt.Errorf("gcp: subscription %q has no dead-letter policy: %w", d.r.sub, crossbus.ErrNotSupported)
+		return fmt.Errorf("gcp: subscription %q has no dead-letter policy: %w", d.r.sub, driver.ErrNotSupported)
 	}
 	if d.state.Load() != pending {
 		return fmt.Errorf("gcp: dead-letter message %s: already settled", d.msgID)
 	}
-	dl := crossbus.DeadLetterEvent(&d.ev, info)
+	dl := driver.DeadLetterEvent(&d.ev, info)
 	if err := d.r.p.publishOne(ctx, d.r.dlTopic, &dl); err != nil {
 		switch grpcCode(err) {
 		case codes.PermissionDenied, codes.NotFound:
-			return fmt.Errorf("gcp: publish to dead-letter topic %q: %w: %w", d.r.dlTopic, crossbus.ErrNotSupported, err)
+			return fmt.Errorf("gcp: publish to dead-letter topic %q: %w: %w", d.r.dlTopic, driver.ErrNotSupported, err)
 		}
-		if errors.Is(err, crossbus.ErrTopicNotFound) {
-			return fmt.Errorf("gcp: publish to dead-letter topic %q: %w: %w", d.r.dlTopic, crossbus.ErrNotSupported, err)
+		if errors.Is(err, driver.ErrTopicNotFound) {
+			return fmt.Errorf("gcp: publish to dead-letter topic %q: %w: %w", d.r.dlTopic, driver.ErrNotSupported, err)
 		}
 		return fmt.Errorf("gcp: publish to dead-letter topic %q: %w", d.r.dlTopic, err)
 	}

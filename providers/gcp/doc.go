@@ -36,7 +36,7 @@
 // becomes a messagePublished event, only a message that claims to be a
 // CloudEvent (a content-type attribute of application/cloudevents..., or a
 // ce-specversion attribute) and is not a valid one is undecodable. The
-// receiver hands it over as a crossbus.Undecodable delivery whose event is
+// receiver hands it over as a driver.Undecodable delivery whose event is
 // the placeholder of pubsubwire.UndecodableEvent (the data and attributes
 // as they arrived); the portable layer dead-letters it (to the dead-letter
 // policy's topic, or the route's dead-letter topic) with the reason
@@ -84,8 +84,8 @@
 //   - DeadLetter: see below.
 //
 // Receive errors: a Pull answered NotFound (the subscription was deleted)
-// stops the subscription with crossbus.ErrSubscriptionNotFound, and
-// PermissionDenied or Unauthenticated stop it with crossbus.ErrUnauthorized;
+// stops the subscription with driver.ErrSubscriptionNotFound, and
+// PermissionDenied or Unauthenticated stop it with driver.ErrUnauthorized;
 // Subscription.Err reports it. Every other code (Unavailable,
 // ResourceExhausted, ...) is retried by the portable layer.
 //
@@ -103,7 +103,7 @@
 // CloudPubSubDeadLetter* attributes, which are read back as the dead-letter
 // extensions. The consumer needs roles/pubsub.publisher on the
 // dead-letter topic; if the publish is refused, DeadLetter fails with an
-// error wrapping crossbus.ErrNotSupported and the route's own dead-letter
+// error wrapping driver.ErrNotSupported and the route's own dead-letter
 // topic, if it has one, is used instead. SubscribeDeadLetters reads the
 // dead letters of a subscription from DeadLetterSubscriptionName(sub).
 //

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // grpcCode returns the gRPC status code of err (codes.OK for nil,
@@ -31,13 +31,13 @@ func grpcCode(err error) codes.Code {
 func topicError(op, topic string, err error) error {
 	switch {
 	case grpcCode(err) == codes.NotFound:
-		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, crossbus.ErrTopicNotFound, err)
+		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, driver.ErrTopicNotFound, err)
 	case isUnauthorized(err):
-		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, crossbus.ErrUnauthorized, err)
+		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, driver.ErrUnauthorized, err)
 	case errors.Is(err, pubsub.ErrOversizedMessage):
-		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, crossbus.ErrTooLarge, err)
+		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, driver.ErrTooLarge, err)
 	case errors.Is(err, pubsub.ErrPublisherStopped):
-		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, crossbus.ErrClosed, err)
+		return fmt.Errorf("gcp: %s topic %q: %w: %w", op, topic, driver.ErrClosed, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("gcp: %s topic %q: %w", op, topic, err)
 	}
@@ -52,9 +52,9 @@ func topicError(op, topic string, err error) error {
 func subscriptionError(op, sub string, err error) error {
 	switch {
 	case grpcCode(err) == codes.NotFound:
-		return fmt.Errorf("gcp: %s subscription %q: %w: %w", op, sub, crossbus.ErrSubscriptionNotFound, err)
+		return fmt.Errorf("gcp: %s subscription %q: %w: %w", op, sub, driver.ErrSubscriptionNotFound, err)
 	case isUnauthorized(err):
-		return fmt.Errorf("gcp: %s subscription %q: %w: %w", op, sub, crossbus.ErrUnauthorized, err)
+		return fmt.Errorf("gcp: %s subscription %q: %w: %w", op, sub, driver.ErrUnauthorized, err)
 	}
 	return fmt.Errorf("gcp: %s subscription %q: %w", op, sub, err)
 }

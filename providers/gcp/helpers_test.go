@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp"
 )
 
@@ -58,7 +59,7 @@ func newProvider(t testing.TB, srv *pstest.Server, mod ...func(*gcp.Options)) *g
 	return p
 }
 
-func newBus(t testing.TB, p crossbus.Provider) *crossbus.Bus {
+func newBus(t testing.TB, p driver.Provider) *crossbus.Bus {
 	t.Helper()
 	b, err := crossbus.New(p)
 	require.NoError(t, err)

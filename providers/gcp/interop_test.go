@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 )
@@ -38,12 +39,12 @@ func rawPull(t *testing.T, c *pubsub.Client, sub string, n int) []*pb.ReceivedMe
 // receiveOne reads one event through crossbus's receiver and acks it.
 func receiveOne(t *testing.T, p *gcp.Provider, topic, sub string) *crossbus.Event {
 	t.Helper()
-	r, err := p.Subscribe(context.Background(), crossbus.SubscriptionSpec{Topic: topic, Name: sub})
+	r, err := p.Subscribe(context.Background(), driver.SubscriptionSpec{Topic: topic, Name: sub})
 	require.NoError(t, err)
 	defer r.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	buf := make([]crossbus.Delivery, 1)
+	buf := make([]driver.Delivery, 1)
 	n, err := r.Receive(ctx, buf)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)

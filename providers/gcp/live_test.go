@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp"
 	"github.com/crossbus/crossbus/providers/providertest"
 )
@@ -49,7 +50,7 @@ type liveHarness struct {
 	subs    []string
 }
 
-func (h *liveHarness) NewProvider(ctx context.Context) (crossbus.Provider, error) {
+func (h *liveHarness) NewProvider(ctx context.Context) (driver.Provider, error) {
 	p, err := gcp.New(ctx, gcp.Options{Project: h.project, PublishDelay: time.Millisecond})
 	if err != nil {
 		return nil, err
@@ -137,10 +138,10 @@ func TestLiveNackDelay(t *testing.T) {
 	defer p.Close(ctx)
 	e := crossbus.NewEvent("com.example.live", "/live")
 	require.NoError(t, p.Publish(ctx, topic, []*crossbus.Event{&e}))
-	r, err := p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: topic, Name: sub})
+	r, err := p.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Name: sub})
 	require.NoError(t, err)
 	defer r.Close(ctx)
-	buf := make([]crossbus.Delivery, 1)
+	buf := make([]driver.Delivery, 1)
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	_, err = r.Receive(rctx, buf)

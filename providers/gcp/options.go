@@ -11,7 +11,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/option"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 )
 
@@ -87,21 +87,21 @@ const (
 func (o *Options) validate() error {
 	switch {
 	case o.Project == "" && o.Client == nil:
-		return fmt.Errorf("%w: gcp: Options.Project is required (or Options.Client)", crossbus.ErrInvalidOption)
+		return fmt.Errorf("%w: gcp: Options.Project is required (or Options.Client)", driver.ErrInvalidOption)
 	case o.ContentMode != pubsubwire.Binary && o.ContentMode != pubsubwire.Structured:
-		return fmt.Errorf("%w: gcp: Options.ContentMode %d is neither Binary nor Structured", crossbus.ErrInvalidOption, o.ContentMode)
+		return fmt.Errorf("%w: gcp: Options.ContentMode %d is neither Binary nor Structured", driver.ErrInvalidOption, o.ContentMode)
 	case o.PublishDelay < 0:
-		return fmt.Errorf("%w: gcp: Options.PublishDelay must not be negative, got %v", crossbus.ErrInvalidOption, o.PublishDelay)
+		return fmt.Errorf("%w: gcp: Options.PublishDelay must not be negative, got %v", driver.ErrInvalidOption, o.PublishDelay)
 	case o.PublishCount < 0 || o.PublishCount > pubsub.MaxPublishRequestCount:
-		return fmt.Errorf("%w: gcp: Options.PublishCount must be 0..%d, got %d", crossbus.ErrInvalidOption, pubsub.MaxPublishRequestCount, o.PublishCount)
+		return fmt.Errorf("%w: gcp: Options.PublishCount must be 0..%d, got %d", driver.ErrInvalidOption, pubsub.MaxPublishRequestCount, o.PublishCount)
 	case o.PublishBytes < 0 || o.PublishBytes > pubsub.MaxPublishRequestBytes:
-		return fmt.Errorf("%w: gcp: Options.PublishBytes must be 0..%d, got %d", crossbus.ErrInvalidOption, int(pubsub.MaxPublishRequestBytes), o.PublishBytes)
+		return fmt.Errorf("%w: gcp: Options.PublishBytes must be 0..%d, got %d", driver.ErrInvalidOption, int(pubsub.MaxPublishRequestBytes), o.PublishBytes)
 	case o.MaxOutstandingMessages < 0:
-		return fmt.Errorf("%w: gcp: Options.MaxOutstandingMessages must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxOutstandingMessages)
+		return fmt.Errorf("%w: gcp: Options.MaxOutstandingMessages must not be negative, got %d", driver.ErrInvalidOption, o.MaxOutstandingMessages)
 	case o.MaxOutstandingBytes < 0:
-		return fmt.Errorf("%w: gcp: Options.MaxOutstandingBytes must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxOutstandingBytes)
+		return fmt.Errorf("%w: gcp: Options.MaxOutstandingBytes must not be negative, got %d", driver.ErrInvalidOption, o.MaxOutstandingBytes)
 	case o.AckDeadline < 0 || o.AckDeadline > maxLease:
-		return fmt.Errorf("%w: gcp: Options.AckDeadline must be 0..%v, got %v", crossbus.ErrInvalidOption, maxLease, o.AckDeadline)
+		return fmt.Errorf("%w: gcp: Options.AckDeadline must be 0..%v, got %v", driver.ErrInvalidOption, maxLease, o.AckDeadline)
 	}
 	return nil
 }
@@ -120,7 +120,7 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 	var o Options
 	project := strings.TrimPrefix(u.Path, "/")
 	if u.Host != "projects" || project == "" || strings.Contains(project, "/") || u.User != nil {
-		return o, fmt.Errorf("%w: gcppubsub URL must be gcppubsub://projects/PROJECT, got %q", crossbus.ErrInvalidURL, u.Redacted())
+		return o, fmt.Errorf("%w: gcppubsub URL must be gcppubsub://projects/PROJECT, got %q", driver.ErrInvalidURL, u.Redacted())
 	}
 	o.Project = project
 	for k, vs := range u.Query() {
@@ -159,14 +159,14 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 		case "autocreate":
 			o.AutoCreate, err = strconv.ParseBool(v)
 		default:
-			return o, fmt.Errorf("%w: unknown gcppubsub URL parameter %q (known: %s)", crossbus.ErrInvalidURL, k, urlParams)
+			return o, fmt.Errorf("%w: unknown gcppubsub URL parameter %q (known: %s)", driver.ErrInvalidURL, k, urlParams)
 		}
 		if err != nil {
-			return o, fmt.Errorf("%w: gcppubsub URL parameter %s=%q: %v", crossbus.ErrInvalidURL, k, v, err)
+			return o, fmt.Errorf("%w: gcppubsub URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
 		}
 	}
 	if o.Insecure && o.Endpoint == "" {
-		return o, fmt.Errorf("%w: gcppubsub URL parameter insecure=true needs endpoint=host:port", crossbus.ErrInvalidURL)
+		return o, fmt.Errorf("%w: gcppubsub URL parameter insecure=true needs endpoint=host:port", driver.ErrInvalidURL)
 	}
 	return o, o.validate()
 }

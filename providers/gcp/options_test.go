@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 )
@@ -70,7 +71,7 @@ func roundTrip(t *testing.T, b *crossbus.Bus, topic, sub string) {
 	ctx := context.Background()
 	e := crossbus.NewEvent("com.example.t", "/t")
 	require.NoError(t, b.Publish(ctx, topic, &e))
-	r, err := b.Provider().Subscribe(ctx, crossbus.SubscriptionSpec{Topic: topic, Name: sub})
+	r, err := b.Provider().Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Name: sub})
 	require.NoError(t, err)
 	defer r.Close(ctx)
 	d := receive(t, r, 1)

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 )
 
@@ -21,7 +22,7 @@ import (
 const Scheme = "gcppubsub"
 
 func init() {
-	crossbus.Register(Scheme, func(ctx context.Context, u *url.URL) (crossbus.Provider, error) {
+	crossbus.Register(Scheme, func(ctx context.Context, u *url.URL) (driver.Provider, error) {
 		o, err := OptionsFromURL(u)
 		if err != nil {
 			return nil, err
@@ -48,8 +49,8 @@ type Provider struct {
 }
 
 var (
-	_ crossbus.Provider         = (*Provider)(nil)
-	_ crossbus.DeadLetterReader = (*Provider)(nil)
+	_ driver.Provider         = (*Provider)(nil)
+	_ driver.DeadLetterReader = (*Provider)(nil)
 )
 
 // New returns a provider. It dials Pub/Sub unless Options.Client is set;
@@ -80,12 +81,12 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 // Capabilities reports what Pub/Sub does natively. NativeDeadLetter is false
 // here because it depends on the subscription: receivers of subscriptions
 // with a dead-letter policy report it through ReceiverCapabilities.
-func (p *Provider) Capabilities() crossbus.Capabilities {
+func (p *Provider) Capabilities() driver.Capabilities {
 	lease := p.opts.AckDeadline
 	if lease == 0 {
 		lease = defaultLease
 	}
-	return crossbus.Capabilities{
+	return driver.Capabilities{
 		Ordering:           !p.opts.DisableOrderingKeys,
 		DelayedRedelivery:  true,
 		MaxRedeliveryDelay: maxLease,
@@ -181,7 +182,7 @@ func (p *Provider) addReceiver(r *receiver) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return fmt.Errorf("gcp: subscribe: %w", crossbus.ErrClosed)
+		return fmt.Errorf("gcp: subscribe: %w", driver.ErrClosed)
 	}
 	p.receivers[r] = struct{}{}
 	return nil

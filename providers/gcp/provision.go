@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Limits of a subscription's settings.
@@ -90,14 +90,14 @@ func (p *Provider) CreateSubscription(ctx context.Context, topic, sub string, cf
 	case codes.OK, codes.AlreadyExists:
 		return nil
 	case codes.NotFound:
-		return fmt.Errorf("gcp: create subscription %q: %w: %w", sub, crossbus.ErrTopicNotFound, err)
+		return fmt.Errorf("gcp: create subscription %q: %w: %w", sub, driver.ErrTopicNotFound, err)
 	}
 	return subscriptionError("create", s.Name, err)
 }
 
 func (p *Provider) subscriptionProto(topic, sub string, cfg SubscriptionConfig) (*pb.Subscription, error) {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: gcp: subscription %q: "+format, append([]any{crossbus.ErrInvalidOption, sub}, args...)...)
+		return fmt.Errorf("%w: gcp: subscription %q: "+format, append([]any{driver.ErrInvalidOption, sub}, args...)...)
 	}
 	s := &pb.Subscription{Name: p.subscriptionName(sub), Topic: p.topicName(topic), EnableMessageOrdering: cfg.Ordered, Filter: cfg.Filter}
 	if len(cfg.Filter) > maxFilterBytes {
@@ -156,29 +156,29 @@ func (p *Provider) DeleteTopic(ctx context.Context, topic string) error {
 // subscription: the subscription DeadLetterSubscriptionName(subscription)
 // on the dead-letter topic of its dead-letter policy, or the only
 // subscription of that topic. It returns an error wrapping
-// crossbus.ErrNotSupported when the subscription has no dead-letter policy.
-func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (crossbus.Receiver, error) {
+// driver.ErrNotSupported when the subscription has no dead-letter policy.
+func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (driver.Receiver, error) {
 	name := p.subscriptionName(subscription)
 	info, err := p.subscriptionInfo(ctx, name)
 	if err != nil {
 		return nil, subscriptionError("read", name, err)
 	}
 	if !info.known {
-		return nil, fmt.Errorf("gcp: subscription %q: no permission to read its dead-letter policy: %w", name, crossbus.ErrNotSupported)
+		return nil, fmt.Errorf("gcp: subscription %q: no permission to read its dead-letter policy: %w", name, driver.ErrNotSupported)
 	}
 	if info.deadLetterTopic == "" {
-		return nil, fmt.Errorf("gcp: subscription %q has no dead-letter policy: %w", name, crossbus.ErrNotSupported)
+		return nil, fmt.Errorf("gcp: subscription %q has no dead-letter policy: %w", name, driver.ErrNotSupported)
 	}
 	dlSub := p.subscriptionName(DeadLetterSubscriptionName(subscription))
 	if _, err := p.subscriptionInfo(ctx, dlSub); grpcCode(err) == codes.NotFound {
 		subs, lerr := p.topicSubscriptions(ctx, info.deadLetterTopic)
 		if lerr != nil || len(subs) != 1 {
 			return nil, fmt.Errorf("gcp: dead letters of %q: no subscription %q on dead-letter topic %q (and not exactly one other): %w",
-				name, dlSub, info.deadLetterTopic, crossbus.ErrSubscriptionNotFound)
+				name, dlSub, info.deadLetterTopic, driver.ErrSubscriptionNotFound)
 		}
 		dlSub = subs[0]
 	}
-	return p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: info.deadLetterTopic, Name: dlSub})
+	return p.Subscribe(ctx, driver.SubscriptionSpec{Topic: info.deadLetterTopic, Name: dlSub})
 }
 
 func (p *Provider) topicSubscriptions(ctx context.Context, topic string) ([]string, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp"
 )
 
@@ -29,7 +30,7 @@ func TestSubscriptionFilterPushDown(t *testing.T) {
 	placed2 := crossbus.NewEvent("com.example.order.placed", "/shop")
 	require.NoError(t, b.Publish(ctx, "orders", &placed, &cancelled, &placed2))
 
-	r, err := p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "orders", Name: "placed-only"})
+	r, err := p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "orders", Name: "placed-only"})
 	require.NoError(t, err)
 	defer r.Close(ctx)
 	seen := map[string]bool{}
@@ -42,7 +43,7 @@ func TestSubscriptionFilterPushDown(t *testing.T) {
 	assert.Equal(t, map[string]bool{placed.ID(): true, placed2.ID(): true}, seen)
 	rctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
 	defer cancel()
-	_, err = r.Receive(rctx, make([]crossbus.Delivery, 1))
+	_, err = r.Receive(rctx, make([]driver.Delivery, 1))
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "the cancelled order never reaches this subscription")
 }
 
@@ -67,10 +68,10 @@ func TestCreateSubscriptionSetsThePolicies(t *testing.T) {
 	require.NoError(t, err, "a subscription keeps the dead letters from the start")
 	assert.Equal(t, "projects/"+project+"/topics/t-dead", dl.Topic)
 
-	r, err := p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "t", Name: "s"})
+	r, err := p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "t", Name: "s"})
 	require.NoError(t, err)
 	defer r.Close(ctx)
-	caps := r.(crossbus.ReceiverCapabilities).Capabilities()
+	caps := r.(driver.ReceiverCapabilities).Capabilities()
 	assert.True(t, caps.NativeDeadLetter)
 	assert.True(t, caps.Ordering)
 	assert.Equal(t, 30*time.Second, caps.DefaultAckDeadline)

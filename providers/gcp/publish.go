@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 )
 
@@ -105,7 +106,7 @@ func (p *Provider) publisher(ctx context.Context, topic string) (*pubsub.Publish
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return nil, fmt.Errorf("gcp: publish to %q: %w", topic, crossbus.ErrClosed)
+		return nil, fmt.Errorf("gcp: publish to %q: %w", topic, driver.ErrClosed)
 	}
 	pub := p.publishers[name]
 	p.mu.Unlock()
@@ -123,7 +124,7 @@ func (p *Provider) publisher(ctx context.Context, topic string) (*pubsub.Publish
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, fmt.Errorf("gcp: publish to %q: %w", topic, crossbus.ErrClosed)
+		return nil, fmt.Errorf("gcp: publish to %q: %w", topic, driver.ErrClosed)
 	}
 	if existing := p.publishers[name]; existing != nil {
 		return existing, nil

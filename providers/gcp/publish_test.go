@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp"
 )
 
@@ -67,11 +68,11 @@ func TestOrderingKeyPublishFailureIsReportedAndResumed(t *testing.T) {
 	// resumed, so they are accepted, in order.
 	require.NoError(t, b.Publish(ctx, "steps", batch[0], batch[2], batch[3]))
 
-	r, err := p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "steps", Name: "ordered", Ordered: true})
+	r, err := p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "steps", Name: "ordered", Ordered: true})
 	require.NoError(t, err)
 	defer r.Close(ctx)
 	var k1 []string
-	buf := make([]crossbus.Delivery, 10)
+	buf := make([]driver.Delivery, 10)
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	for got := 0; got < 4; {

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp/internal/attempts"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 )
@@ -37,7 +37,7 @@ type receiver struct {
 	dlTopic       string // the dead-letter policy's topic, "" without one
 	leaseSecs     int32
 	receiptModack bool
-	caps          crossbus.Capabilities
+	caps          driver.Capabilities
 	maxMsgs       int
 	maxBytes      int
 	attempts      *attempts.Counter // nil when Pub/Sub counts attempts
@@ -58,17 +58,17 @@ type receiver struct {
 }
 
 var (
-	_ crossbus.Receiver             = (*receiver)(nil)
-	_ crossbus.ReceiverCapabilities = (*receiver)(nil)
+	_ driver.Receiver             = (*receiver)(nil)
+	_ driver.ReceiverCapabilities = (*receiver)(nil)
 )
 
 // Capabilities reports the subscription's own capabilities: native dead
 // letters when it has a dead-letter policy, its ordering, and the lease.
-func (r *receiver) Capabilities() crossbus.Capabilities { return r.caps }
+func (r *receiver) Capabilities() driver.Capabilities { return r.caps }
 
 // Receive pulls up to len(buf) messages, as many as flow control allows,
 // blocking until at least one arrives.
-func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	if len(buf) == 0 {
 		return 0, nil
 	}
@@ -116,7 +116,7 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 }
 
 func (r *receiver) errClosed() error {
-	return fmt.Errorf("gcp: receive from %q: %w", r.sub, crossbus.ErrClosed)
+	return fmt.Errorf("gcp: receive from %q: %w", r.sub, driver.ErrClosed)
 }
 
 // receiveErr prefers the caller's and Close's reasons to the pull's error.
@@ -146,7 +146,7 @@ func (r *receiver) reserve(ctx context.Context, want int) (int, error) {
 		r.mu.Lock()
 		if r.closed {
 			r.mu.Unlock()
-			return 0, crossbus.ErrClosed
+			return 0, driver.ErrClosed
 		}
 		if free := r.maxMsgs - r.outstanding - r.reserved; free > 0 && r.outBytes < r.maxBytes {
 			n := min(want, free, maxPullBatch)
@@ -213,7 +213,7 @@ func (r *receiver) pace(ctx context.Context) {
 
 // deliver turns pulled messages into deliveries in buf and gives back the
 // room reserved for the pull.
-func (r *receiver) deliver(msgs []*pb.ReceivedMessage, buf []crossbus.Delivery, reserved int) int {
+func (r *receiver) deliver(msgs []*pb.ReceivedMessage, buf []driver.Delivery, reserved int) int {
 	if len(msgs) == 0 {
 		r.unreserve(reserved)
 		return 0

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp"
 )
 
@@ -46,7 +47,7 @@ func (f *fixture) publish(t *testing.T, n int) []*crossbus.Event {
 	return evs
 }
 
-func (f *fixture) receiver(t *testing.T, spec crossbus.SubscriptionSpec) crossbus.Receiver {
+func (f *fixture) receiver(t *testing.T, spec driver.SubscriptionSpec) driver.Receiver {
 	t.Helper()
 	if spec.Name == "" {
 		spec.Topic, spec.Name = "orders", "billing"
@@ -57,11 +58,11 @@ func (f *fixture) receiver(t *testing.T, spec crossbus.SubscriptionSpec) crossbu
 	return r
 }
 
-func receive(t *testing.T, r crossbus.Receiver, max int) []crossbus.Delivery {
+func receive(t *testing.T, r driver.Receiver, max int) []driver.Delivery {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	buf := make([]crossbus.Delivery, max)
+	buf := make([]driver.Delivery, max)
 	n, err := r.Receive(ctx, buf)
 	require.NoError(t, err)
 	return buf[:n]
@@ -96,11 +97,11 @@ func (f *fixture) acks(eventID string) int {
 func TestSettlementMapsOntoAcknowledgeAndModifyAckDeadline(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{})
 	evs := f.publish(t, 3)
-	r := f.receiver(t, crossbus.SubscriptionSpec{Topic: "orders", Name: "billing", AckDeadline: 10 * time.Second})
+	r := f.receiver(t, driver.SubscriptionSpec{Topic: "orders", Name: "billing", AckDeadline: 10 * time.Second})
 	ds := receive(t, r, 3)
 	require.Len(t, ds, 3)
 	ctx := context.Background()
-	byID := map[string]crossbus.Delivery{}
+	byID := map[string]driver.Delivery{}
 	for _, d := range ds {
 		byID[d.Event().ID()] = d
 	}
@@ -108,7 +109,7 @@ func TestSettlementMapsOntoAcknowledgeAndModifyAckDeadline(t *testing.T) {
 
 	require.NoError(t, acked.Ack(ctx))
 	require.NoError(t, nacked.Nack(ctx, 2500*time.Millisecond))
-	require.NoError(t, extended.(crossbus.LeaseExtender).ExtendLease(ctx, 45*time.Second))
+	require.NoError(t, extended.(driver.LeaseExtender).ExtendLease(ctx, 45*time.Second))
 	assert.Error(t, acked.Ack(ctx), "a second settlement is refused")
 	assert.Error(t, acked.Nack(ctx, 0))
 
@@ -124,7 +125,7 @@ func TestSettlementMapsOntoAcknowledgeAndModifyAckDeadline(t *testing.T) {
 func TestNackWithDelayRedeliversAfterTheDelay(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{})
 	f.publish(t, 1)
-	r := f.receiver(t, crossbus.SubscriptionSpec{})
+	r := f.receiver(t, driver.SubscriptionSpec{})
 	d := receive(t, r, 1)[0]
 	nackedAt := time.Now()
 	require.NoError(t, d.Nack(context.Background(), 1500*time.Millisecond))
@@ -138,8 +139,8 @@ func TestNackWithDelayRedeliversAfterTheDelay(t *testing.T) {
 func TestReceiptModackSetsTheRoutesLease(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{})
 	evs := f.publish(t, 1)
-	r := f.receiver(t, crossbus.SubscriptionSpec{Topic: "orders", Name: "billing", AckDeadline: 30 * time.Second})
-	assert.Equal(t, 30*time.Second, r.(crossbus.ReceiverCapabilities).Capabilities().DefaultAckDeadline)
+	r := f.receiver(t, driver.SubscriptionSpec{Topic: "orders", Name: "billing", AckDeadline: 30 * time.Second})
+	assert.Equal(t, 30*time.Second, r.(driver.ReceiverCapabilities).Capabilities().DefaultAckDeadline)
 	d := receive(t, r, 1)[0]
 	eventually(t, 5*time.Second, "receipt modack", func() bool { return len(f.modacks(t, evs[0].ID())) > 0 })
 	assert.Equal(t, []int32{30}, f.modacks(t, evs[0].ID()))
@@ -149,8 +150,8 @@ func TestReceiptModackSetsTheRoutesLease(t *testing.T) {
 func TestAttemptsComeFromPubSubWithADeadLetterPolicy(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{DeadLetterTopic: "orders-dlq", MaxDeliveryAttempts: 10})
 	f.publish(t, 1)
-	r := f.receiver(t, crossbus.SubscriptionSpec{})
-	caps := r.(crossbus.ReceiverCapabilities).Capabilities()
+	r := f.receiver(t, driver.SubscriptionSpec{})
+	caps := r.(driver.ReceiverCapabilities).Capabilities()
 	assert.True(t, caps.NativeDeadLetter)
 	var attempts []int
 	for i := 0; i < 3; i++ {
@@ -168,13 +169,13 @@ func TestAttemptsComeFromPubSubWithADeadLetterPolicy(t *testing.T) {
 func TestFlowControlBoundsUnsettledDeliveries(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{}, func(o *gcp.Options) { o.MaxOutstandingMessages = 3 })
 	f.publish(t, 10)
-	r := f.receiver(t, crossbus.SubscriptionSpec{})
+	r := f.receiver(t, driver.SubscriptionSpec{})
 	first := receive(t, r, 10)
 	require.Len(t, first, 3, "no more than MaxOutstandingMessages at once")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := r.Receive(ctx, make([]crossbus.Delivery, 10))
+	_, err := r.Receive(ctx, make([]driver.Delivery, 10))
 	require.ErrorIs(t, err, context.DeadlineExceeded, "blocked while 3 are unsettled, though 7 wait")
 
 	require.NoError(t, first[0].Ack(context.Background()))
@@ -188,7 +189,7 @@ func TestFlowControlBoundsUnsettledDeliveries(t *testing.T) {
 func TestFlowControlHoldsAcrossConcurrentReceives(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{}, func(o *gcp.Options) { o.MaxOutstandingMessages = 4 })
 	f.publish(t, 20)
-	r := f.receiver(t, crossbus.SubscriptionSpec{})
+	r := f.receiver(t, driver.SubscriptionSpec{})
 	var total atomic.Int64
 	var wg sync.WaitGroup
 	for i := 0; i < 4; i++ {
@@ -197,7 +198,7 @@ func TestFlowControlHoldsAcrossConcurrentReceives(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 			defer cancel()
-			buf := make([]crossbus.Delivery, 10)
+			buf := make([]driver.Delivery, 10)
 			for {
 				n, err := r.Receive(ctx, buf)
 				if err != nil {
@@ -214,11 +215,11 @@ func TestFlowControlHoldsAcrossConcurrentReceives(t *testing.T) {
 func TestFlowControlBoundsBytes(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{}, func(o *gcp.Options) { o.MaxOutstandingBytes = 1 })
 	f.publish(t, 2)
-	r := f.receiver(t, crossbus.SubscriptionSpec{})
+	r := f.receiver(t, driver.SubscriptionSpec{})
 	first := receive(t, r, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := r.Receive(ctx, make([]crossbus.Delivery, 10))
+	_, err := r.Receive(ctx, make([]driver.Delivery, 10))
 	require.ErrorIs(t, err, context.DeadlineExceeded, "over MaxOutstandingBytes until the first is settled")
 	require.NoError(t, first[0].Ack(context.Background()))
 	require.Len(t, receive(t, r, 10), 1)
@@ -227,7 +228,7 @@ func TestFlowControlBoundsBytes(t *testing.T) {
 func TestCloseReturnsUnsettledDeliveriesAndStopsEverything(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{})
 	evs := f.publish(t, 2)
-	r, err := f.p.Subscribe(context.Background(), crossbus.SubscriptionSpec{Topic: "orders", Name: "billing"})
+	r, err := f.p.Subscribe(context.Background(), driver.SubscriptionSpec{Topic: "orders", Name: "billing"})
 	require.NoError(t, err)
 	ds := receive(t, r, 2)
 	require.Len(t, ds, 2)
@@ -235,7 +236,7 @@ func TestCloseReturnsUnsettledDeliveriesAndStopsEverything(t *testing.T) {
 
 	blocked := make(chan error, 1)
 	go func() {
-		_, err := r.Receive(context.Background(), make([]crossbus.Delivery, 1))
+		_, err := r.Receive(context.Background(), make([]driver.Delivery, 1))
 		blocked <- err
 	}()
 	time.Sleep(50 * time.Millisecond)
@@ -246,14 +247,14 @@ func TestCloseReturnsUnsettledDeliveriesAndStopsEverything(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not end the Receive in flight")
 	}
-	_, err = r.Receive(context.Background(), make([]crossbus.Delivery, 1))
+	_, err = r.Receive(context.Background(), make([]driver.Delivery, 1))
 	assert.ErrorIs(t, err, crossbus.ErrClosed)
 	assert.Error(t, ds[1].Ack(context.Background()), "Close already returned it")
 
 	unsettled := ds[1].Event().ID()
 	assert.Contains(t, f.modacks(t, unsettled), int32(0), "Close nacks unsettled deliveries for immediate redelivery")
 	assert.Equal(t, 1, f.acks(ds[0].Event().ID()), "settlements queued before Close were sent")
-	other := f.receiver(t, crossbus.SubscriptionSpec{})
+	other := f.receiver(t, driver.SubscriptionSpec{})
 	again := receive(t, other, 2)
 	require.Len(t, again, 1)
 	assert.Equal(t, unsettled, again[0].Event().ID())
@@ -288,10 +289,10 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 func TestSubscribeErrors(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{})
 	ctx := context.Background()
-	_, err := f.p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "orders", Name: "missing"})
+	_, err := f.p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "orders", Name: "missing"})
 	assert.ErrorIs(t, err, crossbus.ErrSubscriptionNotFound)
 	require.NoError(t, f.p.CreateTopic(ctx, "other"))
-	_, err = f.p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "other", Name: "billing"})
+	_, err = f.p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "other", Name: "billing"})
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption, "billing receives from orders, not from other")
 	assert.Contains(t, err.Error(), "projects/"+project+"/topics/orders")
 }
@@ -300,10 +301,10 @@ func TestAutoCreateMakesMissingEntities(t *testing.T) {
 	srv := newServer(t)
 	p := newProvider(t, srv, func(o *gcp.Options) { o.AutoCreate = true })
 	ctx := context.Background()
-	r, err := p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "fresh", Name: "fresh-sub", Ordered: true})
+	r, err := p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "fresh", Name: "fresh-sub", Ordered: true})
 	require.NoError(t, err)
 	defer r.Close(ctx)
-	assert.True(t, r.(crossbus.ReceiverCapabilities).Capabilities().Ordering, "created with ordering, as the route asked")
+	assert.True(t, r.(driver.ReceiverCapabilities).Capabilities().Ordering, "created with ordering, as the route asked")
 	b := newBus(t, p)
 	e := crossbus.NewEvent("t", "/s")
 	require.NoError(t, b.Publish(ctx, "fresh", &e))
@@ -315,7 +316,7 @@ func TestAutoCreateMakesMissingEntities(t *testing.T) {
 func TestNativeDeadLetterPublishesToThePolicyTopic(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{DeadLetterTopic: "orders-dlq"})
 	evs := f.publish(t, 1)
-	r := f.receiver(t, crossbus.SubscriptionSpec{})
+	r := f.receiver(t, driver.SubscriptionSpec{})
 	d := receive(t, r, 1)[0]
 	require.NoError(t, d.DeadLetter(context.Background(), crossbus.DeadLetterInfo{Reason: "card declined", Attempts: 1, Topic: "orders", Subscription: "billing"}))
 	eventually(t, 5*time.Second, "the original acked", func() bool { return f.acks(evs[0].ID()) == 1 })
@@ -351,7 +352,7 @@ func TestDeadLetterFallsBackWhenThePolicyTopicRefuses(t *testing.T) {
 	require.NoError(t, p.CreateSubscription(ctx, "orders", "billing", gcp.SubscriptionConfig{DeadLetterTopic: "orders-dlq"}))
 	f := &fixture{srv: srv, p: p, b: newBus(t, p)}
 	f.publish(t, 1)
-	d := receive(t, f.receiver(t, crossbus.SubscriptionSpec{}), 1)[0]
+	d := receive(t, f.receiver(t, driver.SubscriptionSpec{}), 1)[0]
 	err := d.DeadLetter(ctx, crossbus.DeadLetterInfo{Reason: "x"})
 	require.ErrorIs(t, err, crossbus.ErrNotSupported, "the route's portable dead-letter topic takes over")
 	assert.Contains(t, err.Error(), "PermissionDenied")
@@ -361,8 +362,8 @@ func TestDeadLetterFallsBackWhenThePolicyTopicRefuses(t *testing.T) {
 func TestPlainSubscriptionHasNoNativeDeadLetter(t *testing.T) {
 	f := newFixture(t, gcp.SubscriptionConfig{})
 	f.publish(t, 1)
-	r := f.receiver(t, crossbus.SubscriptionSpec{})
-	assert.False(t, r.(crossbus.ReceiverCapabilities).Capabilities().NativeDeadLetter)
+	r := f.receiver(t, driver.SubscriptionSpec{})
+	assert.False(t, r.(driver.ReceiverCapabilities).Capabilities().NativeDeadLetter)
 	d := receive(t, r, 1)[0]
 	assert.ErrorIs(t, d.DeadLetter(context.Background(), crossbus.DeadLetterInfo{Reason: "x"}), crossbus.ErrNotSupported)
 	require.NoError(t, d.Ack(context.Background()))

@@ -8,7 +8,7 @@ import (
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"google.golang.org/grpc/codes"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp/internal/attempts"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 )
@@ -32,13 +32,13 @@ type subscriptionInfo struct {
 // NativeDeadLetter and attempts come from Pub/Sub's delivery attempt count;
 // otherwise the portable dead-letter topic is used and attempts are counted
 // by this receiver. A missing subscription is an error wrapping
-// crossbus.ErrSubscriptionNotFound unless Options.AutoCreate is set.
-func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+// driver.ErrSubscriptionNotFound unless Options.AutoCreate is set.
+func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	if p.isClosed() {
-		return nil, fmt.Errorf("gcp: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
+		return nil, fmt.Errorf("gcp: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
 	if spec.Name == "" {
-		return nil, fmt.Errorf("%w: gcp: subscribe needs a subscription name", crossbus.ErrInvalidOption)
+		return nil, fmt.Errorf("%w: gcp: subscribe needs a subscription name", driver.ErrInvalidOption)
 	}
 	name := p.subscriptionName(spec.Name)
 	info, err := p.subscriptionInfo(ctx, name)
@@ -59,9 +59,9 @@ func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec
 		switch info.topic {
 		case want:
 		case "_deleted-topic_":
-			return nil, fmt.Errorf("gcp: subscription %q: its topic was deleted: %w", name, crossbus.ErrTopicNotFound)
+			return nil, fmt.Errorf("gcp: subscription %q: its topic was deleted: %w", name, driver.ErrTopicNotFound)
 		default:
-			return nil, fmt.Errorf("%w: gcp: subscription %q receives from %q, not from %q", crossbus.ErrInvalidOption, name, info.topic, want)
+			return nil, fmt.Errorf("%w: gcp: subscription %q receives from %q, not from %q", driver.ErrInvalidOption, name, info.topic, want)
 		}
 	}
 	if !info.known {

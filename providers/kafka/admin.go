@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // maxTopicName is Kafka's limit on topic name length.
@@ -88,7 +88,7 @@ func (p *Provider) ensureTopic(ctx context.Context, topic string, create bool) e
 		return nil
 	}
 	if err := validTopic(topic); err != nil {
-		return fmt.Errorf("%w: kafka: topic name %q: %v", crossbus.ErrInvalidOption, topic, err)
+		return fmt.Errorf("%w: kafka: topic name %q: %v", driver.ErrInvalidOption, topic, err)
 	}
 	details, err := p.adm.ListTopics(ctx, topic)
 	if err != nil {
@@ -101,7 +101,7 @@ func (p *Provider) ensureTopic(ctx context.Context, topic string, create bool) e
 	}
 	if !exists {
 		if !create && !p.opts.AutoCreate {
-			return fmt.Errorf("kafka: topic %q: %w", topic, crossbus.ErrTopicNotFound)
+			return fmt.Errorf("kafka: topic %q: %w", topic, driver.ErrTopicNotFound)
 		}
 		resp, err := p.adm.CreateTopic(ctx, p.opts.Partitions, p.opts.ReplicationFactor, nil, topic)
 		if err == nil {
@@ -136,7 +136,7 @@ func (p *Provider) CreateSubscription(ctx context.Context, topic, subscription s
 // starts at the end of every partition.
 func (p *Provider) ensureGroup(ctx context.Context, topic, group string, create bool) error {
 	if group == "" {
-		return fmt.Errorf("%w: kafka: empty subscription (consumer group) name", crossbus.ErrInvalidOption)
+		return fmt.Errorf("%w: kafka: empty subscription (consumer group) name", driver.ErrInvalidOption)
 	}
 	committed, err := p.adm.FetchOffsets(ctx, group)
 	if errors.Is(err, kerr.GroupIDNotFound) {
@@ -151,7 +151,7 @@ func (p *Provider) ensureGroup(ctx context.Context, topic, group string, create 
 		}
 	}
 	if !create && !p.opts.AutoCreate {
-		return fmt.Errorf("kafka: consumer group %q has no offsets for topic %q: %w", group, topic, crossbus.ErrSubscriptionNotFound)
+		return fmt.Errorf("kafka: consumer group %q has no offsets for topic %q: %w", group, topic, driver.ErrSubscriptionNotFound)
 	}
 	ends, err := p.endOffsets(ctx, topic)
 	if err != nil {

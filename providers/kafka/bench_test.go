@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/kafka"
 )
 
@@ -202,12 +203,12 @@ func warmUp(b *testing.B, c interface{ ListenAddrs() []string }) {
 			b.Fatal(err)
 		}
 	}
-	r, err := p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "warm-up", Name: "warm-up"})
+	r, err := p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "warm-up", Name: "warm-up"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer r.Close(ctx)
-	buf := make([]crossbus.Delivery, 256)
+	buf := make([]driver.Delivery, 256)
 	for got := 0; got < n; {
 		k, err := r.Receive(ctx, buf)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // TestCrashBeforeCommitLosesNothing runs concurrent handlers that finish out
@@ -43,7 +44,7 @@ func TestCrashBeforeCommitLosesNothing(t *testing.T) {
 	}
 	require.NoError(t, p1.Publish(ctx, "events", all))
 
-	recv, err := p1.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "events", Name: "billing"})
+	recv, err := p1.Subscribe(ctx, driver.SubscriptionSpec{Topic: "events", Name: "billing"})
 	require.NoError(t, err)
 	r := recv.(*receiver)
 
@@ -59,7 +60,7 @@ func TestCrashBeforeCommitLosesNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]crossbus.Delivery, 4)
+			buf := make([]driver.Delivery, 4)
 			for {
 				n, err := r.Receive(rctx, buf)
 				if err != nil {
@@ -136,11 +137,11 @@ func TestCrashBeforeCommitLosesNothing(t *testing.T) {
 	p2, err := New(ctx, opts)
 	require.NoError(t, err)
 	defer p2.Close(ctx)
-	recv2, err := p2.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "events", Name: "billing"})
+	recv2, err := p2.Subscribe(ctx, driver.SubscriptionSpec{Topic: "events", Name: "billing"})
 	require.NoError(t, err)
 	defer recv2.Close(ctx)
 	again := map[string]bool{}
-	buf := make([]crossbus.Delivery, 32)
+	buf := make([]driver.Delivery, 32)
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {

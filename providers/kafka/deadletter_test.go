@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/kafka"
 )
 
@@ -57,22 +58,22 @@ func TestUndecodableRecordIsDeadLetteredByTheCore(t *testing.T) {
 	defer r.Close(ctx)
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	buf := make([]crossbus.Delivery, 1)
+	buf := make([]driver.Delivery, 1)
 	n, err := r.Receive(rctx, buf)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	u, ok := buf[0].(crossbus.Undecodable)
+	u, ok := buf[0].(driver.Undecodable)
 	require.True(t, ok)
 	assert.NoError(t, u.DecodeError(), "the placeholder itself is a CloudEvent")
 	dl := buf[0].Event()
-	assert.Equal(t, crossbus.TypeUndecodable, dl.Type())
+	assert.Equal(t, driver.TypeUndecodable, dl.Type())
 	assert.Equal(t, fmt.Sprintf("events-%d-%d", res.Partition, res.Offset), dl.ID(), "topic, partition and offset")
 	assert.Equal(t, "/kafka/topics/events", dl.Source())
 	assert.Equal(t, "application/octet-stream", dl.DataContentType())
 	assert.Equal(t, "not an event", string(dl.Data()))
 	assert.Equal(t, "k1", crossbus.ExtensionString(dl, kafka.ExtRawKey))
 	var hs map[string]string
-	require.NoError(t, json.Unmarshal([]byte(crossbus.ExtensionString(dl, crossbus.ExtRawHeaders)), &hs))
+	require.NoError(t, json.Unmarshal([]byte(crossbus.ExtensionString(dl, driver.ExtRawHeaders)), &hs))
 	assert.Equal(t, map[string]string{"legacy": "1", "blob": base64.StdEncoding.EncodeToString([]byte{0xff, 0xfe})}, hs)
 	info, ok := crossbus.DeadLetterInfoOf(dl)
 	require.True(t, ok)
@@ -105,14 +106,14 @@ func TestUndecodableDeadLetterIsHandedOut(t *testing.T) {
 	defer r.Close(ctx)
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	buf := make([]crossbus.Delivery, 1)
+	buf := make([]driver.Delivery, 1)
 	n, err := r.Receive(rctx, buf)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	u, ok := buf[0].(crossbus.Undecodable)
+	u, ok := buf[0].(driver.Undecodable)
 	require.True(t, ok)
 	require.ErrorContains(t, u.DecodeError(), "not a CloudEvent")
-	assert.Equal(t, crossbus.TypeUndecodable, buf[0].Event().Type())
+	assert.Equal(t, driver.TypeUndecodable, buf[0].Event().Type())
 	assert.Equal(t, "{", string(buf[0].Event().Data()))
 	assert.Equal(t, base64.StdEncoding.EncodeToString([]byte{0xff}), crossbus.ExtensionString(buf[0].Event(), kafka.ExtRawKey))
 	_, isDeadLetter := crossbus.DeadLetterInfoOf(buf[0].Event())

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // errSettled is returned by a second settle call on one delivery.
@@ -42,7 +43,7 @@ type delivery struct {
 // the record nor a later handing of it (after a Nack).
 //
 // A record that is not a CloudEvent (or is a malformed one) becomes an
-// undecodable delivery: its event is the crossbus.NewUndecodableEvent
+// undecodable delivery: its event is the driver.NewUndecodableEvent
 // placeholder with id "<topic>-<partition>-<offset>", source
 // "/kafka/topics/<topic>", the value as data, the key in the rawkey
 // extension and the headers in the rawheaders extension (a header repeated
@@ -73,7 +74,7 @@ func undecodableEvent(rec *kgo.Record) crossbus.Event {
 		}
 	}
 	id := rec.Topic + "-" + strconv.FormatInt(int64(rec.Partition), 10) + "-" + strconv.FormatInt(rec.Offset, 10)
-	ev := crossbus.NewUndecodableEvent(id, "/kafka/topics/"+rec.Topic, bytes.Clone(rec.Value), hs)
+	ev := driver.NewUndecodableEvent(id, "/kafka/topics/"+rec.Topic, bytes.Clone(rec.Value), hs)
 	if len(rec.Key) > 0 {
 		ev.SetExtension(ExtRawKey, text(rec.Key))
 	}
@@ -140,18 +141,18 @@ func (d *delivery) Nack(_ context.Context, delay time.Duration) error {
 // DeadLetter produces the event, with the dead-letter extensions, to the
 // subscription's dead-letter topic and then settles the record. If the
 // produce fails the record stays unsettled and the error is returned.
-func (d *delivery) DeadLetter(ctx context.Context, info crossbus.DeadLetterInfo) error {
+func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) error {
 	if d.r.dlq {
-		return fmt.Errorf("kafka: a dead letter cannot be dead-lettered again: %w", crossbus.ErrNotSupported)
+		return fmt.Errorf("kafka: a dead letter cannot be dead-lettered again: %w", driver.ErrNotSupported)
 	}
 	if d.settled.Load() {
 		return errSettled
 	}
-	dl := crossbus.DeadLetterEvent(&d.ev, info)
+	dl := driver.DeadLetterEvent(&d.ev, info)
 	if err := d.r.p.publishDeadLetter(ctx, d.r.spec.Topic, d.r.spec.Name, &dl); err != nil {
 		// Reported as not supported (now), so the portable layer falls
 		// back to the route's dead-letter topic when it has one.
-		return fmt.Errorf("kafka: the dead-letter queue refused event %q (%w): %w", d.ev.ID(), crossbus.ErrNotSupported, err)
+		return fmt.Errorf("kafka: the dead-letter queue refused event %q (%w): %w", d.ev.ID(), driver.ErrNotSupported, err)
 	}
 	if !d.settled.CompareAndSwap(false, true) {
 		return errSettled
@@ -176,6 +177,6 @@ func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription st
 }
 
 var (
-	_ crossbus.Delivery    = (*delivery)(nil)
-	_ crossbus.Undecodable = (*delivery)(nil)
+	_ driver.Delivery    = (*delivery)(nil)
+	_ driver.Undecodable = (*delivery)(nil)
 )

@@ -10,22 +10,22 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Receive errors. The consumer client reports fetch and group errors,
 // retriable ones included (kgo.KeepRetryableFetchErrors), and the receiver
 // maps the ones retrying cannot fix onto the portable sentinels, which stop
-// the subscription (see crossbus.Receiver):
+// the subscription (see driver.Receiver):
 //
 //   - TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED,
 //     CLUSTER_AUTHORIZATION_FAILED, SASL_AUTHENTICATION_FAILED and the other
 //     authorization failures (a revoked ACL, refused credentials):
-//     crossbus.ErrUnauthorized;
+//     driver.ErrUnauthorized;
 //   - UNKNOWN_TOPIC_OR_PARTITION or UNKNOWN_TOPIC_ID, when the topic's
 //     metadata then confirms that the topic no longer exists, or exists
 //     with another topic ID (it was deleted and created again, and the
-//     consumer cannot follow it): crossbus.ErrTopicNotFound.
+//     consumer cannot follow it): driver.ErrTopicNotFound.
 //
 // The same unknown-topic errors also show for a while after a topic is
 // created or its partitions move, so they are transient while the topic is
@@ -36,7 +36,7 @@ import (
 // A Kafka subscription is a consumer group, which the brokers refuse to
 // delete while it has members (NON_EMPTY_GROUP), so a running subscription
 // ends with ErrTopicNotFound when its topic is deleted, not with
-// crossbus.ErrSubscriptionNotFound.
+// driver.ErrSubscriptionNotFound.
 
 // probeTimeout bounds the topic lookup after an unknown-topic error, and
 // probeEvery spaces those lookups.
@@ -64,7 +64,7 @@ func (r *receiver) fetchFailed(topic string, partition int32, err error) error {
 	log := r.p.opts.Logger
 	switch {
 	case unauthorized(err):
-		return fmt.Errorf("kafka: subscription %q: topic %q: the cluster refused access (%w): %w", r.spec.Name, r.spec.Topic, crossbus.ErrUnauthorized, err)
+		return fmt.Errorf("kafka: subscription %q: topic %q: the cluster refused access (%w): %w", r.spec.Name, r.spec.Topic, driver.ErrUnauthorized, err)
 	case unknownTopic(err):
 		if gone := r.topicGone(); gone != nil {
 			return gone
@@ -91,14 +91,14 @@ func (r *receiver) topicGone() error {
 	id, exists, err := r.p.lookupTopic(ctx, r.spec.Topic)
 	switch {
 	case err != nil && unauthorized(err):
-		return fmt.Errorf("kafka: subscription %q: topic %q: the cluster refused access (%w): %w", r.spec.Name, r.spec.Topic, crossbus.ErrUnauthorized, err)
+		return fmt.Errorf("kafka: subscription %q: topic %q: the cluster refused access (%w): %w", r.spec.Name, r.spec.Topic, driver.ErrUnauthorized, err)
 	case err != nil:
 		return nil // no answer: nothing learned
 	case !exists:
 		r.p.topics.Delete(r.spec.Topic)
-		return fmt.Errorf("kafka: subscription %q: topic %q was deleted: %w", r.spec.Name, r.spec.Topic, crossbus.ErrTopicNotFound)
+		return fmt.Errorf("kafka: subscription %q: topic %q was deleted: %w", r.spec.Name, r.spec.Topic, driver.ErrTopicNotFound)
 	case r.topicID != noTopicID && id != noTopicID && id != r.topicID:
-		return fmt.Errorf("kafka: subscription %q: topic %q was deleted and created again; the consumer cannot follow it: %w", r.spec.Name, r.spec.Topic, crossbus.ErrTopicNotFound)
+		return fmt.Errorf("kafka: subscription %q: topic %q was deleted and created again; the consumer cannot follow it: %w", r.spec.Name, r.spec.Topic, driver.ErrTopicNotFound)
 	}
 	return nil
 }

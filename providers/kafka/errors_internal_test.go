@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // TestFetchErrorsThatStopASubscription checks how fetch errors are sorted:
@@ -34,7 +35,7 @@ func TestFetchErrorsThatStopASubscription(t *testing.T) {
 	require.NotEqual(t, noTopicID, id, "kfake has topic IDs")
 
 	newReceiver := func(topic string, id [16]byte) *receiver {
-		r := &receiver{p: p, spec: crossbus.SubscriptionSpec{Topic: topic, Name: "billing"}, topicID: id, errs: make(chan error, 1)}
+		r := &receiver{p: p, spec: driver.SubscriptionSpec{Topic: topic, Name: "billing"}, topicID: id, errs: make(chan error, 1)}
 		r.ctx, r.cancel = context.WithCancel(ctx)
 		t.Cleanup(r.cancel)
 		return r

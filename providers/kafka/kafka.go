@@ -50,8 +50,8 @@
 // event (for example when the cluster does not allow creating it).
 //
 // A record that is not a CloudEvent (or is a malformed one) is handed to the
-// portable layer as a crossbus.Undecodable delivery whose event is the
-// crossbus.NewUndecodableEvent placeholder: id "<topic>-<partition>-<offset>",
+// portable layer as a driver.Undecodable delivery whose event is the
+// driver.NewUndecodableEvent placeholder: id "<topic>-<partition>-<offset>",
 // source "/kafka/topics/<topic>", the value as data, the key in the rawkey
 // extension (ExtRawKey) and the headers in the rawheaders extension. The
 // portable layer dead-letters it (to the subscription's dead-letter topic,
@@ -63,8 +63,8 @@
 //
 // A subscription whose topic is deleted while it runs (or deleted and
 // created again: the consumer cannot follow the new topic) stops with
-// crossbus.ErrTopicNotFound, and one whose credentials or ACLs the cluster
-// refuses with crossbus.ErrUnauthorized (see Subscription.Err and
+// driver.ErrTopicNotFound, and one whose credentials or ACLs the cluster
+// refuses with driver.ErrUnauthorized (see Subscription.Err and
 // Router.Run). Kafka does not delete a consumer group that has members, so
 // a running subscription does not end with ErrSubscriptionNotFound.
 // Retriable errors (leader changes, a topic that is not yet known to every
@@ -95,10 +95,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 func init() {
-	crossbus.Register("kafka", func(ctx context.Context, u *url.URL) (crossbus.Provider, error) {
+	crossbus.Register("kafka", func(ctx context.Context, u *url.URL) (driver.Provider, error) {
 		o, err := OptionsFromURL(u)
 		if err != nil {
 			return nil, err
@@ -132,9 +133,9 @@ type Options struct {
 	ClientOpts []kgo.Opt
 
 	// AutoCreate creates topics and consumer groups the first time they are
-	// used. Without it a missing topic fails with crossbus.ErrTopicNotFound
+	// used. Without it a missing topic fails with driver.ErrTopicNotFound
 	// and a group with no committed offsets for the topic with
-	// crossbus.ErrSubscriptionNotFound. URLs turn it on unless
+	// driver.ErrSubscriptionNotFound. URLs turn it on unless
 	// "?autocreate=false".
 	AutoCreate bool
 	// Partitions of created topics (default 3).
@@ -162,13 +163,13 @@ type Options struct {
 func (o *Options) fill() error {
 	switch {
 	case len(o.Brokers) == 0:
-		return fmt.Errorf("%w: kafka needs at least one broker", crossbus.ErrInvalidOption)
+		return fmt.Errorf("%w: kafka needs at least one broker", driver.ErrInvalidOption)
 	case o.Partitions < 0:
-		return fmt.Errorf("%w: kafka Partitions must not be negative, got %d", crossbus.ErrInvalidOption, o.Partitions)
+		return fmt.Errorf("%w: kafka Partitions must not be negative, got %d", driver.ErrInvalidOption, o.Partitions)
 	case o.CommitInterval < 0 || o.RevokeTimeout < 0:
-		return fmt.Errorf("%w: kafka CommitInterval and RevokeTimeout must not be negative", crossbus.ErrInvalidOption)
+		return fmt.Errorf("%w: kafka CommitInterval and RevokeTimeout must not be negative", driver.ErrInvalidOption)
 	case o.Prefetch < 0 || o.MaxEventBytes < 0:
-		return fmt.Errorf("%w: kafka Prefetch and MaxEventBytes must not be negative", crossbus.ErrInvalidOption)
+		return fmt.Errorf("%w: kafka Prefetch and MaxEventBytes must not be negative", driver.ErrInvalidOption)
 	}
 	if o.Partitions == 0 {
 		o.Partitions = DefaultPartitions
@@ -201,13 +202,13 @@ const urlParams = "autocreate, partitions, replication, commitinterval, prefetch
 func OptionsFromURL(u *url.URL) (Options, error) {
 	o := Options{AutoCreate: true}
 	if u.Scheme != "kafka" {
-		return o, fmt.Errorf("%w: scheme %q is not kafka", crossbus.ErrInvalidURL, u.Scheme)
+		return o, fmt.Errorf("%w: scheme %q is not kafka", driver.ErrInvalidURL, u.Scheme)
 	}
 	if u.Host == "" {
-		return o, fmt.Errorf("%w: kafka URL needs a broker (kafka://host:9092)", crossbus.ErrInvalidURL)
+		return o, fmt.Errorf("%w: kafka URL needs a broker (kafka://host:9092)", driver.ErrInvalidURL)
 	}
 	if u.Path != "" && u.Path != "/" {
-		return o, fmt.Errorf("%w: kafka URL takes no path, got %q", crossbus.ErrInvalidURL, u.Path)
+		return o, fmt.Errorf("%w: kafka URL takes no path, got %q", driver.ErrInvalidURL, u.Path)
 	}
 	for _, b := range strings.Split(u.Host, ",") {
 		if b = strings.TrimSpace(b); b != "" {
@@ -245,10 +246,10 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 				o.ClientOpts = append(o.ClientOpts, kgo.DialTLS())
 			}
 		default:
-			return o, fmt.Errorf("%w: unknown kafka URL parameter %q (known: %s)", crossbus.ErrInvalidURL, k, urlParams)
+			return o, fmt.Errorf("%w: unknown kafka URL parameter %q (known: %s)", driver.ErrInvalidURL, k, urlParams)
 		}
 		if err != nil {
-			return o, fmt.Errorf("%w: kafka URL parameter %s=%q: %v", crossbus.ErrInvalidURL, k, v, err)
+			return o, fmt.Errorf("%w: kafka URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
 		}
 	}
 	return o, nil
@@ -285,8 +286,8 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 
 // Capabilities reports what Kafka does natively; see the package
 // documentation.
-func (p *Provider) Capabilities() crossbus.Capabilities {
-	return crossbus.Capabilities{
+func (p *Provider) Capabilities() driver.Capabilities {
+	return driver.Capabilities{
 		Ordering:          true,
 		NativeDeadLetter:  true,
 		DelayedRedelivery: true,
@@ -346,4 +347,4 @@ func (p *Provider) isClosed() bool {
 	return p.closed
 }
 
-var _ crossbus.Provider = (*Provider)(nil)
+var _ driver.Provider = (*Provider)(nil)

@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/kafka"
 	"github.com/crossbus/crossbus/providers/providertest"
 )
@@ -55,7 +55,7 @@ func newHarness(t *testing.T, c brokers) *harness {
 	return &harness{c: c, admin: admin}
 }
 
-func (h *harness) NewProvider(ctx context.Context) (crossbus.Provider, error) {
+func (h *harness) NewProvider(ctx context.Context) (driver.Provider, error) {
 	return kafka.New(ctx, testOptions(h.c))
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/kafka"
 )
 
@@ -39,7 +40,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	e := crossbus.NewEvent("t", "/s")
 	require.NoError(t, bus.Publish(ctx, "events", &e))
 	<-got
-	r, err := p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "events", Name: "billing"})
+	r, err := p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "events", Name: "billing"})
 	require.NoError(t, err)
 	e2 := crossbus.NewEvent("t", "/s")
 	require.NoError(t, bus.Publish(ctx, "events", &e2))

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Publish produces the events to topic and waits until the brokers
@@ -18,7 +19,7 @@ import (
 // *crossbus.PublishError.
 func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
 	if p.isClosed() {
-		return fmt.Errorf("kafka: publish to %q: %w", topic, crossbus.ErrClosed)
+		return fmt.Errorf("kafka: publish to %q: %w", topic, driver.ErrClosed)
 	}
 	if err := p.ensureTopic(ctx, topic, false); err != nil {
 		return err
@@ -60,12 +61,12 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus
 func (p *Provider) produceErr(topic string, e *crossbus.Event, err error) error {
 	switch {
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
-		return fmt.Errorf("kafka: event %q is over the broker's record size limit: %w: %w", e.ID(), crossbus.ErrTooLarge, err)
+		return fmt.Errorf("kafka: event %q is over the broker's record size limit: %w: %w", e.ID(), driver.ErrTooLarge, err)
 	case errors.Is(err, kerr.UnknownTopicOrPartition):
 		p.topics.Delete(topic)
-		return fmt.Errorf("kafka: publish to %q: %w", topic, crossbus.ErrTopicNotFound)
+		return fmt.Errorf("kafka: publish to %q: %w", topic, driver.ErrTopicNotFound)
 	case errors.Is(err, kgo.ErrClientClosed):
-		return fmt.Errorf("kafka: publish to %q: %w", topic, crossbus.ErrClosed)
+		return fmt.Errorf("kafka: publish to %q: %w", topic, driver.ErrClosed)
 	}
 	return fmt.Errorf("kafka: publish to %q: %w", topic, err)
 }

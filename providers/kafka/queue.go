@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // queue holds fetched deliveries until Receive hands them out. The fetcher
@@ -52,7 +52,7 @@ func (q *queue) push(d *delivery, front bool) {
 
 // take moves up to len(buf) deliveries into buf, dropping those of
 // partitions that are being revoked.
-func (q *queue) take(buf []crossbus.Delivery) int {
+func (q *queue) take(buf []driver.Delivery) int {
 	q.mu.Lock()
 	n := 0
 	start := q.head

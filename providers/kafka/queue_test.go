@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // TestQueueDroppingRevokedRecordsMakesRoom fills the queue with records of
@@ -32,7 +32,7 @@ func TestQueueDroppingRevokedRecordsMakesRoom(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	revoked.startRevoke()
-	assert.Zero(t, q.take(make([]crossbus.Delivery, 8)), "records of a revoked partition are dropped")
+	assert.Zero(t, q.take(make([]driver.Delivery, 8)), "records of a revoked partition are dropped")
 	select {
 	case n := <-room:
 		assert.Equal(t, limit, n)

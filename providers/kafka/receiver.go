@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // commitTimeout bounds one offset commit.
@@ -22,12 +22,12 @@ const commitTimeout = 10 * time.Second
 // group at the end of the topic when AutoCreate is on) and returns a
 // receiver. The group is joined in the background; events published after
 // the group was created are delivered once it has partitions.
-func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	if spec.Topic == "" || spec.Name == "" {
-		return nil, fmt.Errorf("%w: kafka: subscribe needs a topic and a subscription name", crossbus.ErrInvalidOption)
+		return nil, fmt.Errorf("%w: kafka: subscribe needs a topic and a subscription name", driver.ErrInvalidOption)
 	}
 	if p.isClosed() {
-		return nil, fmt.Errorf("kafka: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
+		return nil, fmt.Errorf("kafka: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
 	if err := p.ensureTopic(ctx, spec.Topic, false); err != nil {
 		return nil, err
@@ -41,20 +41,20 @@ func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec
 // SubscribeDeadLetters opens a receiver over a subscription's dead-letter
 // topic in a consumer group of its own (named like the topic) that starts at
 // its oldest record. Acking a dead letter commits past it.
-func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (crossbus.Receiver, error) {
+func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (driver.Receiver, error) {
 	if p.isClosed() {
-		return nil, fmt.Errorf("kafka: subscribe to dead letters of %q: %w", subscription, crossbus.ErrClosed)
+		return nil, fmt.Errorf("kafka: subscribe to dead letters of %q: %w", subscription, driver.ErrClosed)
 	}
 	dlTopic := DeadLetterTopic(topic, subscription)
 	if err := p.ensureTopic(ctx, dlTopic, true); err != nil {
 		return nil, err
 	}
-	return p.openReceiver(ctx, crossbus.SubscriptionSpec{Topic: dlTopic, Name: dlTopic}, true)
+	return p.openReceiver(ctx, driver.SubscriptionSpec{Topic: dlTopic, Name: dlTopic}, true)
 }
 
-var _ crossbus.DeadLetterReader = (*Provider)(nil)
+var _ driver.DeadLetterReader = (*Provider)(nil)
 
-func (p *Provider) openReceiver(ctx context.Context, spec crossbus.SubscriptionSpec, dlq bool) (*receiver, error) {
+func (p *Provider) openReceiver(ctx context.Context, spec driver.SubscriptionSpec, dlq bool) (*receiver, error) {
 	r := &receiver{
 		p:       p,
 		spec:    spec,
@@ -100,7 +100,7 @@ func (p *Provider) openReceiver(ctx context.Context, spec crossbus.SubscriptionS
 		p.mu.Unlock()
 		cl.Close()
 		r.cancel()
-		return nil, fmt.Errorf("kafka: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
+		return nil, fmt.Errorf("kafka: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
 	p.receivers[r] = struct{}{}
 	p.mu.Unlock()
@@ -115,9 +115,9 @@ func (p *Provider) openReceiver(ctx context.Context, spec crossbus.SubscriptionS
 // commits each partition's settled prefix.
 type receiver struct {
 	p    *Provider
-	spec crossbus.SubscriptionSpec
+	spec driver.SubscriptionSpec
 	dlq  bool
-	caps crossbus.Capabilities
+	caps driver.Capabilities
 	cl   *kgo.Client
 
 	ctx    context.Context // cancelled by Close: stops polling
@@ -147,7 +147,7 @@ type receiver struct {
 
 // Capabilities reports the provider's capabilities (a dead-letter reader
 // has no dead-letter queue of its own).
-func (r *receiver) Capabilities() crossbus.Capabilities { return r.caps }
+func (r *receiver) Capabilities() driver.Capabilities { return r.caps }
 
 func (r *receiver) partition(id int32) *partition {
 	r.partsMu.RLock()
@@ -219,7 +219,7 @@ func (r *receiver) pause(d time.Duration) bool {
 func (r *receiver) fail(err error) {
 	r.failOnce.Do(func() {
 		r.p.opts.Logger.Error("kafka: subscription cannot receive any more", "subscription", r.spec.Name, "topic", r.spec.Topic, "error", err)
-		if errors.Is(err, crossbus.ErrTopicNotFound) {
+		if errors.Is(err, driver.ErrTopicNotFound) {
 			// Nothing left to commit to.
 			r.commitMu.Lock()
 			r.noCommit = true
@@ -253,13 +253,13 @@ func (r *receiver) report(err error) {
 // Receive waits for at least one delivery and returns up to len(buf).
 // Records of partitions being revoked are skipped: their next owner reads
 // them again from the committed offset.
-func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	if len(buf) == 0 {
 		return 0, nil
 	}
 	for {
 		if r.isClosing() {
-			return 0, fmt.Errorf("kafka: receive from %q: %w", r.spec.Name, crossbus.ErrClosed)
+			return 0, fmt.Errorf("kafka: receive from %q: %w", r.spec.Name, driver.ErrClosed)
 		}
 		if err := ctx.Err(); err != nil {
 			return 0, err

@@ -34,10 +34,11 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 func init() {
-	crossbus.Register("mem", func(ctx context.Context, u *url.URL) (crossbus.Provider, error) {
+	crossbus.Register("mem", func(ctx context.Context, u *url.URL) (driver.Provider, error) {
 		o, err := optionsFromURL(u)
 		if err != nil {
 			return nil, err
@@ -72,7 +73,7 @@ type Options struct {
 func optionsFromURL(u *url.URL) (Options, error) {
 	o := Options{AutoCreate: true}
 	if u.Host != "" || (u.Path != "" && u.Path != "/") {
-		return o, fmt.Errorf("%w: mem URL takes no host or path, got %q", crossbus.ErrInvalidURL, u.String())
+		return o, fmt.Errorf("%w: mem URL takes no host or path, got %q", driver.ErrInvalidURL, u.String())
 	}
 	q := u.Query()
 	for k, vs := range q {
@@ -90,10 +91,10 @@ func optionsFromURL(u *url.URL) (Options, error) {
 		case "maxdeadletters":
 			o.MaxDeadLetters, err = strconv.Atoi(v)
 		default:
-			return o, fmt.Errorf("%w: unknown mem URL parameter %q (known: autocreate, ackdeadline, maxbacklog, maxeventbytes, maxdeadletters)", crossbus.ErrInvalidURL, k)
+			return o, fmt.Errorf("%w: unknown mem URL parameter %q (known: autocreate, ackdeadline, maxbacklog, maxeventbytes, maxdeadletters)", driver.ErrInvalidURL, k)
 		}
 		if err != nil {
-			return o, fmt.Errorf("%w: mem URL parameter %s=%q: %v", crossbus.ErrInvalidURL, k, v, err)
+			return o, fmt.Errorf("%w: mem URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
 		}
 	}
 	return o, o.validate()
@@ -102,13 +103,13 @@ func optionsFromURL(u *url.URL) (Options, error) {
 func (o Options) validate() error {
 	switch {
 	case o.AckDeadline < 0:
-		return fmt.Errorf("%w: memory AckDeadline must not be negative, got %v", crossbus.ErrInvalidOption, o.AckDeadline)
+		return fmt.Errorf("%w: memory AckDeadline must not be negative, got %v", driver.ErrInvalidOption, o.AckDeadline)
 	case o.MaxBacklog < 0:
-		return fmt.Errorf("%w: memory MaxBacklog must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxBacklog)
+		return fmt.Errorf("%w: memory MaxBacklog must not be negative, got %d", driver.ErrInvalidOption, o.MaxBacklog)
 	case o.MaxEventBytes < 0:
-		return fmt.Errorf("%w: memory MaxEventBytes must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxEventBytes)
+		return fmt.Errorf("%w: memory MaxEventBytes must not be negative, got %d", driver.ErrInvalidOption, o.MaxEventBytes)
 	case o.MaxDeadLetters < 0:
-		return fmt.Errorf("%w: memory MaxDeadLetters must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxDeadLetters)
+		return fmt.Errorf("%w: memory MaxDeadLetters must not be negative, got %d", driver.ErrInvalidOption, o.MaxDeadLetters)
 	}
 	return nil
 }
@@ -150,8 +151,8 @@ func New(o Options) *Provider {
 }
 
 // Capabilities reports the memory provider's native features.
-func (p *Provider) Capabilities() crossbus.Capabilities {
-	return crossbus.Capabilities{
+func (p *Provider) Capabilities() driver.Capabilities {
+	return driver.Capabilities{
 		Ordering:           true,
 		NativeDeadLetter:   true,
 		DelayedRedelivery:  true,
@@ -186,20 +187,20 @@ func (p *Provider) CreateSubscription(ctx context.Context, topicName, name strin
 
 func (p *Provider) topic(name string, create bool) (*topic, error) {
 	if name == "" {
-		return nil, fmt.Errorf("%w: empty topic name", crossbus.ErrInvalidOption)
+		return nil, fmt.Errorf("%w: empty topic name", driver.ErrInvalidOption)
 	}
 	p.mu.RLock()
 	t, ok := p.topics[name]
 	closed := p.closed
 	p.mu.RUnlock()
 	if closed {
-		return nil, crossbus.ErrClosed
+		return nil, driver.ErrClosed
 	}
 	if ok {
 		return t, nil
 	}
 	if !create && !p.opts.AutoCreate {
-		return nil, fmt.Errorf("memory: topic %q: %w", name, crossbus.ErrTopicNotFound)
+		return nil, fmt.Errorf("memory: topic %q: %w", name, driver.ErrTopicNotFound)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -212,7 +213,7 @@ func (p *Provider) topic(name string, create bool) (*topic, error) {
 
 func (p *Provider) subscription(topicName, name string, ordered, create bool) (*subscription, error) {
 	if name == "" {
-		return nil, fmt.Errorf("%w: empty subscription name", crossbus.ErrInvalidOption)
+		return nil, fmt.Errorf("%w: empty subscription name", driver.ErrInvalidOption)
 	}
 	t, err := p.topic(topicName, create)
 	if err != nil {
@@ -226,7 +227,7 @@ func (p *Provider) subscription(topicName, name string, ordered, create bool) (*
 		}
 	}
 	if !create && !p.opts.AutoCreate {
-		return nil, fmt.Errorf("memory: subscription %q of topic %q: %w", name, topicName, crossbus.ErrSubscriptionNotFound)
+		return nil, fmt.Errorf("memory: subscription %q of topic %q: %w", name, topicName, driver.ErrSubscriptionNotFound)
 	}
 	s := newSubscription(p, topicName, name, ordered)
 	subs := make([]*subscription, len(t.subs), len(t.subs)+1)
@@ -236,7 +237,7 @@ func (p *Provider) subscription(topicName, name string, ordered, create bool) (*
 }
 
 // DeleteSubscription deletes a subscription with its events and dead
-// letters. Its receivers fail with crossbus.ErrSubscriptionNotFound, as
+// letters. Its receivers fail with driver.ErrSubscriptionNotFound, as
 // they would on a cloud where the subscription was deleted.
 func (p *Provider) DeleteSubscription(ctx context.Context, topicName, name string) error {
 	t, err := p.topic(topicName, false)
@@ -256,7 +257,7 @@ func (p *Provider) DeleteSubscription(ctx context.Context, topicName, name strin
 	t.subs = subs
 	p.mu.Unlock()
 	if gone == nil {
-		return fmt.Errorf("memory: subscription %q of topic %q: %w", name, topicName, crossbus.ErrSubscriptionNotFound)
+		return fmt.Errorf("memory: subscription %q of topic %q: %w", name, topicName, driver.ErrSubscriptionNotFound)
 	}
 	gone.delete()
 	return nil
@@ -308,7 +309,7 @@ func (p *Provider) waitRoom(ctx context.Context, subs []*subscription) error {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-p.done:
-				return crossbus.ErrClosed
+				return driver.ErrClosed
 			}
 		}
 	}
@@ -317,7 +318,7 @@ func (p *Provider) waitRoom(ctx context.Context, subs []*subscription) error {
 
 // Subscribe opens a receiver on a subscription; receivers of one subscription
 // compete for its events.
-func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	s, err := p.subscription(spec.Topic, spec.Name, spec.Ordered, false)
 	if err != nil {
 		return nil, err
@@ -331,7 +332,7 @@ func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec
 
 // SubscribeDeadLetters opens a receiver over a subscription's dead-letter
 // sub-queue. Dead letters carry the crossbus dead-letter extensions.
-func (p *Provider) SubscribeDeadLetters(ctx context.Context, topicName, name string) (crossbus.Receiver, error) {
+func (p *Provider) SubscribeDeadLetters(ctx context.Context, topicName, name string) (driver.Receiver, error) {
 	s, err := p.subscription(topicName, name, false, false)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/memory"
 	"github.com/crossbus/crossbus/providers/providertest"
 )
@@ -19,7 +20,7 @@ import (
 // of one server would see it.
 type harness struct{ p *memory.Provider }
 
-func (h *harness) NewProvider(context.Context) (crossbus.Provider, error) { return client{h.p}, nil }
+func (h *harness) NewProvider(context.Context) (driver.Provider, error) { return client{h.p}, nil }
 func (h *harness) CreateTopic(ctx context.Context, topic string) error {
 	return h.p.CreateTopic(ctx, topic)
 }
@@ -72,7 +73,7 @@ func TestDeadLetterQueueIsBoundedAndOverflowKeepsTheEvent(t *testing.T) {
 	// Reading the dead letters makes room: the third is dead-lettered next.
 	recv, err := p.SubscribeDeadLetters(ctx, "orders", "billing")
 	require.NoError(t, err)
-	buf := make([]crossbus.Delivery, 2)
+	buf := make([]driver.Delivery, 2)
 	n, err := recv.Receive(ctx, buf)
 	require.NoError(t, err)
 	for _, d := range buf[:n] {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // errStale is returned when a delivery is settled after its lease ran out
@@ -58,7 +59,7 @@ func (s *subscription) delete() {
 }
 
 func (r *receiver) notFound() error {
-	return fmt.Errorf("memory: receive from %q of topic %q: the subscription was deleted: %w", r.s.name, r.s.topic, crossbus.ErrSubscriptionNotFound)
+	return fmt.Errorf("memory: receive from %q of topic %q: the subscription was deleted: %w", r.s.name, r.s.topic, driver.ErrSubscriptionNotFound)
 }
 
 // room is how many more events the subscription may take now.
@@ -162,7 +163,7 @@ func (r *receiver) wake() chan struct{} {
 }
 
 // Receive waits for deliverable events and leases up to len(buf) of them.
-func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	if len(buf) == 0 {
 		return 0, nil
 	}
@@ -175,9 +176,9 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 	for {
 		select {
 		case <-r.done:
-			return 0, fmt.Errorf("memory: receive from %q: %w", r.s.name, crossbus.ErrClosed)
+			return 0, fmt.Errorf("memory: receive from %q: %w", r.s.name, driver.ErrClosed)
 		case <-r.p.done:
-			return 0, fmt.Errorf("memory: receive from %q: %w", r.s.name, crossbus.ErrClosed)
+			return 0, fmt.Errorf("memory: receive from %q: %w", r.s.name, driver.ErrClosed)
 		case <-r.s.deleted:
 			return 0, r.notFound()
 		default:
@@ -219,7 +220,7 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 
 // take leases up to len(buf) events. It returns how many, the next time
 // something becomes due, and whether more are deliverable right now.
-func (r *receiver) take(buf []crossbus.Delivery) (n int, due int64, more bool) {
+func (r *receiver) take(buf []driver.Delivery) (n int, due int64, more bool) {
 	now := nanotime()
 	s := r.s
 	s.mu.Lock()
@@ -322,9 +323,9 @@ func (d *delivery) Nack(ctx context.Context, delay time.Duration) error {
 	return err
 }
 
-func (d *delivery) DeadLetter(ctx context.Context, info crossbus.DeadLetterInfo) error {
+func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) error {
 	if d.r.dead {
-		return fmt.Errorf("memory: dead-letter a dead letter: %w", crossbus.ErrNotSupported)
+		return fmt.Errorf("memory: dead-letter a dead letter: %w", driver.ErrNotSupported)
 	}
 	s := d.r.s
 	s.mu.Lock()
@@ -336,7 +337,7 @@ func (d *delivery) DeadLetter(ctx context.Context, info crossbus.DeadLetterInfo)
 	if err == nil {
 		m.state = stateDone
 		d.r.q.release(m)
-		dl := crossbus.DeadLetterEvent(m.ev, info)
+		dl := driver.DeadLetterEvent(m.ev, info)
 		s.nextSeq++
 		s.dead.fresh.push(&message{ev: &dl, seq: s.nextSeq, index: -1})
 	}

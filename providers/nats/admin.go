@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // priorityGroup is the priority group of ordered (pinned-client) consumers.
@@ -61,7 +61,7 @@ func entityName(prefix, name string) string {
 func (p *Provider) subject(topic string) (string, error) {
 	s := p.opts.SubjectPrefix + topic
 	if err := validSubject(s); err != nil {
-		return "", fmt.Errorf("%w: nats: topic %q is not a valid subject: %v", crossbus.ErrInvalidOption, topic, err)
+		return "", fmt.Errorf("%w: nats: topic %q is not a valid subject: %v", driver.ErrInvalidOption, topic, err)
 	}
 	return s, nil
 }
@@ -84,7 +84,7 @@ func (p *Provider) topicWith(ctx context.Context, topic string, create, dlq bool
 	stream, err := p.js.StreamNameBySubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		if !create && !p.opts.AutoCreate {
-			return nil, fmt.Errorf("nats: topic %q: no stream captures subject %q: %w", topic, subject, crossbus.ErrTopicNotFound)
+			return nil, fmt.Errorf("nats: topic %q: no stream captures subject %q: %w", topic, subject, driver.ErrTopicNotFound)
 		}
 		stream, err = p.createStream(ctx, topic, subject, dlq)
 	}
@@ -196,7 +196,7 @@ func (p *Provider) consumer(ctx context.Context, ti *topicInfo, subscription str
 	c, err := p.js.Consumer(ctx, ti.stream, want.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		if !o.create && !p.opts.AutoCreate {
-			return nil, fmt.Errorf("nats: subscription %q: no consumer %q on stream %q: %w", subscription, want.Durable, ti.stream, crossbus.ErrSubscriptionNotFound)
+			return nil, fmt.Errorf("nats: subscription %q: no consumer %q on stream %q: %w", subscription, want.Durable, ti.stream, driver.ErrSubscriptionNotFound)
 		}
 		c, err = p.js.CreateConsumer(ctx, ti.stream, want)
 		if errors.Is(err, jetstream.ErrConsumerExists) {
@@ -209,7 +209,7 @@ func (p *Provider) consumer(ctx context.Context, ti *topicInfo, subscription str
 	have := c.CachedInfo().Config
 	if have.FilterSubject != "" && have.FilterSubject != ti.subject {
 		return nil, fmt.Errorf("%w: nats: consumer %q of stream %q filters %q, not the subject %q of this topic",
-			crossbus.ErrInvalidOption, want.Durable, ti.stream, have.FilterSubject, ti.subject)
+			driver.ErrInvalidOption, want.Durable, ti.stream, have.FilterSubject, ti.subject)
 	}
 	if o.ackWait > 0 && have.AckWait != o.ackWait {
 		have.AckWait = o.ackWait

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/nats"
 )
 
@@ -205,12 +206,12 @@ func warmUp(b *testing.B, url string) {
 			b.Fatal(err)
 		}
 	}
-	r, err := p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: "warm-up", Name: "warm-up"})
+	r, err := p.Subscribe(ctx, driver.SubscriptionSpec{Topic: "warm-up", Name: "warm-up"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer r.Close(ctx)
-	buf := make([]crossbus.Delivery, 256)
+	buf := make([]driver.Delivery, 256)
 	for got := 0; got < n; {
 		k, err := r.Receive(ctx, buf)
 		if err != nil {

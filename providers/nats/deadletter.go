@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Dead-letter queues. JetStream has none of its own, so the provider keeps
@@ -45,14 +46,14 @@ func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription st
 // SubscribeDeadLetters opens a receiver over a subscription's dead-letter
 // queue, from its oldest dead letter. Acknowledging a dead letter removes it
 // from the queue; Nack returns it.
-func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (crossbus.Receiver, error) {
+func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (driver.Receiver, error) {
 	dlTopic := DeadLetterTopic(topic, subscription)
 	ti, err := p.topicWith(ctx, dlTopic, true, true)
 	if err != nil {
 		return nil, fmt.Errorf("nats: dead-letter queue of subscription %q: %w", subscription, err)
 	}
-	spec := crossbus.SubscriptionSpec{Topic: dlTopic, Name: deadLetterReader}
+	spec := driver.SubscriptionSpec{Topic: dlTopic, Name: deadLetterReader}
 	return p.openReceiver(ctx, spec, ti, consumerOpts{create: true, deliverAll: true}, true)
 }
 
-var _ crossbus.DeadLetterReader = (*Provider)(nil)
+var _ driver.DeadLetterReader = (*Provider)(nil)

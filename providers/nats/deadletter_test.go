@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/nats"
 )
 
@@ -57,15 +58,15 @@ func TestUndecodableMessageIsDeadLetteredByTheCore(t *testing.T) {
 	defer r.Close(ctx)
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	buf := make([]crossbus.Delivery, 1)
+	buf := make([]driver.Delivery, 1)
 	n, err := r.Receive(rctx, buf)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	u, ok := buf[0].(crossbus.Undecodable)
+	u, ok := buf[0].(driver.Undecodable)
 	require.True(t, ok)
 	assert.NoError(t, u.DecodeError(), "the placeholder itself is a CloudEvent")
 	dl := buf[0].Event()
-	assert.Equal(t, crossbus.TypeUndecodable, dl.Type())
+	assert.Equal(t, driver.TypeUndecodable, dl.Type())
 	assert.Equal(t, "orders-"+strconv.FormatUint(ack.Sequence, 10), dl.ID(), "stream and sequence")
 	assert.Equal(t, "/nats/streams/orders", dl.Source())
 	assert.Equal(t, "orders", dl.Subject())
@@ -79,7 +80,7 @@ func TestUndecodableMessageIsDeadLetteredByTheCore(t *testing.T) {
 	assert.Equal(t, "billing", info.Subscription)
 	assert.Equal(t, 1, info.Attempts)
 	var hs map[string]string
-	require.NoError(t, json.Unmarshal([]byte(crossbus.ExtensionString(dl, crossbus.ExtRawHeaders)), &hs))
+	require.NoError(t, json.Unmarshal([]byte(crossbus.ExtensionString(dl, driver.ExtRawHeaders)), &hs))
 	assert.Equal(t, "1, 2", hs["X-Legacy"])
 	assert.ErrorIs(t, buf[0].DeadLetter(ctx, crossbus.DeadLetterInfo{}), crossbus.ErrNotSupported, "no dead-letter queue of a dead-letter queue")
 	require.NoError(t, buf[0].Ack(ctx))
@@ -109,14 +110,14 @@ func TestUndecodableDeadLetterIsHandedOut(t *testing.T) {
 
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	buf := make([]crossbus.Delivery, 1)
+	buf := make([]driver.Delivery, 1)
 	n, err := r.Receive(rctx, buf)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	u, ok := buf[0].(crossbus.Undecodable)
+	u, ok := buf[0].(driver.Undecodable)
 	require.True(t, ok)
 	require.ErrorContains(t, u.DecodeError(), "not a CloudEvent")
-	assert.Equal(t, crossbus.TypeUndecodable, buf[0].Event().Type())
+	assert.Equal(t, driver.TypeUndecodable, buf[0].Event().Type())
 	assert.Equal(t, []byte{0xff, 0x00}, buf[0].Event().Data())
 	_, isDeadLetter := crossbus.DeadLetterInfoOf(buf[0].Event())
 	assert.False(t, isDeadLetter)

@@ -10,27 +10,27 @@ import (
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Receive errors. A receiver's pull can fail for reasons that pass (a
 // disconnect, a server restart, a consumer leader election) and for reasons
 // that do not. When a pull fails, the receiver asks the server about its
 // consumer and maps what it learns onto the portable sentinels, which stop
-// the subscription (see crossbus.Receiver):
+// the subscription (see driver.Receiver):
 //
 //   - the consumer is gone (JetStream error 10014, "consumer not found", after
-//     the pull ended with "409 Consumer Deleted"): crossbus.ErrSubscriptionNotFound;
+//     the pull ended with "409 Consumer Deleted"): driver.ErrSubscriptionNotFound;
 //   - the stream is gone (error 10059, "stream not found"):
-//     crossbus.ErrTopicNotFound;
+//     driver.ErrTopicNotFound;
 //   - the connection was closed after the server refused its credentials
 //     ("Authorization Violation", "authentication expired" or "revoked"),
 //     JetStream is not enabled for the account (error 10039), or the server
 //     refused the permission to pull from the consumer, to read its
 //     information or to subscribe to the pull's reply inbox ("Permissions
-//     Violation"): crossbus.ErrUnauthorized;
-//   - the consumer was replaced by a push consumer: crossbus.ErrInvalidOption;
-//   - the connection was closed otherwise: crossbus.ErrClosed.
+//     Violation"): driver.ErrUnauthorized;
+//   - the consumer was replaced by a push consumer: driver.ErrInvalidOption;
+//   - the connection was closed otherwise: driver.ErrClosed.
 //
 // Everything else (no heartbeat, no responders, timeouts, "409 Leadership
 // Change", "Server Shutdown", "400 Bad Request" on a consumer that still
@@ -53,27 +53,27 @@ func (r *receiver) permanent(ctx context.Context, cause error) error {
 	name := r.spec.Name
 	if r.p.conn.IsClosed() {
 		if last := r.p.conn.LastError(); authError(last) {
-			return fmt.Errorf("nats: subscription %q: the server refused the connection's credentials (%w): %w", name, crossbus.ErrUnauthorized, last)
+			return fmt.Errorf("nats: subscription %q: the server refused the connection's credentials (%w): %w", name, driver.ErrUnauthorized, last)
 		}
-		return fmt.Errorf("nats: subscription %q: connection closed: %w", name, crossbus.ErrClosed)
+		return fmt.Errorf("nats: subscription %q: connection closed: %w", name, driver.ErrClosed)
 	}
 	if errors.Is(cause, jetstream.ErrNotPullConsumer) {
-		return fmt.Errorf("%w: nats: subscription %q: consumer %q is not a pull consumer", crossbus.ErrInvalidOption, name, r.consumer)
+		return fmt.Errorf("%w: nats: subscription %q: consumer %q is not a pull consumer", driver.ErrInvalidOption, name, r.consumer)
 	}
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	_, err := r.cons.Info(pctx)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return fmt.Errorf("nats: subscription %q: consumer %q of stream %q was deleted: %w", name, r.consumer, r.stream, crossbus.ErrSubscriptionNotFound)
+		return fmt.Errorf("nats: subscription %q: consumer %q of stream %q was deleted: %w", name, r.consumer, r.stream, driver.ErrSubscriptionNotFound)
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		r.p.topics.Delete(r.spec.Topic)
-		return fmt.Errorf("nats: subscription %q: stream %q of topic %q was deleted: %w", name, r.stream, r.spec.Topic, crossbus.ErrTopicNotFound)
+		return fmt.Errorf("nats: subscription %q: stream %q of topic %q was deleted: %w", name, r.stream, r.spec.Topic, driver.ErrTopicNotFound)
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
-		return fmt.Errorf("nats: subscription %q: JetStream is not enabled for the account (%w): %w", name, crossbus.ErrUnauthorized, err)
+		return fmt.Errorf("nats: subscription %q: JetStream is not enabled for the account (%w): %w", name, driver.ErrUnauthorized, err)
 	}
 	if denied := r.permissionDenied(); denied != nil {
-		return fmt.Errorf("nats: subscription %q: the server refused a permission the consumer needs (%w): %w", name, crossbus.ErrUnauthorized, denied)
+		return fmt.Errorf("nats: subscription %q: the server refused a permission the consumer needs (%w): %w", name, driver.ErrUnauthorized, denied)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // lookup is a consumer whose Info answers with a fixed error.
@@ -59,7 +60,7 @@ func TestPermanentMapsConsumerLookups(t *testing.T) {
 		{jetstream.ErrBadRequest, nil, nil},
 		{pullFailed, jetstream.ErrJetStreamNotEnabled, nil},
 	} {
-		r := &receiver{p: p, spec: crossbus.SubscriptionSpec{Topic: "orders", Name: "billing"}, stream: "orders", consumer: "billing",
+		r := &receiver{p: p, spec: driver.SubscriptionSpec{Topic: "orders", Name: "billing"}, stream: "orders", consumer: "billing",
 			cons: lookup{err: tc.lookup}}
 		got := r.permanent(context.Background(), tc.cause)
 		if tc.want == nil {
@@ -71,7 +72,7 @@ func TestPermanentMapsConsumerLookups(t *testing.T) {
 	}
 
 	conn.Close()
-	r := &receiver{p: p, spec: crossbus.SubscriptionSpec{Topic: "orders", Name: "billing"}, cons: lookup{}}
+	r := &receiver{p: p, spec: driver.SubscriptionSpec{Topic: "orders", Name: "billing"}, cons: lookup{}}
 	assert.ErrorIs(t, r.permanent(context.Background(), jetstream.ErrMsgIteratorClosed), crossbus.ErrClosed,
 		"a connection closed without an authorization error is closed, not unauthorized")
 }

@@ -41,8 +41,8 @@
 // dead-letter.
 //
 // A message that is not a CloudEvent (or is a malformed one) is handed to the
-// portable layer as a crossbus.Undecodable delivery whose event is the
-// crossbus.NewUndecodableEvent placeholder: id "<stream>-<sequence>", source
+// portable layer as a driver.Undecodable delivery whose event is the
+// driver.NewUndecodableEvent placeholder: id "<stream>-<sequence>", source
 // "/nats/streams/<stream>", subject the message's subject, the payload as
 // data and the headers in the rawheaders extension. The portable layer
 // dead-letters it (into the subscription's dead-letter queue, like any
@@ -52,9 +52,9 @@
 // # Receive errors
 //
 // A subscription whose durable consumer is deleted while it runs stops with
-// crossbus.ErrSubscriptionNotFound, one whose stream is deleted with
-// crossbus.ErrTopicNotFound, and one whose credentials or permissions the
-// server refuses with crossbus.ErrUnauthorized (see Subscription.Err and
+// driver.ErrSubscriptionNotFound, one whose stream is deleted with
+// driver.ErrTopicNotFound, and one whose credentials or permissions the
+// server refuses with driver.ErrUnauthorized (see Subscription.Err and
 // Router.Run); AutoCreate does not bring a deleted consumer back under a
 // running subscription. Disconnects, server restarts and leader changes are
 // transient: the receiver pulls again.
@@ -93,6 +93,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 func init() {
@@ -139,8 +140,8 @@ type Options struct {
 
 	// AutoCreate creates streams and consumers the first time a topic or
 	// subscription is used. Without it, a topic no stream captures fails
-	// with crossbus.ErrTopicNotFound and a missing consumer with
-	// crossbus.ErrSubscriptionNotFound. URLs turn it on unless
+	// with driver.ErrTopicNotFound and a missing consumer with
+	// driver.ErrSubscriptionNotFound. URLs turn it on unless
 	// "?autocreate=false".
 	AutoCreate bool
 	// SubjectPrefix is put in front of every topic to make its subject.
@@ -188,23 +189,23 @@ type Options struct {
 func (o *Options) fill() error {
 	switch {
 	case o.Replicas < 0:
-		return fmt.Errorf("%w: nats Replicas must not be negative, got %d", crossbus.ErrInvalidOption, o.Replicas)
+		return fmt.Errorf("%w: nats Replicas must not be negative, got %d", driver.ErrInvalidOption, o.Replicas)
 	case o.MaxAge < 0 || o.MaxBytes < 0:
-		return fmt.Errorf("%w: nats MaxAge and MaxBytes must not be negative", crossbus.ErrInvalidOption)
+		return fmt.Errorf("%w: nats MaxAge and MaxBytes must not be negative", driver.ErrInvalidOption)
 	case o.DuplicateWindow < 0 || o.AckWait < 0 || o.PinnedTTL < 0:
-		return fmt.Errorf("%w: nats DuplicateWindow, AckWait and PinnedTTL must not be negative", crossbus.ErrInvalidOption)
+		return fmt.Errorf("%w: nats DuplicateWindow, AckWait and PinnedTTL must not be negative", driver.ErrInvalidOption)
 	case o.MaxDeliver < 0 || o.MaxAckPending < 0 || o.Prefetch < 0 || o.MaxEventBytes < 0:
-		return fmt.Errorf("%w: nats MaxDeliver, MaxAckPending, Prefetch and MaxEventBytes must not be negative", crossbus.ErrInvalidOption)
+		return fmt.Errorf("%w: nats MaxDeliver, MaxAckPending, Prefetch and MaxEventBytes must not be negative", driver.ErrInvalidOption)
 	case o.Conn == nil && o.EmbeddedDir == "" && o.Servers == "":
-		return fmt.Errorf("%w: nats needs Servers, Conn or EmbeddedDir", crossbus.ErrInvalidOption)
+		return fmt.Errorf("%w: nats needs Servers, Conn or EmbeddedDir", driver.ErrInvalidOption)
 	case o.EmbeddedListen != "" && o.EmbeddedDir == "":
-		return fmt.Errorf("%w: nats EmbeddedListen needs EmbeddedDir", crossbus.ErrInvalidOption)
+		return fmt.Errorf("%w: nats EmbeddedListen needs EmbeddedDir", driver.ErrInvalidOption)
 	case o.EmbeddedDir != "" && !filepath.IsAbs(o.EmbeddedDir):
-		return fmt.Errorf("%w: nats EmbeddedDir %q must be an absolute path", crossbus.ErrInvalidOption, o.EmbeddedDir)
+		return fmt.Errorf("%w: nats EmbeddedDir %q must be an absolute path", driver.ErrInvalidOption, o.EmbeddedDir)
 	}
 	if o.SubjectPrefix != "" {
 		if err := validSubject(o.SubjectPrefix + "x"); err != nil {
-			return fmt.Errorf("%w: nats SubjectPrefix %q: %v", crossbus.ErrInvalidOption, o.SubjectPrefix, err)
+			return fmt.Errorf("%w: nats SubjectPrefix %q: %v", driver.ErrInvalidOption, o.SubjectPrefix, err)
 		}
 	}
 	if o.Logger == nil {
@@ -242,15 +243,15 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 	switch u.Scheme {
 	case "nats+embedded":
 		if u.Host != "" {
-			return o, fmt.Errorf("%w: nats+embedded URL takes an absolute directory path and no host (nats+embedded:///path), got host %q", crossbus.ErrInvalidURL, u.Host)
+			return o, fmt.Errorf("%w: nats+embedded URL takes an absolute directory path and no host (nats+embedded:///path), got host %q", driver.ErrInvalidURL, u.Host)
 		}
 		if !strings.HasPrefix(u.Path, "/") || len(u.Path) < 2 {
-			return o, fmt.Errorf("%w: nats+embedded URL needs an absolute directory path (nats+embedded:///path), got %q", crossbus.ErrInvalidURL, u.Path)
+			return o, fmt.Errorf("%w: nats+embedded URL needs an absolute directory path (nats+embedded:///path), got %q", driver.ErrInvalidURL, u.Path)
 		}
 		o.EmbeddedDir = u.Path
 	case "nats":
 		if u.Host == "" {
-			return o, fmt.Errorf("%w: nats URL needs a host (nats://host:4222)", crossbus.ErrInvalidURL)
+			return o, fmt.Errorf("%w: nats URL needs a host (nats://host:4222)", driver.ErrInvalidURL)
 		}
 		var servers []string
 		for _, h := range strings.Split(u.Host, ",") {
@@ -259,7 +260,7 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 		}
 		o.Servers = strings.Join(servers, ",")
 	default:
-		return o, fmt.Errorf("%w: scheme %q is not nats or nats+embedded", crossbus.ErrInvalidURL, u.Scheme)
+		return o, fmt.Errorf("%w: scheme %q is not nats or nats+embedded", driver.ErrInvalidURL, u.Scheme)
 	}
 	for k, vs := range u.Query() {
 		v := vs[len(vs)-1]
@@ -327,16 +328,16 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 				o.EmbeddedListen = v
 			}
 		default:
-			return o, fmt.Errorf("%w: unknown nats URL parameter %q (known: %s)", crossbus.ErrInvalidURL, k, urlParams)
+			return o, fmt.Errorf("%w: unknown nats URL parameter %q (known: %s)", driver.ErrInvalidURL, k, urlParams)
 		}
 		if err != nil {
-			return o, fmt.Errorf("%w: nats URL parameter %s=%q: %v", crossbus.ErrInvalidURL, k, v, err)
+			return o, fmt.Errorf("%w: nats URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
 		}
 	}
 	return o, nil
 }
 
-func openURL(ctx context.Context, u *url.URL) (crossbus.Provider, error) {
+func openURL(ctx context.Context, u *url.URL) (driver.Provider, error) {
 	o, err := OptionsFromURL(u)
 	if err != nil {
 		return nil, err
@@ -429,8 +430,8 @@ func redactServers(s string) string {
 
 // Capabilities reports what JetStream does natively; see the package
 // documentation for ordering and dead-lettering.
-func (p *Provider) Capabilities() crossbus.Capabilities {
-	return crossbus.Capabilities{
+func (p *Provider) Capabilities() driver.Capabilities {
+	return driver.Capabilities{
 		Ordering:           false,
 		NativeDeadLetter:   true,
 		DelayedRedelivery:  true,

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/nats"
 	"github.com/crossbus/crossbus/providers/providertest"
 )
@@ -50,7 +50,7 @@ func newHarness(t *testing.T, srv *server.Server) *harness {
 	return &harness{t: t, url: srv.ClientURL(), admin: admin}
 }
 
-func (h *harness) NewProvider(ctx context.Context) (crossbus.Provider, error) {
+func (h *harness) NewProvider(ctx context.Context) (driver.Provider, error) {
 	return nats.New(ctx, nats.Options{Servers: h.url})
 }
 

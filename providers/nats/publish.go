@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // publishWindow bounds the asynchronous publishes awaiting their
@@ -22,7 +23,7 @@ const publishWindow = 512
 // stream drops duplicates by Nats-Msg-Id.
 func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
 	if p.isClosed() {
-		return fmt.Errorf("nats: publish to %q: %w", topic, crossbus.ErrClosed)
+		return fmt.Errorf("nats: publish to %q: %w", topic, driver.ErrClosed)
 	}
 	ti, err := p.topic(ctx, topic, false)
 	if err != nil {
@@ -72,13 +73,13 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus
 func (p *Provider) publishErr(topic string, e *crossbus.Event, err error) error {
 	switch {
 	case errors.Is(err, natsio.ErrMaxPayload):
-		return fmt.Errorf("nats: event %q is over the server's max payload of %d bytes: %w", e.ID(), p.conn.MaxPayload(), crossbus.ErrTooLarge)
+		return fmt.Errorf("nats: event %q is over the server's max payload of %d bytes: %w", e.ID(), p.conn.MaxPayload(), driver.ErrTooLarge)
 	case errors.Is(err, natsio.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
 		// The stream went away since it was looked up.
 		p.topics.Delete(topic)
-		return fmt.Errorf("nats: publish to %q: no stream captures the subject: %w", topic, crossbus.ErrTopicNotFound)
+		return fmt.Errorf("nats: publish to %q: no stream captures the subject: %w", topic, driver.ErrTopicNotFound)
 	case errors.Is(err, natsio.ErrConnectionClosed):
-		return fmt.Errorf("nats: publish to %q: %w: %w", topic, crossbus.ErrClosed, err)
+		return fmt.Errorf("nats: publish to %q: %w: %w", topic, driver.ErrClosed, err)
 	}
 	return fmt.Errorf("nats: publish to %q: %w", topic, err)
 }

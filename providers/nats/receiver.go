@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // errSettled is returned by a second settle call on one delivery.
@@ -29,13 +30,13 @@ const drainWait = 5 * time.Second
 // Subscribe opens a receiver on a subscription's durable consumer (created
 // when AutoCreate is on). A positive spec.AckDeadline becomes the consumer's
 // AckWait, so lease extension (InProgress) renews exactly that lease.
-func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	if spec.Topic == "" || spec.Name == "" {
-		return nil, fmt.Errorf("%w: nats: subscribe needs a topic and a subscription name", crossbus.ErrInvalidOption)
+		return nil, fmt.Errorf("%w: nats: subscribe needs a topic and a subscription name", driver.ErrInvalidOption)
 	}
 	if p.opts.MaxDeliver > 0 && spec.MaxAttempts >= p.opts.MaxDeliver {
 		return nil, fmt.Errorf("%w: nats: subscription %q: the retry policy's MaxAttempts (%d) must be below the consumer's MaxDeliver (%d), or the server stops redelivering before the event is dead-lettered",
-			crossbus.ErrInvalidOption, spec.Name, spec.MaxAttempts, p.opts.MaxDeliver)
+			driver.ErrInvalidOption, spec.Name, spec.MaxAttempts, p.opts.MaxDeliver)
 	}
 	ti, err := p.topic(ctx, spec.Topic, false)
 	if err != nil {
@@ -44,9 +45,9 @@ func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec
 	return p.openReceiver(ctx, spec, ti, consumerOpts{ordered: spec.Ordered, ackWait: spec.AckDeadline}, false)
 }
 
-func (p *Provider) openReceiver(ctx context.Context, spec crossbus.SubscriptionSpec, ti *topicInfo, o consumerOpts, dlq bool) (*receiver, error) {
+func (p *Provider) openReceiver(ctx context.Context, spec driver.SubscriptionSpec, ti *topicInfo, o consumerOpts, dlq bool) (*receiver, error) {
 	if p.isClosed() {
-		return nil, fmt.Errorf("nats: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
+		return nil, fmt.Errorf("nats: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
 	cons, err := p.consumer(ctx, ti, spec.Name, o)
 	if err != nil {
@@ -85,7 +86,7 @@ func (p *Provider) openReceiver(ctx context.Context, spec crossbus.SubscriptionS
 		p.mu.Unlock()
 		r.it.Stop()
 		r.cancel()
-		return nil, fmt.Errorf("nats: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
+		return nil, fmt.Errorf("nats: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
 	p.receivers[r] = struct{}{}
 	p.mu.Unlock()
@@ -97,13 +98,13 @@ func (p *Provider) openReceiver(ctx context.Context, spec crossbus.SubscriptionS
 // empties. One goroutine (pump) pulls and decodes.
 type receiver struct {
 	p        *Provider
-	spec     crossbus.SubscriptionSpec
+	spec     driver.SubscriptionSpec
 	dlq      bool // a reader of a dead-letter queue
 	stream   string
 	consumer string // the durable consumer's name
 	cons     jetstream.Consumer
 	pinned   bool
-	caps     crossbus.Capabilities
+	caps     driver.Capabilities
 
 	ctx    context.Context // cancelled by Close: ends a consumer lookup
 	cancel context.CancelFunc
@@ -134,7 +135,7 @@ func (r *receiver) open() error {
 	if r.isClosing() { // Close already stopped the previous one
 		r.mu.Unlock()
 		it.Stop()
-		return crossbus.ErrClosed
+		return driver.ErrClosed
 	}
 	r.it = it
 	r.mu.Unlock()
@@ -143,7 +144,7 @@ func (r *receiver) open() error {
 
 // Capabilities reports the provider's capabilities with this consumer's
 // AckWait as the default ack deadline.
-func (r *receiver) Capabilities() crossbus.Capabilities { return r.caps }
+func (r *receiver) Capabilities() driver.Capabilities { return r.caps }
 
 func (r *receiver) isClosing() bool {
 	select {
@@ -182,7 +183,7 @@ func (r *receiver) pump() {
 			if !r.wait(restartDelay) {
 				return
 			}
-			if err := r.open(); errors.Is(err, crossbus.ErrClosed) {
+			if err := r.open(); errors.Is(err, driver.ErrClosed) {
 				return
 			} else if err != nil {
 				r.report(fmt.Errorf("nats: subscription %q: pull again: %w", r.spec.Name, err))
@@ -214,7 +215,7 @@ func (r *receiver) stopped() error {
 	if r.err != nil && !r.isClosing() {
 		return r.err
 	}
-	return fmt.Errorf("nats: receive from %q: %w", r.spec.Name, crossbus.ErrClosed)
+	return fmt.Errorf("nats: receive from %q: %w", r.spec.Name, driver.ErrClosed)
 }
 
 // report hands an error to the next Receive call, dropping it if one is
@@ -238,12 +239,12 @@ func (r *receiver) wait(d time.Duration) bool {
 }
 
 // Receive waits for at least one delivery and returns up to len(buf).
-func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	if len(buf) == 0 {
 		return 0, nil
 	}
 	if r.isClosing() {
-		return 0, fmt.Errorf("nats: receive from %q: %w", r.spec.Name, crossbus.ErrClosed)
+		return 0, fmt.Errorf("nats: receive from %q: %w", r.spec.Name, driver.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -254,7 +255,7 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 	case err := <-r.errs:
 		return 0, err
 	case <-r.closing:
-		return 0, fmt.Errorf("nats: receive from %q: %w", r.spec.Name, crossbus.ErrClosed)
+		return 0, fmt.Errorf("nats: receive from %q: %w", r.spec.Name, driver.ErrClosed)
 	case <-r.pumpDone:
 		return 0, r.stopped()
 	case <-ctx.Done():
@@ -325,7 +326,7 @@ type delivery struct {
 
 // newDelivery decodes a message. A message that is not a CloudEvent (or is
 // a malformed one) becomes an undecodable delivery: its event is the
-// crossbus.NewUndecodableEvent placeholder (id "<stream>-<sequence>", source
+// driver.NewUndecodableEvent placeholder (id "<stream>-<sequence>", source
 // "/nats/streams/<stream>", subject the message's subject, the payload as
 // data, the headers in the rawheaders extension with repeated values joined
 // by ", "), and the portable layer dead-letters it.
@@ -349,7 +350,7 @@ func (r *receiver) newDelivery(msg jetstream.Msg) *delivery {
 				hs[k] = strings.Join(vs, ", ")
 			}
 		}
-		d.ev = crossbus.NewUndecodableEvent(id, "/nats/streams/"+r.stream, msg.Data(), hs)
+		d.ev = driver.NewUndecodableEvent(id, "/nats/streams/"+r.stream, msg.Data(), hs)
 		d.ev.SetSubject(msg.Subject())
 	}
 	return d
@@ -397,18 +398,18 @@ func (d *delivery) Nack(_ context.Context, delay time.Duration) error {
 // the queue's stream first and the message acknowledged after. A crash in
 // between dead-letters the event again on redelivery, and the queue's stream
 // drops that copy by Nats-Msg-Id.
-func (d *delivery) DeadLetter(ctx context.Context, info crossbus.DeadLetterInfo) error {
+func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) error {
 	if d.r.dlq {
-		return fmt.Errorf("nats: a dead letter cannot be dead-lettered again: %w", crossbus.ErrNotSupported)
+		return fmt.Errorf("nats: a dead letter cannot be dead-lettered again: %w", driver.ErrNotSupported)
 	}
 	if d.settled.Load() {
 		return errSettled
 	}
-	dl := crossbus.DeadLetterEvent(&d.ev, info)
+	dl := driver.DeadLetterEvent(&d.ev, info)
 	if err := d.r.p.publishDeadLetter(ctx, d.r.spec.Topic, d.r.spec.Name, &dl); err != nil {
 		// Reported as not supported (now), so the portable layer falls
 		// back to the route's dead-letter topic when it has one.
-		return fmt.Errorf("nats: the dead-letter queue refused event %q (%w): %w", d.ev.ID(), crossbus.ErrNotSupported, err)
+		return fmt.Errorf("nats: the dead-letter queue refused event %q (%w): %w", d.ev.ID(), driver.ErrNotSupported, err)
 	}
 	if !d.settled.CompareAndSwap(false, true) {
 		return errSettled
@@ -432,9 +433,9 @@ func (d *delivery) ExtendLease(context.Context, time.Duration) error {
 }
 
 var (
-	_ crossbus.Delivery             = (*delivery)(nil)
-	_ crossbus.LeaseExtender        = (*delivery)(nil)
-	_ crossbus.Undecodable          = (*delivery)(nil)
-	_ crossbus.ReceiverCapabilities = (*receiver)(nil)
-	_ crossbus.Provider             = (*Provider)(nil)
+	_ driver.Delivery             = (*delivery)(nil)
+	_ driver.LeaseExtender        = (*delivery)(nil)
+	_ driver.Undecodable          = (*delivery)(nil)
+	_ driver.ReceiverCapabilities = (*receiver)(nil)
+	_ driver.Provider             = (*Provider)(nil)
 )

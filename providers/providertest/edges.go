@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // The guarantees at the edges of the delivery contract: shutdown, copies,
@@ -378,7 +379,7 @@ func testUndecodableDeadLettered(t *testing.T, e *env) {
 	require.NoError(t, b.Publish(e.ctx, topic, marker))
 	got := dl.read(b, 1)
 	require.Len(t, got, 1)
-	assert.Equal(t, crossbus.TypeUndecodable, got[0].Type())
+	assert.Equal(t, driver.TypeUndecodable, got[0].Type())
 	assert.True(t, bytes.Equal(payload, got[0].Data()), "the raw payload is kept: %q", got[0].Data())
 	info, ok := crossbus.DeadLetterInfoOf(&got[0])
 	require.True(t, ok)

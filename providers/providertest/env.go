@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 func newEnv(t *testing.T, mk func(t *testing.T) Harness) *env {
@@ -88,7 +89,7 @@ type deadLetters struct {
 
 func (e *env) deadLetters(b *crossbus.Bus, topic, sub string) *deadLetters {
 	d := &deadLetters{e: e, topic: topic, sub: sub}
-	if _, ok := b.Provider().(crossbus.DeadLetterReader); ok && b.Capabilities().NativeDeadLetter {
+	if _, ok := b.Provider().(driver.DeadLetterReader); ok && b.Capabilities().NativeDeadLetter {
 		return d
 	}
 	d.dlTopic = e.topic()
@@ -101,19 +102,19 @@ func (e *env) deadLetters(b *crossbus.Bus, topic, sub string) *deadLetters {
 func (d *deadLetters) read(b *crossbus.Bus, n int) []crossbus.Event {
 	e := d.e
 	e.t.Helper()
-	var recv crossbus.Receiver
+	var recv driver.Receiver
 	var err error
 	if d.dlTopic == "" {
-		recv, err = b.Provider().(crossbus.DeadLetterReader).SubscribeDeadLetters(e.ctx, d.topic, d.sub)
+		recv, err = b.Provider().(driver.DeadLetterReader).SubscribeDeadLetters(e.ctx, d.topic, d.sub)
 	} else {
-		recv, err = b.Provider().Subscribe(e.ctx, crossbus.SubscriptionSpec{Topic: d.dlTopic, Name: d.dlSub})
+		recv, err = b.Provider().Subscribe(e.ctx, driver.SubscriptionSpec{Topic: d.dlTopic, Name: d.dlSub})
 	}
 	require.NoError(e.t, err, "open dead-letter receiver")
 	defer recv.Close(context.Background())
 	ctx, cancel := context.WithTimeout(e.ctx, e.f.Timeout)
 	defer cancel()
 	var out []crossbus.Event
-	buf := make([]crossbus.Delivery, 10)
+	buf := make([]driver.Delivery, 10)
 	for len(out) < n {
 		k, err := recv.Receive(ctx, buf)
 		require.NoError(e.t, err, "receive dead letters: have %d of %d", len(out), n)

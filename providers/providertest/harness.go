@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Harness connects the suite to one provider. Each subtest gets a new
@@ -21,7 +22,7 @@ import (
 type Harness interface {
 	// NewProvider returns a new client of the provider, as a separate
 	// process would make. The suite closes it.
-	NewProvider(ctx context.Context) (crossbus.Provider, error)
+	NewProvider(ctx context.Context) (driver.Provider, error)
 	// CreateTopic creates a topic.
 	CreateTopic(ctx context.Context, topic string) error
 	// CreateSubscription creates a subscription that receives every event
@@ -59,7 +60,7 @@ type Features struct {
 	LoadEvents int
 }
 
-func (f Features) withDefaults(caps crossbus.Capabilities) Features {
+func (f Features) withDefaults(caps driver.Capabilities) Features {
 	if f.AckDeadline == 0 {
 		f.AckDeadline = 2 * time.Second
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/nats"
 	"github.com/crossbus/crossbus/stores/sqlite"
 )
@@ -112,11 +113,11 @@ func (c *crashChild) beforeAck(e *crossbus.Event) {
 // crashProvider wraps the NATS provider so the child sees every delivery:
 // it counts redeliveries and can die just before an acknowledgement.
 type crashProvider struct {
-	crossbus.Provider
+	driver.Provider
 	c *crashChild
 }
 
-func (p *crashProvider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+func (p *crashProvider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	r, err := p.Provider.Subscribe(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -125,15 +126,15 @@ func (p *crashProvider) Subscribe(ctx context.Context, spec crossbus.Subscriptio
 }
 
 type crashReceiver struct {
-	crossbus.Receiver
+	driver.Receiver
 	c *crashChild
 }
 
-func (r *crashReceiver) Capabilities() crossbus.Capabilities {
-	return r.Receiver.(crossbus.ReceiverCapabilities).Capabilities()
+func (r *crashReceiver) Capabilities() driver.Capabilities {
+	return r.Receiver.(driver.ReceiverCapabilities).Capabilities()
 }
 
-func (r *crashReceiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+func (r *crashReceiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	n, err := r.Receiver.Receive(ctx, buf)
 	for i := range buf[:n] {
 		r.c.note("v")
@@ -146,7 +147,7 @@ func (r *crashReceiver) Receive(ctx context.Context, buf []crossbus.Delivery) (i
 }
 
 type crashDelivery struct {
-	crossbus.Delivery
+	driver.Delivery
 	c *crashChild
 }
 
@@ -156,7 +157,7 @@ func (d *crashDelivery) Ack(ctx context.Context) error {
 }
 
 func (d *crashDelivery) ExtendLease(ctx context.Context, lease time.Duration) error {
-	return d.Delivery.(crossbus.LeaseExtender).ExtendLease(ctx, lease)
+	return d.Delivery.(driver.LeaseExtender).ExtendLease(ctx, lease)
 }
 
 // crashStore notes what Begin finds.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/crossbus/crossbus/internal/pattern"
+	"github.com/crossbus/crossbus/internal/eventpattern"
 )
 
 const (
@@ -27,7 +27,7 @@ type eventBus struct {
 type rule struct {
 	name, arn, bus string
 	patternSrc     string
-	pattern        *pattern.Pattern
+	pattern        *eventpattern.Pattern
 	state          string
 	description    string
 	schedule       string
@@ -217,10 +217,10 @@ func (s *Server) putRule(in *ebInput) (any, *apiError) {
 	if in.ScheduleExpression != "" && b.name != "default" {
 		return nil, ebErr("ValidationException", "ScheduleExpression is supported only on the default event bus.")
 	}
-	var p *pattern.Pattern
+	var p *eventpattern.Pattern
 	if in.EventPattern != "" {
 		var err error
-		if p, err = pattern.Compile([]byte(in.EventPattern)); err != nil {
+		if p, err = eventpattern.Compile([]byte(in.EventPattern)); err != nil {
 			return nil, ebErr("InvalidEventPatternException", "Event pattern is not valid. Reason: %v", err)
 		}
 	}

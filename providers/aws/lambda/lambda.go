@@ -15,7 +15,7 @@
 //
 // Messages that claim to be CloudEvents but are not valid ones (see
 // aws.DecodeMessage) are handed to the endpoint as undecodable deliveries
-// (crossbus.Undecodable): the portable layer dead-letters them to the
+// (driver.Undecodable): the portable layer dead-letters them to the
 // route's dead-letter topic without running the handler, and the record,
 // settled, is not reported failed.
 //
@@ -40,6 +40,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	awsprov "github.com/crossbus/crossbus/providers/aws"
 )
 
@@ -56,13 +57,13 @@ type SQSOptions struct {
 // errNilEndpoint refuses a handler built without an endpoint, which could
 // only fail at the first invocation.
 func errNilEndpoint(name string) error {
-	return fmt.Errorf("%w: crossbus/lambda: %s(nil endpoint): make one with Router.Endpoint or Bus.NewEndpoint", crossbus.ErrInvalidOption, name)
+	return fmt.Errorf("%w: crossbus/lambda: %s(nil endpoint): make one with Router.Endpoint or Bus.NewEndpoint", driver.ErrInvalidOption, name)
 }
 
 // undecodable is the pushed delivery of a message that claims to be a
-// CloudEvent and is not one (crossbus.Undecodable).
+// CloudEvent and is not one (driver.Undecodable).
 type undecodable struct {
-	*crossbus.PushDelivery
+	*driver.PushDelivery
 	err error
 }
 
@@ -70,8 +71,8 @@ func (u undecodable) DecodeError() error { return u.err }
 
 // pushed wraps a decoded record for the endpoint: a plain push delivery, or
 // an undecodable one when decodeErr is set.
-func pushed(ev *crossbus.Event, attempt int, decodeErr error) (*crossbus.PushDelivery, crossbus.Delivery) {
-	d := crossbus.NewPushDelivery(ev, attempt)
+func pushed(ev *crossbus.Event, attempt int, decodeErr error) (*driver.PushDelivery, driver.Delivery) {
+	d := driver.NewPushDelivery(ev, attempt)
 	if decodeErr != nil {
 		return d, undecodable{PushDelivery: d, err: decodeErr}
 	}
@@ -103,8 +104,8 @@ func SQS(ep *crossbus.Endpoint, o SQSOptions) (func(context.Context, events.SQSE
 	}
 	urls := &sync.Map{}
 	return func(ctx context.Context, batch events.SQSEvent) (events.SQSEventResponse, error) {
-		ds := make([]*crossbus.PushDelivery, len(batch.Records))
-		all := make([]crossbus.Delivery, len(batch.Records))
+		ds := make([]*driver.PushDelivery, len(batch.Records))
+		all := make([]driver.Delivery, len(batch.Records))
 		for i := range batch.Records {
 			ev, err := DecodeSQSRecord(batch.Records[i])
 			ds[i], all[i] = pushed(ev, receiveCount(batch.Records[i]), err)
@@ -119,7 +120,7 @@ func SQS(ep *crossbus.Endpoint, o SQSOptions) (func(context.Context, events.SQSE
 					continue
 				}
 				ep.Deliver(ctx, all[i])
-				if out, _ := d.Outcome(); out == crossbus.Nacked || out == crossbus.Unsettled {
+				if out, _ := d.Outcome(); out == driver.OutcomeNacked || out == driver.OutcomeUnsettled {
 					blocked[g] = true
 				}
 			}
@@ -130,11 +131,11 @@ func SQS(ep *crossbus.Endpoint, o SQSOptions) (func(context.Context, events.SQSE
 		var delayed []delayedRecord
 		for i, d := range ds {
 			out, delay := d.Outcome()
-			if !skipped[i] && (out == crossbus.Acked || out == crossbus.DeadLettered) {
+			if !skipped[i] && (out == driver.OutcomeAcked) {
 				continue
 			}
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: batch.Records[i].MessageId})
-			if out == crossbus.Nacked && delay > 0 {
+			if out == driver.OutcomeNacked && delay > 0 {
 				delayed = append(delayed, delayedRecord{rec: &batch.Records[i], delay: delay})
 			}
 		}
@@ -238,7 +239,7 @@ var ErrRetry = errors.New("crossbus/lambda: event not handled; retry the invocat
 // succeeds. An event whose detail claims to be a CloudEvent and is not one
 // is undecodable (see the package documentation); a payload that is not an
 // EventBridge event at all fails with an error wrapping
-// crossbus.ErrInvalidData.
+// driver.ErrInvalidData.
 //
 // It fails only when ep is nil.
 func EventBridge(ep *crossbus.Endpoint) (func(context.Context, json.RawMessage) error, error) {
@@ -251,7 +252,7 @@ func EventBridge(ep *crossbus.Endpoint) (func(context.Context, json.RawMessage) 
 		case errors.Is(err, awsprov.ErrMalformedCloudEvent):
 			return deliverOne(ctx, ep, undecodableEventBridge(payload), err)
 		case err != nil:
-			return fmt.Errorf("%w: %w", crossbus.ErrInvalidData, err)
+			return fmt.Errorf("%w: %w", driver.ErrInvalidData, err)
 		}
 		return deliverOne(ctx, ep, ev, nil)
 	}, nil
@@ -269,7 +270,7 @@ func undecodableEventBridge(payload []byte) *crossbus.Event {
 	if env.Source == "" {
 		env.Source = "aws.events"
 	}
-	ev := crossbus.NewUndecodableEvent(strings.TrimSpace(env.ID), env.Source, payload, nil)
+	ev := driver.NewUndecodableEvent(strings.TrimSpace(env.ID), env.Source, payload, nil)
 	if crossbus.Validate(&ev) != nil { // a source that is not a URI reference
 		ev.SetSource("aws.events")
 		ev.FieldErrors = nil
@@ -305,7 +306,7 @@ func deliverOne(ctx context.Context, ep *crossbus.Endpoint, ev *crossbus.Event, 
 	d, delivery := pushed(ev, 1, decodeErr)
 	ep.Deliver(ctx, delivery)
 	switch out, delay := d.Outcome(); out {
-	case crossbus.Acked, crossbus.DeadLettered:
+	case driver.OutcomeAcked:
 		return nil
 	default:
 		return fmt.Errorf("%w: event %q %v (retry in %v)", ErrRetry, ev.ID(), out, delay)

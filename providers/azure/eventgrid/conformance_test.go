@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid/egtest"
 	"github.com/crossbus/crossbus/providers/providertest"
@@ -30,7 +30,7 @@ var (
 // stays below it, as Subscribe requires.
 const harnessLock = 2 * time.Second
 
-func (h *harness) NewProvider(context.Context) (crossbus.Provider, error) {
+func (h *harness) NewProvider(context.Context) (driver.Provider, error) {
 	o := namespaceOptions(h.srv)
 	o.LockDuration = harnessLock
 	ns, err := eventgrid.NewNamespace(o)

@@ -54,14 +54,14 @@
 // nothing it delivers is a foreign message; an event crossbus cannot decode
 // (say a text/plain event whose data is a JSON object) is undecodable. The
 // namespace receiver hands it to the portable layer as a
-// crossbus.Undecodable delivery whose event is the placeholder of
+// driver.Undecodable delivery whose event is the placeholder of
 // UndecodableEvent (the event's JSON as data), and the portable layer
 // dead-letters it (reject, with NamespaceOptions.NativeDeadLetter, else the
 // route's dead-letter topic) without running the handler. The Webhook does
 // the same for the events of a pushed batch; a push whose body does not
 // decode at all is answered 400. A namespace receive answered 404 (the
 // event subscription or its topic was deleted) stops the subscription with
-// crossbus.ErrSubscriptionNotFound, 401 or 403 with crossbus.ErrUnauthorized
+// driver.ErrSubscriptionNotFound, 401 or 403 with driver.ErrUnauthorized
 // (which ErrUnauthorized matches); other failures are retried.
 //
 // Topic and subscription names given to the Bus are portable names

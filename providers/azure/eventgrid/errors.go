@@ -7,7 +7,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // ErrLockLost is matched (errors.Is) by settle and lease errors for a
@@ -17,9 +17,9 @@ var ErrLockLost = errors.New("eventgrid: lock lost")
 
 // ErrUnauthorized is matched by errors for requests Event Grid refused
 // because the key or token is missing, wrong, or lacks the role. It also
-// matches crossbus.ErrUnauthorized, so a receive refused this way stops the
+// matches driver.ErrUnauthorized, so a receive refused this way stops the
 // subscription.
-var ErrUnauthorized error = &sentinel{msg: "eventgrid: unauthorized", also: crossbus.ErrUnauthorized}
+var ErrUnauthorized error = &sentinel{msg: "eventgrid: unauthorized", also: driver.ErrUnauthorized}
 
 // sentinel is an error value that also matches a crossbus sentinel.
 type sentinel struct {
@@ -51,7 +51,7 @@ func mapError(op string, err error, notFound error) error {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return fmt.Errorf("eventgrid: %s: %w: %w", op, ErrUnauthorized, err)
 	case http.StatusRequestEntityTooLarge:
-		return fmt.Errorf("eventgrid: %s: %w: %w", op, crossbus.ErrTooLarge, err)
+		return fmt.Errorf("eventgrid: %s: %w: %w", op, driver.ErrTooLarge, err)
 	}
 	return fmt.Errorf("eventgrid: %s: %w", op, err)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 var fuzzBodies = []string{
@@ -49,7 +50,7 @@ func FuzzDecodePush(f *testing.F) {
 			t.Fatalf("%d decode errors for %d events", len(p.DecodeErrors), len(p.Events))
 		}
 		for i, ev := range p.Events {
-			if p.DecodeErrors != nil && p.DecodeErrors[i] != nil && ev.Type() != crossbus.TypeUndecodable {
+			if p.DecodeErrors != nil && p.DecodeErrors[i] != nil && ev.Type() != driver.TypeUndecodable {
 				t.Fatalf("event %d did not decode (%v) but is not a placeholder: %v", i, p.DecodeErrors[i], ev)
 			}
 			checkRoundTrip(t, ev)

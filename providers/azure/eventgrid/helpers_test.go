@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid/egtest"
 )
@@ -39,7 +40,7 @@ func newNamespace(t testing.TB, o eventgrid.NamespaceOptions) *eventgrid.Namespa
 	return ns
 }
 
-func newBus(t testing.TB, p crossbus.Provider) *crossbus.Bus {
+func newBus(t testing.TB, p driver.Provider) *crossbus.Bus {
 	t.Helper()
 	b, err := crossbus.New(p)
 	require.NoError(t, err)
@@ -73,18 +74,18 @@ func testCtx(t testing.TB) context.Context {
 }
 
 // receive opens a receiver and returns exactly n deliveries.
-func receive(t testing.TB, ctx context.Context, p crossbus.Provider, topic, sub string, n int) []crossbus.Delivery {
+func receive(t testing.TB, ctx context.Context, p driver.Provider, topic, sub string, n int) []driver.Delivery {
 	t.Helper()
-	r, err := p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: topic, Name: sub})
+	r, err := p.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Name: sub})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.Close(context.Background()) })
 	return receiveFrom(t, ctx, r, n)
 }
 
-func receiveFrom(t testing.TB, ctx context.Context, r crossbus.Receiver, n int) []crossbus.Delivery {
+func receiveFrom(t testing.TB, ctx context.Context, r driver.Receiver, n int) []driver.Delivery {
 	t.Helper()
-	var out []crossbus.Delivery
-	buf := make([]crossbus.Delivery, n)
+	var out []driver.Delivery
+	buf := make([]driver.Delivery, n)
 	for len(out) < n {
 		k, err := r.Receive(ctx, buf[:n-len(out)])
 		require.NoError(t, err, "receive: have %d of %d", len(out), n)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid"
 )
 
@@ -59,15 +60,15 @@ func TestLiveNamespacePublishReceiveReleaseAcknowledge(t *testing.T) {
 	ev.SetExtension("tenant", "crossbus")
 	require.NoError(t, newBus(t, ns).Publish(ctx, topic, &ev))
 
-	r, err := ns.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: topic, Name: sub})
+	r, err := ns.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Name: sub})
 	require.NoError(t, err)
 	defer r.Close(ctx)
-	find := func() crossbus.Delivery {
-		buf := make([]crossbus.Delivery, 10)
+	find := func() driver.Delivery {
+		buf := make([]driver.Delivery, 10)
 		for {
 			n, err := r.Receive(ctx, buf)
 			require.NoError(t, err)
-			var mine crossbus.Delivery
+			var mine driver.Delivery
 			for _, d := range buf[:n] {
 				if d.Event().ID() == ev.ID() {
 					mine = d
@@ -84,7 +85,7 @@ func TestLiveNamespacePublishReceiveReleaseAcknowledge(t *testing.T) {
 	assert.Equal(t, 1, d.Attempt())
 	assert.Equal(t, "crossbus", crossbus.ExtensionString(d.Event(), "tenant"))
 	assert.JSONEq(t, `{"run":"`+ev.ID()+`"}`, string(d.Event().Data()))
-	require.NoError(t, d.(crossbus.LeaseExtender).ExtendLease(ctx, time.Minute))
+	require.NoError(t, d.(driver.LeaseExtender).ExtendLease(ctx, time.Minute))
 	require.NoError(t, d.Nack(ctx, 0))
 	d = find()
 	assert.Equal(t, 2, d.Attempt(), "the delivery count rose")

@@ -13,17 +13,18 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/aznamespaces"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 func init() {
-	crossbus.Register("azeventgridns", func(ctx context.Context, u *url.URL) (crossbus.Provider, error) {
+	crossbus.Register("azeventgridns", func(ctx context.Context, u *url.URL) (driver.Provider, error) {
 		o, err := namespaceOptionsFromURL(u)
 		if err != nil {
 			return nil, err
 		}
 		return NewNamespace(o)
 	})
-	crossbus.Register("azeventgrid", func(ctx context.Context, u *url.URL) (crossbus.Provider, error) {
+	crossbus.Register("azeventgrid", func(ctx context.Context, u *url.URL) (driver.Provider, error) {
 		o, err := topicsOptionsFromURL(u)
 		if err != nil {
 			return nil, err
@@ -63,8 +64,8 @@ func NewNamespace(opts NamespaceOptions) (*Namespace, error) {
 }
 
 // Capabilities reports what Event Grid namespaces do natively.
-func (n *Namespace) Capabilities() crossbus.Capabilities {
-	return crossbus.Capabilities{
+func (n *Namespace) Capabilities() driver.Capabilities {
+	return driver.Capabilities{
 		NativeDeadLetter:   n.opts.NativeDeadLetter,
 		DelayedRedelivery:  true,
 		MaxRedeliveryDelay: time.Hour,
@@ -97,7 +98,7 @@ func (n *Namespace) SenderClient(topic string) (*aznamespaces.SenderClient, erro
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return nil, fmt.Errorf("eventgrid: namespace provider: %w", crossbus.ErrClosed)
+		return nil, fmt.Errorf("eventgrid: namespace provider: %w", driver.ErrClosed)
 	}
 	if c := n.senders[topic]; c != nil {
 		return c, nil
@@ -150,30 +151,30 @@ func (n *Namespace) Publish(ctx context.Context, topic string, events []*crossbu
 // Subscribe opens a pull receiver on the queue event subscription
 // spec.Name of namespace topic spec.Topic. It checks that the subscription
 // exists with a lock renewal of no events, which changes nothing.
-func (n *Namespace) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+func (n *Namespace) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	if spec.Topic == "" || spec.Name == "" {
-		return nil, fmt.Errorf("%w: eventgrid: subscribe needs a topic and an event subscription name", crossbus.ErrInvalidOption)
+		return nil, fmt.Errorf("%w: eventgrid: subscribe needs a topic and an event subscription name", driver.ErrInvalidOption)
 	}
 	if spec.AckDeadline > n.opts.LockDuration {
 		return nil, fmt.Errorf("%w: eventgrid: ack deadline %v of subscription %q is longer than the event subscription's lock duration %v (NamespaceOptions.LockDuration); the lock would expire between renewals",
-			crossbus.ErrInvalidOption, spec.AckDeadline, spec.Name, n.opts.LockDuration)
+			driver.ErrInvalidOption, spec.AckDeadline, spec.Name, n.opts.LockDuration)
 	}
 	if spec.MaxAttempts > MaxDeliveryCount {
 		return nil, fmt.Errorf("%w: eventgrid: retry policy of subscription %q allows %d attempts, but Event Grid delivers an event at most %d times (maxDeliveryCount) before it dead-letters or drops it; use MaxAttempts <= %d",
-			crossbus.ErrInvalidOption, spec.Name, spec.MaxAttempts, MaxDeliveryCount, MaxDeliveryCount)
+			driver.ErrInvalidOption, spec.Name, spec.MaxAttempts, MaxDeliveryCount, MaxDeliveryCount)
 	}
 	c, err := n.ReceiverClient(spec.Topic, spec.Name)
 	if err != nil {
 		return nil, fmt.Errorf("eventgrid: receiver for %s/%s: %w", spec.Topic, spec.Name, err)
 	}
 	if _, err := c.RenewEventLocks(ctx, []string{probeLockToken}, nil); err != nil && statusOf(err) != http.StatusBadRequest {
-		return nil, mapError(fmt.Sprintf("open event subscription %q of topic %q", spec.Name, spec.Topic), err, crossbus.ErrSubscriptionNotFound)
+		return nil, mapError(fmt.Sprintf("open event subscription %q of topic %q", spec.Name, spec.Topic), err, driver.ErrSubscriptionNotFound)
 	}
 	r := newReceiver(n, c, spec)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return nil, fmt.Errorf("eventgrid: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
+		return nil, fmt.Errorf("eventgrid: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
 	n.receivers[r] = struct{}{}
 	return r, nil

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid/egtest"
 )
@@ -153,7 +154,7 @@ func TestNamespaceNackReleasesWithDelayAndRaisesAttempt(t *testing.T) {
 	topic, sub := topicWithSub(t, srv, egtest.SubscriptionConfig{})
 	ctx := testCtx(t)
 	require.NoError(t, newBus(t, ns).Publish(ctx, topic, jsonEvent(t, 1)))
-	r, err := ns.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: topic, Name: sub})
+	r, err := ns.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Name: sub})
 	require.NoError(t, err)
 	defer r.Close(ctx)
 
@@ -181,7 +182,7 @@ func TestNamespaceExpiredLockRedeliversAndLosesTheOldToken(t *testing.T) {
 	topic, sub := topicWithSub(t, srv, egtest.SubscriptionConfig{LockDuration: 200 * time.Millisecond})
 	ctx := testCtx(t)
 	require.NoError(t, newBus(t, ns).Publish(ctx, topic, jsonEvent(t, 1)))
-	r, err := ns.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: topic, Name: sub})
+	r, err := ns.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Name: sub})
 	require.NoError(t, err)
 	defer r.Close(ctx)
 
@@ -204,7 +205,7 @@ func TestNamespaceExtendLeaseKeepsTheEventLocked(t *testing.T) {
 	ctx := testCtx(t)
 	require.NoError(t, newBus(t, ns).Publish(ctx, topic, jsonEvent(t, 1)))
 	d := receive(t, ctx, ns, topic, sub, 1)[0]
-	ext, ok := d.(crossbus.LeaseExtender)
+	ext, ok := d.(driver.LeaseExtender)
 	require.True(t, ok, "deliveries extend their lease")
 	for range 6 { // 600 ms, twice the lock duration
 		time.Sleep(100 * time.Millisecond)
@@ -229,7 +230,7 @@ func TestNamespaceExtendLeaseRenewsInBatches(t *testing.T) {
 	for round := range 6 { // 1.5 s, longer than the lock duration
 		time.Sleep(250 * time.Millisecond)
 		for _, d := range ds {
-			require.NoError(t, d.(crossbus.LeaseExtender).ExtendLease(ctx, time.Second), "round %d", round)
+			require.NoError(t, d.(driver.LeaseExtender).ExtendLease(ctx, time.Second), "round %d", round)
 		}
 	}
 	st := srv.Stats()
@@ -278,7 +279,7 @@ func TestNamespaceMaxDeliveryCountDeadLettersOnTheServer(t *testing.T) {
 	topic, sub := topicWithSub(t, srv, egtest.SubscriptionConfig{MaxDeliveryCount: 2, DeadLetter: true})
 	ctx := testCtx(t)
 	require.NoError(t, newBus(t, ns).Publish(ctx, topic, jsonEvent(t, 1)))
-	r, err := ns.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: topic, Name: sub})
+	r, err := ns.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Name: sub})
 	require.NoError(t, err)
 	defer r.Close(ctx)
 	for attempt := 1; attempt <= 2; attempt++ {
@@ -380,7 +381,7 @@ func TestNamespaceErrorsMatchCrossbusSentinels(t *testing.T) {
 
 	err := ns.Publish(ctx, "never-created", []*crossbus.Event{jsonEvent(t, 1)})
 	require.ErrorIs(t, err, crossbus.ErrTopicNotFound)
-	_, err = ns.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: topic, Name: "never-created"})
+	_, err = ns.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Name: "never-created"})
 	require.ErrorIs(t, err, crossbus.ErrSubscriptionNotFound)
 
 	o := namespaceOptions(srv)
@@ -392,10 +393,10 @@ func TestNamespaceErrorsMatchCrossbusSentinels(t *testing.T) {
 	require.ErrorAs(t, err, &re, "the Azure SDK error stays inspectable")
 	assert.Equal(t, http.StatusUnauthorized, re.StatusCode)
 
-	_, err = ns.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: topic, Name: sub, AckDeadline: 2 * time.Minute})
+	_, err = ns.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Name: sub, AckDeadline: 2 * time.Minute})
 	require.ErrorIs(t, err, crossbus.ErrInvalidOption)
 	assert.Contains(t, err.Error(), "lock duration")
-	_, err = ns.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: topic, Name: sub, MaxAttempts: 11})
+	_, err = ns.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Name: sub, MaxAttempts: 11})
 	require.ErrorIs(t, err, crossbus.ErrInvalidOption)
 	assert.Contains(t, err.Error(), "maxDeliveryCount")
 }
@@ -469,11 +470,11 @@ func TestNamespaceCloseEndsABlockedReceive(t *testing.T) {
 	ns := newNamespace(t, namespaceOptions(srv))
 	topic, sub := topicWithSub(t, srv, egtest.SubscriptionConfig{})
 	ctx := testCtx(t)
-	r, err := ns.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: topic, Name: sub})
+	r, err := ns.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Name: sub})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() {
-		_, err := r.Receive(ctx, make([]crossbus.Delivery, 4))
+		_, err := r.Receive(ctx, make([]driver.Delivery, 4))
 		done <- err
 	}()
 	time.Sleep(100 * time.Millisecond) // let the long poll start
@@ -484,18 +485,18 @@ func TestNamespaceCloseEndsABlockedReceive(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Receive still blocked after Close")
 	}
-	_, err = r.Receive(ctx, make([]crossbus.Delivery, 1))
+	_, err = r.Receive(ctx, make([]driver.Delivery, 1))
 	require.ErrorIs(t, err, crossbus.ErrClosed)
 
 	cctx, cancel := context.WithCancel(ctx)
-	r2, err := ns.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: topic, Name: sub})
+	r2, err := ns.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Name: sub})
 	require.NoError(t, err)
 	defer r2.Close(ctx)
 	go func() {
 		time.Sleep(50 * time.Millisecond)
 		cancel()
 	}()
-	_, err = r2.Receive(cctx, make([]crossbus.Delivery, 1))
+	_, err = r2.Receive(cctx, make([]driver.Delivery, 1))
 	require.ErrorIs(t, err, context.Canceled)
 }
 
@@ -526,14 +527,14 @@ func TestNamespaceUndecodableEventsAreDeadLetteredByTheCore(t *testing.T) {
 			require.NoError(t, ns.Publish(ctx, topic, []*crossbus.Event{good}))
 
 			ds := receive(t, ctx, ns, topic, sub, 2)
-			u, ok := ds[0].(crossbus.Undecodable)
+			u, ok := ds[0].(driver.Undecodable)
 			require.True(t, ok)
 			require.Error(t, u.DecodeError(), "the odd event comes first, undecodable")
-			assert.Equal(t, crossbus.TypeUndecodable, ds[0].Event().Type())
+			assert.Equal(t, driver.TypeUndecodable, ds[0].Event().Type())
 			assert.Equal(t, odd.ID, ds[0].Event().ID())
 			assert.Equal(t, "/odd", ds[0].Event().Source())
 			assert.Contains(t, string(ds[0].Event().Data()), `"data":{"a":1}`, "the event as it arrived")
-			assert.NoError(t, ds[1].(crossbus.Undecodable).DecodeError())
+			assert.NoError(t, ds[1].(driver.Undecodable).DecodeError())
 			assert.Equal(t, good.ID(), ds[1].Event().ID())
 			for _, d := range ds {
 				require.NoError(t, d.Nack(ctx, 0))
@@ -555,7 +556,7 @@ func TestNamespaceUndecodableEventsAreDeadLetteredByTheCore(t *testing.T) {
 				assert.Contains(t, string(dls[0].Event), odd.ID)
 			} else {
 				dl := receive(t, ctx, ns, dlTopic, "reader", 1)[0]
-				assert.Equal(t, crossbus.TypeUndecodable, dl.Event().Type())
+				assert.Equal(t, driver.TypeUndecodable, dl.Event().Type())
 				info, ok := crossbus.DeadLetterInfoOf(dl.Event())
 				require.True(t, ok)
 				assert.Contains(t, info.Reason, "undecodable message")

@@ -11,7 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // DefaultKeyEnv is the environment variable the URL openers read an access
@@ -68,13 +68,13 @@ func (o *NamespaceOptions) validate() error {
 	case o.LockDuration == 0:
 		o.LockDuration = DefaultLockDuration
 	case o.LockDuration < 0 || o.LockDuration > MaxLockDuration:
-		return fmt.Errorf("%w: NamespaceOptions.LockDuration must be between 0 and %v, got %v", crossbus.ErrInvalidOption, MaxLockDuration, o.LockDuration)
+		return fmt.Errorf("%w: NamespaceOptions.LockDuration must be between 0 and %v, got %v", driver.ErrInvalidOption, MaxLockDuration, o.LockDuration)
 	}
 	switch {
 	case o.MaxWaitTime == 0:
 		o.MaxWaitTime = 60 * time.Second
 	case o.MaxWaitTime < MinMaxWaitTime || o.MaxWaitTime > MaxMaxWaitTime:
-		return fmt.Errorf("%w: NamespaceOptions.MaxWaitTime must be between %v and %v, got %v", crossbus.ErrInvalidOption, MinMaxWaitTime, MaxMaxWaitTime, o.MaxWaitTime)
+		return fmt.Errorf("%w: NamespaceOptions.MaxWaitTime must be between %v and %v, got %v", driver.ErrInvalidOption, MinMaxWaitTime, MaxMaxWaitTime, o.MaxWaitTime)
 	}
 	return nil
 }
@@ -96,11 +96,11 @@ type TopicsOptions struct {
 
 func (o *TopicsOptions) validate() error {
 	if len(o.Endpoints) == 0 {
-		return fmt.Errorf("%w: TopicsOptions.Endpoints is empty; map each topic name to its endpoint", crossbus.ErrInvalidOption)
+		return fmt.Errorf("%w: TopicsOptions.Endpoints is empty; map each topic name to its endpoint", driver.ErrInvalidOption)
 	}
 	for name, ep := range o.Endpoints {
 		if name == "" {
-			return fmt.Errorf("%w: TopicsOptions.Endpoints has an empty topic name", crossbus.ErrInvalidOption)
+			return fmt.Errorf("%w: TopicsOptions.Endpoints has an empty topic name", driver.ErrInvalidOption)
 		}
 		if err := checkEndpoint(fmt.Sprintf("TopicsOptions.Endpoints[%q]", name), ep); err != nil {
 			return err
@@ -112,10 +112,10 @@ func (o *TopicsOptions) validate() error {
 func checkEndpoint(field, ep string) error {
 	u, err := url.Parse(ep)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("%w: %s %q is not an absolute URL", crossbus.ErrInvalidOption, field, ep)
+		return fmt.Errorf("%w: %s %q is not an absolute URL", driver.ErrInvalidOption, field, ep)
 	}
 	if u.Scheme != "https" {
-		return fmt.Errorf("%w: %s %q must use https (the Azure SDK refuses to send credentials over plain HTTP)", crossbus.ErrInvalidOption, field, ep)
+		return fmt.Errorf("%w: %s %q must use https (the Azure SDK refuses to send credentials over plain HTTP)", driver.ErrInvalidOption, field, ep)
 	}
 	return nil
 }
@@ -123,9 +123,9 @@ func checkEndpoint(field, ep string) error {
 func checkAuth(what, key string, cred azcore.TokenCredential) error {
 	switch {
 	case key == "" && cred == nil:
-		return fmt.Errorf("%w: %s needs Key or Credential", crossbus.ErrInvalidOption, what)
+		return fmt.Errorf("%w: %s needs Key or Credential", driver.ErrInvalidOption, what)
 	case key != "" && cred != nil:
-		return fmt.Errorf("%w: %s takes Key or Credential, not both", crossbus.ErrInvalidOption, what)
+		return fmt.Errorf("%w: %s takes Key or Credential, not both", driver.ErrInvalidOption, what)
 	}
 	return nil
 }
@@ -149,7 +149,7 @@ func (p *urlParams) unknown() error {
 			found = found || n == k
 		}
 		if !found {
-			return fmt.Errorf("%w: unknown parameter %q (known: %s)", crossbus.ErrInvalidURL, k, strings.Join(p.known, ", "))
+			return fmt.Errorf("%w: unknown parameter %q (known: %s)", driver.ErrInvalidURL, k, strings.Join(p.known, ", "))
 		}
 	}
 	return nil
@@ -165,7 +165,7 @@ func (p *urlParams) duration(name string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("%w: parameter %s=%q is not a duration (e.g. 60s)", crossbus.ErrInvalidURL, name, s)
+		return 0, fmt.Errorf("%w: parameter %s=%q is not a duration (e.g. 60s)", driver.ErrInvalidURL, name, s)
 	}
 	return d, nil
 }
@@ -194,10 +194,10 @@ func (p *urlParams) credentials() (string, azcore.TokenCredential, error) {
 func namespaceOptionsFromURL(u *url.URL) (NamespaceOptions, error) {
 	var o NamespaceOptions
 	if u.Host == "" {
-		return o, fmt.Errorf("%w: %s URL needs the namespace host, e.g. %s://my-ns.westeurope-1.eventgrid.azure.net", crossbus.ErrInvalidURL, u.Scheme, u.Scheme)
+		return o, fmt.Errorf("%w: %s URL needs the namespace host, e.g. %s://my-ns.westeurope-1.eventgrid.azure.net", driver.ErrInvalidURL, u.Scheme, u.Scheme)
 	}
 	if u.Path != "" && u.Path != "/" {
-		return o, fmt.Errorf("%w: %s URL takes no path (topics and subscriptions are named by Publish and Subscribe), got %q", crossbus.ErrInvalidURL, u.Scheme, u.Path)
+		return o, fmt.Errorf("%w: %s URL takes no path (topics and subscriptions are named by Publish and Subscribe), got %q", driver.ErrInvalidURL, u.Scheme, u.Path)
 	}
 	p := &urlParams{v: u.Query()}
 	o.Endpoint = "https://" + u.Host
@@ -213,7 +213,7 @@ func namespaceOptionsFromURL(u *url.URL) (NamespaceOptions, error) {
 	case "native":
 		o.NativeDeadLetter = true
 	default:
-		return o, fmt.Errorf("%w: parameter deadletter=%q: want native or topic", crossbus.ErrInvalidURL, dl)
+		return o, fmt.Errorf("%w: parameter deadletter=%q: want native or topic", driver.ErrInvalidURL, dl)
 	}
 	p.get("keyenv")
 	if err := p.unknown(); err != nil {
@@ -229,7 +229,7 @@ func namespaceOptionsFromURL(u *url.URL) (NamespaceOptions, error) {
 func topicsOptionsFromURL(u *url.URL) (TopicsOptions, error) {
 	var o TopicsOptions
 	if u.Host == "" {
-		return o, fmt.Errorf("%w: %s URL needs the topic endpoint host, e.g. %s://my-topic.westeurope-1.eventgrid.azure.net", crossbus.ErrInvalidURL, u.Scheme, u.Scheme)
+		return o, fmt.Errorf("%w: %s URL needs the topic endpoint host, e.g. %s://my-topic.westeurope-1.eventgrid.azure.net", driver.ErrInvalidURL, u.Scheme, u.Scheme)
 	}
 	p := &urlParams{v: u.Query()}
 	name := p.get("topic")

@@ -8,6 +8,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/messaging"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Event Grid limits for one publish request. A megabyte here is 1 MiB.
@@ -51,7 +52,7 @@ func (p publisher) publish(ctx context.Context, topic string, events []*crossbus
 		ce, size, err := toAzure(e)
 		switch {
 		case err != nil:
-			errs[i] = fmt.Errorf("eventgrid: %w: %w", crossbus.ErrInvalidEvent, err)
+			errs[i] = fmt.Errorf("eventgrid: %w: %w", driver.ErrInvalidEvent, err)
 		case size > MaxEventBytes:
 			errs[i] = &crossbus.SizeError{EventID: e.ID(), Size: size, Limit: MaxEventBytes}
 		default:
@@ -90,7 +91,7 @@ func (p publisher) sendIsolating(ctx context.Context, topic string, batch []mess
 		p.sendIsolating(ctx, topic, batch[mid:], idx[mid:], errs, send)
 		return
 	}
-	wrapped := mapError(fmt.Sprintf("publish to %s %q", p.what, topic), err, crossbus.ErrTopicNotFound)
+	wrapped := mapError(fmt.Sprintf("publish to %s %q", p.what, topic), err, driver.ErrTopicNotFound)
 	for _, i := range idx {
 		errs[i] = wrapped
 	}

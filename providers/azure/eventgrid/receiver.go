@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/aznamespaces"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // MaxReceiveEvents is the most events one receive request returns.
@@ -35,7 +36,7 @@ type receiver struct {
 	closeFn  context.CancelFunc
 }
 
-func newReceiver(ns *Namespace, c *aznamespaces.ReceiverClient, spec crossbus.SubscriptionSpec) *receiver {
+func newReceiver(ns *Namespace, c *aznamespaces.ReceiverClient, spec driver.SubscriptionSpec) *receiver {
 	r := &receiver{ns: ns, c: c, topic: spec.Topic, sub: spec.Name, maxWait: int32(ns.opts.MaxWaitTime / time.Second),
 		lock: ns.opts.LockDuration, outstanding: map[*delivery]struct{}{}}
 	r.settle = &settler{r: r, lanes: map[settleOp]*lane{}}
@@ -46,22 +47,22 @@ func newReceiver(ns *Namespace, c *aznamespaces.ReceiverClient, spec crossbus.Su
 // Receive long-polls Event Grid until at least one event is available. Each
 // returned delivery holds a lock for the subscription's lock duration. An
 // event that does not decode is returned as an undecodable delivery
-// (crossbus.Undecodable), which the portable layer dead-letters. A receive
+// (driver.Undecodable), which the portable layer dead-letters. A receive
 // answered 404 (the event subscription or its topic was deleted) fails with
-// crossbus.ErrSubscriptionNotFound, and 401 or 403 with
-// crossbus.ErrUnauthorized: the portable layer stops the subscription.
+// driver.ErrSubscriptionNotFound, and 401 or 403 with
+// driver.ErrUnauthorized: the portable layer stops the subscription.
 //
 // When ctx ends or the receiver closes while a poll is in flight, the
 // request is cancelled; if Event Grid had just locked events for it, they
 // come back after the lock duration, with their delivery count raised.
-func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	if len(buf) == 0 {
-		return 0, fmt.Errorf("%w: eventgrid: Receive needs a buffer of at least one delivery", crossbus.ErrInvalidOption)
+		return 0, fmt.Errorf("%w: eventgrid: Receive needs a buffer of at least one delivery", driver.ErrInvalidOption)
 	}
 	maxEvents := int32(min(len(buf), MaxReceiveEvents))
 	for {
 		if r.closeCtx.Err() != nil {
-			return 0, fmt.Errorf("eventgrid: receive from %s/%s: %w", r.topic, r.sub, crossbus.ErrClosed)
+			return 0, fmt.Errorf("eventgrid: receive from %s/%s: %w", r.topic, r.sub, driver.ErrClosed)
 		}
 		if err := ctx.Err(); err != nil {
 			return 0, err
@@ -121,11 +122,11 @@ func (r *receiver) poll(ctx context.Context, maxEvents int32) ([]received, error
 	case err == nil:
 		return nil, nil
 	case r.closeCtx.Err() != nil:
-		return nil, fmt.Errorf("eventgrid: receive from %s/%s: %w", r.topic, r.sub, crossbus.ErrClosed)
+		return nil, fmt.Errorf("eventgrid: receive from %s/%s: %w", r.topic, r.sub, driver.ErrClosed)
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	}
-	return nil, mapError(fmt.Sprintf("receive from event subscription %q of topic %q", r.sub, r.topic), err, crossbus.ErrSubscriptionNotFound)
+	return nil, mapError(fmt.Sprintf("receive from event subscription %q of topic %q", r.sub, r.topic), err, driver.ErrSubscriptionNotFound)
 }
 
 // received is one entry of a receive result.
@@ -196,7 +197,7 @@ type delivery struct {
 
 func (d *delivery) Event() *crossbus.Event { return d.ev }
 
-// DecodeError implements crossbus.Undecodable: nil unless the event does
+// DecodeError implements driver.Undecodable: nil unless the event does
 // not decode.
 func (d *delivery) DecodeError() error { return d.decodeErr }
 
@@ -219,9 +220,9 @@ func (d *delivery) Nack(ctx context.Context, delay time.Duration) error {
 // Event Grid records its own ("Rejected"). Without
 // NamespaceOptions.NativeDeadLetter it returns ErrNotSupported and the
 // portable layer uses the route's dead-letter topic.
-func (d *delivery) DeadLetter(ctx context.Context, info crossbus.DeadLetterInfo) error {
+func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) error {
 	if !d.r.ns.opts.NativeDeadLetter {
-		return crossbus.ErrNotSupported
+		return driver.ErrNotSupported
 	}
 	return d.finish(ctx, settleOp{kind: opReject})
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/aznamespaces"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 type opKind int
@@ -143,7 +143,7 @@ func (s *settler) send(ctx context.Context, op settleOp, batch []*settleReq) {
 		failed = resp.FailedLockTokens
 	}
 	if err != nil {
-		err = mapError(fmt.Sprintf("%s %d event(s) of %s/%s", op.kind, len(tokens), s.r.topic, s.r.sub), err, crossbus.ErrSubscriptionNotFound)
+		err = mapError(fmt.Sprintf("%s %d event(s) of %s/%s", op.kind, len(tokens), s.r.topic, s.r.sub), err, driver.ErrSubscriptionNotFound)
 		for _, r := range batch {
 			r.done <- err
 		}

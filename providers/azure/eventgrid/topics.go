@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/azeventgrid"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Topics is the crossbus provider for Event Grid basic (custom) topics with
@@ -37,8 +38,8 @@ func NewTopics(opts TopicsOptions) (*Topics, error) {
 
 // Capabilities reports Event Grid basic topic limits; delivery features do
 // not apply (delivery is push).
-func (t *Topics) Capabilities() crossbus.Capabilities {
-	return crossbus.Capabilities{MaxEventBytes: MaxEventBytes, MaxBatchCount: MaxTopicBatch, MaxBatchBytes: MaxRequestBytes}
+func (t *Topics) Capabilities() driver.Capabilities {
+	return driver.Capabilities{MaxEventBytes: MaxEventBytes, MaxBatchCount: MaxTopicBatch, MaxBatchBytes: MaxRequestBytes}
 }
 
 // As is the escape hatch: target may be a **Topics (then use Client).
@@ -55,14 +56,14 @@ func (t *Topics) Client(topic string) (*azeventgrid.Client, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return nil, fmt.Errorf("eventgrid: topics provider: %w", crossbus.ErrClosed)
+		return nil, fmt.Errorf("eventgrid: topics provider: %w", driver.ErrClosed)
 	}
 	if c := t.clients[topic]; c != nil {
 		return c, nil
 	}
 	ep, ok := t.opts.Endpoints[topic]
 	if !ok {
-		return nil, fmt.Errorf("eventgrid: topic %q has no endpoint in TopicsOptions.Endpoints: %w", topic, crossbus.ErrTopicNotFound)
+		return nil, fmt.Errorf("eventgrid: topic %q has no endpoint in TopicsOptions.Endpoints: %w", topic, driver.ErrTopicNotFound)
 	}
 	co := &azeventgrid.ClientOptions{ClientOptions: t.opts.ClientOptions}
 	var c *azeventgrid.Client
@@ -93,8 +94,8 @@ func (t *Topics) Publish(ctx context.Context, topic string, events []*crossbus.E
 }
 
 // Subscribe is not supported: basic topics push. Use Webhook.
-func (t *Topics) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
-	return nil, fmt.Errorf("eventgrid: basic topics push to subscribers; serve subscription %q with eventgrid.Webhook: %w", spec.Name, crossbus.ErrNotSupported)
+func (t *Topics) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
+	return nil, fmt.Errorf("eventgrid: basic topics push to subscribers; serve subscription %q with eventgrid.Webhook: %w", spec.Name, driver.ErrNotSupported)
 }
 
 // Close releases the clients.

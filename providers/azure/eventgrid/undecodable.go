@@ -8,9 +8,10 @@ import (
 	"strings"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
-// UndecodableEvent is the placeholder (crossbus.NewUndecodableEvent) of an
+// UndecodableEvent is the placeholder (driver.NewUndecodableEvent) of an
 // event that Event Grid delivered but that does not decode (see
 // DecodeCloudEvent and DecodeEvent): its data is raw as it arrived, its id
 // the raw event's "id" member (or a hash of raw when it has none), and its
@@ -37,7 +38,7 @@ func UndecodableEvent(raw []byte, fallbackSource string) *crossbus.Event {
 			}
 		}
 	}
-	e := crossbus.NewUndecodableEvent(id, source, raw, nil)
+	e := driver.NewUndecodableEvent(id, source, raw, nil)
 	if crossbus.Validate(&e) != nil {
 		e.SetSource(fallbackSource)
 		e.FieldErrors = nil
@@ -46,10 +47,10 @@ func UndecodableEvent(raw []byte, fallbackSource string) *crossbus.Event {
 }
 
 // undecodable is a pushed delivery whose event did not decode
-// (crossbus.Undecodable): the portable layer dead-letters it without
+// (driver.Undecodable): the portable layer dead-letters it without
 // running the handler.
 type undecodable struct {
-	*crossbus.PushDelivery
+	*driver.PushDelivery
 	err error
 }
 
@@ -57,10 +58,10 @@ func (u undecodable) DecodeError() error { return u.err }
 
 // PushDelivery returns the delivery to hand to an endpoint for a pushed
 // event and, when decodeErr is not nil, marks it undecodable
-// (crossbus.Undecodable) so that the portable layer dead-letters it; the
-// *crossbus.PushDelivery reports the outcome either way.
-func PushDelivery(e *crossbus.Event, attempt int, decodeErr error) (*crossbus.PushDelivery, crossbus.Delivery) {
-	d := crossbus.NewPushDelivery(e, attempt)
+// (driver.Undecodable) so that the portable layer dead-letters it; the
+// *driver.PushDelivery reports the outcome either way.
+func PushDelivery(e *crossbus.Event, attempt int, decodeErr error) (*driver.PushDelivery, driver.Delivery) {
+	d := driver.NewPushDelivery(e, attempt)
 	if decodeErr != nil {
 		return d, undecodable{PushDelivery: d, err: decodeErr}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Origin is the WebHook-Request-Origin Event Grid sends in the CloudEvents
@@ -67,7 +68,7 @@ type WebhookOptions struct {
 //     batch to 1;
 //   - 400: the payload does not decode (Event Grid dead-letters at once).
 //     In a batch, an event that does not decode does not refuse the others:
-//     it is delivered as undecodable (crossbus.Undecodable), and the
+//     it is delivered as undecodable (driver.Undecodable), and the
 //     portable layer dead-letters its placeholder (UndecodableEvent) to the
 //     route's dead-letter topic without running the handler;
 //   - 401: authentication failed (not retried); 413: body too large.
@@ -80,13 +81,13 @@ type Webhook struct {
 // Bus.NewEndpoint).
 func NewWebhook(ep *crossbus.Endpoint, opts WebhookOptions) (*Webhook, error) {
 	if ep == nil {
-		return nil, fmt.Errorf("%w: eventgrid: NewWebhook needs an endpoint", crossbus.ErrInvalidOption)
+		return nil, fmt.Errorf("%w: eventgrid: NewWebhook needs an endpoint", driver.ErrInvalidOption)
 	}
 	if opts.AllowedRate < 0 {
-		return nil, fmt.Errorf("%w: eventgrid: WebhookOptions.AllowedRate must not be negative, got %d", crossbus.ErrInvalidOption, opts.AllowedRate)
+		return nil, fmt.Errorf("%w: eventgrid: WebhookOptions.AllowedRate must not be negative, got %d", driver.ErrInvalidOption, opts.AllowedRate)
 	}
 	if opts.Concurrency < 0 {
-		return nil, fmt.Errorf("%w: eventgrid: WebhookOptions.Concurrency must not be negative, got %d", crossbus.ErrInvalidOption, opts.Concurrency)
+		return nil, fmt.Errorf("%w: eventgrid: WebhookOptions.Concurrency must not be negative, got %d", driver.ErrInvalidOption, opts.Concurrency)
 	}
 	if len(opts.AllowedOrigins) == 0 {
 		opts.AllowedOrigins = []string{Origin}
@@ -203,7 +204,7 @@ func (w *Webhook) dispatch(r *http.Request, push Push, attempt int) (bool, time.
 		d, delivery := PushDelivery(push.Events[i], attempt, decodeErr)
 		w.ep.Deliver(r.Context(), delivery)
 		o, dl := d.Outcome()
-		if o == crossbus.Acked {
+		if o == driver.OutcomeAcked {
 			return
 		}
 		mu.Lock()

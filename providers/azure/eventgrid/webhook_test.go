@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid"
 	"github.com/crossbus/crossbus/providers/memory"
 )
@@ -107,13 +108,13 @@ func newPushEnv(t *testing.T, opts eventgrid.WebhookOptions) *pushEnv {
 // deadLetters reads n dead letters from the endpoint's dead-letter topic.
 func (p *pushEnv) deadLetters(t *testing.T, n int) []crossbus.Event {
 	t.Helper()
-	r, err := p.mem.Subscribe(context.Background(), crossbus.SubscriptionSpec{Topic: "dead", Name: "reader"})
+	r, err := p.mem.Subscribe(context.Background(), driver.SubscriptionSpec{Topic: "dead", Name: "reader"})
 	require.NoError(t, err)
 	defer r.Close(context.Background())
 	var out []crossbus.Event
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	buf := make([]crossbus.Delivery, n)
+	buf := make([]driver.Delivery, n)
 	for len(out) < n {
 		k, err := r.Receive(ctx, buf)
 		require.NoError(t, err)

@@ -8,7 +8,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/sbtest"
 	"github.com/crossbus/crossbus/providers/azure/servicebus"
 	"github.com/crossbus/crossbus/providers/providertest"
@@ -40,7 +40,7 @@ func newHarness(t *testing.T, srv *sbtest.Server) *harness {
 	return &harness{srv: srv, client: client}
 }
 
-func (h *harness) NewProvider(ctx context.Context) (crossbus.Provider, error) {
+func (h *harness) NewProvider(ctx context.Context) (driver.Provider, error) {
 	return servicebus.New(ctx, servicebus.Options{ConnectionString: h.srv.ConnectionString(), LockDuration: lockDuration})
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // lockRenewer renews a message lock: *azservicebus.Receiver.
@@ -58,7 +59,7 @@ type delivery struct {
 func (d *delivery) Event() *crossbus.Event { return d.ev }
 func (d *delivery) Attempt() int           { return d.attempt }
 
-// DecodeError implements crossbus.Undecodable: nil unless the message
+// DecodeError implements driver.Undecodable: nil unless the message
 // claims to be a CloudEvent and is not a valid one.
 func (d *delivery) DecodeError() error { return d.decodeErr }
 
@@ -109,10 +110,10 @@ func (d *delivery) Nack(ctx context.Context, delay time.Duration) error {
 // DeadLetter moves the message to the entity's dead-letter sub-queue with
 // the reason (DeadLetterReason: its first line; DeadLetterErrorDescription:
 // all of it) and crossbus's dead-letter extensions as application
-// properties, so the dead letter reads back with crossbus.DeadLetterInfoOf.
-func (d *delivery) DeadLetter(ctx context.Context, info crossbus.DeadLetterInfo) error {
+// properties, so the dead letter reads back with driver.DeadLetterInfoOf.
+func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) error {
 	if d.dead {
-		return fmt.Errorf("servicebus: event %q is already a dead letter: %w", d.ev.ID(), crossbus.ErrNotSupported)
+		return fmt.Errorf("servicebus: event %q is already a dead letter: %w", d.ev.ID(), driver.ErrNotSupported)
 	}
 	if err := d.begin(); err != nil {
 		return err
@@ -154,18 +155,18 @@ func settleError(id string, err error) error {
 
 // deadLetterOptions carries the dead-letter info as Service Bus's reason
 // and description and as crossbus's extension properties.
-func deadLetterOptions(ev *crossbus.Event, info crossbus.DeadLetterInfo, prefix string) *azservicebus.DeadLetterOptions {
-	marked := crossbus.DeadLetterEvent(&crossbus.Event{Context: ev.Context.Clone()}, info)
+func deadLetterOptions(ev *crossbus.Event, info driver.DeadLetterInfo, prefix string) *azservicebus.DeadLetterOptions {
+	marked := driver.DeadLetterEvent(&crossbus.Event{Context: ev.Context.Clone()}, info)
 	props := map[string]any{}
-	for _, name := range []string{crossbus.ExtDeadLetterReason, crossbus.ExtDeadLetterAttempts, crossbus.ExtDeadLetterTopic,
-		crossbus.ExtDeadLetterSubscription, crossbus.ExtDeadLetterTime} {
+	for _, name := range []string{driver.ExtDeadLetterReason, driver.ExtDeadLetterAttempts, driver.ExtDeadLetterTopic,
+		driver.ExtDeadLetterSubscription, driver.ExtDeadLetterTime} {
 		if v, ok := marked.Extensions()[name]; ok {
 			if pv, err := propertyValue(v); err == nil {
 				props[prefix+name] = pv
 			}
 		}
 	}
-	full := crossbus.ExtensionString(&marked, crossbus.ExtDeadLetterReason)
+	full := crossbus.ExtensionString(&marked, driver.ExtDeadLetterReason)
 	reason, _, _ := strings.Cut(full, "\n")
 	reason = truncate(reason, 256)
 	return &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: &full, PropertiesToModify: props}

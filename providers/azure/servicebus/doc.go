@@ -27,8 +27,8 @@
 // when topic is listed in Options.Queues (URL: queue=NAME), from that queue:
 // the name then only labels the route, and every consumer of the queue
 // competes for its messages. Entities are not created by the provider; a
-// missing one fails Publish with crossbus.ErrTopicNotFound and Subscribe with
-// crossbus.ErrSubscriptionNotFound (ErrTopicNotFound for a queue).
+// missing one fails Publish with driver.ErrTopicNotFound and Subscribe with
+// driver.ErrSubscriptionNotFound (ErrTopicNotFound for a queue).
 //
 // # On the wire
 //
@@ -83,16 +83,16 @@
 //     claims to be a CloudEvent (a structured content type, or
 //     cloudEvents_/cloudEvents: application properties) and is not a valid
 //     one is undecodable. Receivers (session receivers too) hand it to the
-//     portable layer as a crossbus.Undecodable delivery whose event is the
+//     portable layer as a driver.Undecodable delivery whose event is the
 //     placeholder of UndecodableEvent; the portable layer dead-letters it to
 //     the dead-letter sub-queue with the reason "undecodable message: ..."
 //     and no handler runs. SubscribeDeadLetters reads such a dead letter
 //     back as that placeholder, with the dead-letter extensions.
 //   - Receive errors: amqp:not-found (the subscription or queue was
-//     deleted) stops the subscription with crossbus.ErrSubscriptionNotFound
+//     deleted) stops the subscription with driver.ErrSubscriptionNotFound
 //     (ErrTopicNotFound for a queue), amqp:unauthorized-access with
-//     crossbus.ErrUnauthorized, and a disabled entity
-//     (com.microsoft:entity-disabled) with a crossbus.Permanent error;
+//     driver.ErrUnauthorized, and a disabled entity
+//     (com.microsoft:entity-disabled) with a driver.Permanent error;
 //     Subscription.Err reports it. Lost connections, timeouts and busy
 //     servers are retried.
 //

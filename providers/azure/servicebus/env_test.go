@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/sbtest"
 	"github.com/crossbus/crossbus/providers/azure/servicebus"
 )
@@ -157,7 +158,7 @@ func (e *env) deadLetters(n int) []crossbus.Event {
 	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Second)
 	defer cancel()
 	var out []crossbus.Event
-	buf := make([]crossbus.Delivery, 10)
+	buf := make([]driver.Delivery, 10)
 	for len(out) < n {
 		k, err := r.Receive(ctx, buf)
 		require.NoError(e.t, err, "dead letters: have %d of %d", len(out), n)

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/sbtest"
 	"github.com/crossbus/crossbus/providers/azure/servicebus"
 )
@@ -124,7 +125,7 @@ func TestInteropInvalidCloudEventIsDeadLetteredByTheCore(t *testing.T) {
 			for _, want := range []struct{ id, body, reason string }{{"broken", "x", "type"}, {"broken-structured", `{"specversion":`, "structured"}} {
 				got, ok := byID[want.id]
 				require.True(t, ok, "%s dead-lettered", want.id)
-				assert.Equal(t, crossbus.TypeUndecodable, got.Type())
+				assert.Equal(t, driver.TypeUndecodable, got.Type())
 				assert.Equal(t, "/"+e.topic, got.Source())
 				assert.Equal(t, want.body, string(got.Data()), "the body is kept")
 				info, ok := crossbus.DeadLetterInfoOf(&got)
@@ -135,7 +136,7 @@ func TestInteropInvalidCloudEventIsDeadLetteredByTheCore(t *testing.T) {
 				assert.Equal(t, e.sub, info.Subscription)
 				assert.Equal(t, 1, info.Attempts)
 			}
-			assert.Contains(t, crossbus.ExtensionString(ptr(byID["broken"]), crossbus.ExtRawHeaders), `"cloudEvents_source":"/s"`)
+			assert.Contains(t, crossbus.ExtensionString(ptr(byID["broken"]), driver.ExtRawHeaders), `"cloudEvents_source":"/s"`)
 			time.Sleep(100 * time.Millisecond)
 			rec.mu.Lock()
 			defer rec.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/servicebus"
 	"github.com/crossbus/crossbus/providers/providertest"
 )
@@ -89,7 +90,7 @@ type liveHarness struct {
 	topics []string
 }
 
-func (h *liveHarness) NewProvider(ctx context.Context) (crossbus.Provider, error) {
+func (h *liveHarness) NewProvider(ctx context.Context) (driver.Provider, error) {
 	return servicebus.New(ctx, servicebus.Options{ConnectionString: h.cs, LockDuration: 5 * time.Second})
 }
 

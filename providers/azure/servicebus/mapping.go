@@ -16,6 +16,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Application property prefixes of the CloudEvents AMQP binding. Messages
@@ -319,7 +320,7 @@ func entitySource(path string) *url.URL {
 	return src
 }
 
-// UndecodableEvent is the placeholder (crossbus.NewUndecodableEvent) of a
+// UndecodableEvent is the placeholder (driver.NewUndecodableEvent) of a
 // message that claims to be a CloudEvent (structured content type, or
 // cloudEvents_ application properties) and is not a valid one: id =
 // MessageID (or "<path>/<sequence number>"), source = "/" + path, data = the
@@ -345,7 +346,7 @@ func UndecodableEvent(m *azservicebus.ReceivedMessage, path string) *crossbus.Ev
 			headers["content-type"] = *m.ContentType
 		}
 	}
-	e := crossbus.NewUndecodableEvent(messageID(m, path), entitySource(path).String(), m.Body, headers)
+	e := driver.NewUndecodableEvent(messageID(m, path), entitySource(path).String(), m.Body, headers)
 	return &e
 }
 
@@ -359,8 +360,8 @@ func withDeadLetterProperties(e *crossbus.Event, m *azservicebus.ReceivedMessage
 			continue
 		}
 		switch name {
-		case crossbus.ExtDeadLetterReason, crossbus.ExtDeadLetterAttempts, crossbus.ExtDeadLetterTopic,
-			crossbus.ExtDeadLetterSubscription, crossbus.ExtDeadLetterTime:
+		case driver.ExtDeadLetterReason, driver.ExtDeadLetterAttempts, driver.ExtDeadLetterTopic,
+			driver.ExtDeadLetterSubscription, driver.ExtDeadLetterTime:
 			if ev, err := extensionValue(v); err == nil {
 				e.SetExtension(name, ev)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/sbtest"
 	"github.com/crossbus/crossbus/providers/azure/servicebus"
 )
@@ -106,18 +107,18 @@ func TestOrderingNeedsASessionSubscription(t *testing.T) {
 
 func TestReceiversReportWhatTheyDoNatively(t *testing.T) {
 	e := newEnv(t, withSubscription(sbtest.EntityOptions{RequiresSession: true, LockDuration: lockDuration}))
-	ordered, err := e.p.Subscribe(e.ctx, crossbus.SubscriptionSpec{Topic: e.topic, Name: e.sub, Ordered: true})
+	ordered, err := e.p.Subscribe(e.ctx, driver.SubscriptionSpec{Topic: e.topic, Name: e.sub, Ordered: true})
 	require.NoError(t, err)
 	defer ordered.Close(e.ctx)
-	caps := ordered.(crossbus.ReceiverCapabilities).Capabilities()
+	caps := ordered.(driver.ReceiverCapabilities).Capabilities()
 	assert.True(t, caps.Ordering)
 	assert.True(t, caps.NativeDeadLetter)
 
 	// An unordered route on a session subscription is still served by sessions.
-	plain, err := e.p.Subscribe(e.ctx, crossbus.SubscriptionSpec{Topic: e.topic, Name: e.sub})
+	plain, err := e.p.Subscribe(e.ctx, driver.SubscriptionSpec{Topic: e.topic, Name: e.sub})
 	require.NoError(t, err)
 	defer plain.Close(e.ctx)
-	assert.True(t, plain.(crossbus.ReceiverCapabilities).Capabilities().Ordering)
+	assert.True(t, plain.(driver.ReceiverCapabilities).Capabilities().Ordering)
 
 	var sb *azservicebus.Client
 	require.True(t, e.bus.As(&sb))
@@ -288,10 +289,10 @@ func TestDeadLetterOfADeadLetterIsNotSupported(t *testing.T) {
 	e := newEnv(t)
 	ev := crossbus.NewEvent("com.example.x", "/t")
 	require.NoError(t, e.bus.Publish(e.ctx, e.topic, &ev))
-	r, err := e.p.Subscribe(e.ctx, crossbus.SubscriptionSpec{Topic: e.topic, Name: e.sub})
+	r, err := e.p.Subscribe(e.ctx, driver.SubscriptionSpec{Topic: e.topic, Name: e.sub})
 	require.NoError(t, err)
 	defer r.Close(e.ctx)
-	buf := make([]crossbus.Delivery, 1)
+	buf := make([]driver.Delivery, 1)
 	_, err = r.Receive(e.ctx, buf)
 	require.NoError(t, err)
 	require.NoError(t, buf[0].DeadLetter(e.ctx, crossbus.DeadLetterInfo{Reason: "first line\nsecond line", Attempts: 2}))

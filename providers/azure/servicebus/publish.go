@@ -11,12 +11,13 @@ import (
 	"github.com/Azure/go-amqp"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // sender returns the cached SDK sender for an entity (a topic or queue).
 func (p *Provider) sender(entity string) (*azservicebus.Sender, error) {
 	if p.closed.Load() {
-		return nil, fmt.Errorf("servicebus: send to %q: %w", entity, crossbus.ErrClosed)
+		return nil, fmt.Errorf("servicebus: send to %q: %w", entity, driver.ErrClosed)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -179,9 +180,9 @@ func (p *Provider) sendError(entity string, s *azservicebus.Sender, err error) e
 	switch {
 	case isNotFound(err):
 		p.dropSender(entity, s)
-		return fmt.Errorf("servicebus: %w: %q: %v", crossbus.ErrTopicNotFound, entity, err)
+		return fmt.Errorf("servicebus: %w: %q: %v", driver.ErrTopicNotFound, entity, err)
 	case isCondition(err, amqp.ErrCondMessageSizeExceeded):
-		return fmt.Errorf("servicebus: %w: %v", crossbus.ErrTooLarge, err)
+		return fmt.Errorf("servicebus: %w: %v", driver.ErrTooLarge, err)
 	case isCondition(err, amqp.ErrCondNotAllowed), isCondition(err, amqp.ErrCondUnauthorizedAccess):
 		p.dropSender(entity, s)
 	}
@@ -197,7 +198,7 @@ func (p *Provider) Schedule(ctx context.Context, topic string, at time.Time, eve
 		if err := crossbus.Validate(e); err != nil {
 			return nil, fmt.Errorf("servicebus: schedule event %d: %w", i, err)
 		}
-		if n, limit := crossbus.EncodedSize(e), p.opts.MaxMessageBytes-headroom; n > limit {
+		if n, limit := driver.EncodedSize(e), p.opts.MaxMessageBytes-headroom; n > limit {
 			return nil, &crossbus.SizeError{EventID: e.ID(), Size: n, Limit: limit}
 		}
 		m, err := messageFromEvent(e, p.opts.PropertyPrefix)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/sbtest"
 	"github.com/crossbus/crossbus/providers/azure/servicebus"
 )
@@ -58,7 +59,7 @@ func TestRefusedCredentialsAreUnauthorized(t *testing.T) {
 	defer p.Close(context.Background())
 	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Second)
 	defer cancel()
-	_, err = p.Subscribe(ctx, crossbus.SubscriptionSpec{Topic: e.topic, Name: e.sub})
+	_, err = p.Subscribe(ctx, driver.SubscriptionSpec{Topic: e.topic, Name: e.sub})
 	require.ErrorIs(t, err, crossbus.ErrUnauthorized)
 	assert.NotErrorIs(t, err, crossbus.ErrSubscriptionNotFound)
 }

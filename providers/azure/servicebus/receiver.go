@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/go-amqp"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // maxReceive is the SDK's limit on messages per ReceiveMessages call.
@@ -24,9 +25,9 @@ const maxReceive = 5000
 // Options.Queues. Ordered subscriptions, and any subscription whose entity
 // requires sessions, receive through sessions (see the package
 // documentation).
-func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec) (crossbus.Receiver, error) {
+func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	if p.closed.Load() {
-		return nil, fmt.Errorf("servicebus: subscribe %q: %w", spec.Name, crossbus.ErrClosed)
+		return nil, fmt.Errorf("servicebus: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
 	ent := p.entity(spec.Topic, spec.Name)
 	if spec.Ordered {
@@ -41,13 +42,13 @@ func (p *Provider) Subscribe(ctx context.Context, spec crossbus.SubscriptionSpec
 
 // SubscribeDeadLetters opens a receiver on the dead-letter sub-queue of a
 // subscription (or of a queue). Each event carries crossbus's dead-letter
-// extensions (crossbus.DeadLetterInfoOf): those the provider wrote when it
+// extensions (driver.DeadLetterInfoOf): those the provider wrote when it
 // dead-lettered the message, or, for messages Service Bus dead-lettered
 // itself (MaxDeliveryCountExceeded, TTLExpiredException, ...), ones made
 // from DeadLetterReason, DeadLetterErrorDescription and the delivery count.
-func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (crossbus.Receiver, error) {
+func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (driver.Receiver, error) {
 	if p.closed.Load() {
-		return nil, fmt.Errorf("servicebus: subscribe dead letters of %q: %w", subscription, crossbus.ErrClosed)
+		return nil, fmt.Errorf("servicebus: subscribe dead letters of %q: %w", subscription, driver.ErrClosed)
 	}
 	return p.openReceiver(ctx, p.entity(topic, subscription), true)
 }
@@ -106,9 +107,9 @@ func receiveError(ent entity, err error) error {
 	case isNotFound(err):
 		return fmt.Errorf("servicebus: receive from %q: %w: %w", ent.path(), ent.notFound(), err)
 	case isUnauthorized(err):
-		return fmt.Errorf("servicebus: receive from %q: %w: %w", ent.path(), crossbus.ErrUnauthorized, err)
+		return fmt.Errorf("servicebus: receive from %q: %w: %w", ent.path(), driver.ErrUnauthorized, err)
 	case isCondition(err, condEntityDisabled):
-		return crossbus.Permanent(fmt.Errorf("servicebus: receive from %q: the entity is disabled: %w", ent.path(), err))
+		return driver.Permanent(fmt.Errorf("servicebus: receive from %q: the entity is disabled: %w", ent.path(), err))
 	}
 	return fmt.Errorf("servicebus: receive from %q: %w", ent.path(), err)
 }
@@ -131,7 +132,7 @@ type receiver struct {
 	ent    entity
 	dead   bool
 	sem    chan struct{}
-	caps   crossbus.Capabilities
+	caps   driver.Capabilities
 	delays *delayer
 
 	closed    atomic.Bool
@@ -140,11 +141,11 @@ type receiver struct {
 }
 
 // Capabilities of this receiver: no ordering (no sessions).
-func (r *receiver) Capabilities() crossbus.Capabilities { return r.caps }
+func (r *receiver) Capabilities() driver.Capabilities { return r.caps }
 
 // Receive waits for messages and returns up to len(buf) deliveries. Errors
 // are mapped by receiveError.
-func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -153,7 +154,7 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 	defer func() { <-r.sem }()
 	for {
 		if r.closed.Load() {
-			return 0, fmt.Errorf("servicebus: receive from %q: %w", r.ent.path(), crossbus.ErrClosed)
+			return 0, fmt.Errorf("servicebus: receive from %q: %w", r.ent.path(), driver.ErrClosed)
 		}
 		msgs, err := r.sb.ReceiveMessages(ctx, min(len(buf), maxReceive), nil)
 		if err != nil {
@@ -161,7 +162,7 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 				return 0, ctx.Err()
 			}
 			if r.closed.Load() || hasCode(err, azservicebus.CodeClosed) {
-				return 0, fmt.Errorf("servicebus: receive from %q: %w", r.ent.path(), crossbus.ErrClosed)
+				return 0, fmt.Errorf("servicebus: receive from %q: %w", r.ent.path(), driver.ErrClosed)
 			}
 			return 0, receiveError(r.ent, err)
 		}
@@ -176,7 +177,7 @@ func (r *receiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, e
 }
 
 // delivery decodes m. A message that claims to be a CloudEvent and is not
-// one is an undecodable delivery (crossbus.Undecodable) carrying the
+// one is an undecodable delivery (driver.Undecodable) carrying the
 // placeholder of UndecodableEvent, which the portable layer dead-letters; a
 // dead letter read back keeps that placeholder, with the dead-letter
 // extensions.
@@ -202,10 +203,10 @@ func (r *receiver) delivery(m *azservicebus.ReceivedMessage, now time.Time) *del
 // extensions, deriving them from Service Bus's properties when crossbus did
 // not write them.
 func withDeadLetterInfo(ev *crossbus.Event, m *azservicebus.ReceivedMessage, ent entity) *crossbus.Event {
-	if _, ok := crossbus.DeadLetterInfoOf(ev); ok {
+	if _, ok := driver.DeadLetterInfoOf(ev); ok {
 		return ev
 	}
-	info := crossbus.DeadLetterInfo{Attempts: max(int(m.DeliveryCount)-1, 1), Topic: ent.topic}
+	info := driver.DeadLetterInfo{Attempts: max(int(m.DeliveryCount)-1, 1), Topic: ent.topic}
 	if !ent.queue {
 		info.Subscription = ent.sub
 	}
@@ -224,7 +225,7 @@ func withDeadLetterInfo(ev *crossbus.Event, m *azservicebus.ReceivedMessage, ent
 	if m.EnqueuedTime != nil {
 		info.Time = *m.EnqueuedTime
 	}
-	out := crossbus.DeadLetterEvent(ev, info)
+	out := driver.DeadLetterEvent(ev, info)
 	return &out
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Scheme is the URL scheme the provider registers: azuresb://NAMESPACE.
@@ -39,7 +40,7 @@ const (
 )
 
 func init() {
-	crossbus.Register(Scheme, func(ctx context.Context, u *url.URL) (crossbus.Provider, error) {
+	crossbus.Register(Scheme, func(ctx context.Context, u *url.URL) (driver.Provider, error) {
 		o, err := optionsFromURL(u)
 		if err != nil {
 			return nil, err
@@ -98,22 +99,22 @@ type Options struct {
 func (o *Options) setDefaults() error {
 	switch {
 	case o.LockDuration < 0:
-		return fmt.Errorf("%w: servicebus LockDuration must not be negative, got %v", crossbus.ErrInvalidOption, o.LockDuration)
+		return fmt.Errorf("%w: servicebus LockDuration must not be negative, got %v", driver.ErrInvalidOption, o.LockDuration)
 	case o.MaxMessageBytes < 0 || o.MaxMessageBytes > 0 && o.MaxMessageBytes <= headroom:
-		return fmt.Errorf("%w: servicebus MaxMessageBytes must be more than %d bytes, got %d", crossbus.ErrInvalidOption, headroom, o.MaxMessageBytes)
+		return fmt.Errorf("%w: servicebus MaxMessageBytes must be more than %d bytes, got %d", driver.ErrInvalidOption, headroom, o.MaxMessageBytes)
 	case o.MaxRedeliveryDelay < 0:
-		return fmt.Errorf("%w: servicebus MaxRedeliveryDelay must not be negative, got %v", crossbus.ErrInvalidOption, o.MaxRedeliveryDelay)
+		return fmt.Errorf("%w: servicebus MaxRedeliveryDelay must not be negative, got %v", driver.ErrInvalidOption, o.MaxRedeliveryDelay)
 	case o.MaxConcurrentSessions < 0:
-		return fmt.Errorf("%w: servicebus MaxConcurrentSessions must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxConcurrentSessions)
+		return fmt.Errorf("%w: servicebus MaxConcurrentSessions must not be negative, got %d", driver.ErrInvalidOption, o.MaxConcurrentSessions)
 	case o.SessionIdleTimeout < 0:
-		return fmt.Errorf("%w: servicebus SessionIdleTimeout must not be negative, got %v", crossbus.ErrInvalidOption, o.SessionIdleTimeout)
+		return fmt.Errorf("%w: servicebus SessionIdleTimeout must not be negative, got %v", driver.ErrInvalidOption, o.SessionIdleTimeout)
 	}
 	switch o.PropertyPrefix {
 	case "":
 		o.PropertyPrefix = PropertyPrefix
 	case PropertyPrefix, PropertyPrefixColon:
 	default:
-		return fmt.Errorf("%w: servicebus PropertyPrefix must be %q or %q, got %q", crossbus.ErrInvalidOption, PropertyPrefix, PropertyPrefixColon, o.PropertyPrefix)
+		return fmt.Errorf("%w: servicebus PropertyPrefix must be %q or %q, got %q", driver.ErrInvalidOption, PropertyPrefix, PropertyPrefixColon, o.PropertyPrefix)
 	}
 	if o.LockDuration == 0 {
 		o.LockDuration = DefaultLockDuration
@@ -137,7 +138,7 @@ func (o *Options) setDefaults() error {
 func optionsFromURL(u *url.URL) (Options, error) {
 	var o Options
 	if u.Path != "" && u.Path != "/" {
-		return o, fmt.Errorf("%w: azuresb URL takes no path (name entities in Publish and Subscribe), got %q", crossbus.ErrInvalidURL, u.Path)
+		return o, fmt.Errorf("%w: azuresb URL takes no path (name entities in Publish and Subscribe), got %q", driver.ErrInvalidURL, u.Path)
 	}
 	credential := ""
 	for k, vs := range u.Query() {
@@ -170,16 +171,16 @@ func optionsFromURL(u *url.URL) (Options, error) {
 		case "propertyprefix":
 			o.PropertyPrefix = v
 		default:
-			return o, fmt.Errorf("%w: unknown azuresb URL parameter %q (known: queue, credential, lockduration, maxmessagebytes, maxredeliverydelay, sessions, sessionidle, propertyprefix)", crossbus.ErrInvalidURL, k)
+			return o, fmt.Errorf("%w: unknown azuresb URL parameter %q (known: queue, credential, lockduration, maxmessagebytes, maxredeliverydelay, sessions, sessionidle, propertyprefix)", driver.ErrInvalidURL, k)
 		}
 		if err != nil {
-			return o, fmt.Errorf("%w: azuresb URL parameter %s=%q: %v", crossbus.ErrInvalidURL, k, v, err)
+			return o, fmt.Errorf("%w: azuresb URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
 		}
 	}
 	cs := os.Getenv(EnvConnectionString)
 	if credential == "default" || credential == "" && cs == "" {
 		if u.Host == "" {
-			return o, fmt.Errorf("%w: azuresb URL needs the namespace host (azuresb://NAME.servicebus.windows.net) for credential=default, or set %s", crossbus.ErrInvalidURL, EnvConnectionString)
+			return o, fmt.Errorf("%w: azuresb URL needs the namespace host (azuresb://NAME.servicebus.windows.net) for credential=default, or set %s", driver.ErrInvalidURL, EnvConnectionString)
 		}
 		cred, err := azidentity.NewDefaultAzureCredential(nil)
 		if err != nil {
@@ -189,10 +190,10 @@ func optionsFromURL(u *url.URL) (Options, error) {
 		return o, nil
 	}
 	if cs == "" {
-		return o, fmt.Errorf("%w: azuresb URL asks for credential=connectionstring but %s is not set", crossbus.ErrInvalidURL, EnvConnectionString)
+		return o, fmt.Errorf("%w: azuresb URL asks for credential=connectionstring but %s is not set", driver.ErrInvalidURL, EnvConnectionString)
 	}
 	if host := endpointHost(cs); u.Host != "" && !strings.EqualFold(host, u.Host) {
-		return o, fmt.Errorf("%w: azuresb URL host %q differs from the endpoint %q of %s", crossbus.ErrInvalidURL, u.Host, host, EnvConnectionString)
+		return o, fmt.Errorf("%w: azuresb URL host %q differs from the endpoint %q of %s", driver.ErrInvalidURL, u.Host, host, EnvConnectionString)
 	}
 	o.ConnectionString = cs
 	return o, nil
@@ -220,7 +221,7 @@ type Provider struct {
 
 	mu        sync.Mutex
 	senders   map[string]*azservicebus.Sender
-	receivers map[crossbus.Receiver]struct{}
+	receivers map[driver.Receiver]struct{}
 	closed    atomic.Bool
 }
 
@@ -230,7 +231,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		return nil, err
 	}
 	p := &Provider{opts: o, queues: map[string]bool{}, senders: map[string]*azservicebus.Sender{},
-		receivers: map[crossbus.Receiver]struct{}{}}
+		receivers: map[driver.Receiver]struct{}{}}
 	for _, q := range o.Queues {
 		p.queues[strings.ToLower(q)] = true
 	}
@@ -245,7 +246,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		p.client, err = azservicebus.NewClient(o.Namespace, o.Credential, o.ClientOptions)
 		p.ownsClient = true
 	default:
-		return nil, fmt.Errorf("%w: servicebus Options need a Client, a ConnectionString, or a Namespace with a Credential", crossbus.ErrInvalidOption)
+		return nil, fmt.Errorf("%w: servicebus Options need a Client, a ConnectionString, or a Namespace with a Credential", driver.ErrInvalidOption)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("servicebus: create client: %w", err)
@@ -256,8 +257,8 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 // Capabilities reports Service Bus's native features: sessions for
 // ordering, the dead-letter sub-queue, delayed redelivery (by holding the
 // lock, see Nack), lock renewal, and the tier's size limit.
-func (p *Provider) Capabilities() crossbus.Capabilities {
-	return crossbus.Capabilities{
+func (p *Provider) Capabilities() driver.Capabilities {
+	return driver.Capabilities{
 		Ordering:           true,
 		NativeDeadLetter:   true,
 		DelayedRedelivery:  true,
@@ -284,7 +285,7 @@ func (p *Provider) Close(ctx context.Context) error {
 		return nil
 	}
 	p.mu.Lock()
-	recvs := make([]crossbus.Receiver, 0, len(p.receivers))
+	recvs := make([]driver.Receiver, 0, len(p.receivers))
 	for r := range p.receivers {
 		recvs = append(recvs, r)
 	}
@@ -308,13 +309,13 @@ func (p *Provider) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (p *Provider) track(r crossbus.Receiver) {
+func (p *Provider) track(r driver.Receiver) {
 	p.mu.Lock()
 	p.receivers[r] = struct{}{}
 	p.mu.Unlock()
 }
 
-func (p *Provider) forget(r crossbus.Receiver) {
+func (p *Provider) forget(r driver.Receiver) {
 	p.mu.Lock()
 	delete(p.receivers, r)
 	p.mu.Unlock()
@@ -341,7 +342,7 @@ func (e entity) path() string {
 
 func (e entity) notFound() error {
 	if e.queue {
-		return crossbus.ErrTopicNotFound
+		return driver.ErrTopicNotFound
 	}
-	return crossbus.ErrSubscriptionNotFound
+	return driver.ErrSubscriptionNotFound
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/go-amqp"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 const (
@@ -32,7 +32,7 @@ const (
 type sessionReceiver struct {
 	p    *Provider
 	ent  entity
-	caps crossbus.Capabilities
+	caps driver.Capabilities
 
 	out     chan *delivery
 	errs    chan error
@@ -47,7 +47,7 @@ type sessionReceiver struct {
 
 // subscribeSessions checks that the entity exists and takes sessions, then
 // starts the session workers.
-func (p *Provider) subscribeSessions(ctx context.Context, ent entity, ordered bool) (crossbus.Receiver, error) {
+func (p *Provider) subscribeSessions(ctx context.Context, ent entity, ordered bool) (driver.Receiver, error) {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	first, err := p.acceptNext(pctx, ent)
 	cancel()
@@ -61,7 +61,7 @@ func (p *Provider) subscribeSessions(ctx context.Context, ent entity, ordered bo
 		return nil, receiveError(ent, err)
 	case isCondition(err, amqp.ErrCondNotAllowed) && ordered:
 		return nil, fmt.Errorf("servicebus: %w: ordered delivery on Service Bus uses sessions, and %q does not require sessions (create it with RequiresSession): %v",
-			crossbus.ErrNotSupported, ent.path(), err)
+			driver.ErrNotSupported, ent.path(), err)
 	default:
 		return nil, receiveError(ent, err)
 	}
@@ -92,10 +92,10 @@ func isNoSession(err error) bool {
 }
 
 // Capabilities of a session receiver: native per-key ordering.
-func (r *sessionReceiver) Capabilities() crossbus.Capabilities { return r.caps }
+func (r *sessionReceiver) Capabilities() driver.Capabilities { return r.caps }
 
 // Receive returns deliveries from the sessions the workers hold.
-func (r *sessionReceiver) Receive(ctx context.Context, buf []crossbus.Delivery) (int, error) {
+func (r *sessionReceiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	select {
 	case d := <-r.out:
 		buf[0] = d
@@ -104,7 +104,7 @@ func (r *sessionReceiver) Receive(ctx context.Context, buf []crossbus.Delivery) 
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	case <-r.closing:
-		return 0, fmt.Errorf("servicebus: receive from %q: %w", r.ent.path(), crossbus.ErrClosed)
+		return 0, fmt.Errorf("servicebus: receive from %q: %w", r.ent.path(), driver.ErrClosed)
 	}
 	n := 1
 	for n < len(buf) {

@@ -14,6 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Attributes Pub/Sub adds to a message it forwards to a dead-letter topic.
@@ -70,7 +71,7 @@ type Origin struct {
 // messagePublished event (FormatPlain). It fails only for a message that
 // claims to be a CloudEvent but is not a valid one (FormatInvalid): the error
 // says what is wrong, and the event is the message's UndecodableEvent
-// placeholder, for a crossbus.Undecodable delivery.
+// placeholder, for a driver.Undecodable delivery.
 func Decode(m *Message, o Origin) (event.Event, Format, error) {
 	e, f, err := DecodeCloudEvent(m)
 	if err == nil {
@@ -82,7 +83,7 @@ func Decode(m *Message, o Origin) (event.Event, Format, error) {
 	return UndecodableEvent(m, o), FormatInvalid, err
 }
 
-// UndecodableEvent is the placeholder (crossbus.NewUndecodableEvent) of a
+// UndecodableEvent is the placeholder (driver.NewUndecodableEvent) of a
 // message that claims to be a CloudEvent but is not one: id = the message
 // id, source = //pubsub.googleapis.com/ and the topic (or subscription), data
 // = the message data, and the attributes (with the ordering key as
@@ -104,7 +105,7 @@ func UndecodableEvent(m *Message, o Origin) event.Event {
 	if id == "" {
 		id = contentID(m)
 	}
-	e := crossbus.NewUndecodableEvent(id, source, m.Data, headers)
+	e := driver.NewUndecodableEvent(id, source, m.Data, headers)
 	if crossbus.Validate(&e) != nil { // a resource name that is not a URI reference
 		e.SetSource(SourcePrefix)
 		e.FieldErrors = nil
@@ -285,20 +286,20 @@ func addDeadLetterInfo(e *event.Event, m *Message) {
 	if !ok {
 		return
 	}
-	if _, has := e.Extensions()[crossbus.ExtDeadLetterReason]; has {
+	if _, has := e.Extensions()[driver.ExtDeadLetterReason]; has {
 		return
 	}
 	n, _ := strconv.Atoi(count)
-	e.SetExtension(crossbus.ExtDeadLetterReason,
+	e.SetExtension(driver.ExtDeadLetterReason,
 		fmt.Sprintf("Pub/Sub dead-letter policy: delivered %s times without acknowledgement", count))
-	e.SetExtension(crossbus.ExtDeadLetterAttempts, int32(min(max(n, 0), 1<<31-1)))
+	e.SetExtension(driver.ExtDeadLetterAttempts, int32(min(max(n, 0), 1<<31-1)))
 	if sub := m.Attributes[attrDLSubscription]; sub != "" {
 		if p := m.Attributes[attrDLProject]; p != "" && !strings.HasPrefix(sub, "projects/") {
 			sub = "projects/" + p + "/subscriptions/" + sub
 		}
-		e.SetExtension(crossbus.ExtDeadLetterSubscription, sub)
+		e.SetExtension(driver.ExtDeadLetterSubscription, sub)
 	}
 	if !m.PublishTime.IsZero() {
-		e.SetExtension(crossbus.ExtDeadLetterTime, m.PublishTime.UTC().Format(time.RFC3339Nano))
+		e.SetExtension(driver.ExtDeadLetterTime, m.PublishTime.UTC().Format(time.RFC3339Nano))
 	}
 }

@@ -55,7 +55,7 @@
 // Decode fails with the reason (FormatInvalid) and returns the message's
 // UndecodableEvent placeholder, which carries the data and attributes as
 // they arrived. The pull provider and the push handler hand it to crossbus
-// as an undecodable delivery (crossbus.Undecodable), so the portable layer
+// as an undecodable delivery (driver.Undecodable), so the portable layer
 // dead-letters it with that reason and no handler runs.
 //
 // Messages that Pub/Sub itself forwarded to a dead-letter topic carry the

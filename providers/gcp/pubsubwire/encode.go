@@ -86,9 +86,9 @@ func (m *Message) Size() int {
 // Encode maps e onto a Pub/Sub message in mode, or in structured mode when
 // binary mode is asked for but the attributes do not fit; it returns the mode
 // used. The partitionkey extension becomes the ordering key. It fails with an
-// error matching crossbus.ErrInvalidEvent when the partition key is longer
+// error matching driver.ErrInvalidEvent when the partition key is longer
 // than MaxOrderingKeyBytes, and with a *crossbus.SizeError (matching
-// crossbus.ErrTooLarge) when the message would exceed MaxMessageBytes.
+// driver.ErrTooLarge) when the message would exceed MaxMessageBytes.
 func Encode(e *event.Event, mode Mode) (Message, Mode, error) {
 	if e == nil || e.Context == nil {
 		return Message{}, mode, &crossbus.ValidationError{Fields: []crossbus.FieldError{{Field: "event", Problem: "nil or without context"}}}

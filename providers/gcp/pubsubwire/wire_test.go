@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 )
 
@@ -207,12 +208,12 @@ func TestInvalidCloudEventIsUndecodableWithTheReason(t *testing.T) {
 			e, f, err := pubsubwire.Decode(&m, pubsubwire.Origin{Topic: "projects/p/topics/t"})
 			require.Error(t, err)
 			assert.Equal(t, pubsubwire.FormatInvalid, f)
-			assert.Equal(t, crossbus.TypeUndecodable, e.Type(), "the placeholder")
+			assert.Equal(t, driver.TypeUndecodable, e.Type(), "the placeholder")
 			assert.Equal(t, "9", e.ID())
 			assert.Equal(t, "//pubsub.googleapis.com/projects/p/topics/t", e.Source())
 			assert.Equal(t, m.Data, e.Data(), "the data as it arrived")
 			headers := map[string]string{}
-			require.NoError(t, json.Unmarshal([]byte(crossbus.ExtensionString(&e, crossbus.ExtRawHeaders)), &headers))
+			require.NoError(t, json.Unmarshal([]byte(crossbus.ExtensionString(&e, driver.ExtRawHeaders)), &headers))
 			assert.Equal(t, "k", headers["orderingKey"])
 			for k, v := range m.Attributes {
 				assert.Equal(t, v, headers[k], "attribute %s", k)
@@ -239,7 +240,7 @@ func TestPubSubDeadLetterAttributesBecomeDeadLetterExtensions(t *testing.T) {
 	assert.True(t, m.PublishTime.Equal(info.Time))
 
 	// An event crossbus dead-lettered itself keeps its own reason.
-	dl := crossbus.DeadLetterEvent(&e, crossbus.DeadLetterInfo{Reason: "card declined", Attempts: 1})
+	dl := driver.DeadLetterEvent(&e, crossbus.DeadLetterInfo{Reason: "card declined", Attempts: 1})
 	m2, _, err := pubsubwire.Encode(&dl, pubsubwire.Binary)
 	require.NoError(t, err)
 	m2.Attributes["CloudPubSubDeadLetterSourceDeliveryCount"] = "5"

@@ -33,7 +33,7 @@
 //     to do. That includes the message of a push envelope that claims to
 //     be a CloudEvent (content-type application/cloudevents+json, or a
 //     ce-specversion attribute) and is not a valid one: the Handler hands
-//     it to the route as undecodable (crossbus.Undecodable), and the
+//     it to the route as undecodable (driver.Undecodable), and the
 //     portable layer dead-letters its placeholder
 //     (pubsubwire.UndecodableEvent) with the reason "undecodable message:
 //     ..." without running the handler;

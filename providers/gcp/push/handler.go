@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp/internal/attempts"
 )
 
@@ -54,10 +55,10 @@ type Handler struct {
 // Bus.NewEndpoint or Router.Endpoint.
 func NewHandler(ep *crossbus.Endpoint, opts Options) (*Handler, error) {
 	if ep == nil {
-		return nil, fmt.Errorf("%w: push: NewHandler(nil endpoint)", crossbus.ErrInvalidOption)
+		return nil, fmt.Errorf("%w: push: NewHandler(nil endpoint)", driver.ErrInvalidOption)
 	}
 	if opts.MaxBodyBytes < 0 {
-		return nil, fmt.Errorf("%w: push: MaxBodyBytes must not be negative, got %d", crossbus.ErrInvalidOption, opts.MaxBodyBytes)
+		return nil, fmt.Errorf("%w: push: MaxBodyBytes must not be negative, got %d", driver.ErrInvalidOption, opts.MaxBodyBytes)
 	}
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
@@ -110,17 +111,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if attempt <= 0 {
 		attempt = h.attempts.Attempt(key)
 	}
-	d := crossbus.NewPushDelivery(&req.Event, attempt)
+	d := driver.NewPushDelivery(&req.Event, attempt)
 	if req.DecodeError != nil {
 		h.ep.Deliver(r.Context(), undecodable{PushDelivery: d, err: req.DecodeError})
 	} else {
 		h.ep.Deliver(r.Context(), d)
 	}
 	switch outcome, delay := d.Outcome(); outcome {
-	case crossbus.Acked, crossbus.DeadLettered:
+	case driver.OutcomeAcked:
 		h.attempts.Forget(key)
 		w.WriteHeader(http.StatusNoContent)
-	case crossbus.Nacked:
+	case driver.OutcomeNacked:
 		h.attempts.Failed(key)
 		secs := int64((delay + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
@@ -131,10 +132,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // undecodable is the pushed delivery of a message that claims to be a
-// CloudEvent and is not one (crossbus.Undecodable): the portable layer
+// CloudEvent and is not one (driver.Undecodable): the portable layer
 // dead-letters it without running the handler.
 type undecodable struct {
-	*crossbus.PushDelivery
+	*driver.PushDelivery
 	err error
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 	"github.com/crossbus/crossbus/providers/gcp/push"
 	"github.com/crossbus/crossbus/providers/memory"
@@ -158,12 +159,12 @@ func TestFailedHandlerAsksForRetryThenDeadLetters(t *testing.T) {
 	got := f.events()
 	require.Len(t, got, 3)
 	assert.Equal(t, []int{1, 2, 3}, []int{got[0].attempt, got[1].attempt, got[2].attempt}, "attempts counted per event")
-	recv, err := f.mem.Subscribe(context.Background(), crossbus.SubscriptionSpec{Topic: "dead", Name: "inspect"})
+	recv, err := f.mem.Subscribe(context.Background(), driver.SubscriptionSpec{Topic: "dead", Name: "inspect"})
 	require.NoError(t, err)
 	defer recv.Close(context.Background())
 	ctx2, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	buf := make([]crossbus.Delivery, 1)
+	buf := make([]driver.Delivery, 1)
 	n, err := recv.Receive(ctx2, buf)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
@@ -368,13 +369,13 @@ func TestPubSubPushOfAMalformedCloudEventIsDeadLetteredByTheCore(t *testing.T) {
 	}
 	assert.Empty(t, f.events(), "no handler ran")
 
-	recv, err := f.mem.Subscribe(context.Background(), crossbus.SubscriptionSpec{Topic: "dead", Name: "inspect"})
+	recv, err := f.mem.Subscribe(context.Background(), driver.SubscriptionSpec{Topic: "dead", Name: "inspect"})
 	require.NoError(t, err)
 	defer recv.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	got := map[string]*crossbus.Event{}
-	buf := make([]crossbus.Delivery, 2)
+	buf := make([]driver.Delivery, 2)
 	for len(got) < 2 {
 		n, err := recv.Receive(ctx, buf)
 		require.NoError(t, err)
@@ -385,7 +386,7 @@ func TestPubSubPushOfAMalformedCloudEventIsDeadLetteredByTheCore(t *testing.T) {
 	for _, id := range []string{"m-structured", "m-binary"} {
 		e := got[id]
 		require.NotNil(t, e, id)
-		assert.Equal(t, crossbus.TypeUndecodable, e.Type())
+		assert.Equal(t, driver.TypeUndecodable, e.Type())
 		assert.Equal(t, "//pubsub.googleapis.com/projects/my-project/topics/uploads", e.Source())
 		info, ok := crossbus.DeadLetterInfoOf(e)
 		require.True(t, ok)

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Verifier checks that a pushed request comes from whom it should.
@@ -27,8 +27,8 @@ type Verifier interface {
 
 var (
 	// ErrUnauthorized: the request has no valid token. It also matches
-	// crossbus.ErrUnauthorized.
-	ErrUnauthorized error = &sentinel{msg: "push: unauthorized", also: crossbus.ErrUnauthorized}
+	// driver.ErrUnauthorized.
+	ErrUnauthorized error = &sentinel{msg: "push: unauthorized", also: driver.ErrUnauthorized}
 	// ErrKeysUnavailable: the signing keys could not be fetched.
 	ErrKeysUnavailable = errors.New("push: signing keys unavailable")
 )

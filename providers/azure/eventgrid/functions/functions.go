@@ -26,7 +26,7 @@
 // answer 200; an event to retry answers 500, which fails the invocation so
 // the trigger redelivers (Service Bus abandons the message, Event Grid
 // retries its push). A message or event that claims to be a CloudEvent and
-// is not a valid one is delivered as undecodable (crossbus.Undecodable):
+// is not a valid one is delivered as undecodable (driver.Undecodable):
 // the portable layer dead-letters its placeholder to the route's
 // dead-letter topic without running the handler, and the invocation
 // succeeds, so one bad message does not hold back the others of a batch.
@@ -48,6 +48,7 @@ import (
 	"sync"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid"
 )
 
@@ -108,23 +109,23 @@ func NewHandler() *Handler { return &Handler{fns: map[string]*Function{}} }
 func (h *Handler) Register(f Function) error {
 	switch {
 	case f.Name == "" || strings.ContainsAny(f.Name, "/?#"):
-		return fmt.Errorf("%w: functions: function name %q must be non-empty and a single path segment", crossbus.ErrInvalidOption, f.Name)
+		return fmt.Errorf("%w: functions: function name %q must be non-empty and a single path segment", driver.ErrInvalidOption, f.Name)
 	case f.Trigger != ServiceBus && f.Trigger != EventGrid:
-		return fmt.Errorf("%w: functions: function %q: Trigger must be ServiceBus or EventGrid", crossbus.ErrInvalidOption, f.Name)
+		return fmt.Errorf("%w: functions: function %q: Trigger must be ServiceBus or EventGrid", driver.ErrInvalidOption, f.Name)
 	case f.Binding == "":
-		return fmt.Errorf("%w: functions: function %q: Binding (the trigger's name in function.json) is empty", crossbus.ErrInvalidOption, f.Name)
+		return fmt.Errorf("%w: functions: function %q: Binding (the trigger's name in function.json) is empty", driver.ErrInvalidOption, f.Name)
 	case f.Endpoint == nil:
-		return fmt.Errorf("%w: functions: function %q has no Endpoint", crossbus.ErrInvalidOption, f.Name)
+		return fmt.Errorf("%w: functions: function %q has no Endpoint", driver.ErrInvalidOption, f.Name)
 	case f.DataType != "" && f.DataType != "string" && f.DataType != "binary":
-		return fmt.Errorf("%w: functions: function %q: DataType %q: want \"\", \"string\" or \"binary\"", crossbus.ErrInvalidOption, f.Name, f.DataType)
+		return fmt.Errorf("%w: functions: function %q: DataType %q: want \"\", \"string\" or \"binary\"", driver.ErrInvalidOption, f.Name, f.DataType)
 	case f.Many && f.Trigger != ServiceBus:
-		return fmt.Errorf("%w: functions: function %q: cardinality many is supported for Service Bus triggers", crossbus.ErrInvalidOption, f.Name)
+		return fmt.Errorf("%w: functions: function %q: cardinality many is supported for Service Bus triggers", driver.ErrInvalidOption, f.Name)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	key := strings.ToLower(f.Name)
 	if _, dup := h.fns[key]; dup {
-		return fmt.Errorf("%w: functions: function %q registered twice", crossbus.ErrInvalidOption, f.Name)
+		return fmt.Errorf("%w: functions: function %q registered twice", driver.ErrInvalidOption, f.Name)
 	}
 	h.fns[key] = &f
 	return nil
@@ -192,7 +193,7 @@ func run(ctx context.Context, f *Function, ds []Invocation) (int, []string) {
 		f.Endpoint.Deliver(ctx, delivery)
 		o, delay := d.Outcome()
 		line := fmt.Sprintf("crossbus: event %q (%s) attempt %d: %v", in.Event.ID(), in.Event.Type(), in.Attempt, o)
-		if o != crossbus.Acked {
+		if o != driver.OutcomeAcked {
 			status = http.StatusInternalServerError
 			line += fmt.Sprintf("; retry (policy backoff %v)", delay)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid/functions"
 	"github.com/crossbus/crossbus/providers/memory"
 )
@@ -98,12 +99,12 @@ func (a *app) handled() []seen {
 
 func (a *app) deadLetters(t *testing.T, n int) []crossbus.Event {
 	t.Helper()
-	r, err := a.mem.Subscribe(context.Background(), crossbus.SubscriptionSpec{Topic: "dead", Name: "reader"})
+	r, err := a.mem.Subscribe(context.Background(), driver.SubscriptionSpec{Topic: "dead", Name: "reader"})
 	require.NoError(t, err)
 	defer r.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	buf := make([]crossbus.Delivery, n)
+	buf := make([]driver.Delivery, n)
 	var out []crossbus.Event
 	for len(out) < n {
 		k, err := r.Receive(ctx, buf)
@@ -248,10 +249,10 @@ func TestServiceBusTriggerPayloadShapes(t *testing.T) {
 			}
 			if tc.undecodable != "" {
 				require.Equal(t, http.StatusOK, status, "settled by dead-lettering; logs: %v", resp.Logs)
-				assert.Contains(t, resp.Logs[0], crossbus.TypeUndecodable)
+				assert.Contains(t, resp.Logs[0], driver.TypeUndecodable)
 				assert.Empty(t, a.handled(), "no handler runs")
 				dl := a.deadLetters(t, 1)
-				assert.Equal(t, crossbus.TypeUndecodable, dl[0].Type())
+				assert.Equal(t, driver.TypeUndecodable, dl[0].Type())
 				info, ok := crossbus.DeadLetterInfoOf(&dl[0])
 				require.True(t, ok)
 				assert.Contains(t, info.Reason, "undecodable message")
@@ -325,7 +326,7 @@ func TestEventGridTriggerUndecodableEventIsDeadLettered(t *testing.T) {
 	dl := a.deadLetters(t, 1)
 	assert.Equal(t, "ce-9", dl[0].ID())
 	assert.Equal(t, "/orders", dl[0].Source())
-	assert.Equal(t, crossbus.TypeUndecodable, dl[0].Type())
+	assert.Equal(t, driver.TypeUndecodable, dl[0].Type())
 	status, _ = a.invoke(t, "Thumbnails", `{"Data":{"event":[1,2]},"Metadata":{}}`)
 	assert.Equal(t, http.StatusBadRequest, status, "not an event at all")
 }

@@ -18,7 +18,7 @@ type Invocation struct {
 	Attempt int
 	// DecodeError is set for a message or event that claims to be a
 	// CloudEvent and is not a valid one; Event is then its placeholder (see
-	// crossbus.NewUndecodableEvent), delivered as undecodable so that the
+	// driver.NewUndecodableEvent), delivered as undecodable so that the
 	// portable layer dead-letters it.
 	DecodeError error
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid"
 )
 
@@ -92,7 +93,7 @@ func (m sbMessage) undecodable() *crossbus.Event {
 	if m.contentType != "" {
 		headers["content-type"] = m.contentType
 	}
-	e := crossbus.NewUndecodableEvent(f.ID(), f.Source(), m.body, headers)
+	e := driver.NewUndecodableEvent(f.ID(), f.Source(), m.body, headers)
 	return &e
 }
 

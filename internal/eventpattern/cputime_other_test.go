@@ -1,0 +1,5 @@
+//go:build !linux
+
+package eventpattern
+
+func threadCPUTime() (int64, bool) { return 0, false }

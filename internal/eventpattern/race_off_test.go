@@ -1,0 +1,5 @@
+//go:build !race
+
+package eventpattern
+
+const raceEnabled = false
