@@ -220,17 +220,19 @@ func TestNamespaceExtendLeaseKeepsTheEventLocked(t *testing.T) {
 func TestNamespaceExtendLeaseRenewsInBatches(t *testing.T) {
 	srv := newServer(t)
 	o := namespaceOptions(srv)
-	o.LockDuration = time.Second
+	// A lock long enough that receiving 250 events on a loaded machine
+	// (the race detector, parallel packages) does not outlast it.
+	o.LockDuration = 3 * time.Second
 	ns := newNamespace(t, o)
-	topic, sub := topicWithSub(t, srv, egtest.SubscriptionConfig{LockDuration: time.Second})
+	topic, sub := topicWithSub(t, srv, egtest.SubscriptionConfig{LockDuration: 3 * time.Second})
 	ctx := testCtx(t)
 	const n = 250
 	require.NoError(t, ns.Publish(ctx, topic, jsonEvents(t, n)))
 	ds := receive(t, ctx, ns, topic, sub, n)
-	for round := range 6 { // 1.5 s, longer than the lock duration
-		time.Sleep(250 * time.Millisecond)
+	for round := range 6 { // 3.6 s, longer than the lock duration
+		time.Sleep(600 * time.Millisecond)
 		for _, d := range ds {
-			require.NoError(t, d.(driver.LeaseExtender).ExtendLease(ctx, time.Second), "round %d", round)
+			require.NoError(t, d.(driver.LeaseExtender).ExtendLease(ctx, 3*time.Second), "round %d", round)
 		}
 	}
 	st := srv.Stats()
