@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/patterns/chain"
 	"github.com/crossbus/crossbus/patterns/sourcing"
 	"github.com/crossbus/crossbus/stores/dynamodb"
 	"github.com/crossbus/crossbus/stores/storetest"
@@ -107,4 +108,13 @@ func TestSnapshotStore(t *testing.T) {
 
 func TestCheckpointStore(t *testing.T) {
 	storetest.TestCheckpointStore(t, func(t *testing.T) sourcing.CheckpointStore { return newEventStore(t) })
+}
+
+func TestChainStore(t *testing.T) {
+	storetest.TestChainStore(t, func(t *testing.T) chain.Store {
+		c, tables := newTables(t)
+		s, err := dynamodb.NewChainStore(context.Background(), c, tables.Chains)
+		require.NoError(t, err)
+		return s
+	})
 }
