@@ -17,6 +17,10 @@
 // Duplicate deliveries are injected along the way to show idempotency.
 //
 //	go run ./examples/marketplace [-events 300] [-db path/to/state.db]
+//	go run ./examples/marketplace -store postgres://user@host/db [-schema name]
+//
+// With -store, the state lives in PostgreSQL (stores/postgres), in a schema
+// of its own (default: a new one per run, dropped at the end).
 package main
 
 import (
@@ -30,7 +34,6 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/providers/memory"
-	"github.com/crossbus/crossbus/stores/sqlite"
 )
 
 // Config is what the flags set.
@@ -40,6 +43,12 @@ type Config struct {
 	// DBPath is the sqlite file; "" means a new file in a temporary
 	// directory, removed at the end.
 	DBPath string
+	// Store, a postgres:// URL, keeps the state in PostgreSQL instead of
+	// sqlite.
+	Store string
+	// Schema is the PostgreSQL schema; "" means a new one for the run,
+	// dropped at the end.
+	Schema string
 }
 
 // Result is the final state of a run, for the test.
@@ -54,6 +63,8 @@ func main() {
 	var cfg Config
 	flag.IntVar(&cfg.Events, "events", 300, "ledger entries appended in the payout scenario")
 	flag.StringVar(&cfg.DBPath, "db", "", "sqlite database file (default: a temporary file)")
+	flag.StringVar(&cfg.Store, "store", "", "postgres:// URL: keep the state in PostgreSQL instead of sqlite")
+	flag.StringVar(&cfg.Schema, "schema", "", "PostgreSQL schema with -store (default: a new one, dropped at the end)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -69,7 +80,7 @@ type app struct {
 	cfg   Config
 	bus   *crossbus.Bus
 	mem   *memory.Provider
-	db    *sqlite.DB
+	db    store
 	trace *trace
 }
 
@@ -78,7 +89,11 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if cfg.Events <= 0 {
 		return res, fmt.Errorf("events must be positive, got %d", cfg.Events)
 	}
-	if cfg.DBPath == "" {
+	if cfg.Store != "" && cfg.Schema == "" {
+		cfg.Schema = "marketplace_" + crossbus.NewClaimToken()[:10]
+		defer func() { _ = dropSchema(context.WithoutCancel(ctx), cfg.Store, cfg.Schema) }()
+	}
+	if cfg.Store == "" && cfg.DBPath == "" {
 		dir, err := os.MkdirTemp("", "marketplace-")
 		if err != nil {
 			return res, err
@@ -96,13 +111,13 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if !bus.As(&mem) {
 		return res, fmt.Errorf("mem:// bus has no memory provider")
 	}
-	db, err := openDB(ctx, cfg.DBPath)
+	db, err := openStore(ctx, cfg)
 	if err != nil {
 		return res, err
 	}
 	a := &app{cfg: cfg, bus: bus, mem: mem, db: db, trace: tr}
 	defer func() { _ = a.db.Close() }()
-	tr.title("crossbus marketplace: mem:// bus, state in %s (schema v%d)", cfg.DBPath, sqlite.SchemaVersion())
+	tr.title("crossbus marketplace: mem:// bus, state in %s", db.where())
 
 	if res.Thumbnail, err = a.thumbnails(ctx); err != nil {
 		return res, fmt.Errorf("scenario 1 (simple processing): %w", err)
@@ -118,12 +133,6 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	}
 	tr.title("done in %v", tr.since().Round(time.Millisecond))
 	return res, nil
-}
-
-// openDB opens the demo's database; payout events are relayed to the bus
-// through the outbox.
-func openDB(ctx context.Context, path string) (*sqlite.DB, error) {
-	return sqlite.Open(ctx, path, sqlite.Options{Outbox: payoutRoute})
 }
 
 // quickRetry keeps the demo fast: retries after a few milliseconds.

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -16,10 +18,37 @@ import (
 // TestMarketplace runs the whole demo on a fresh database file and checks
 // the final state of every scenario.
 func TestMarketplace(t *testing.T) {
+	checkRun(t, Config{Events: 200, DBPath: filepath.Join(t.TempDir(), "marketplace.db")})
+}
+
+// TestMarketplaceOnPostgres runs the whole demo with its state in
+// PostgreSQL, in a schema of its own that the run drops at its end.
+func TestMarketplaceOnPostgres(t *testing.T) {
+	url := os.Getenv("CROSSBUS_POSTGRES_URL")
+	if url == "" {
+		t.Skip("CROSSBUS_POSTGRES_URL is not set: no PostgreSQL server to run the demo on (scripts/deps/postgres.sh starts one)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	conn, err := pgx.Connect(ctx, url)
+	cancel()
+	if err != nil {
+		t.Skipf("PostgreSQL at CROSSBUS_POSTGRES_URL is unreachable, skipping: %v", err)
+	}
+	_ = conn.Close(context.Background())
+	checkRun(t, Config{Events: 200, Store: url})
+}
+
+func TestRunRefusesAnUnknownStore(t *testing.T) {
+	_, err := run(context.Background(), Config{Events: 10, Store: "mysql://x"}, &bytes.Buffer{})
+	assert.ErrorContains(t, err, "only postgres:// URLs")
+}
+
+// checkRun runs the demo with cfg and checks the final state of every
+// scenario.
+func checkRun(t *testing.T, cfg Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	cfg := Config{Events: 200, DBPath: filepath.Join(t.TempDir(), "marketplace.db")}
 	res, err := run(ctx, cfg, &out)
 	require.NoError(t, err, out.String())
 	trace := out.String()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/patterns/sourcing"
-	"github.com/crossbus/crossbus/stores/sqlite"
 )
 
 // Scenario 4, event sourcing: each seller's payouts are an append-only
@@ -91,7 +89,7 @@ type PayoutResult struct {
 
 var sellers = []string{"anna", "bo", "chen"}
 
-func newLedgerAggregate(db *sqlite.DB) *sourcing.Aggregate[Ledger] {
+func newLedgerAggregate(db store) *sourcing.Aggregate[Ledger] {
 	return &sourcing.Aggregate[Ledger]{Store: db.Events(), Apply: applyEntry, Snapshots: db.Events(), SnapshotEvery: 50, Schema: "ledger-v1"}
 }
 
@@ -163,10 +161,6 @@ func (a *app) payouts(ctx context.Context) (PayoutResult, error) {
 		return res, err
 	}
 	defer sub.Close(context.Background())
-	if _, err := a.db.SQL().ExecContext(ctx, `CREATE TABLE IF NOT EXISTS seller_balances (
-		seller TEXT PRIMARY KEY, cents INTEGER NOT NULL, position INTEGER NOT NULL)`); err != nil {
-		return res, err
-	}
 
 	// Before the crash: most of the entries, relayed and projected.
 	before := a.cfg.Events * 9 / 10
@@ -214,12 +208,12 @@ func (a *app) payouts(ctx context.Context) (PayoutResult, error) {
 	pending, _ := a.db.Events().PendingOutbox(ctx, 0)
 	tr.log("crash", "appended %d more events, then the process dies: %d outbox messages unpublished, projection behind", n, len(pending))
 	crashed := a.db
-	a.db, err = openDB(ctx, a.cfg.DBPath)
+	a.db, err = openStore(ctx, a.cfg)
 	if err != nil {
 		return res, err
 	}
 	defer crashed.Close() // the abandoned handle, released at the very end
-	tr.log("restart", "reopened %s", a.cfg.DBPath)
+	tr.log("restart", "reopened %s", a.db.where())
 
 	// After the restart: relay what the crash left, catch the projection up,
 	// and rebuild every balance two ways.
@@ -282,7 +276,7 @@ func (a *app) payouts(ctx context.Context) (PayoutResult, error) {
 // updates the row only if the row has not seen its position yet, so an event
 // handled again after a crash (between the update and the checkpoint) is not
 // counted twice.
-func (a *app) project(ctx context.Context, db *sqlite.DB) (int, error) {
+func (a *app) project(ctx context.Context, db store) (int, error) {
 	p := &sourcing.Projector{Name: "seller-balances", Store: db.Events(), Checkpoints: db.Events(), CheckpointEvery: 100,
 		Handle: func(ctx context.Context, r sourcing.Record) error {
 			d, err := crossbus.DataAs[Entry](r.Event)
@@ -293,30 +287,15 @@ func (a *app) project(ctx context.Context, db *sqlite.DB) (int, error) {
 			if r.Event.Type() != creditedType {
 				delta = -delta
 			}
-			seller := strings.TrimPrefix(r.Stream, "seller-")
-			return db.WriteTx(ctx, func(tx *sql.Tx) error {
-				_, err := tx.ExecContext(ctx, `INSERT INTO seller_balances (seller, cents, position) VALUES (?, ?, ?)
-					ON CONFLICT (seller) DO UPDATE SET cents = cents + excluded.cents, position = excluded.position
-					WHERE seller_balances.position < excluded.position`, seller, delta, r.Position)
-				return err
-			})
+			return db.addBalance(ctx, strings.TrimPrefix(r.Stream, "seller-"), delta, r.Position)
 		}}
 	return p.CatchUp(ctx)
 }
 
 func (a *app) readProjection(ctx context.Context, into map[string]int) error {
-	rows, err := a.db.SQL().QueryContext(ctx, `SELECT seller, cents FROM seller_balances`)
-	if err != nil {
-		return err
+	b, err := a.db.balances(ctx)
+	for seller, cents := range b {
+		into[seller] = cents
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var s string
-		var c int
-		if err := rows.Scan(&s, &c); err != nil {
-			return err
-		}
-		into[s] = c
-	}
-	return rows.Err()
+	return err
 }

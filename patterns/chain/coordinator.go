@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/patterns/leader"
 )
 
 // Bus is what the chain needs of a bus: *crossbus.Bus implements it.
@@ -36,6 +38,24 @@ type CoordinatorOptions struct {
 	OnChange func(inst *Instance)
 	// Logger receives what is not returned to a caller (default: discard).
 	Logger *slog.Logger
+
+	// Leader, when set, elects one coordinator among the replicas that
+	// share the store: only the lease holder consumes results, runs the
+	// timers and resumes unfinished instances; the others wait to take
+	// over (see patterns/leader). Begin, Get and Wait work on every
+	// replica. Without it, every started coordinator runs its timers and
+	// resumes every unfinished instance at Start, which suits one
+	// coordinator per chain.
+	Leader leader.Store
+	// LeaderName names the lease (default chain name + "-coordinator").
+	LeaderName string
+	// LeaderOptions configure the election (TTL, holder name, logger).
+	LeaderOptions leader.Options
+	// RescanInterval is how often the leader lists the unfinished
+	// instances to arm their timers, so it learns of instances begun on
+	// other replicas (default: the lease's TTL, or leader.DefaultTTL).
+	// Used only with Leader.
+	RescanInterval time.Duration
 }
 
 // Coordinator runs the instances of one chain: it starts them, sends step
@@ -58,6 +78,9 @@ type Coordinator struct {
 	changed chan struct{} // closed on each saved transition
 	timers  timerQueue
 	wakeT   chan struct{}
+
+	stopElection context.CancelFunc // with a Leader: ends the campaign
+	elected      chan struct{}      // closed when the campaign has ended
 }
 
 // NewCoordinator returns a coordinator of def over bus and store. Call Start
@@ -78,6 +101,15 @@ func NewCoordinator(def *Definition, bus Bus, store Store, opts CoordinatorOptio
 	if opts.Subscription == "" {
 		opts.Subscription = def.Name + "-coordinator"
 	}
+	if opts.RescanInterval < 0 {
+		return nil, fmt.Errorf("%w: RescanInterval must not be negative", crossbus.ErrInvalidOption)
+	}
+	if opts.RescanInterval == 0 {
+		opts.RescanInterval = cmp.Or(opts.LeaderOptions.TTL, leader.DefaultTTL)
+	}
+	if opts.LeaderName == "" {
+		opts.LeaderName = def.Name + "-coordinator"
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -90,6 +122,11 @@ func NewCoordinator(def *Definition, bus Bus, store Store, opts CoordinatorOptio
 // from the store (an attempt that was in flight is sent again, a waiting one
 // waits for its time) and starts the timers. It returns once results are
 // being received.
+//
+// With a Leader, Start begins campaigning and returns at once; the replica
+// does all of the above each time it is elected, with a context that
+// carries its lease, so that the store's writes can be fenced (see
+// stores/postgres), and stops when it loses the lease.
 func (c *Coordinator) Start(ctx context.Context) error {
 	c.mu.Lock()
 	if c.started {
@@ -98,15 +135,95 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	}
 	c.started = true
 	c.mu.Unlock()
+	if c.opts.Leader == nil {
+		return c.activate(ctx)
+	}
+	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.mu.Lock()
+	c.stopElection, c.elected = cancel, make(chan struct{})
+	c.mu.Unlock()
+	go func() {
+		defer close(c.elected)
+		if err := leader.Run(ectx, c.opts.Leader, c.opts.LeaderName, c.opts.LeaderOptions, c.lead); err != nil {
+			c.log.Error("chain: leader election ended", "chain", c.def.Name, "error", err)
+		}
+	}()
+	return nil
+}
+
+// lead coordinates while this replica holds the lease: lctx ends when it
+// no longer can prove it does.
+func (c *Coordinator) lead(lctx context.Context, lease leader.Lease) error {
+	c.log.Info("chain: coordinating as leader", "chain", c.def.Name, "token", lease.Token)
+	for {
+		err := c.activate(lctx)
+		if err == nil {
+			break
+		}
+		c.log.Warn("chain: start as leader failed; will try again", "chain", c.def.Name, "error", err)
+		t := time.NewTimer(c.opts.RedispatchDelay)
+		select {
+		case <-lctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.deactivate(ctx); err != nil {
+			c.log.Warn("chain: stop as leader", "chain", c.def.Name, "error", err)
+		}
+	}()
+	t := time.NewTicker(c.opts.RescanInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-lctx.Done():
+			return nil
+		case <-t.C:
+		}
+		open, err := c.store.Unfinished(lctx, c.def.Name)
+		if err != nil {
+			if lctx.Err() == nil {
+				c.log.Warn("chain: list unfinished instances", "chain", c.def.Name, "error", err)
+			}
+			continue
+		}
+		for _, inst := range open {
+			c.schedule(inst)
+		}
+	}
+}
+
+// activate subscribes to the results, starts the timers and resumes the
+// unfinished instances. ctx is Start's, or with a Leader the lease's, which
+// then bounds the subscription's handling and the timers and is passed to
+// the store's writes.
+func (c *Coordinator) activate(ctx context.Context) error {
+	handler := crossbus.HandlerFunc(c.handleResult)
+	if lease, ok := leader.LeaseFrom(ctx); ok {
+		handler = func(hctx context.Context, e *crossbus.Event) error {
+			if err := ctx.Err(); err != nil {
+				// The lease is lost: leave the result to the next leader.
+				return fmt.Errorf("chain %q: not the leader any more: %w", c.def.Name, err)
+			}
+			return c.handleResult(leader.WithLease(hctx, lease), e)
+		}
+	}
 	opts := c.opts.RouteOptions
 	if c.def.DeadLetterTopic != "" {
 		opts = append([]crossbus.RouteOption{crossbus.WithDeadLetterTopic(c.def.DeadLetterTopic)}, opts...)
 	}
-	sub, err := c.bus.Subscribe(ctx, c.def.ResultsTopic(), c.opts.Subscription, crossbus.HandlerFunc(c.handleResult), opts...)
+	sub, err := c.bus.Subscribe(ctx, c.def.ResultsTopic(), c.opts.Subscription, handler, opts...)
 	if err != nil {
 		return fmt.Errorf("chain %q: subscribe to results: %w", c.def.Name, err)
 	}
 	tctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	if c.opts.Leader != nil {
+		tctx, stop = context.WithCancel(ctx) // the timers stop with the lease
+	}
 	c.mu.Lock()
 	c.sub, c.stop, c.done = sub, stop, make(chan struct{})
 	c.mu.Unlock()
@@ -114,11 +231,11 @@ func (c *Coordinator) Start(ctx context.Context) error {
 
 	open, err := c.store.Unfinished(ctx, c.def.Name)
 	if err != nil {
-		return errors.Join(fmt.Errorf("chain %q: load unfinished instances: %w", c.def.Name, err), c.Close(ctx))
+		return errors.Join(fmt.Errorf("chain %q: load unfinished instances: %w", c.def.Name, err), c.deactivate(context.WithoutCancel(ctx)))
 	}
 	for _, inst := range open {
 		if _, err := c.update(ctx, inst.ID, c.resume); err != nil {
-			return errors.Join(fmt.Errorf("chain %q: resume %q: %w", c.def.Name, inst.ID, err), c.Close(ctx))
+			return errors.Join(fmt.Errorf("chain %q: resume %q: %w", c.def.Name, inst.ID, err), c.deactivate(context.WithoutCancel(ctx)))
 		}
 	}
 	return nil
@@ -136,8 +253,27 @@ func (c *Coordinator) resume(inst *Instance, now time.Time) (bool, *envelope) {
 
 // Close stops the timers and the result subscription (draining in-flight
 // results until ctx ends). Instances stay in the store; a new coordinator
-// resumes them.
+// resumes them. With a Leader it also ends the campaign and releases the
+// lease, so another replica takes over at once.
 func (c *Coordinator) Close(ctx context.Context) error {
+	c.mu.Lock()
+	stopElection, elected := c.stopElection, c.elected
+	c.stopElection = nil
+	c.mu.Unlock()
+	if stopElection != nil {
+		stopElection()
+		select {
+		case <-elected:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return nil
+	}
+	return c.deactivate(ctx)
+}
+
+// deactivate stops the timers and the result subscription.
+func (c *Coordinator) deactivate(ctx context.Context) error {
 	c.mu.Lock()
 	sub, stop, done := c.sub, c.stop, c.done
 	c.sub, c.stop = nil, nil
@@ -155,7 +291,7 @@ func (c *Coordinator) Close(ctx context.Context) error {
 // so a retried Begin never starts the chain twice.
 func (c *Coordinator) Begin(ctx context.Context, id string, input any) (*Instance, error) {
 	c.mu.Lock()
-	started := c.sub != nil
+	started := c.sub != nil || c.stopElection != nil
 	c.mu.Unlock()
 	if !started {
 		return nil, errors.New("chain: Begin before Start: the coordinator would miss the results")

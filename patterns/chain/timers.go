@@ -10,8 +10,9 @@ import (
 // timerQueue holds instance wake-up times. Entries may repeat or be stale:
 // a tick re-reads the instance and does only what is due.
 type timerQueue struct {
-	mu sync.Mutex
-	h  timerHeap
+	mu     sync.Mutex
+	h      timerHeap
+	queued map[timer]bool // entries in h, so a repeated push adds nothing
 }
 
 type timer struct {
@@ -33,9 +34,17 @@ func (h *timerHeap) Pop() any {
 }
 
 func (q *timerQueue) push(at time.Time, id string) {
+	t := timer{at: at.Round(0), id: id}
 	q.mu.Lock()
-	heap.Push(&q.h, timer{at: at, id: id})
-	q.mu.Unlock()
+	defer q.mu.Unlock()
+	if q.queued[t] {
+		return
+	}
+	if q.queued == nil {
+		q.queued = map[timer]bool{}
+	}
+	q.queued[t] = true
+	heap.Push(&q.h, t)
 }
 
 // due pops the entries due at now and returns them with the next time.
@@ -45,6 +54,7 @@ func (q *timerQueue) due(now time.Time) (ids []string, next time.Time) {
 	seen := map[string]bool{}
 	for q.h.Len() > 0 && !q.h[0].at.After(now) {
 		t := heap.Pop(&q.h).(timer)
+		delete(q.queued, t)
 		if !seen[t.id] {
 			seen[t.id] = true
 			ids = append(ids, t.id)

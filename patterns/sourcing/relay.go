@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/patterns/leader"
 )
 
 // Relay publishes an Outbox's messages to a bus and marks them sent: the
@@ -26,7 +27,19 @@ import (
 // appended events) as the sequence extension (20 digits, zero-padded), so an
 // ordered consumer can recognise an event that arrived ahead of its turn.
 //
-// Run one Relay per outbox: two would publish the same messages twice.
+// Run one Relay per outbox: two would publish the same messages twice. On
+// several replicas, give each replica's Relay the same Leader store: only
+// the replica that holds the lease relays, and another takes over within
+// about the lease's TTL when it dies (see patterns/leader).
+//
+// With a Leader, the relay checks its lease's context before reading and
+// before publishing each batch, so a replica that lost its lease publishes
+// at most the batch it had already started. MarkSent is called with a
+// context that carries the lease (leader.WithLease): an outbox that fences
+// writes (stores/postgres) refuses the marks of a replica whose term ended,
+// and those messages are published again by the new leader. Either way the
+// duplicates are at-least-once deliveries of events with the same id,
+// which idempotent consumers skip.
 type Relay struct {
 	Outbox Outbox
 	Bus    crossbus.Publisher
@@ -41,6 +54,16 @@ type Relay struct {
 	RetryDelay time.Duration
 	// Logger receives publish failures (default: discarded).
 	Logger *slog.Logger
+
+	// Leader, when set, makes Run relay only while this replica holds the
+	// lease LeaderName in it (see the type's documentation). Flush is not
+	// affected.
+	Leader leader.Store
+	// LeaderName names the lease (default "crossbus-outbox-relay"); relays
+	// of distinct outboxes sharing a leader store need distinct names.
+	LeaderName string
+	// LeaderOptions configure the election (TTL, holder name, logger).
+	LeaderOptions leader.Options
 }
 
 func (r *Relay) batchSize() int {
@@ -59,6 +82,9 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	}
 	total := 0
 	for {
+		if err := ctx.Err(); err != nil {
+			return total, err // with a leader: the lease may be lost
+		}
 		msgs, err := r.Outbox.PendingOutbox(ctx, r.batchSize())
 		if err != nil {
 			return total, fmt.Errorf("sourcing: relay: read outbox: %w", err)
@@ -98,6 +124,13 @@ func (r *Relay) publish(ctx context.Context, msgs []OutboxMessage) (int, error) 
 		start = end
 		if len(events) == 0 {
 			continue
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			// Stopped, or (with a leader) the lease can no longer be
+			// proven held: publish nothing more; what is unmarked stays
+			// pending for the next relay.
+			errs = append(errs, fmt.Errorf("sourcing: relay stopped before publishing to %q: %w", group[0].Topic, cerr))
+			break
 		}
 		err := r.Bus.Publish(ctx, group[0].Topic, events...)
 		failed := map[int]bool{}
@@ -149,11 +182,26 @@ func stamp(m *OutboxMessage) {
 
 // Run relays until ctx ends, then returns nil. It flushes at start (messages
 // left by a crash are published first), whenever the outbox signals a write,
-// and every PollInterval; after a failure it waits RetryDelay.
+// and every PollInterval; after a failure it waits RetryDelay. With a
+// Leader it relays only while it holds the lease, and campaigns otherwise.
 func (r *Relay) Run(ctx context.Context) error {
 	if r.Outbox == nil || r.Bus == nil {
 		return fmt.Errorf("sourcing: Relay needs an Outbox and a Bus: %w", crossbus.ErrInvalidOption)
 	}
+	if r.Leader != nil {
+		name := r.LeaderName
+		if name == "" {
+			name = "crossbus-outbox-relay"
+		}
+		return leader.Run(ctx, r.Leader, name, r.LeaderOptions, func(lctx context.Context, _ leader.Lease) error {
+			return r.run(lctx) // returns when lctx ends: the lease is lost or ctx ended
+		})
+	}
+	return r.run(ctx)
+}
+
+// run is Run's loop; ctx carries the lease when there is a leader.
+func (r *Relay) run(ctx context.Context) error {
 	poll := r.PollInterval
 	if poll <= 0 {
 		poll = 250 * time.Millisecond

@@ -1,0 +1,20 @@
+//go:build unix
+
+package postgres_test
+
+import (
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// cpuTime is the process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
