@@ -124,4 +124,18 @@
 // chain's index before it is created; a finished one is removed from it
 // after it is saved, and Unfinished reads the index and the instances it
 // lists, skipping (and removing) entries whose instance has finished.
+//
+// # Leases table (pk)
+//
+//	pk       l:name
+//	holder   the holder's name ("" once released)
+//	tok      the token of the current (or last) term
+//	exp      end of the lease, Unix milliseconds
+//
+// A new term is an update conditional on the lease being missing, released
+// or expired that adds 1 to tok; a renewal is an update conditional on the
+// caller holding a live term, which leaves tok; so tokens only rise. Expiry
+// is measured with the callers' clocks (see LeaderStore). The stores do not
+// fence writes by a lease's token: without transactions a write cannot be
+// made conditional on another item.
 package dynamodb

@@ -16,6 +16,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/patterns/chain"
+	"github.com/crossbus/crossbus/patterns/leader"
 	"github.com/crossbus/crossbus/patterns/sourcing"
 	"github.com/crossbus/crossbus/stores/dynamodb"
 	"github.com/crossbus/crossbus/stores/storetest"
@@ -114,6 +115,15 @@ func TestChainStore(t *testing.T) {
 	storetest.TestChainStore(t, func(t *testing.T) chain.Store {
 		c, tables := newTables(t)
 		s, err := dynamodb.NewChainStore(context.Background(), c, tables.Chains)
+		require.NoError(t, err)
+		return s
+	})
+}
+
+func TestLeaderStore(t *testing.T) {
+	storetest.TestLeaderStore(t, func(t *testing.T) leader.Store {
+		c, tables := newTables(t)
+		s, err := dynamodb.NewLeaderStore(context.Background(), c, tables.Leases)
 		require.NoError(t, err)
 		return s
 	})

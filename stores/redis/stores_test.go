@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/patterns/leader"
 	"github.com/crossbus/crossbus/patterns/sourcing"
 	"github.com/crossbus/crossbus/stores/redis"
 	"github.com/crossbus/crossbus/stores/storetest"
@@ -99,4 +100,8 @@ func TestSequenceStore(t *testing.T) {
 
 func TestCheckpointStore(t *testing.T) {
 	storetest.TestCheckpointStore(t, func(t *testing.T) sourcing.CheckpointStore { return newStore(t).Checkpoints() })
+}
+
+func TestLeaderStore(t *testing.T) {
+	storetest.TestLeaderStore(t, func(t *testing.T) leader.Store { return newStore(t).Leader() })
 }
