@@ -28,7 +28,7 @@ func (s *Store) Checkpoints() *CheckpointStore { return &CheckpointStore{s: s} }
 // Checkpoint implements sourcing.CheckpointStore.
 func (c *CheckpointStore) Checkpoint(ctx context.Context, name string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, ctxErr(fmt.Sprintf("checkpoint %q", name), err)
 	}
 	v, err := c.s.client.Get(ctx, c.s.key("checkpoint", name)).Result()
 	if errors.Is(err, goredis.Nil) {
@@ -50,7 +50,7 @@ func (c *CheckpointStore) SaveCheckpoint(ctx context.Context, name string, posit
 		return fmt.Errorf("%w: checkpoint name is empty", crossbus.ErrInvalidOption)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr(fmt.Sprintf("save checkpoint %q", name), err)
 	}
 	if err := c.s.client.Set(ctx, c.s.key("checkpoint", name), strconv.FormatUint(position, 10), 0).Err(); err != nil {
 		return fmt.Errorf("redis: save checkpoint %q: %w", name, wrapErr(err))

@@ -76,7 +76,7 @@ func held(token string) string { return "p:" + token }
 // Begin implements crossbus.IdempotencyStore.
 func (i *IdempotencyStore) Begin(ctx context.Context, key string, lease time.Duration) (crossbus.Claim, error) {
 	if err := ctx.Err(); err != nil {
-		return crossbus.Claim{}, err
+		return crossbus.Claim{}, ctxErr("idempotency begin", err)
 	}
 	token := crossbus.NewClaimToken()
 	k := i.s.key("idem", key)
@@ -130,7 +130,7 @@ func (i *IdempotencyStore) Release(ctx context.Context, key, token string) error
 // holds the key.
 func (i *IdempotencyStore) run(ctx context.Context, op string, script *goredis.Script, key, token string, args ...any) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr("idempotency "+op, err)
 	}
 	n, err := toInt(i.s.batch.run(ctx, script, []string{i.s.key("idem", key)}, append([]any{held(token)}, args...)...))
 	if err != nil {

@@ -68,7 +68,7 @@ func (l *LeaderStore) TryAcquire(ctx context.Context, name, holder string, ttl t
 		return leader.Lease{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return leader.Lease{}, err
+		return leader.Lease{}, ctxErr(fmt.Sprintf("acquire lease %q", name), err)
 	}
 	sent := time.Now()
 	v, err := l.s.batch.run(ctx, leaseAcquire, l.keys(name), holder, millis(ttl))
@@ -94,7 +94,7 @@ func (l *LeaderStore) TryAcquire(ctx context.Context, name, holder string, ttl t
 // Release implements leader.Store.
 func (l *LeaderStore) Release(ctx context.Context, name, holder string, token int64) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr(fmt.Sprintf("release lease %q", name), err)
 	}
 	n, err := toInt(l.s.batch.run(ctx, leaseRelease, l.keys(name), holder, strconv.FormatInt(token, 10)))
 	if err != nil {

@@ -41,7 +41,7 @@ return 1
 // Last implements crossbus.SequenceStore.
 func (q *SequenceStore) Last(ctx context.Context, key string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, ctxErr("last sequence", err)
 	}
 	v, err := q.s.client.Get(ctx, q.s.key("seq", key)).Result()
 	if errors.Is(err, goredis.Nil) {
@@ -60,7 +60,7 @@ func (q *SequenceStore) Last(ctx context.Context, key string) (uint64, error) {
 // Advance implements crossbus.SequenceStore.
 func (q *SequenceStore) Advance(ctx context.Context, key string, seq uint64) (bool, error) {
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return false, ctxErr("advance sequence", err)
 	}
 	n, err := toInt(q.s.batch.run(ctx, seqAdvance, []string{q.s.key("seq", key)}, strconv.FormatUint(seq, 10)))
 	if err != nil {

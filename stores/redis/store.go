@@ -174,3 +174,8 @@ func millis(d time.Duration) int64 {
 	}
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
+
+// ctxErr names the operation that the caller's context ended.
+func ctxErr(op string, err error) error {
+	return fmt.Errorf("redis: %s: %w", op, err)
+}
