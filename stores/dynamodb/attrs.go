@@ -153,3 +153,8 @@ func opError(op, table string, err error) error {
 	}
 	return fmt.Errorf("dynamodb: %s: %w", op, err)
 }
+
+// ctxErr names the operation that the caller's context ended.
+func ctxErr(op string, err error) error {
+	return fmt.Errorf("dynamodb: %s: %w", op, err)
+}

@@ -78,7 +78,7 @@ func (s *ChainStore) instanceItem(inst *chain.Instance, rev int64) (map[string]t
 // chain's index first, so it is never unfinished and unlisted.
 func (s *ChainStore) Create(ctx context.Context, inst *chain.Instance) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr(fmt.Sprintf("create chain instance %q", inst.ID), err)
 	}
 	if inst.ID == "" {
 		return fmt.Errorf("%w: instance has no ID", crossbus.ErrInvalidOption)
@@ -114,7 +114,7 @@ func (s *ChainStore) Create(ctx context.Context, inst *chain.Instance) error {
 // Load implements chain.Store.
 func (s *ChainStore) Load(ctx context.Context, id string) (*chain.Instance, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, ctxErr(fmt.Sprintf("load chain instance %q", id), err)
 	}
 	out, err := s.c.GetItem(ctx, &ddb.GetItemInput{TableName: aws.String(s.table), Key: instanceKey(id), ConsistentRead: aws.Bool(true)})
 	if err != nil {
@@ -149,7 +149,7 @@ func parseInstance(item map[string]types.AttributeValue) (*chain.Instance, error
 // instances).
 func (s *ChainStore) Save(ctx context.Context, inst *chain.Instance) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr(fmt.Sprintf("save chain instance %q", inst.ID), err)
 	}
 	item, err := s.instanceItem(inst, inst.Revision+1)
 	if err != nil {
@@ -186,7 +186,7 @@ func (s *ChainStore) Save(ctx context.Context, inst *chain.Instance) error {
 // instances it lists.
 func (s *ChainStore) Unfinished(ctx context.Context, chainName string) ([]*chain.Instance, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, ctxErr(fmt.Sprintf("unfinished instances of %q", chainName), err)
 	}
 	var keys []map[string]types.AttributeValue
 	var start map[string]types.AttributeValue
@@ -248,7 +248,7 @@ func (s *ChainStore) Unfinished(ctx context.Context, chainName string) ([]*chain
 // BeginStep implements chain.Store.
 func (s *ChainStore) BeginStep(ctx context.Context, key chain.StepKey, lease time.Duration) (chain.StepClaim, error) {
 	if err := ctx.Err(); err != nil {
-		return chain.StepClaim{}, err
+		return chain.StepClaim{}, ctxErr(stepOp("begin", key), err)
 	}
 	token := crossbus.NewClaimToken()
 	for attempt := 0; attempt < 5; attempt++ {
@@ -308,7 +308,7 @@ func stepOp(op string, k chain.StepKey) string {
 // FinishStep implements chain.Store.
 func (s *ChainStore) FinishStep(ctx context.Context, key chain.StepKey, token string, output json.RawMessage) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr(stepOp("finish", key), err)
 	}
 	expr := "SET #st = :done REMOVE #tok, #exp"
 	values := map[string]types.AttributeValue{
@@ -340,7 +340,7 @@ func (s *ChainStore) FinishStep(ctx context.Context, key chain.StepKey, token st
 // ReleaseStep implements chain.Store.
 func (s *ChainStore) ReleaseStep(ctx context.Context, key chain.StepKey, token string) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr(stepOp("release", key), err)
 	}
 	_, err := s.c.DeleteItem(ctx, &ddb.DeleteItemInput{
 		TableName:                aws.String(s.table),

@@ -23,7 +23,7 @@ const readPage = 100
 // not yet published counts: its version is taken.
 func (s *EventStore) StreamVersion(ctx context.Context, stream string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, ctxErr(fmt.Sprintf("version of %q", stream), err)
 	}
 	last, err := s.lastCommit(ctx, streamKey(stream))
 	if err != nil {
@@ -38,7 +38,7 @@ func (s *EventStore) StreamVersion(ctx context.Context, stream string) (uint64, 
 // Head implements sourcing.Store: the last position in the global log.
 func (s *EventStore) Head(ctx context.Context) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, ctxErr("head", err)
 	}
 	pos, n, err := s.logHead(ctx)
 	if err != nil {

@@ -142,7 +142,7 @@ func (s *EventStore) Append(ctx context.Context, stream string, expected sourcin
 		return sourcing.AppendResult{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return sourcing.AppendResult{}, err
+		return sourcing.AppendResult{}, ctxErr(fmt.Sprintf("append to %q", stream), err)
 	}
 	pk := streamKey(stream)
 	// Encode once; an id repeated within the call is recorded once.

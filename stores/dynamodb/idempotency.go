@@ -62,7 +62,7 @@ func until(now time.Time, d time.Duration) (ms, sec int64) {
 // Begin implements crossbus.IdempotencyStore.
 func (s *IdempotencyStore) Begin(ctx context.Context, key string, lease time.Duration) (crossbus.Claim, error) {
 	if err := ctx.Err(); err != nil {
-		return crossbus.Claim{}, err
+		return crossbus.Claim{}, ctxErr("idempotency begin", err)
 	}
 	token := crossbus.NewClaimToken()
 	for attempt := 0; attempt < 5; attempt++ {
@@ -117,7 +117,7 @@ func (s *IdempotencyStore) Begin(ctx context.Context, key string, lease time.Dur
 // Renew implements crossbus.IdempotencyStore.
 func (s *IdempotencyStore) Renew(ctx context.Context, key, token string, lease time.Duration) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr("idempotency renew", err)
 	}
 	now := s.now()
 	exp, ttl := until(now, lease)
@@ -127,7 +127,7 @@ func (s *IdempotencyStore) Renew(ctx context.Context, key, token string, lease t
 // Complete implements crossbus.IdempotencyStore.
 func (s *IdempotencyStore) Complete(ctx context.Context, key, token string, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr("idempotency complete", err)
 	}
 	now := s.now()
 	exp, sec := until(now, ttl)
@@ -158,7 +158,7 @@ func (s *IdempotencyStore) update(ctx context.Context, op, key, token string, no
 // Release implements crossbus.IdempotencyStore.
 func (s *IdempotencyStore) Release(ctx context.Context, key, token string) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr("idempotency release", err)
 	}
 	_, err := s.c.DeleteItem(ctx, &ddb.DeleteItemInput{
 		TableName:                aws.String(s.table),

@@ -72,7 +72,7 @@ func (s *LeaderStore) TryAcquire(ctx context.Context, name, holder string, ttl t
 	op := fmt.Sprintf("acquire lease %q", name)
 	for attempt := 0; attempt < 10; attempt++ {
 		if err := ctx.Err(); err != nil {
-			return leader.Lease{}, err
+			return leader.Lease{}, ctxErr(op, err)
 		}
 		now := s.now()
 		exp, _ := until(now, ttl)
@@ -139,7 +139,7 @@ func (s *LeaderStore) TryAcquire(ctx context.Context, name, holder string, ttl t
 // Release implements leader.Store.
 func (s *LeaderStore) Release(ctx context.Context, name, holder string, token int64) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr(fmt.Sprintf("release lease %q", name), err)
 	}
 	_, err := s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
 		TableName:                aws.String(s.table),

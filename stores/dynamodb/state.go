@@ -27,7 +27,7 @@ func (s *EventStore) SaveSnapshot(ctx context.Context, snap sourcing.Snapshot) e
 		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr(fmt.Sprintf("save snapshot of %q", snap.Stream), err)
 	}
 	if snap.Taken.IsZero() {
 		snap.Taken = s.now()
@@ -58,7 +58,7 @@ func (s *EventStore) SaveSnapshot(ctx context.Context, snap sourcing.Snapshot) e
 // LoadSnapshot implements sourcing.SnapshotStore.
 func (s *EventStore) LoadSnapshot(ctx context.Context, stream string) (sourcing.Snapshot, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return sourcing.Snapshot{}, false, err
+		return sourcing.Snapshot{}, false, ctxErr(fmt.Sprintf("load snapshot of %q", stream), err)
 	}
 	out, err := s.c.GetItem(ctx, &ddb.GetItemInput{
 		TableName:      aws.String(s.table),
@@ -94,7 +94,7 @@ func checkpointKey(name string) map[string]types.AttributeValue {
 // Checkpoint implements sourcing.CheckpointStore.
 func (s *EventStore) Checkpoint(ctx context.Context, name string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, ctxErr(fmt.Sprintf("checkpoint %q", name), err)
 	}
 	out, err := s.c.GetItem(ctx, &ddb.GetItemInput{TableName: aws.String(s.table), Key: checkpointKey(name), ConsistentRead: aws.Bool(true)})
 	if err != nil {
@@ -109,7 +109,7 @@ func (s *EventStore) SaveCheckpoint(ctx context.Context, name string, position u
 		return fmt.Errorf("%w: checkpoint name is empty", crossbus.ErrInvalidOption)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return ctxErr(fmt.Sprintf("save checkpoint %q", name), err)
 	}
 	item := checkpointKey(name)
 	item[attrPos] = attrN(position)

@@ -2,6 +2,7 @@ package dynamodb_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/url"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
@@ -74,7 +76,9 @@ func newTables(t testing.TB) (*ddb.Client, dynamodb.Tables) {
 	require.NoError(t, dynamodb.CreateTables(ctx, c, dynamodb.CreateTablesOptions{Tables: tables, NoTimeToLive: true}))
 	t.Cleanup(func() {
 		for _, name := range []string{tables.Idempotency, tables.Events, tables.Chains, tables.Leases} {
-			if _, err := c.DeleteTable(context.Background(), &ddb.DeleteTableInput{TableName: aws.String(name)}); err != nil {
+			_, err := c.DeleteTable(context.Background(), &ddb.DeleteTableInput{TableName: aws.String(name)})
+			var nf *types.ResourceNotFoundException
+			if err != nil && !errors.As(err, &nf) {
 				t.Logf("delete table %s: %v", name, err)
 			}
 		}
