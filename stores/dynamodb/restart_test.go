@@ -52,18 +52,45 @@ func (d *privateDynalite) endpoint() string { return fmt.Sprintf("http://127.0.0
 
 func (d *privateDynalite) start() {
 	d.t.Helper()
-	d.cmd = exec.Command(d.bin, "--host", "127.0.0.1", "--port", strconv.Itoa(d.port), "--path", d.dir,
-		"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
-	require.NoError(d.t, d.cmd.Start())
+	_, cmd, err := startDynaliteOn(d.bin, d.port, d.dir)
+	require.NoError(d.t, err)
+	d.cmd = cmd
+}
+
+// startDynalite starts dynalite on a free port, on LevelDB in dir (in
+// memory when dir is ""), and waits until it accepts connections.
+func startDynalite(bin, dir string) (int, *exec.Cmd, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		return 0, nil, err
+	}
+	return startDynaliteOn(bin, port, dir)
+}
+
+func startDynaliteOn(bin string, port int, dir string) (int, *exec.Cmd, error) {
+	args := []string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"}
+	if dir != "" {
+		args = append(args, "--path", dir)
+	}
+	cmd := exec.Command(bin, args...)
+	if err := cmd.Start(); err != nil {
+		return 0, nil, err
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", d.port), time.Second)
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 		if err == nil {
 			_ = c.Close()
-			return
+			return port, cmd, nil
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("dynalite on port %d did not start: %v", d.port, err)
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return 0, nil, fmt.Errorf("dynalite on port %d did not start: %w", port, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
