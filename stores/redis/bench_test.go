@@ -3,7 +3,6 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,17 +18,25 @@ import (
 // BenchmarkRedisIdempotency measures the claim protocol of one handled
 // event: Begin on a fresh key, then Complete (two round trips, each one Lua
 // script). "serial" is one caller (latency bound); "parallel=N" is N callers
-// sharing the store, as a consumer with concurrent handlers does. It
+// sharing the store, as a consumer with concurrent handlers does, with the
+// store's batching and without it ("unbatched": each call its own round
+// trip). It
 // reports claims/s, the test process's CPU per claim (cpu-ns/op) and the
 // Redis server's (server-cpu-ns/op, from INFO cpu).
 func BenchmarkRedisIdempotency(b *testing.B) {
-	for _, callers := range []int{1, 16} {
+	for _, tc := range []struct {
+		callers, pipelines int
+	}{{1, 0}, {16, 0}, {16, -1}} {
 		name := "serial"
-		if callers > 1 {
-			name = fmt.Sprintf("parallel=%d", callers)
+		if tc.callers > 1 {
+			name = fmt.Sprintf("parallel=%d", tc.callers)
 		}
+		if tc.pipelines < 0 {
+			name += "/unbatched"
+		}
+		callers := tc.callers
 		b.Run(name, func(b *testing.B) {
-			s := newStoreOpts(b, redis.Options{Pipelines: benchPipelines()})
+			s := newStoreOpts(b, redis.Options{Pipelines: tc.pipelines})
 			idem := s.Idempotency()
 			ctx := context.Background()
 			run := crossbus.NewClaimToken()[:8]
@@ -70,11 +77,6 @@ func BenchmarkRedisIdempotency(b *testing.B) {
 			}
 		})
 	}
-}
-
-func benchPipelines() int {
-	n, _ := strconv.Atoi(os.Getenv("BENCH_PIPELINES"))
-	return n
 }
 
 // serverCPU is the Redis server's user + system CPU time so far (0 when
