@@ -14,7 +14,10 @@ if ! command -v npm >/dev/null; then
 fi
 if [ ! -x "$tools/node_modules/.bin/dynalite" ]; then
 	mkdir -p "$tools"
-	(cd "$tools" && npm install --no-audit --no-fund --loglevel=error "dynalite@$version" >/dev/null)
+	if ! (cd "$tools" && npm install --no-audit --no-fund --loglevel=error "dynalite@$version" >/dev/null); then
+		echo "npm install dynalite@$version failed; the DynamoDB store tests will skip" >&2
+		exit 0
+	fi
 fi
 port=$(free_port)
 log=$(mktemp /tmp/crossbus-dynalite.XXXXXX.log)
