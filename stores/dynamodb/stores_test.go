@@ -95,6 +95,7 @@ func newEventStore(t testing.TB) *dynamodb.EventStore {
 }
 
 func TestIdempotencyStore(t *testing.T) {
+	endpoint(t) // skip once, here, when there is no server
 	storetest.TestIdempotencyStore(t, func(t *testing.T) crossbus.IdempotencyStore {
 		c, tables := newTables(t)
 		s, err := dynamodb.NewIdempotencyStore(context.Background(), c, tables.Idempotency)
@@ -104,18 +105,22 @@ func TestIdempotencyStore(t *testing.T) {
 }
 
 func TestEventStore(t *testing.T) {
+	endpoint(t) // skip once, here, when there is no server
 	storetest.TestEventStore(t, func(t *testing.T) sourcing.Store { return newEventStore(t) })
 }
 
 func TestSnapshotStore(t *testing.T) {
+	endpoint(t) // skip once, here, when there is no server
 	storetest.TestSnapshotStore(t, func(t *testing.T) sourcing.SnapshotStore { return newEventStore(t) })
 }
 
 func TestCheckpointStore(t *testing.T) {
+	endpoint(t) // skip once, here, when there is no server
 	storetest.TestCheckpointStore(t, func(t *testing.T) sourcing.CheckpointStore { return newEventStore(t) })
 }
 
 func TestChainStore(t *testing.T) {
+	endpoint(t) // skip once, here, when there is no server
 	storetest.TestChainStore(t, func(t *testing.T) chain.Store {
 		c, tables := newTables(t)
 		s, err := dynamodb.NewChainStore(context.Background(), c, tables.Chains)
@@ -125,6 +130,7 @@ func TestChainStore(t *testing.T) {
 }
 
 func TestLeaderStore(t *testing.T) {
+	endpoint(t) // skip once, here, when there is no server
 	storetest.TestLeaderStore(t, func(t *testing.T) leader.Store {
 		c, tables := newTables(t)
 		s, err := dynamodb.NewLeaderStore(context.Background(), c, tables.Leases)

@@ -91,17 +91,21 @@ func deleteKeys(t testing.TB, c goredis.UniversalClient, pattern string) {
 }
 
 func TestIdempotencyStore(t *testing.T) {
+	serverURL(t) // skip once, here, when there is no server
 	storetest.TestIdempotencyStore(t, func(t *testing.T) crossbus.IdempotencyStore { return newStore(t).Idempotency() })
 }
 
 func TestSequenceStore(t *testing.T) {
+	serverURL(t) // skip once, here, when there is no server
 	storetest.TestSequenceStore(t, func(t *testing.T) crossbus.SequenceStore { return newStore(t).Sequences() })
 }
 
 func TestCheckpointStore(t *testing.T) {
+	serverURL(t) // skip once, here, when there is no server
 	storetest.TestCheckpointStore(t, func(t *testing.T) sourcing.CheckpointStore { return newStore(t).Checkpoints() })
 }
 
 func TestLeaderStore(t *testing.T) {
+	serverURL(t) // skip once, here, when there is no server
 	storetest.TestLeaderStore(t, func(t *testing.T) leader.Store { return newStore(t).Leader() })
 }
