@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -71,7 +72,7 @@ func BenchmarkDynamoDBAppend(b *testing.B) {
 					appendOne(appends.Add(1))
 				}
 			} else {
-				b.SetParallelism(tc.callers / 2) // GOMAXPROCS is 2 here
+				b.SetParallelism(max(tc.callers/runtime.GOMAXPROCS(0), 1))
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						appendOne(appends.Add(1))
@@ -122,7 +123,7 @@ func BenchmarkDynamoDBIdempotency(b *testing.B) {
 					claim(n.Add(1))
 				}
 			} else {
-				b.SetParallelism(callers / 2)
+				b.SetParallelism(max(callers/runtime.GOMAXPROCS(0), 1))
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						claim(n.Add(1))

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,7 +27,7 @@ import (
 func BenchmarkRedisIdempotency(b *testing.B) {
 	for _, tc := range []struct {
 		callers, pipelines int
-	}{{1, 0}, {16, 0}, {16, -1}} {
+	}{{1, 0}, {16, 0}, {64, 0}, {16, -1}} {
 		name := "serial"
 		if tc.callers > 1 {
 			name = fmt.Sprintf("parallel=%d", tc.callers)
@@ -59,7 +60,7 @@ func BenchmarkRedisIdempotency(b *testing.B) {
 					claim(n.Add(1))
 				}
 			} else {
-				b.SetParallelism((callers + 1) / 2) // GOMAXPROCS is 2 here: 8 × 2 callers
+				b.SetParallelism(max(callers/runtime.GOMAXPROCS(0), 1))
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						claim(n.Add(1))
