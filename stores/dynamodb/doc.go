@@ -101,7 +101,11 @@
 // every append in the table writes one small item there and appends are
 // serialised on that partition: DynamoDB allows about 1,000 writes a
 // second per partition, which bounds appends per second (not events: an
-// append may hold many). Appends that race for a log position retry. A
+// append may hold many). The appends of one EventStore take turns from
+// reading the log's head to entering the log, so they never race each
+// other for a position; appends of other processes do, and the losers
+// move their claim on and retry, so in-process concurrency is cheap and
+// cross-process contention costs retries. A
 // store whose appends must scale past that needs another design (sharded
 // logs, each with its own order) and gives up the single global order.
 //

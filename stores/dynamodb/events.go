@@ -21,9 +21,10 @@ import (
 // its items and how an append is recorded and then published to the global
 // order without transactions.
 type EventStore struct {
-	c     API
-	table string
-	now   func() time.Time
+	c       API
+	table   string
+	now     func() time.Time
+	logTurn chan struct{} // the turn at the global log: see Append
 }
 
 var (
@@ -38,7 +39,7 @@ func NewEventStore(ctx context.Context, client API, table string) (*EventStore, 
 	if err := checkTable(ctx, client, "event", table, hashRange); err != nil {
 		return nil, err
 	}
-	return &EventStore{c: client, table: table, now: time.Now}, nil
+	return &EventStore{c: client, table: table, now: time.Now, logTurn: make(chan struct{}, 1)}, nil
 }
 
 // Item keys and attributes of the event table.
@@ -220,7 +221,14 @@ func (s *EventStore) Append(ctx context.Context, stream string, expected sourcin
 		if len(c.events) > maxCommitBytes {
 			return sourcing.AppendResult{}, fmt.Errorf("dynamodb: append to %q: %w", stream, &crossbus.SizeError{Size: len(c.events), Limit: maxCommitBytes})
 		}
+		// From reading the log's head to entering the log, this store's
+		// appends go one at a time, so they never race each other for a
+		// log position (appends of other processes still may, and retry).
+		if err := s.lockLog(ctx); err != nil {
+			return sourcing.AppendResult{}, ctxErr(fmt.Sprintf("append to %q", stream), err)
+		}
 		if c.pos, err = s.nextPosition(ctx); err != nil {
+			s.unlockLog()
 			return sourcing.AppendResult{}, fmt.Errorf("dynamodb: append to %q: %w", stream, err)
 		}
 		item := c.key()
@@ -235,18 +243,24 @@ func (s *EventStore) Append(ctx context.Context, stream string, expected sourcin
 		if conditionFailed(err) {
 			// Another append took the version: look again (it may have
 			// recorded these very events, or moved the version on).
+			s.unlockLog()
 			backoff(ctx, attempt)
 			continue
 		}
 		if err != nil {
+			s.unlockLog()
 			return sourcing.AppendResult{}, opError(fmt.Sprintf("append to %q", stream), s.table, err)
 		}
 		// Recorded: the version is ours and the events will reach the
 		// global order, if not by this call then by the next append or
 		// read of the stream (or Recover).
-		pos, err := s.publish(ctx, c)
+		pos, err := s.enterLog(ctx, c)
+		s.unlockLog()
+		if err == nil {
+			err = s.finishPublish(ctx, c, pos)
+		}
 		if err != nil {
-			return sourcing.AppendResult{}, fmt.Errorf("dynamodb: append to %q: recorded at version %d but not yet published to the global order (the next append or read of the stream publishes it; retrying the append is safe): %w", stream, c.version, err)
+			return sourcing.AppendResult{}, fmt.Errorf("dynamodb: append to %q: recorded at version %d, but its publication (global log entry, dedupe markers) did not finish; the next append or read of the stream finishes it, and retrying the append is safe: %w", stream, c.version, err)
 		}
 		return sourcing.AppendResult{
 			Version:       c.end(),
@@ -405,6 +419,36 @@ func logKey(pos uint64) map[string]types.AttributeValue {
 // names the commit, and only moved (conditionally) by a caller who saw that
 // entry name another commit, so the commit enters the log exactly once.
 func (s *EventStore) publish(ctx context.Context, c *commit) (uint64, error) {
+	if err := s.lockLog(ctx); err != nil {
+		return 0, err
+	}
+	pos, err := s.enterLog(ctx, c)
+	s.unlockLog()
+	if err != nil {
+		return 0, err
+	}
+	if err := s.finishPublish(ctx, c, pos); err != nil {
+		return 0, err
+	}
+	return pos, nil
+}
+
+// lockLog takes the store's turn at the global log (see Append).
+func (s *EventStore) lockLog(ctx context.Context) error {
+	select {
+	case s.logTurn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *EventStore) unlockLog() { <-s.logTurn }
+
+// enterLog puts the commit's entry in the global log, moving its claim on
+// while the claimed position is another commit's, and returns its position.
+// The caller holds the store's turn at the log.
+func (s *EventStore) enterLog(ctx context.Context, c *commit) (uint64, error) {
 	pos := c.pos
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -467,20 +511,25 @@ func (s *EventStore) publish(ctx context.Context, c *commit) (uint64, error) {
 		}
 	}
 	c.pos = pos
-	// The dedupe markers, then the flag that says both are done.
+	return pos, nil
+}
+
+// finishPublish writes the dedupe markers of a commit that is in the log at
+// pos, then the flag that says both are done.
+func (s *EventStore) finishPublish(ctx context.Context, c *commit, pos uint64) error {
 	if c.ids == nil && c.events == nil {
 		full, err := s.readCommit(ctx, c.pk, c.version, true)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		c.events = full.events
 	}
 	ids, err := c.eventIDs()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if err := s.writeMarkers(ctx, c.pk, c.version, ids); err != nil {
-		return 0, err
+		return err
 	}
 	_, err = s.c.UpdateItem(ctx, &ddb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
@@ -491,10 +540,10 @@ func (s *EventStore) publish(ctx context.Context, c *commit) (uint64, error) {
 		ExpressionAttributeValues: map[string]types.AttributeValue{":t": attrBool(true), ":pos": attrN(pos)},
 	})
 	if err != nil {
-		return 0, opError("mark an append published", s.table, err)
+		return opError("mark an append published", s.table, err)
 	}
 	c.ok = true
-	return pos, nil
+	return nil
 }
 
 // readCommit reads one commit, with its events when withEvents (else with
