@@ -97,9 +97,7 @@ func BenchmarkDynamoDBIdempotency(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			ep, serverCPU := benchServer(b)
-			c := newClient(ep)
-			tables := dynamodb.Tables{Idempotency: "bench-idempotency"}
-			require.NoError(b, dynamodb.CreateTables(context.Background(), c, dynamodb.CreateTablesOptions{Tables: tables, NoTimeToLive: true}))
+			c, tables := newTablesAt(b, ep)
 			idem, err := dynamodb.NewIdempotencyStore(context.Background(), c, tables.Idempotency)
 			require.NoError(b, err)
 			ctx := context.Background()
@@ -137,9 +135,7 @@ func BenchmarkDynamoDBIdempotency(b *testing.B) {
 }
 
 func benchEventStore(b *testing.B, ep string) *dynamodb.EventStore {
-	c := newClient(ep)
-	tables := dynamodb.Tables{Events: "bench-events-" + crossbus.NewClaimToken()[:8]}
-	require.NoError(b, dynamodb.CreateTables(context.Background(), c, dynamodb.CreateTablesOptions{Tables: tables, NoTimeToLive: true}))
+	c, tables := newTablesAt(b, ep)
 	s, err := dynamodb.NewEventStore(context.Background(), c, tables.Events)
 	require.NoError(b, err)
 	return s

@@ -70,7 +70,13 @@ func newClient(ep string) *ddb.Client {
 // them when it ends.
 func newTables(t testing.TB) (*ddb.Client, dynamodb.Tables) {
 	t.Helper()
-	c := newClient(endpoint(t))
+	return newTablesAt(t, endpoint(t))
+}
+
+// newTablesAt is newTables on the server at ep.
+func newTablesAt(t testing.TB, ep string) (*ddb.Client, dynamodb.Tables) {
+	t.Helper()
+	c := newClient(ep)
 	tables := dynamodb.DefaultTables("t" + crossbus.NewClaimToken()[:12])
 	ctx := context.Background()
 	require.NoError(t, dynamodb.CreateTables(ctx, c, dynamodb.CreateTablesOptions{Tables: tables, NoTimeToLive: true}))
