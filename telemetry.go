@@ -66,7 +66,7 @@ type telemetry struct {
 	tracer trace.Tracer
 	// global: tp is the global provider, looked up again while it is
 	// unset, so one installed after the bus opened is still used.
-	global   bool
+	global bool
 	// globalMP: mp is the global meter provider; while it is unset the
 	// per-event measurements (and the clock reads they need) are skipped.
 	globalMP bool
