@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -178,4 +179,29 @@ func TestMiddlewareOnTheStore(t *testing.T) {
 		require.NoError(t, handler.Handle(ctx, e))
 	}
 	assert.Equal(t, []string{"a", "c"}, applied, "b is stale, the second c a duplicate")
+}
+
+// New takes a *redis.Client or any redis.UniversalClient, and leaves it
+// open on Close.
+func TestNewOnAClient(t *testing.T) {
+	url := serverURL(t)
+	ctx := context.Background()
+	o, err := goredis.ParseURL(url)
+	require.NoError(t, err)
+	for name, c := range map[string]goredis.UniversalClient{
+		"Client":          goredis.NewClient(o),
+		"UniversalClient": goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{o.Addr}, DB: o.DB}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer c.Close()
+			s, err := redis.New(ctx, c, redis.Options{Prefix: "new-" + crossbus.NewClaimToken()[:8]})
+			require.NoError(t, err)
+			defer deleteKeys(t, c, s.Prefix()+":*")
+			claim, err := s.Idempotency().Begin(ctx, "k", time.Minute)
+			require.NoError(t, err)
+			assert.Equal(t, crossbus.ClaimNew, claim.Status)
+			require.NoError(t, s.Close())
+			require.NoError(t, c.Ping(ctx).Err(), "the client stays open")
+		})
+	}
 }
