@@ -7,9 +7,10 @@
 # CROSSBUS_POSTGRES_URL. Tests give each test a schema of its own, so test
 # packages share the database in parallel.
 #
-# Environment: CROSSBUS_POSTGRES_DIR (default: a new directory under /tmp)
-# keeps the cluster; running the script again with the same directory
-# restarts that cluster. Stop it with
+# Environment: CROSSBUS_POSTGRES_DIR (default: /tmp/crossbus-postgres-UID)
+# keeps the cluster; running the script again reuses that cluster (starting
+# it if it is not running), so repeated test runs share one server. Stop it
+# with
 #   pg_ctl -D "$CROSSBUS_POSTGRES_DIR/data" stop -m fast
 # (as the postgres user when the script ran as root).
 set -euo pipefail
@@ -47,7 +48,7 @@ if [ "$(id -u)" = 0 ]; then
 	run_as=(runuser -u postgres --)
 fi
 
-dir=${CROSSBUS_POSTGRES_DIR:-$(mktemp -d /tmp/crossbus-postgres.XXXXXX)}
+dir=${CROSSBUS_POSTGRES_DIR:-${TMPDIR:-/tmp}/crossbus-postgres-$(id -u)}
 mkdir -p "$dir"
 chmod 755 "$dir"
 [ "$(id -u)" = 0 ] && chown postgres: "$dir"

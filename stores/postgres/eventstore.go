@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/internal/eventcodec"
@@ -42,7 +43,10 @@ type Record = sourcing.Record
 // Changed implements sourcing.Notifier.
 func (s *EventStore) Changed() <-chan struct{} { return s.db.Changed() }
 
-// Append implements sourcing.Store.
+// Append implements sourcing.Store. On its own (outside an inbox
+// handler's transaction) an append is two round trips to the server: the
+// transaction's start, the stream's lock and the id check in one pipeline,
+// then the write and the commit in another.
 func (s *EventStore) Append(ctx context.Context, stream string, expected sourcing.Expected, events ...*crossbus.Event) (AppendResult, error) {
 	enc, err := encodeAppend(stream, events)
 	if err != nil {
@@ -51,16 +55,25 @@ func (s *EventStore) Append(ctx context.Context, stream string, expected sourcin
 	if err := ctx.Err(); err != nil {
 		return AppendResult{}, err
 	}
-	var res AppendResult
-	err = s.db.writeTx(ctx, fmt.Sprintf("append to %q", stream), func(tx pgx.Tx) error {
-		var err error
-		res, err = s.append(ctx, tx, stream, expected, events, enc)
-		return err
-	})
+	if tx := s.db.joined(ctx); tx != nil {
+		var res AppendResult
+		err = s.db.writeTx(ctx, fmt.Sprintf("append to %q", stream), func(tx pgx.Tx) error {
+			var err error
+			res, err = s.append(ctx, tx, false, stream, expected, events, enc)
+			return err
+		})
+		return res, err
+	}
+	conn, err := s.db.pool.Acquire(ctx)
+	if err != nil {
+		return AppendResult{}, s.db.wrap(fmt.Sprintf("append to %q: connect", stream), err)
+	}
+	defer conn.Release() // a connection left inside a transaction is closed, not reused
+	res, err := s.append(ctx, conn, true, stream, expected, events, enc)
 	if err != nil {
 		return AppendResult{}, err
 	}
-	if res.Appended > 0 && s.db.joined(ctx) == nil {
+	if res.Appended > 0 {
 		s.db.notify()
 	}
 	return res, nil
@@ -80,7 +93,7 @@ func (s *EventStore) AppendTx(ctx context.Context, tx pgx.Tx, stream string, exp
 	if err != nil {
 		return AppendResult{}, err
 	}
-	return s.append(ctx, tx, stream, expected, events, enc)
+	return s.append(ctx, tx, false, stream, expected, events, enc)
 }
 
 func encodeAppend(stream string, events []*crossbus.Event) ([][]byte, error) {
@@ -131,10 +144,27 @@ type streamRow struct {
 	version uint64
 }
 
-func (s *EventStore) append(ctx context.Context, tx pgx.Tx, stream string, expected sourcing.Expected, events []*crossbus.Event, enc [][]byte) (AppendResult, error) {
+// batcher is a transaction or a connection: what append sends its
+// statements through.
+type batcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// append appends through q. With own, q is a connection outside any
+// transaction: append begins the transaction in its first pipeline and
+// commits it in its last (or rolls it back when it writes nothing).
+func (s *EventStore) append(ctx context.Context, q batcher, own bool, stream string, expected sourcing.Expected, events []*crossbus.Event, enc [][]byte) (res AppendResult, err error) {
+	var begun bool
+	defer func() {
+		if begun && (err != nil || res.Appended == 0) {
+			_, _ = q.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
 	if len(events) == 0 {
 		var st streamRow
-		err := tx.QueryRow(ctx, s.db.q(qStreamByName), stream).Scan(&st.id, &st.version)
+		err := q.QueryRow(ctx, s.db.q(qStreamByName), stream).Scan(&st.id, &st.version)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return AppendResult{}, s.db.wrap(fmt.Sprintf("append to %q: read stream", stream), err)
 		}
@@ -157,6 +187,10 @@ func (s *EventStore) append(ctx context.Context, tx pgx.Tx, stream string, expec
 
 	// One round trip: lock the stream, then look up the ids it holds.
 	var b pgx.Batch
+	if own {
+		b.Queue("BEGIN")
+		begun = true
+	}
 	var st streamRow
 	b.Queue(s.db.q(qLockStream), stream).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&st.id, &st.version)
@@ -173,7 +207,7 @@ func (s *EventStore) append(ctx context.Context, tx pgx.Tx, stream string, expec
 		})
 		return err
 	})
-	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+	if err := q.SendBatch(ctx, &b).Close(); err != nil {
 		return AppendResult{}, s.db.wrap(fmt.Sprintf("append to %q: lock stream", stream), err)
 	}
 	if len(known) > 0 {
@@ -193,7 +227,7 @@ func (s *EventStore) append(ctx context.Context, tx pgx.Tx, stream string, expec
 	if !expected.Allows(st.version) {
 		return AppendResult{}, &sourcing.ConflictError{Stream: stream, Expected: expected, Actual: st.version}
 	}
-	res, err := s.write(ctx, tx, stream, st, events, enc, fresh)
+	res, err = s.write(ctx, q, own, stream, st, events, enc, fresh)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -204,13 +238,15 @@ func (s *EventStore) append(ctx context.Context, tx pgx.Tx, stream string, expec
 // qKnownIDsByName returns which of the ids the stream holds. It is queued
 // after qLockStream, so its snapshot has every append to the stream that
 // committed before the lock was taken, and it goes by name, since the
-// stream's id is not known yet when it is queued.
-const qKnownIDsByName = `SELECT e.event_id FROM §events e JOIN §streams s ON s.id = e.stream_id
-	WHERE s.name = $1 AND e.event_id = ANY($2)`
+// stream's id is not known yet when it is queued. It probes the unique
+// index on (stream_id, event_id) once per id, whatever the stream's length.
+const qKnownIDsByName = `SELECT u.id FROM unnest($2::text[]) AS u(id)
+	WHERE EXISTS (SELECT 1 FROM §events e WHERE e.event_id = u.id
+		AND e.stream_id = (SELECT id FROM §streams WHERE name = $1))`
 
 // write records events[i] for i in fresh at the end of the stream, with
 // their outbox messages.
-func (s *EventStore) write(ctx context.Context, tx pgx.Tx, stream string, st streamRow, events []*crossbus.Event, enc [][]byte, fresh []int) (AppendResult, error) {
+func (s *EventStore) write(ctx context.Context, q batcher, commit bool, stream string, st streamRow, events []*crossbus.Event, enc [][]byte, fresh []int) (AppendResult, error) {
 	n := len(fresh)
 	ids := make([]string, n)
 	bodies := make([][]byte, n)
@@ -224,9 +260,13 @@ func (s *EventStore) write(ctx context.Context, tx pgx.Tx, stream string, st str
 		}
 	}
 	var base int64
-	err := tx.QueryRow(ctx, s.db.q(qWrite), st.id, int64(st.version), int64(n), time.Now(), ids, bodies, stream, topics,
-		notifyChannel, s.db.opts.Schema).Scan(&base)
-	if err != nil {
+	var b pgx.Batch
+	b.Queue(s.db.q(qWrite), st.id, int64(st.version), int64(n), time.Now(), ids, bodies, stream, topics,
+		notifyChannel, s.db.opts.Schema).QueryRow(func(row pgx.Row) error { return row.Scan(&base) })
+	if commit {
+		b.Queue("COMMIT")
+	}
+	if err := q.SendBatch(ctx, &b).Close(); err != nil {
 		return AppendResult{}, s.db.wrap(fmt.Sprintf("append to %q: write", stream), err)
 	}
 	return AppendResult{

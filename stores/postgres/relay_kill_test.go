@@ -1,3 +1,5 @@
+//go:build unix
+
 package postgres_test
 
 import (
@@ -5,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -71,9 +72,6 @@ func TestRelayReplicaHelper(t *testing.T) {
 // marked sent (at most one batch), the at-least-once duplicates that
 // consumers skip by event id.
 func TestRelayLeaderKilledBySIGKILL(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("kills processes with SIGKILL")
-	}
 	ctx := context.Background()
 	schema := newSchema(t)
 	db, err := postgres.Open(ctx, serverURL(t), postgres.Options{Schema: schema, Outbox: sourcing.ToTopic("payouts")})
