@@ -11,7 +11,9 @@
 //	tables := crossbusdynamodb.DefaultTables("shop")
 //	err := crossbusdynamodb.CreateTables(ctx, client, crossbusdynamodb.CreateTablesOptions{Tables: tables})
 //	idem, err := crossbusdynamodb.NewIdempotencyStore(ctx, client, tables.Idempotency)
-//	events, err := crossbusdynamodb.NewEventStore(ctx, client, tables.Events)
+//	events, err := crossbusdynamodb.NewEventStore(ctx, client, tables.Events)   // also snapshots, checkpoints
+//	chains, err := crossbusdynamodb.NewChainStore(ctx, client, tables.Chains)
+//	leases, err := crossbusdynamodb.NewLeaderStore(ctx, client, tables.Leases)
 //
 // Each constructor checks that its table exists with the right keys, so a
 // misconfigured store fails when it is made. Every error names the
