@@ -12,8 +12,8 @@ import (
 // when every event succeeded, or a slice with one entry per event, in order
 // — nil for an event that succeeded (acked), an error for one that failed
 // (retried by the route's retry policy, or dead-lettered when the error is
-// Permanent or the attempts are exhausted). FailAll builds the slice for a
-// failure that hits every event (the downstream is down). A result slice of
+// Permanent or the attempts are exhausted). For a failure that hits every
+// event (the downstream is down), fill a slice with the same error. A result slice of
 // the wrong length fails every event; a panic fails every event.
 //
 // The events must not be modified or kept after HandleBatch returns. The
@@ -29,15 +29,6 @@ type BatchHandlerFunc func(ctx context.Context, events []*Event) []error
 // HandleBatch calls f.
 func (f BatchHandlerFunc) HandleBatch(ctx context.Context, events []*Event) []error {
 	return f(ctx, events)
-}
-
-// FailAll returns a result that fails each of n events with err.
-func FailAll(n int, err error) []error {
-	errs := make([]error, n)
-	for i := range errs {
-		errs[i] = err
-	}
-	return errs
 }
 
 // Batch defaults for batch routes that do not set WithBatch.

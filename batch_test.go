@@ -80,13 +80,6 @@ func typedEvents(types ...string) []*crossbus.Event {
 	return out
 }
 
-func settled(p *memory.Provider, topic, sub string) func() bool {
-	return func() bool {
-		st, _ := p.Stats(topic, sub)
-		return st.Waiting+st.InFlight+st.Delayed == 0
-	}
-}
-
 func TestBatchOptionsAreChecked(t *testing.T) {
 	b, _ := memBus(t)
 	r := newRouter(t, b)
@@ -95,7 +88,7 @@ func TestBatchOptionsAreChecked(t *testing.T) {
 	for want, add := range map[string]func() error{
 		"WithBatch needs a batch handler":    func() error { return r.Handle("topic", "sub-a", h, crossbus.WithBatch(10, time.Second)) },
 		"WithOrdering cannot be combined":    func() error { return r.HandleBatch("topic", "sub-b", bh, crossbus.WithOrdering()) },
-		"WithMiddleware wraps per-event":     func() error { return r.HandleBatch("topic", "sub-c", bh, crossbus.WithMiddleware(crossbus.Recover())) },
+		"WithMiddleware wraps per-event":     func() error { return r.HandleBatch("topic", "sub-c", bh, crossbus.WithMiddleware(passThrough)) },
 		"batch maxCount must be at least 1":  func() error { return r.HandleBatch("topic", "sub-d", bh, crossbus.WithBatch(0, time.Second)) },
 		"batch maxWait must not be negative": func() error { return r.HandleBatch("topic", "sub-e", bh, crossbus.WithBatch(1, -time.Second)) },
 		"nil batch handler":                  func() error { return r.HandleBatch("topic", "sub-f", nil) },
@@ -368,7 +361,7 @@ func TestBatchRouteWithBreakerWaitsAndDrains(t *testing.T) {
 	require.NoError(t, r.HandleBatch("topic", "sub", crossbus.BatchHandlerFunc(func(ctx context.Context, events []*crossbus.Event) []error {
 		calls.Add(1)
 		if !healthy.Load() {
-			return crossbus.FailAll(len(events), errDown)
+			return failEvery(len(events), errDown)
 		}
 		return nil
 	}), crossbus.WithBatch(5, 0), crossbus.WithClock(clk), crossbus.WithConcurrency(1),

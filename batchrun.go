@@ -235,7 +235,7 @@ func (s *Subscription) receiveGatedBatch(ctx context.Context, buf []driver.Deliv
 	if s.limiter == nil {
 		return s.receiveCtx(ctx, buf)
 	}
-	r, err := s.limiter.Reserve(ctx, len(buf))
+	r, err := s.limiter.reserve(ctx, len(buf))
 	if err != nil {
 		return 0
 	}

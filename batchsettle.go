@@ -90,16 +90,16 @@ func (s *Subscription) handleBatch(ctx context.Context, events []*Event, attempt
 func (s *Subscription) invokeBatch(hctx context.Context, events []*Event, attempt int) (errs []error) {
 	defer func() {
 		if v := recover(); v != nil {
-			errs = FailAll(len(events), &panicError{value: v, stack: debug.Stack()})
+			errs = failEvery(len(events), &panicError{value: v, stack: debug.Stack()})
 		}
 	}()
 	ctx := &deliveryContext{Context: hctx, info: DeliveryInfo{
-		Topic: s.topic, Subscription: s.name, Attempt: attempt, MaxAttempts: s.cfg.retry.MaxAttempts}}
+		Topic: s.topic, Subscription: s.name, Attempt: attempt, MaxAttempts: s.cfg.retry.MaxAttempts, Stopping: s.stoppingCh, Clock: s.clock}}
 	errs = s.cfg.batchHandler.HandleBatch(ctx, events)
 	if errs != nil && len(errs) != len(events) {
 		err := errorf("batch handler returned %d results for %d events", len(errs), len(events))
 		s.log.Error("crossbus: malformed batch result; every event of the batch fails", "subscription", s.name, "error", err)
-		return FailAll(len(events), err)
+		return failEvery(len(events), err)
 	}
 	return errs
 }
@@ -234,4 +234,13 @@ func (st *subTelemetry) batchHandled(ctx context.Context, errs []error, n int, d
 		return
 	}
 	st.t.duration.Record(ctx, d.Seconds(), st.recOK...)
+}
+
+// failEvery is a batch result that fails each of n events with err.
+func failEvery(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }

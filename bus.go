@@ -35,8 +35,8 @@ func Register(scheme string, open driver.Opener) {
 	registry.openers[scheme] = open
 }
 
-// Schemes returns the registered URL schemes, sorted.
-func Schemes() []string {
+// schemes returns the registered URL schemes, sorted.
+func schemes() []string {
 	registry.RLock()
 	defer registry.RUnlock()
 	s := make([]string, 0, len(registry.openers))
@@ -63,7 +63,7 @@ func Open(ctx context.Context, rawURL string, opts ...BusOption) (*Bus, error) {
 	open := registry.openers[u.Scheme]
 	registry.RUnlock()
 	if open == nil {
-		known := Schemes()
+		known := schemes()
 		return nil, errorf("%w %q; registered: %s (import the provider package to register its scheme)",
 			ErrUnknownScheme, u.Scheme, strings.Join(known, ", "))
 	}

@@ -8,7 +8,7 @@ import (
 // Clock tells the time and makes timers for crossbus's load controls: the
 // rate limiter, the circuit breaker, batch waits, the batching publisher's
 // linger, the resequencer's gap timeout and in-place retry delays. The
-// default is SystemClock; tests inject a fake one (package clocktest) so that
+// default is the system clock; tests inject a fake one (package clocktest) so that
 // time-dependent behaviour runs deterministically, without sleeping.
 //
 // Provider-side time is not affected: delivery leases, delayed redelivery and
@@ -36,9 +36,7 @@ type Timer interface {
 	Reset(d time.Duration) bool
 }
 
-// SystemClock returns the real clock (package time).
-func SystemClock() Clock { return systemClock{} }
-
+// systemClock is the real clock (package time).
 type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
@@ -97,7 +95,7 @@ func withClockDeadline(parent context.Context, c Clock, d time.Duration) (contex
 
 // WithClock sets the clock the route's load controls use: rate limiting,
 // circuit breaking, batch waits and in-place retry delays (default
-// SystemClock). Tests pass a clocktest.Clock to drive them deterministically.
+// the system clock). Tests pass a clocktest.Clock to drive them deterministically.
 func WithClock(c Clock) RouteOption {
 	return func(cfg *routeConfig) error {
 		if c == nil {

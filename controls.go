@@ -70,7 +70,7 @@ func (s *Subscription) receiveGated(ctx context.Context, buf []driver.Delivery) 
 	if s.limiter == nil {
 		return s.receiveCtx(ctx, buf[:n])
 	}
-	r, err := s.limiter.Reserve(ctx, n)
+	r, err := s.limiter.reserve(ctx, n)
 	if err != nil {
 		return 0
 	}
@@ -125,15 +125,6 @@ func (s *Subscription) recordOutcome(ctx context.Context, p breakerPermit, err e
 	}
 }
 
-type stoppingKey struct{}
-
-// stoppingOf returns a channel closed once the subscription a handler runs
-// for stops receiving (nil outside a pulled subscription).
-func stoppingOf(ctx context.Context) <-chan struct{} {
-	ch, _ := ctx.Value(stoppingKey{}).(<-chan struct{})
-	return ch
-}
-
 // pushRateLimit waits for a token for each of n pushed events; it reports
 // false when ctx ended first.
 func (s *Subscription) pushRateLimit(ctx context.Context, n int) bool {
@@ -141,7 +132,7 @@ func (s *Subscription) pushRateLimit(ctx context.Context, n int) bool {
 		return true
 	}
 	for n > 0 {
-		r, err := s.limiter.Reserve(ctx, n)
+		r, err := s.limiter.reserve(ctx, n)
 		if err != nil {
 			return false
 		}

@@ -9,7 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/batching"
 	"github.com/crossbus/crossbus/clocktest"
+	"github.com/crossbus/crossbus/sequence"
 )
 
 // Closing stops every goroutine the load controls started, even while a
@@ -33,12 +35,12 @@ func TestControlsLeaveNoGoroutinesBehind(t *testing.T) {
 	_, err = b.SubscribeBatch(ctx, "topic", "batch-retry", newBatchRecorder(func(*crossbus.Event) error { return errDown }),
 		crossbus.WithClock(clk), crossbus.WithBatch(1, 0), crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Hour, MaxBackoff: time.Hour, Multiplier: 1}))
 	require.NoError(t, err)
-	reseq, err := crossbus.Resequence(crossbus.ResequenceOptions{Clock: clk})
+	reseq, err := sequence.Resequence(sequence.ResequenceOptions{})
 	require.NoError(t, err)
 	_, err = b.Subscribe(ctx, "topic", "reseq", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
-		crossbus.WithMiddleware(reseq), crossbus.WithPrefetch(1))
+		crossbus.WithMiddleware(reseq), crossbus.WithClock(clk), crossbus.WithPrefetch(1))
 	require.NoError(t, err)
-	bp, err := crossbus.NewBatchPublisher(b, crossbus.BatchPublisherOptions{Linger: time.Hour, Clock: clk})
+	bp, err := batching.NewPublisher(b, batching.Options{Linger: time.Hour})
 	require.NoError(t, err)
 
 	require.NoError(t, b.Publish(ctx, "topic", mkEvents(5)...))

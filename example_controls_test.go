@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -157,112 +156,6 @@ func ExampleWithCircuitBreaker() {
 	// closed -> open: 3 consecutive failures
 	// open -> half-open: open for 1m0s
 	// half-open -> closed: 1 probe(s) succeeded
-}
-
-// A BatchPublisher turns many small concurrent publishes into few sends;
-// each caller still gets its own result.
-func ExampleNewBatchPublisher() {
-	ctx := context.Background()
-	bus, _ := crossbus.Open(ctx, "mem://")
-	defer bus.Close(ctx)
-	var mem *memory.Provider
-	bus.As(&mem)
-	_ = mem.CreateSubscription(ctx, "clicks", "analytics", false)
-
-	bp, _ := crossbus.NewBatchPublisher(bus, crossbus.BatchPublisherOptions{MaxCount: 50, Linger: 5 * time.Millisecond})
-	var wg sync.WaitGroup
-	errs := make([]error, 20)
-	for i := range errs {
-		wg.Add(1)
-		go func() { // many request handlers, each publishing one click
-			defer wg.Done()
-			e := crossbus.NewEvent("com.example.click", "/web")
-			errs[i] = bp.Publish(ctx, "clicks", &e)
-		}()
-	}
-	wg.Wait()
-	_ = bp.Close(ctx)
-	st, _ := mem.Stats("clicks", "analytics")
-	fmt.Println("events on the topic:", st.Waiting, "errors:", errors.Join(errs...))
-	// Output: events on the topic: 20 errors: <nil>
-}
-
-// A Sequencer numbers each key's events; the numbers sort as strings too.
-func ExampleSequencer() {
-	seq := crossbus.NewSequencer()
-	var events []*crossbus.Event
-	for _, account := range []string{"acct-1", "acct-2", "acct-1"} {
-		e := crossbus.NewEvent("com.example.balance.changed", "/ledger")
-		crossbus.SetPartitionKey(&e, account)
-		events = append(events, &e)
-	}
-	seq.Stamp(events...)
-	for _, e := range events {
-		fmt.Println(crossbus.PartitionKey(e), crossbus.ExtensionString(e, crossbus.ExtSequence))
-	}
-	// Output:
-	// acct-1 00000000000000000001
-	// acct-2 00000000000000000001
-	// acct-1 00000000000000000002
-}
-
-// The resequencer hands a key's events to the handler in sequence order,
-// whatever order they arrive in.
-func ExampleResequence() {
-	ctx := context.Background()
-	bus, _ := crossbus.Open(ctx, "mem://")
-	defer bus.Close(ctx)
-	reseq, _ := crossbus.Resequence(crossbus.ResequenceOptions{GapTimeout: 30 * time.Second})
-
-	var got []string
-	done := make(chan struct{})
-	r, err := crossbus.NewRouter(bus)
-	if err != nil {
-		panic(err)
-	}
-	_ = r.Handle("ledger", "balances", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
-		got = append(got, e.Subject()) // one at a time per key
-		if len(got) == 4 {
-			close(done)
-		}
-		return nil
-	}), crossbus.WithMiddleware(reseq), crossbus.WithPrefetch(1), crossbus.WithConcurrency(8))
-	runCtx, stop := context.WithCancel(ctx)
-	go r.Run(runCtx)
-	defer stop()
-	<-r.Ready()
-
-	var events []*crossbus.Event
-	for _, n := range []uint64{3, 1, 4, 2} { // arrives shuffled
-		e := crossbus.NewEvent("com.example.balance.changed", "/ledger")
-		crossbus.SetPartitionKey(&e, "acct-1")
-		e.SetExtension(crossbus.ExtSequence, crossbus.FormatSequence(n))
-		e.SetSubject(fmt.Sprint("change ", n))
-		events = append(events, &e)
-	}
-	_ = bus.Publish(ctx, "ledger", events...)
-	<-done
-	fmt.Println(strings.Join(got, ", "))
-	// Output: change 1, change 2, change 3, change 4
-}
-
-// LatestWins skips updates older than the state already applied.
-func ExampleLatestWins() {
-	lw, _ := crossbus.LatestWins(crossbus.NewMemorySequenceStore())
-	h := lw(crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
-		fmt.Println("applied price", e.Subject())
-		return nil
-	}))
-	for _, n := range []uint64{1, 3, 2} {
-		e := crossbus.NewEvent("com.example.price.changed", "/catalog")
-		crossbus.SetPartitionKey(&e, "sku-42")
-		e.SetExtension(crossbus.ExtSequence, crossbus.FormatSequence(n))
-		e.SetSubject(fmt.Sprint("v", n))
-		_ = h.Handle(context.Background(), &e)
-	}
-	// Output:
-	// applied price v1
-	// applied price v3
 }
 
 // A push adapter with partial batch responses (a Lambda SQS trigger) hands

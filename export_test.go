@@ -3,6 +3,8 @@ package crossbus
 import (
 	"context"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // TestBreaker exposes the circuit breaker's state machine to the external
@@ -53,3 +55,36 @@ func (t *TestBreaker) Record(p TestPermit, err error) {
 
 // RecordCounts reports a batch call's outcomes.
 func (t *TestBreaker) RecordCounts(p TestPermit, ok, failed int) { t.b.record(p.p, ok, failed) }
+
+// WithDeliveryInfo returns ctx carrying info, for tests that call handlers
+// outside a subscription.
+func WithDeliveryInfo(ctx context.Context, info DeliveryInfo) context.Context {
+	return &deliveryContext{Context: ctx, info: info}
+}
+
+// ExtractTraceContext returns ctx carrying the remote span context stamped on
+// the event, for tests.
+func ExtractTraceContext(ctx context.Context, e *Event) context.Context {
+	return propagation.TraceContext{}.Extract(ctx, eventCarrier{e})
+}
+
+// Reserve exposes RateLimiter.reserve to the external tests.
+func (l *RateLimiter) Reserve(ctx context.Context, max int) (TestReservation, error) {
+	r, err := l.reserve(ctx, max)
+	return TestReservation{r}, err
+}
+
+// TestReservation is a reservation, for the external tests.
+type TestReservation struct{ r reservation }
+
+func (r TestReservation) Tokens() int     { return r.r.Tokens() }
+func (r TestReservation) Finish(used int) { r.r.Finish(used) }
+
+// NewTestRateLimiter is NewRateLimiter on a given clock.
+func NewTestRateLimiter(eventsPerSecond float64, burst int, c Clock) (*RateLimiter, error) {
+	l, err := NewRateLimiter(eventsPerSecond, burst)
+	if err == nil {
+		l.bind(c)
+	}
+	return l, err
+}

@@ -45,6 +45,13 @@ type DeliveryInfo struct {
 	Subscription string
 	Attempt      int // 1 for the first attempt
 	MaxAttempts  int // the retry policy's limit
+	// Stopping is closed once the subscription stops receiving (shutdown
+	// began); middleware that waits for other events (sequence.Resequence)
+	// gives up then. nil outside a pulled subscription.
+	Stopping <-chan struct{}
+	// Clock is the route's clock (WithClock; the system clock by default),
+	// for middleware that waits (sequence.Resequence).
+	Clock Clock
 }
 
 // deliveryContext carries DeliveryInfo with one allocation per delivery.
@@ -60,12 +67,6 @@ func (c *deliveryContext) Value(key any) any {
 		return &c.info
 	}
 	return c.Context.Value(key)
-}
-
-// WithDeliveryInfo returns a context carrying info, for push adapters and tests
-// that call handlers outside a subscription.
-func WithDeliveryInfo(ctx context.Context, info DeliveryInfo) context.Context {
-	return &deliveryContext{Context: ctx, info: info}
 }
 
 // DeliveryInfoFrom returns the delivery a handler's context belongs to.

@@ -5,6 +5,7 @@ package crossbus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -64,4 +65,39 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func settled(p *memory.Provider, topic, sub string) func() bool {
+	return func() bool {
+		st, _ := p.Stats(topic, sub)
+		return st.Waiting+st.InFlight+st.Delayed == 0
+	}
+}
+
+// seqEvent is an event of partition key key with sequence seq.
+func seqEvent(key string, seq uint64) *crossbus.Event {
+	e := crossbus.NewEvent("com.example.price", "/prices")
+	crossbus.SetPartitionKey(&e, key)
+	e.SetExtension(crossbus.ExtSequence, fmt.Sprintf("%020d", seq))
+	e.SetSubject(fmt.Sprintf("%s#%d", key, seq))
+	return &e
+}
+
+// passThrough is middleware that does nothing.
+func passThrough(next crossbus.Handler) crossbus.Handler { return next }
+
+// failEvery is a batch result that fails each of n events with err.
+func failEvery(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }

@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"container/list"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/crossbus/crossbus/internal/claimtoken"
 )
 
 // ClaimStatus is what IdempotencyStore.Begin found for a key.
@@ -83,18 +83,10 @@ type InboxStore interface {
 	CompleteInTx(ctx context.Context, key, token string, ttl time.Duration, fn func(ctx context.Context) error) error
 }
 
-// NewClaimToken returns a random claim token, for IdempotencyStore
-// implementations.
-func NewClaimToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // Defaults of IdempotencyOptions.
 const (
-	DefaultIdempotencyLease = 15 * time.Second
-	DefaultIdempotencyTTL   = 24 * time.Hour
+	defaultIdempotencyLease = 15 * time.Second
+	defaultIdempotencyTTL   = 24 * time.Hour
 )
 
 // IdempotencyOptions configure idempotent handling. Zero values take the
@@ -104,12 +96,12 @@ type IdempotencyOptions struct {
 	// the CloudEvents uniqueness rule scoped to one consumer.
 	Key func(ctx context.Context, e *Event) string
 	// Lease bounds how long a claim survives a consumer that died
-	// mid-handler (default DefaultIdempotencyLease). It is renewed every
+	// mid-handler (default 15s). It is renewed every
 	// third of itself while the handler runs, so it need not cover the
 	// slowest handler.
 	Lease time.Duration
 	// TTL is how long a completed record suppresses duplicates (default
-	// DefaultIdempotencyTTL).
+	// 24h).
 	TTL time.Duration
 	// Transactional runs the handler inside a transaction of the store,
 	// which must implement InboxStore, and marks the event completed in
@@ -135,8 +127,8 @@ func newIdempotencyConfig(store IdempotencyStore, opts IdempotencyOptions) (*ide
 	if opts.Lease < 0 || opts.TTL < 0 {
 		return nil, fmt.Errorf("%w: idempotency lease and TTL must not be negative (got %v, %v)", ErrInvalidOption, opts.Lease, opts.TTL)
 	}
-	opts.Lease = cmp.Or(opts.Lease, DefaultIdempotencyLease)
-	opts.TTL = cmp.Or(opts.TTL, DefaultIdempotencyTTL)
+	opts.Lease = cmp.Or(opts.Lease, defaultIdempotencyLease)
+	opts.TTL = cmp.Or(opts.TTL, defaultIdempotencyTTL)
 	c := &idempotencyConfig{store: store, opts: opts}
 	if opts.Transactional {
 		inbox, ok := store.(InboxStore)
@@ -175,8 +167,8 @@ func Idempotent(store IdempotencyStore, opts IdempotencyOptions) (Middleware, er
 	return idempotent(ic, "", slog.New(slog.DiscardHandler)), nil
 }
 
-// DefaultIdempotencyKey is subscription + source + id.
-func DefaultIdempotencyKey(subscription string, e *Event) string {
+// defaultIdempotencyKey is subscription + source + id.
+func defaultIdempotencyKey(subscription string, e *Event) string {
 	return subscription + "\x00" + e.Source() + "\x00" + e.ID()
 }
 
@@ -190,7 +182,7 @@ func (c *idempotencyConfig) key(ctx context.Context, subscription string, e *Eve
 			subscription = info.Subscription
 		}
 	}
-	return DefaultIdempotencyKey(subscription, e)
+	return defaultIdempotencyKey(subscription, e)
 }
 
 // The claim protocol, used by per-event routes (idempotent) and batch routes
@@ -357,7 +349,7 @@ func NewMemoryStore(maxRecords int) *MemoryStore {
 	if maxRecords <= 0 {
 		maxRecords = 1_000_000
 	}
-	return &MemoryStore{tokenPrefix: NewClaimToken()[:12] + "-", max: maxRecords, now: time.Now, records: map[string]*list.Element{}, order: list.New()}
+	return &MemoryStore{tokenPrefix: claimtoken.New()[:12] + "-", max: maxRecords, now: time.Now, records: map[string]*list.Element{}, order: list.New()}
 }
 
 // Len returns the number of records held.

@@ -3,25 +3,8 @@ package crossbus
 import (
 	"context"
 	"log/slog"
-	"runtime/debug"
 	"time"
 )
-
-// Recover turns a panic in the handlers it wraps into an error (matching
-// ErrPanic, with the stack in its text). Subscriptions and the Router already
-// recover every handler; use Recover where handlers run elsewhere.
-func Recover() Middleware {
-	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, e *Event) (err error) {
-			defer func() {
-				if v := recover(); v != nil {
-					err = &panicError{value: v, stack: debug.Stack()}
-				}
-			}()
-			return next.Handle(ctx, e)
-		})
-	}
-}
 
 // timeout bounds each attempt of the handlers it wraps (WithTimeout). The
 // deadline applies to a derived context; the delivery's own context is

@@ -24,7 +24,9 @@ import (
 //
 // Use WithRateLimit for a limiter of the route's own, or share one
 // RateLimiter between routes that call the same downstream with
-// WithRateLimiter. A RateLimiter is safe for concurrent use.
+// WithRateLimiter. A shared limiter reads the clock of the first route it
+// is given to (WithClock; the system clock by default). A RateLimiter is
+// safe for concurrent use.
 type RateLimiter struct {
 	clock Clock
 	rate  float64 // tokens per second
@@ -43,15 +45,32 @@ type RateLimiter struct {
 const tokenEpsilon = 1e-9
 
 // NewRateLimiter returns a token bucket that allows eventsPerSecond on
-// average and up to burst at once, starting full. c is the clock it reads
-// (nil for SystemClock).
-func NewRateLimiter(eventsPerSecond float64, burst int, c Clock) (*RateLimiter, error) {
+// average and up to burst at once, starting full.
+func NewRateLimiter(eventsPerSecond float64, burst int) (*RateLimiter, error) {
 	if err := validateRate(eventsPerSecond, burst); err != nil {
 		return nil, err
 	}
-	c = clockOrSystem(c)
-	return &RateLimiter{clock: c, rate: eventsPerSecond, burst: burst, tokens: float64(burst),
-		last: c.Now(), changed: make(chan struct{})}, nil
+	return &RateLimiter{rate: eventsPerSecond, burst: burst, tokens: float64(burst), changed: make(chan struct{})}, nil
+}
+
+// bind gives the limiter its clock, once: the first route's.
+func (l *RateLimiter) bind(c Clock) {
+	l.mu.Lock()
+	if l.clock == nil {
+		l.clock = clockOrSystem(c)
+		l.last = l.clock.Now()
+	}
+	l.mu.Unlock()
+}
+
+// now reads the limiter's clock (l.mu is held), binding the system clock to
+// a limiter no route has used yet.
+func (l *RateLimiter) now() time.Time {
+	if l.clock == nil {
+		l.clock = systemClock{}
+		l.last = l.clock.Now()
+	}
+	return l.clock.Now()
 }
 
 func validateRate(eventsPerSecond float64, burst int) error {
@@ -74,7 +93,7 @@ func (l *RateLimiter) Burst() int { return l.burst }
 func (l *RateLimiter) Available() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.refill(l.clock.Now())
+	l.refill(l.now())
 	return int(l.takeable() + tokenEpsilon)
 }
 
@@ -93,26 +112,26 @@ func (l *RateLimiter) takeable() float64 {
 	return math.Min(l.tokens, float64(l.burst-l.outstanding))
 }
 
-// Reservation is a number of tokens taken from a RateLimiter. Finish it
+// reservation is a number of tokens taken from a RateLimiter. Finish it
 // exactly once, with how many were used.
-type Reservation struct {
+type reservation struct {
 	l *RateLimiter
 	n int
 }
 
 // Tokens is how many tokens were reserved.
-func (r Reservation) Tokens() int { return r.n }
+func (r reservation) Tokens() int { return r.n }
 
 // Finish ends the reservation: used tokens are spent, the rest return to the
 // bucket.
-func (r Reservation) Finish(used int) {
+func (r reservation) Finish(used int) {
 	if r.l == nil || r.n == 0 {
 		return
 	}
 	used = min(max(used, 0), r.n)
 	l := r.l
 	l.mu.Lock()
-	l.refill(l.clock.Now())
+	l.refill(l.now())
 	l.outstanding -= r.n
 	l.tokens = math.Min(float64(l.burst), l.tokens+float64(r.n-used))
 	if used < r.n || l.capped > 0 { // tokens came back, or the cap moved
@@ -122,21 +141,21 @@ func (r Reservation) Finish(used int) {
 	l.mu.Unlock()
 }
 
-// Reserve takes up to max tokens, waiting until at least one is available
+// reserve takes up to max tokens, waiting until at least one is available
 // or ctx ends (then it returns ctx's error and reserves nothing).
-func (l *RateLimiter) Reserve(ctx context.Context, max int) (Reservation, error) {
+func (l *RateLimiter) reserve(ctx context.Context, max int) (reservation, error) {
 	if max < 1 {
-		return Reservation{}, nil
+		return reservation{}, nil
 	}
 	for {
 		l.mu.Lock()
-		l.refill(l.clock.Now())
+		l.refill(l.now())
 		if l.takeable()+tokenEpsilon >= 1 {
 			n := min(max, int(l.takeable()+tokenEpsilon))
 			l.tokens = math.Max(0, l.tokens-float64(n))
 			l.outstanding += n
 			l.mu.Unlock()
-			return Reservation{l: l, n: n}, nil
+			return reservation{l: l, n: n}, nil
 		}
 		changed := l.changed
 		var wait time.Duration
@@ -155,7 +174,7 @@ func (l *RateLimiter) Reserve(ctx context.Context, max int) (Reservation, error)
 			l.mu.Unlock()
 		}
 		if err != nil {
-			return Reservation{}, err
+			return reservation{}, err
 		}
 	}
 }
@@ -202,8 +221,10 @@ func (r *rateLimitConfig) limiter(c Clock) *RateLimiter {
 		return nil
 	}
 	if r.shared != nil {
+		r.shared.bind(c)
 		return r.shared
 	}
-	l, _ := NewRateLimiter(r.rate, r.burst, c) // validated by the option
+	l, _ := NewRateLimiter(r.rate, r.burst) // validated by the option
+	l.bind(c)
 	return l
 }

@@ -16,13 +16,6 @@ import (
 	"github.com/crossbus/crossbus/providers/memory"
 )
 
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func TestRateLimiterValidatesArguments(t *testing.T) {
 	for name, c := range map[string]struct {
 		rate  float64
@@ -36,7 +29,7 @@ func TestRateLimiterValidatesArguments(t *testing.T) {
 		"zero burst":    {10, 0, "burst must be at least 1, got 0"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := crossbus.NewRateLimiter(c.rate, c.burst, nil)
+			_, err := crossbus.NewTestRateLimiter(c.rate, c.burst, nil)
 			require.ErrorIs(t, err, crossbus.ErrInvalidOption)
 			assert.ErrorContains(t, err, c.want)
 			b, _ := memBus(t)
@@ -54,7 +47,7 @@ func TestRateLimiterValidatesArguments(t *testing.T) {
 func TestRateLimiterTokensAndRefunds(t *testing.T) {
 	ctx := testCtx(t)
 	clk := clocktest.New(time.Time{})
-	l, err := crossbus.NewRateLimiter(10, 5, clk) // one token per 100ms, up to 5
+	l, err := crossbus.NewTestRateLimiter(10, 5, clk) // one token per 100ms, up to 5
 	require.NoError(t, err)
 	assert.Equal(t, 5, l.Available(), "a new bucket starts full")
 
@@ -103,7 +96,7 @@ func TestRateLimiterTokensAndRefunds(t *testing.T) {
 func TestRateLimiterOutstandingReservationsCapTheBurst(t *testing.T) {
 	ctx := testCtx(t)
 	clk := clocktest.New(time.Time{})
-	l, err := crossbus.NewRateLimiter(1000, 1, clk)
+	l, err := crossbus.NewTestRateLimiter(1000, 1, clk)
 	require.NoError(t, err)
 	held, err := l.Reserve(ctx, 1)
 	require.NoError(t, err)
@@ -186,7 +179,7 @@ func TestSharedRateLimiterAcrossRoutes(t *testing.T) {
 	ctx := testCtx(t)
 	b, _ := memBus(t)
 	clk := clocktest.New(time.Time{})
-	l, err := crossbus.NewRateLimiter(1, 3, clk)
+	l, err := crossbus.NewTestRateLimiter(1, 3, clk)
 	require.NoError(t, err)
 	var handled atomic.Int32
 	h := crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { handled.Add(1); return nil })

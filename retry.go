@@ -31,12 +31,14 @@ type RetryPolicy struct {
 	Jitter float64
 }
 
-// NoJitter as RetryPolicy.Jitter makes every delay exact.
-const NoJitter = -1.0
-
-// NoBackoff as RetryPolicy.InitialBackoff retries at once (with MaxBackoff
-// left zero, every retry is immediate).
-const NoBackoff time.Duration = -1
+// Values of RetryPolicy fields that turn a default off.
+const (
+	// NoBackoff as RetryPolicy.InitialBackoff retries at once (with
+	// MaxBackoff left zero, every retry is immediate).
+	NoBackoff time.Duration = -1
+	// NoJitter as RetryPolicy.Jitter makes every delay exact.
+	NoJitter = -1.0
+)
 
 // withDefaults fills the zero fields of p. It is idempotent: NoBackoff and
 // NoJitter stay as they are (Backoff reads them as zero).

@@ -48,8 +48,9 @@ type Subscription struct {
 
 	shutdownOnce sync.Once
 	abandonOnce  sync.Once
-	abandonReq   chan struct{} // closed to end the drain at once
-	stopped      chan struct{} // closed when the shutdown begins
+	abandonReq   chan struct{}   // closed to end the drain at once
+	stopped      chan struct{}   // closed when the shutdown begins
+	stoppingCh   <-chan struct{} // recvCtx.Done(), for DeliveryInfo.Stopping (nil on endpoints)
 	closeStart   time.Time
 	mu           sync.Mutex // guards err and closeErr
 	err          error      // why the subscription stopped on its own (nil if closed)
@@ -112,10 +113,8 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	}
 	s.recvCtx, s.stopRecv = context.WithCancel(context.WithoutCancel(ctx))
 	s.handlerCtx, s.abort = context.WithCancel(context.WithoutCancel(ctx))
-	// Handlers (and middleware that waits, like Resequence) can see that the
-	// subscription stops receiving, without a per-event allocation.
-	s.handlerCtx = context.WithValue(s.handlerCtx, stoppingKey{}, s.recvCtx.Done())
 	s.settleCtx = context.WithoutCancel(ctx)
+	s.stoppingCh = s.recvCtx.Done()
 
 	b.mu.Lock()
 	if b.isClosed() {
@@ -487,7 +486,7 @@ func (s *Subscription) invoke(hctx context.Context, e *Event, attempt int) (err 
 		}
 	}()
 	ctx := &deliveryContext{Context: hctx, info: DeliveryInfo{
-		Topic: s.topic, Subscription: s.name, Attempt: attempt, MaxAttempts: s.cfg.retry.MaxAttempts}}
+		Topic: s.topic, Subscription: s.name, Attempt: attempt, MaxAttempts: s.cfg.retry.MaxAttempts, Stopping: s.stoppingCh, Clock: s.clock}}
 	return s.handler.Handle(ctx, e)
 }
 

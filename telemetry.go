@@ -224,16 +224,6 @@ func (c eventCarrier) Get(key string) string {
 func (c eventCarrier) Set(string, string) {}
 func (c eventCarrier) Keys() []string     { return []string{"traceparent", "tracestate"} }
 
-// ExtractTraceContext returns ctx carrying the remote span context stamped on
-// the event (traceparent/tracestate), for code that handles events outside a
-// subscription.
-func ExtractTraceContext(ctx context.Context, e *Event) context.Context {
-	if _, ok := extension(e, ExtTraceParent); !ok {
-		return ctx
-	}
-	return propagation.TraceContext{}.Extract(ctx, eventCarrier{e})
-}
-
 // noopSpan stands in when tracing is off.
 var noopSpan trace.Span = noop.Span{}
 

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 	"github.com/crossbus/crossbus/providers/memory"
 )
 
@@ -90,7 +91,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		return res, fmt.Errorf("events must be positive, got %d", cfg.Events)
 	}
 	if cfg.Store != "" && cfg.Schema == "" {
-		cfg.Schema = "marketplace_" + crossbus.NewClaimToken()[:10]
+		cfg.Schema = "marketplace_" + claimtoken.New()[:10]
 		defer func() { _ = dropSchema(context.WithoutCancel(ctx), cfg.Store, cfg.Schema) }()
 	}
 	if cfg.Store == "" && cfg.DBPath == "" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 )
 
 // Store keeps chain instances and the step claims that make steps
@@ -169,7 +170,7 @@ func (m *MemoryStore) BeginStep(ctx context.Context, key StepKey, lease time.Dur
 			return StepClaim{Status: crossbus.ClaimInProgress}, nil
 		}
 	}
-	r := &stepRecord{token: crossbus.NewClaimToken(), expires: now.Add(lease)}
+	r := &stepRecord{token: claimtoken.New(), expires: now.Add(lease)}
 	m.steps[key] = r
 	return StepClaim{Status: crossbus.ClaimNew, Token: r.token}, nil
 }

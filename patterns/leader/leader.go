@@ -85,6 +85,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 )
 
 // Lease is a named lease as a store has it.
@@ -202,7 +203,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.RetryInterval = o.TTL / 3
 	}
 	if o.Holder == "" {
-		o.Holder = crossbus.NewClaimToken()
+		o.Holder = claimtoken.New()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 	"github.com/crossbus/crossbus/patterns/sourcing"
 	"github.com/crossbus/crossbus/stores/dynamodb"
 )
@@ -101,7 +102,7 @@ func BenchmarkDynamoDBIdempotency(b *testing.B) {
 			idem, err := dynamodb.NewIdempotencyStore(context.Background(), c, tables.Idempotency)
 			require.NoError(b, err)
 			ctx := context.Background()
-			run := crossbus.NewClaimToken()[:8]
+			run := claimtoken.New()[:8]
 			var n atomic.Int64
 			claim := func(i int64) {
 				key := "sub\x00/bench\x00" + run + "-" + strconv.FormatInt(i, 10)

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 	"github.com/crossbus/crossbus/patterns/chain"
 )
 
@@ -250,7 +251,7 @@ func (s *ChainStore) BeginStep(ctx context.Context, key chain.StepKey, lease tim
 	if err := ctx.Err(); err != nil {
 		return chain.StepClaim{}, ctxErr(stepOp("begin", key), err)
 	}
-	token := crossbus.NewClaimToken()
+	token := claimtoken.New()
 	for attempt := 0; attempt < 5; attempt++ {
 		now := s.now()
 		exp, _ := until(now, lease)

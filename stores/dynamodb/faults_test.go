@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 	"github.com/crossbus/crossbus/patterns/sourcing"
 	"github.com/crossbus/crossbus/stores/dynamodb"
 	"github.com/crossbus/crossbus/stores/storetest"
@@ -224,7 +225,7 @@ func TestUnreachableTable(t *testing.T) {
 func TestMisconfiguredTables(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(endpoint(t))
-	_, err := dynamodb.NewEventStore(ctx, c, "no-such-table-"+crossbus.NewClaimToken()[:8])
+	_, err := dynamodb.NewEventStore(ctx, c, "no-such-table-"+claimtoken.New()[:8])
 	var nf *types.ResourceNotFoundException
 	require.ErrorAs(t, err, &nf)
 	assert.Contains(t, err.Error(), "does not exist (create it with CreateTables; it needs partition key pk (string) and sort key sk (string))")

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 )
 
 // IdempotencyStore is a crossbus.IdempotencyStore in a DynamoDB table with
@@ -64,7 +65,7 @@ func (s *IdempotencyStore) Begin(ctx context.Context, key string, lease time.Dur
 	if err := ctx.Err(); err != nil {
 		return crossbus.Claim{}, ctxErr("idempotency begin", err)
 	}
-	token := crossbus.NewClaimToken()
+	token := claimtoken.New()
 	for attempt := 0; attempt < 5; attempt++ {
 		now := s.now()
 		exp, ttl := until(now, lease)

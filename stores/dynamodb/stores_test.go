@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 	"github.com/crossbus/crossbus/patterns/chain"
 	"github.com/crossbus/crossbus/patterns/leader"
 	"github.com/crossbus/crossbus/patterns/sourcing"
@@ -77,7 +78,7 @@ func newTables(t testing.TB) (*ddb.Client, dynamodb.Tables) {
 func newTablesAt(t testing.TB, ep string) (*ddb.Client, dynamodb.Tables) {
 	t.Helper()
 	c := newClient(ep)
-	tables := dynamodb.DefaultTables("t" + crossbus.NewClaimToken()[:12])
+	tables := dynamodb.DefaultTables("t" + claimtoken.New()[:12])
 	ctx := context.Background()
 	require.NoError(t, dynamodb.CreateTables(ctx, c, dynamodb.CreateTablesOptions{Tables: tables, NoTimeToLive: true}))
 	t.Cleanup(func() {

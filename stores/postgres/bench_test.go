@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 	"github.com/crossbus/crossbus/patterns/sourcing"
 	"github.com/crossbus/crossbus/stores/postgres"
 )
@@ -138,7 +139,7 @@ func BenchmarkPostgresIdempotency(b *testing.B) {
 			db := openDB(b, postgres.Options{MaxConns: 16})
 			s := db.Idempotency()
 			ctx := context.Background()
-			prefix := crossbus.NewClaimToken()[:8]
+			prefix := claimtoken.New()[:8]
 			b.ReportAllocs()
 			cpu0 := cpuTime()
 			start := time.Now()
@@ -162,7 +163,7 @@ func BenchmarkPostgresIdempotency(b *testing.B) {
 				b.SetParallelism(workers / max(1, runtimeProcs()))
 				counts := make(chan int, 64)
 				b.RunParallel(func(pb *testing.PB) {
-					id := crossbus.NewClaimToken()[:8]
+					id := claimtoken.New()[:8]
 					k := 0
 					for pb.Next() {
 						claim(fmt.Sprintf("%s-%s-%d", prefix, id, k))

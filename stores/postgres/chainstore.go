@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 	"github.com/crossbus/crossbus/patterns/chain"
 	"github.com/crossbus/crossbus/patterns/leader"
 )
@@ -174,7 +175,7 @@ func (s *ChainStore) BeginStep(ctx context.Context, key chain.StepKey, lease tim
 		return chain.StepClaim{}, err
 	}
 	op := fmt.Sprintf("claim step %q of %q", key.Step, key.Instance)
-	token := crossbus.NewClaimToken()
+	token := claimtoken.New()
 	var claimed bool
 	q := s.db.conn(ctx)
 	if err := q.QueryRow(ctx, s.db.q(qStepClaim), key.Instance, key.Step, key.Kind(), token, micros(lease)).Scan(&claimed); err != nil {

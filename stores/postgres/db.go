@@ -158,7 +158,7 @@ func (db *DB) Chains() *ChainStore { return db.chains }
 // Leases returns the leader election store (leader.Store).
 func (db *DB) Leases() *LeaderStore { return db.leases }
 
-// Sequences returns the sequence store (crossbus.SequenceStore).
+// Sequences returns the sequence store (sequence.Store).
 func (db *DB) Sequences() *SequenceStore { return db.sequence }
 
 // Pool returns the connection pool, for the application's own tables.

@@ -5,7 +5,7 @@
 // snapshots, checkpoints and the transactional outbox (sourcing.Store and
 // friends), chain instance state (chain.Store), leader leases with fencing
 // tokens (leader.Store) and the last applied sequence per key
-// (crossbus.SequenceStore). It is the peer of stores/sqlite, with the same
+// (sequence.Store). It is the peer of stores/sqlite, with the same
 // surface: Open, the stores, WriteTx, TxFrom, Changed, Close.
 //
 //	db, err := postgres.Open(ctx, "postgres://app@db.internal/orders", postgres.Options{})

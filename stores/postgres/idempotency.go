@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 )
 
 // IdempotencyStore is a crossbus.IdempotencyStore in the DB, shared by every
@@ -71,7 +72,7 @@ func (s *IdempotencyStore) Begin(ctx context.Context, key string, lease time.Dur
 		return crossbus.Claim{}, err
 	}
 	s.maybePurge(ctx)
-	token := crossbus.NewClaimToken()
+	token := claimtoken.New()
 	var claimed, completed bool
 	err := s.db.conn(ctx).QueryRow(ctx, s.db.q(qIdemBegin), []byte(key), token, micros(lease)).Scan(&claimed, &completed)
 	if err != nil {

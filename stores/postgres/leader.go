@@ -7,6 +7,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/patterns/leader"
+	"github.com/crossbus/crossbus/sequence"
 )
 
 // LeaderStore is a leader.Store in the DB: one row per lease name, whose
@@ -85,7 +86,7 @@ func (s *LeaderStore) Release(ctx context.Context, name, holder string, token in
 	return nil
 }
 
-// SequenceStore is a crossbus.SequenceStore in the DB: the last applied
+// SequenceStore is a sequence.Store in the DB: the last applied
 // sequence of each key, for LatestWins and Resequence across processes.
 // Advance is one conditional upsert, so concurrent advances of a key keep
 // the highest.
@@ -93,9 +94,9 @@ type SequenceStore struct {
 	db *DB
 }
 
-var _ crossbus.SequenceStore = (*SequenceStore)(nil)
+var _ sequence.Store = (*SequenceStore)(nil)
 
-// Last implements crossbus.SequenceStore.
+// Last implements sequence.Store.
 func (s *SequenceStore) Last(ctx context.Context, key string) (uint64, error) {
 	var last int64
 	err := s.db.conn(ctx).QueryRow(ctx, s.db.q(`SELECT COALESCE((SELECT last FROM §sequences WHERE key = $1), 0)`), key).Scan(&last)
@@ -105,7 +106,7 @@ func (s *SequenceStore) Last(ctx context.Context, key string) (uint64, error) {
 	return uint64(last), nil
 }
 
-// Advance implements crossbus.SequenceStore. Sequences above the largest
+// Advance implements sequence.Store. Sequences above the largest
 // int64 are refused.
 func (s *SequenceStore) Advance(ctx context.Context, key string, seq uint64) (bool, error) {
 	if seq > 1<<63-1 {

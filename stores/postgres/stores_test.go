@@ -15,9 +15,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 	"github.com/crossbus/crossbus/patterns/chain"
 	"github.com/crossbus/crossbus/patterns/leader"
 	"github.com/crossbus/crossbus/patterns/sourcing"
+	"github.com/crossbus/crossbus/sequence"
 	"github.com/crossbus/crossbus/stores/postgres"
 	"github.com/crossbus/crossbus/stores/storetest"
 )
@@ -60,7 +62,7 @@ func serverURL(t testing.TB) string {
 func newSchema(t testing.TB) string {
 	t.Helper()
 	url := serverURL(t)
-	name := fmt.Sprintf("t_%d_%d_%s", os.Getpid(), schemaSeq.Add(1), strings.ToLower(crossbus.NewClaimToken()[:6]))
+	name := fmt.Sprintf("t_%d_%d_%s", os.Getpid(), schemaSeq.Add(1), strings.ToLower(claimtoken.New()[:6]))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -137,7 +139,7 @@ func TestLeaderStore(t *testing.T) {
 
 func TestSequenceStore(t *testing.T) {
 	serverURL(t)
-	storetest.TestSequenceStore(t, func(t *testing.T) crossbus.SequenceStore { return openDB(t, postgres.Options{}).Sequences() })
+	storetest.TestSequenceStore(t, func(t *testing.T) sequence.Store { return openDB(t, postgres.Options{}).Sequences() })
 }
 
 // newInbox creates an effects table and returns the inbox suite's view of

@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 	"github.com/crossbus/crossbus/stores/redis"
 )
 
@@ -40,7 +41,7 @@ func BenchmarkRedisIdempotency(b *testing.B) {
 			s := newStoreOpts(b, redis.Options{Pipelines: tc.pipelines})
 			idem := s.Idempotency()
 			ctx := context.Background()
-			run := crossbus.NewClaimToken()[:8]
+			run := claimtoken.New()[:8]
 			var n atomic.Int64
 			claim := func(i int64) {
 				key := "sub\x00/bench\x00" + run + "-" + strconv.FormatInt(i, 10)

@@ -1,13 +1,13 @@
 // Package redis keeps crossbus state that must be shared by many processes
 // but need not outlive Redis's own durability in Redis, with go-redis: the
 // idempotency store (crossbus.IdempotencyStore), LatestWins and Resequence
-// sequence state (crossbus.SequenceStore), projection checkpoints
+// sequence state (sequence.Store), projection checkpoints
 // (sourcing.CheckpointStore) and leader leases.
 //
 //	store, err := redis.Open(ctx, "redis://localhost:6379/0", redis.Options{Prefix: "shop"})
 //	defer store.Close()
 //	route := crossbus.WithIdempotency(store.Idempotency(), crossbus.IdempotencyOptions{})
-//	latest, _ := crossbus.LatestWins(store.Sequences())
+//	latest, _ := sequence.LatestWins(store.Sequences())
 //
 // New takes any redis.UniversalClient (a *redis.Client, a
 // *redis.ClusterClient, a Sentinel failover client) instead of a URL.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/patterns/leader"
+	"github.com/crossbus/crossbus/sequence"
 	"github.com/crossbus/crossbus/stores/redis"
 )
 
@@ -22,7 +23,7 @@ func ExampleOpen() {
 	}
 	defer store.Close()
 
-	latest, err := crossbus.LatestWins(store.Sequences())
+	latest, err := sequence.LatestWins(store.Sequences())
 	if err != nil {
 		panic(err)
 	}
@@ -39,7 +40,7 @@ func ExampleOpen() {
 
 	e := crossbus.NewEvent("price.changed", "/catalog")
 	crossbus.SetPartitionKey(&e, "sku-42")
-	e.SetExtension(crossbus.ExtSequence, crossbus.FormatSequence(7))
+	e.SetExtension(crossbus.ExtSequence, sequence.Format(7))
 	_ = crossbus.SetData(&e, 1999)
 	_ = h.Handle(ctx, &e)
 }

@@ -9,6 +9,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 )
 
 // IdempotencyStore is a crossbus.IdempotencyStore in Redis. Each record is
@@ -78,7 +79,7 @@ func (i *IdempotencyStore) Begin(ctx context.Context, key string, lease time.Dur
 	if err := ctx.Err(); err != nil {
 		return crossbus.Claim{}, ctxErr("idempotency begin", err)
 	}
-	token := crossbus.NewClaimToken()
+	token := claimtoken.New()
 	k := i.s.key("idem", key)
 	var status int64
 	if i.s.setNXGet {

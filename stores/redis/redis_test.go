@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
+	"github.com/crossbus/crossbus/sequence"
 	"github.com/crossbus/crossbus/stores/redis"
 )
 
@@ -140,7 +142,7 @@ func TestOpenRefusesMisconfiguration(t *testing.T) {
 // A closed store's calls fail with crossbus.ErrClosed, naming the operation.
 func TestClosedStore(t *testing.T) {
 	url := serverURL(t)
-	s, err := redis.Open(context.Background(), url, redis.Options{Prefix: "closed-" + crossbus.NewClaimToken()[:8]})
+	s, err := redis.Open(context.Background(), url, redis.Options{Prefix: "closed-" + claimtoken.New()[:8]})
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	_, err = s.Idempotency().Begin(context.Background(), "k", time.Second)
@@ -163,7 +165,7 @@ func TestMiddlewareOnTheStore(t *testing.T) {
 		mu.Unlock()
 		return nil
 	})
-	latest, err := crossbus.LatestWins(s.Sequences())
+	latest, err := sequence.LatestWins(s.Sequences())
 	require.NoError(t, err)
 	idem, err := crossbus.Idempotent(s.Idempotency(), crossbus.IdempotencyOptions{})
 	require.NoError(t, err)
@@ -172,7 +174,7 @@ func TestMiddlewareOnTheStore(t *testing.T) {
 		e := crossbus.NewEvent("price.changed", "/prices")
 		e.SetID(id)
 		crossbus.SetPartitionKey(&e, "sku-1")
-		e.SetExtension(crossbus.ExtSequence, crossbus.FormatSequence(seq))
+		e.SetExtension(crossbus.ExtSequence, sequence.Format(seq))
 		return &e
 	}
 	for _, e := range []*crossbus.Event{ev("a", 1), ev("c", 3), ev("b", 2), ev("c", 3)} {
@@ -194,7 +196,7 @@ func TestNewOnAClient(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer c.Close()
-			s, err := redis.New(ctx, c, redis.Options{Prefix: "new-" + crossbus.NewClaimToken()[:8]})
+			s, err := redis.New(ctx, c, redis.Options{Prefix: "new-" + claimtoken.New()[:8]})
 			require.NoError(t, err)
 			defer deleteKeys(t, c, s.Prefix()+":*")
 			claim, err := s.Idempotency().Begin(ctx, "k", time.Minute)

@@ -8,10 +8,10 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/sequence"
 )
 
-// SequenceStore is a crossbus.SequenceStore in Redis, for LatestWins and
+// SequenceStore is a sequence.Store in Redis, for LatestWins and
 // Resequence across processes: one string key per partition key holding the
 // last applied sequence in decimal. Advance is a Lua script that compares
 // the numbers as decimal strings (length first), since a Lua number holds
@@ -20,7 +20,7 @@ type SequenceStore struct {
 	s *Store
 }
 
-var _ crossbus.SequenceStore = (*SequenceStore)(nil)
+var _ sequence.Store = (*SequenceStore)(nil)
 
 // Sequences returns the sequence store.
 func (s *Store) Sequences() *SequenceStore { return &SequenceStore{s: s} }
@@ -38,7 +38,7 @@ redis.call('SET', KEYS[1], new)
 return 1
 `)
 
-// Last implements crossbus.SequenceStore.
+// Last implements sequence.Store.
 func (q *SequenceStore) Last(ctx context.Context, key string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, ctxErr("last sequence", err)
@@ -57,7 +57,7 @@ func (q *SequenceStore) Last(ctx context.Context, key string) (uint64, error) {
 	return n, nil
 }
 
-// Advance implements crossbus.SequenceStore.
+// Advance implements sequence.Store.
 func (q *SequenceStore) Advance(ctx context.Context, key string, seq uint64) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, ctxErr("advance sequence", err)

@@ -11,8 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 	"github.com/crossbus/crossbus/patterns/leader"
 	"github.com/crossbus/crossbus/patterns/sourcing"
+	"github.com/crossbus/crossbus/sequence"
 	"github.com/crossbus/crossbus/stores/redis"
 	"github.com/crossbus/crossbus/stores/storetest"
 )
@@ -58,7 +60,7 @@ func newStore(t testing.TB) *redis.Store {
 func newStoreOpts(t testing.TB, opts redis.Options) *redis.Store {
 	t.Helper()
 	url := serverURL(t)
-	prefix := "test-" + crossbus.NewClaimToken()[:12]
+	prefix := "test-" + claimtoken.New()[:12]
 	opts.Prefix = prefix
 	s, err := redis.Open(context.Background(), url, opts)
 	require.NoError(t, err)
@@ -97,7 +99,7 @@ func TestIdempotencyStore(t *testing.T) {
 
 func TestSequenceStore(t *testing.T) {
 	serverURL(t) // skip once, here, when there is no server
-	storetest.TestSequenceStore(t, func(t *testing.T) crossbus.SequenceStore { return newStore(t).Sequences() })
+	storetest.TestSequenceStore(t, func(t *testing.T) sequence.Store { return newStore(t).Sequences() })
 }
 
 func TestCheckpointStore(t *testing.T) {

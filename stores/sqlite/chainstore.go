@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 	"github.com/crossbus/crossbus/patterns/chain"
 )
 
@@ -134,7 +135,7 @@ func (s *ChainStore) BeginStep(ctx context.Context, key chain.StepKey, lease tim
 		return chain.StepClaim{}, err
 	}
 	now := time.Now()
-	token := crossbus.NewClaimToken()
+	token := claimtoken.New()
 	res, err := s.db.writeStmt(ctx, qStepClaim).ExecContext(ctx, key.Instance, key.Step, key.Kind(), token, now.Add(lease).UnixNano(), now.UnixNano())
 	if err != nil {
 		return chain.StepClaim{}, fmt.Errorf("sqlite: claim step %q of %q: %w", key.Step, key.Instance, wrapErr(err))

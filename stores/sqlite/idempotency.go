@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/claimtoken"
 )
 
 // IdempotencyStore is a crossbus.IdempotencyStore in the DB's file, shared by every
@@ -57,7 +58,7 @@ func (s *IdempotencyStore) Begin(ctx context.Context, key string, lease time.Dur
 	}
 	now := time.Now()
 	s.maybePurge(ctx, now)
-	token := crossbus.NewClaimToken()
+	token := claimtoken.New()
 	claim := s.db.writeStmt(ctx, qIdemClaim)
 	res, err := claim.ExecContext(ctx, []byte(key), token, now.Add(lease).UnixNano(), now.UnixNano())
 	if err != nil {

@@ -1,4 +1,4 @@
-package crossbus
+package sequence
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/sysclock"
 )
 
 // ResequenceOptions configure Resequence. Zero values take the documented
@@ -20,16 +23,14 @@ type ResequenceOptions struct {
 	GapTimeout time.Duration
 	// MaxBuffered bounds how many events of one key may wait at once
 	// (default 64). An event beyond it is returned to the provider with an
-	// error matching ErrInProgress, so it is redelivered later without
+	// error matching crossbus.ErrInProgress, so it is redelivered later without
 	// counting as a failed attempt.
 	MaxBuffered int
 	// Store holds the last applied sequence of each key: the next expected
-	// one is its successor (default: a new MemorySequenceStore, so a new
+	// one is its successor (default: a new MemoryStore, so a new
 	// process expects every key to start at 1). Use a durable store to
 	// resume across restarts.
-	Store SequenceStore
-	// Clock times GapTimeout (default SystemClock).
-	Clock Clock
+	Store Store
 	// Logger receives gap releases (Warn) and skipped old events (Debug)
 	// (default: discard).
 	Logger *slog.Logger
@@ -57,7 +58,7 @@ func GapFrom(ctx context.Context) (GapInfo, bool) {
 }
 
 // resequenceFullError is returned for an event that finds its key's buffer
-// full; it matches ErrInProgress so the delivery is retried later without
+// full; it matches crossbus.ErrInProgress so the delivery is retried later without
 // counting as a failed attempt.
 type resequenceFullError struct {
 	key string
@@ -68,10 +69,10 @@ func (e *resequenceFullError) Error() string {
 	return fmt.Sprintf("crossbus: resequencer: %d events of key %q already wait; returned for redelivery", e.max, e.key)
 }
 
-func (e *resequenceFullError) Is(target error) bool { return target == ErrInProgress }
+func (e *resequenceFullError) Is(target error) bool { return target == crossbus.ErrInProgress }
 
 // Resequence returns middleware that hands events to the handler in sequence
-// order per partition key (the sequence extension, as a Sequencer stamps
+// order per partition key (the sequence extension, as a Stamper stamps
 // it), whatever order they arrive in:
 //
 //   - the next expected event of a key runs at once; after it succeeds (or
@@ -85,7 +86,7 @@ func (e *resequenceFullError) Is(target error) bool { return target == ErrInProg
 //     resequencer gives up on it and releases the earliest waiting event
 //     with a gap notice in its context (GapFrom; also logged). This is the
 //     chosen policy: the stream keeps moving, and the handler decides what a
-//     gap means — return Permanent to dead-letter the event instead.
+//     gap means — return crossbus.Permanent to dead-letter the event instead.
 //
 // Events without a sequence pass through; a malformed one is a permanent
 // error.
@@ -98,12 +99,12 @@ func (e *resequenceFullError) Is(target error) bool { return target == ErrInProg
 // to the provider. Do not combine with WithOrdering: an ordered route
 // delivers a key's events one at a time in publish order, so a waiting event
 // would block its own predecessor until the gap timeout.
-func Resequence(opts ResequenceOptions) (Middleware, error) {
+func Resequence(opts ResequenceOptions) (crossbus.Middleware, error) {
 	switch {
 	case opts.GapTimeout < 0:
-		return nil, fmt.Errorf("%w: ResequenceOptions.GapTimeout must not be negative, got %v", ErrInvalidOption, opts.GapTimeout)
+		return nil, fmt.Errorf("%w: ResequenceOptions.GapTimeout must not be negative, got %v", crossbus.ErrInvalidOption, opts.GapTimeout)
 	case opts.MaxBuffered < 0:
-		return nil, fmt.Errorf("%w: ResequenceOptions.MaxBuffered must not be negative, got %d", ErrInvalidOption, opts.MaxBuffered)
+		return nil, fmt.Errorf("%w: ResequenceOptions.MaxBuffered must not be negative, got %d", crossbus.ErrInvalidOption, opts.MaxBuffered)
 	}
 	if opts.GapTimeout == 0 {
 		opts.GapTimeout = 30 * time.Second
@@ -112,20 +113,21 @@ func Resequence(opts ResequenceOptions) (Middleware, error) {
 		opts.MaxBuffered = 64
 	}
 	if opts.Store == nil {
-		opts.Store = NewMemorySequenceStore()
+		opts.Store = NewMemoryStore()
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &resequencer{o: opts, clock: clockOrSystem(opts.Clock), keys: map[string]*seqKey{}}
-	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, e *Event) error { return r.handle(ctx, e, next) })
+	r := &resequencer{o: opts, keys: map[string]*seqKey{}}
+	return func(next crossbus.Handler) crossbus.Handler {
+		return crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error { return r.handle(ctx, e, next) })
 	}, nil
 }
 
 type resequencer struct {
-	o     ResequenceOptions
-	clock Clock
+	o         ResequenceOptions
+	clock     crossbus.Clock // the route's (DeliveryInfo.Clock), from the first event on
+	clockOnce sync.Once
 
 	mu   sync.Mutex
 	keys map[string]*seqKey // keys with work; idle keys are dropped (the store remembers)
@@ -142,22 +144,26 @@ type seqKey struct {
 	waits    map[uint64]int
 	waiting  int
 	gap      *GapInfo // a release past a gap, for the event gap.Got
-	timer    Timer
+	timer    crossbus.Timer
 	timerGen uint64    // identifies the live timer; stale firings are ignored
 	since    time.Time // when the wait for next began
 	changed  chan struct{}
 	attached int // goroutines (and the timer) using this state
 }
 
-func (r *resequencer) handle(ctx context.Context, e *Event, next Handler) error {
-	seq, ok, err := SequenceOf(e)
+func (r *resequencer) handle(ctx context.Context, e *crossbus.Event, next crossbus.Handler) error {
+	r.clockOnce.Do(func() {
+		info, _ := crossbus.DeliveryInfoFrom(ctx)
+		r.clock = sysclock.Or(info.Clock)
+	})
+	seq, ok, err := Of(e)
 	if err != nil {
-		return Permanent(err)
+		return crossbus.Permanent(err)
 	}
 	if !ok {
 		return next.Handle(ctx, e)
 	}
-	key := PartitionKey(e)
+	key := crossbus.PartitionKey(e)
 	gap, old, err := r.acquire(ctx, key, seq)
 	if err != nil || old {
 		return err
@@ -167,10 +173,10 @@ func (r *resequencer) handle(ctx context.Context, e *Event, next Handler) error 
 		hctx = context.WithValue(ctx, gapKey{}, *gap)
 	}
 	herr := next.Handle(hctx, e)
-	applied := herr == nil || !errors.Is(herr, ErrInProgress) && (IsPermanent(herr) || exhaustedIn(ctx))
+	applied := herr == nil || !errors.Is(herr, crossbus.ErrInProgress) && (crossbus.IsPermanent(herr) || exhaustedIn(ctx))
 	if applied {
 		if _, err := r.o.Store.Advance(context.WithoutCancel(ctx), key, seq); err != nil && herr == nil {
-			herr = errorf("resequencer: store sequence %d of %q: %w", seq, key, err)
+			herr = fmt.Errorf("sequence: resequencer: store sequence %d of %q: %w", seq, key, err)
 			applied = false
 		}
 	}
@@ -181,7 +187,7 @@ func (r *resequencer) handle(ctx context.Context, e *Event, next Handler) error 
 // exhaustedIn reports whether the delivery in ctx is on its last attempt, so
 // a failure dead-letters it.
 func exhaustedIn(ctx context.Context) bool {
-	info, ok := DeliveryInfoFrom(ctx)
+	info, ok := crossbus.DeliveryInfoFrom(ctx)
 	return ok && info.MaxAttempts > 0 && info.Attempt >= info.MaxAttempts
 }
 
@@ -206,7 +212,7 @@ func (r *resequencer) acquire(ctx context.Context, key string, seq uint64) (gap 
 		st.loading = false
 		if err != nil {
 			r.broadcast(st)
-			return nil, false, errorf("resequencer: read last sequence of %q: %w", key, err)
+			return nil, false, fmt.Errorf("sequence: resequencer: read last sequence of %q: %w", key, err)
 		}
 		st.next = last + 1
 		r.broadcast(st)
@@ -250,7 +256,7 @@ func (r *resequencer) acquire(ctx context.Context, key string, seq uint64) (gap 
 
 // errResequenceStopping returns a waiting event to the provider when its
 // subscription stops receiving: its predecessor can no longer arrive.
-var errResequenceStopping = fmt.Errorf("%w: resequencer: subscription stopping; event returned for redelivery", ErrInProgress)
+var errResequenceStopping = fmt.Errorf("%w: resequencer: subscription stopping; event returned for redelivery", crossbus.ErrInProgress)
 
 // waitChange waits, with r.mu released, until st changes, ctx ends or the
 // subscription stops receiving.
@@ -375,4 +381,10 @@ func (r *resequencer) detach(st *seqKey) {
 	if st.attached == 0 && !st.running && !st.seen && st.waiting == 0 && st.gap == nil && st.timer == nil && r.keys[st.key] == st {
 		delete(r.keys, st.key)
 	}
+}
+// stoppingOf returns a channel closed once the subscription the handler runs
+// for stops receiving (nil outside a pulled subscription).
+func stoppingOf(ctx context.Context) <-chan struct{} {
+	info, _ := crossbus.DeliveryInfoFrom(ctx)
+	return info.Stopping
 }

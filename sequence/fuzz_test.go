@@ -1,9 +1,9 @@
-package crossbus_test
+package sequence_test
 
 import (
 	"testing"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/sequence"
 )
 
 // FuzzParseSequence feeds foreign sequence extension values (from any
@@ -15,7 +15,7 @@ func FuzzParseSequence(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		n, err := crossbus.ParseSequence(s)
+		n, err := sequence.Parse(s)
 		if err != nil {
 			return
 		}
@@ -24,7 +24,7 @@ func FuzzParseSequence(f *testing.F) {
 				t.Fatalf("accepted %q", s)
 			}
 		}
-		back, err := crossbus.ParseSequence(crossbus.FormatSequence(n))
+		back, err := sequence.Parse(sequence.Format(n))
 		if err != nil || back != n {
 			t.Fatalf("%q: %d formatted and parsed back as %d, %v", s, n, back, err)
 		}

@@ -1,4 +1,4 @@
-package crossbus_test
+package sequence_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/clocktest"
+	"github.com/crossbus/crossbus/sequence"
 )
 
 // applyLog records, per key, the sequences a handler saw and the gap notices
@@ -19,18 +20,18 @@ import (
 type applyLog struct {
 	mu   sync.Mutex
 	seqs map[string][]uint64
-	gaps []crossbus.GapInfo
+	gaps []sequence.GapInfo
 }
 
 func newApplyLog() *applyLog { return &applyLog{seqs: map[string][]uint64{}} }
 
 func (l *applyLog) handler() crossbus.Handler {
 	return crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
-		n, _, _ := crossbus.SequenceOf(e)
+		n, _, _ := sequence.Of(e)
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.seqs[crossbus.PartitionKey(e)] = append(l.seqs[crossbus.PartitionKey(e)], n)
-		if g, ok := crossbus.GapFrom(ctx); ok {
+		if g, ok := sequence.GapFrom(ctx); ok {
 			l.gaps = append(l.gaps, g)
 		}
 		return nil
@@ -43,10 +44,10 @@ func (l *applyLog) of(key string) []uint64 {
 	return append([]uint64(nil), l.seqs[key]...)
 }
 
-func (l *applyLog) gapNotices() []crossbus.GapInfo {
+func (l *applyLog) gapNotices() []sequence.GapInfo {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]crossbus.GapInfo(nil), l.gaps...)
+	return append([]sequence.GapInfo(nil), l.gaps...)
 }
 
 func seqRange(from, to uint64) []uint64 {
@@ -58,9 +59,9 @@ func seqRange(from, to uint64) []uint64 {
 }
 
 func TestResequenceOptionsAreChecked(t *testing.T) {
-	_, err := crossbus.Resequence(crossbus.ResequenceOptions{GapTimeout: -1})
+	_, err := sequence.Resequence(sequence.ResequenceOptions{GapTimeout: -1})
 	assert.ErrorContains(t, err, "GapTimeout must not be negative")
-	_, err = crossbus.Resequence(crossbus.ResequenceOptions{MaxBuffered: -1})
+	_, err = sequence.Resequence(sequence.ResequenceOptions{MaxBuffered: -1})
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
 }
 
@@ -70,11 +71,11 @@ func TestResequenceRestoresOrderFromAShuffledStream(t *testing.T) {
 	ctx := testCtx(t)
 	b, p := memBus(t)
 	clk := clocktest.New(time.Time{}) // never advanced: no gap is ever given up on
-	reseq, err := crossbus.Resequence(crossbus.ResequenceOptions{GapTimeout: time.Minute, Clock: clk})
+	reseq, err := sequence.Resequence(sequence.ResequenceOptions{GapTimeout: time.Minute})
 	require.NoError(t, err)
 	log := newApplyLog()
 	r := newRouter(t, b)
-	require.NoError(t, r.Handle("prices", "ledger", log.handler(), crossbus.WithMiddleware(reseq),
+	require.NoError(t, r.Handle("prices", "ledger", log.handler(), crossbus.WithMiddleware(reseq), crossbus.WithClock(clk),
 		crossbus.WithPrefetch(1), crossbus.WithConcurrency(32)))
 	runRouter(t, r)
 
@@ -97,11 +98,11 @@ func TestResequenceReleasesPastAPermanentGapWithANotice(t *testing.T) {
 	ctx := testCtx(t)
 	b, p := memBus(t)
 	clk := clocktest.New(time.Time{})
-	reseq, err := crossbus.Resequence(crossbus.ResequenceOptions{GapTimeout: time.Minute, Clock: clk})
+	reseq, err := sequence.Resequence(sequence.ResequenceOptions{GapTimeout: time.Minute})
 	require.NoError(t, err)
 	log := newApplyLog()
 	r := newRouter(t, b)
-	require.NoError(t, r.Handle("prices", "ledger", log.handler(), crossbus.WithMiddleware(reseq),
+	require.NoError(t, r.Handle("prices", "ledger", log.handler(), crossbus.WithMiddleware(reseq), crossbus.WithClock(clk),
 		crossbus.WithPrefetch(1), crossbus.WithConcurrency(8)))
 	runRouter(t, r)
 
@@ -115,7 +116,7 @@ func TestResequenceReleasesPastAPermanentGapWithANotice(t *testing.T) {
 	clk.Advance(time.Second)
 	waitUntil(t, "released", func() bool { return len(log.of("a")) == 4 })
 	assert.Equal(t, []uint64{1, 2, 4, 5}, log.of("a"))
-	require.Equal(t, []crossbus.GapInfo{{Key: "a", Expected: 3, Got: 4, Waited: time.Minute}}, log.gapNotices(),
+	require.Equal(t, []sequence.GapInfo{{Key: "a", Expected: 3, Got: 4, Waited: time.Minute}}, log.gapNotices(),
 		"only the first event after the gap carries the notice")
 	assert.Equal(t, uint64(1), log.gapNotices()[0].Missing())
 
@@ -132,18 +133,18 @@ func TestResequenceWaitsForARunningPredecessor(t *testing.T) {
 	ctx := testCtx(t)
 	b, p := memBus(t)
 	clk := clocktest.New(time.Time{})
-	reseq, err := crossbus.Resequence(crossbus.ResequenceOptions{GapTimeout: time.Second, Clock: clk})
+	reseq, err := sequence.Resequence(sequence.ResequenceOptions{GapTimeout: time.Second})
 	require.NoError(t, err)
 	log := newApplyLog()
 	started, proceed := make(chan struct{}), make(chan struct{})
 	r := newRouter(t, b)
 	require.NoError(t, r.Handle("prices", "ledger", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
-		if n, _, _ := crossbus.SequenceOf(e); n == 1 {
+		if n, _, _ := sequence.Of(e); n == 1 {
 			close(started)
 			<-proceed
 		}
 		return log.handler().Handle(ctx, e)
-	}), crossbus.WithMiddleware(reseq), crossbus.WithPrefetch(1), crossbus.WithConcurrency(4)))
+	}), crossbus.WithMiddleware(reseq), crossbus.WithClock(clk), crossbus.WithPrefetch(1), crossbus.WithConcurrency(4)))
 	runRouter(t, r)
 	require.NoError(t, b.Publish(ctx, "prices", seqEvent("a", 1)))
 	<-started
@@ -164,11 +165,11 @@ func TestResequenceBufferIsBounded(t *testing.T) {
 	ctx := testCtx(t)
 	b, p := memBus(t)
 	clk := clocktest.New(time.Time{})
-	reseq, err := crossbus.Resequence(crossbus.ResequenceOptions{GapTimeout: time.Hour, MaxBuffered: 1, Clock: clk})
+	reseq, err := sequence.Resequence(sequence.ResequenceOptions{GapTimeout: time.Hour, MaxBuffered: 1})
 	require.NoError(t, err)
 	log := newApplyLog()
 	r := newRouter(t, b)
-	require.NoError(t, r.Handle("prices", "ledger", log.handler(), crossbus.WithMiddleware(reseq), quick(2),
+	require.NoError(t, r.Handle("prices", "ledger", log.handler(), crossbus.WithMiddleware(reseq), crossbus.WithClock(clk), quick(2),
 		crossbus.WithPrefetch(1), crossbus.WithConcurrency(4)))
 	runRouter(t, r)
 	require.NoError(t, b.Publish(ctx, "prices", seqEvent("a", 3), seqEvent("a", 4), seqEvent("a", 5)))
@@ -190,11 +191,11 @@ func TestResequenceReturnsWaitingEventsOnShutdown(t *testing.T) {
 	ctx := testCtx(t)
 	b, p := memBus(t)
 	clk := clocktest.New(time.Time{})
-	reseq, err := crossbus.Resequence(crossbus.ResequenceOptions{GapTimeout: time.Hour, Clock: clk})
+	reseq, err := sequence.Resequence(sequence.ResequenceOptions{GapTimeout: time.Hour})
 	require.NoError(t, err)
 	log := newApplyLog()
 	r := newRouter(t, b)
-	require.NoError(t, r.Handle("prices", "ledger", log.handler(), crossbus.WithMiddleware(reseq),
+	require.NoError(t, r.Handle("prices", "ledger", log.handler(), crossbus.WithMiddleware(reseq), crossbus.WithClock(clk),
 		crossbus.WithPrefetch(1), crossbus.WithDrainTimeout(time.Minute)))
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -1,4 +1,4 @@
-package crossbus_test
+package sequence_test
 
 import (
 	"context"
@@ -12,27 +12,28 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/sequence"
 )
 
 func TestSequenceFormatIsLexicallyOrdered(t *testing.T) {
-	assert.Equal(t, "00000000000000000042", crossbus.FormatSequence(42))
-	assert.Equal(t, "18446744073709551615", crossbus.FormatSequence(1<<64-1))
+	assert.Equal(t, "00000000000000000042", sequence.Format(42))
+	assert.Equal(t, "18446744073709551615", sequence.Format(1<<64-1))
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 1000 {
 		a, b := rng.Uint64N(1<<40), rng.Uint64N(1<<40)
-		fa, fb := crossbus.FormatSequence(a), crossbus.FormatSequence(b)
-		assert.Len(t, fa, crossbus.SequenceDigits)
+		fa, fb := sequence.Format(a), sequence.Format(b)
+		assert.Len(t, fa, sequence.Digits)
 		assert.Equal(t, a < b, fa < fb, "%d vs %d", a, b)
-		back, err := crossbus.ParseSequence(fa)
+		back, err := sequence.Parse(fa)
 		require.NoError(t, err)
 		assert.Equal(t, a, back)
 	}
-	_, err := crossbus.ParseSequence("12a")
+	_, err := sequence.Parse("12a")
 	assert.ErrorIs(t, err, crossbus.ErrInvalidData)
 }
 
 func TestSequencerStampsPerKey(t *testing.T) {
-	s := crossbus.NewSequencer()
+	s := sequence.NewStamper()
 	mk := func(key string) *crossbus.Event {
 		e := crossbus.NewEvent("t", "/s")
 		if key != "" {
@@ -43,7 +44,7 @@ func TestSequencerStampsPerKey(t *testing.T) {
 	a1, b1, a2, none := mk("a"), mk("b"), mk("a"), mk("")
 	s.Stamp(a1, b1, a2, none)
 	seqOf := func(e *crossbus.Event) uint64 {
-		n, ok, err := crossbus.SequenceOf(e)
+		n, ok, err := sequence.Of(e)
 		require.NoError(t, err)
 		require.True(t, ok)
 		return n
@@ -57,12 +58,12 @@ func TestSequencerStampsPerKey(t *testing.T) {
 	s.Stamp(a3)
 	assert.Equal(t, uint64(1001), seqOf(a3))
 
-	_, ok, err := crossbus.SequenceOf(mk("x"))
+	_, ok, err := sequence.Of(mk("x"))
 	assert.False(t, ok)
 	assert.NoError(t, err)
 	bad := mk("x")
 	bad.SetExtension(crossbus.ExtSequence, "first")
-	_, _, err = crossbus.SequenceOf(bad)
+	_, _, err = sequence.Of(bad)
 	assert.ErrorIs(t, err, crossbus.ErrInvalidData)
 
 	var wg sync.WaitGroup
@@ -77,7 +78,7 @@ func TestSequencerStampsPerKey(t *testing.T) {
 func seqEvent(key string, seq uint64) *crossbus.Event {
 	e := crossbus.NewEvent("com.example.price", "/prices")
 	crossbus.SetPartitionKey(&e, key)
-	e.SetExtension(crossbus.ExtSequence, crossbus.FormatSequence(seq))
+	e.SetExtension(crossbus.ExtSequence, sequence.Format(seq))
 	e.SetSubject(fmt.Sprintf("%s#%d", key, seq))
 	return &e
 }
@@ -85,8 +86,8 @@ func seqEvent(key string, seq uint64) *crossbus.Event {
 func TestLatestWinsSkipsStaleUpdates(t *testing.T) {
 	ctx := testCtx(t)
 	b, p := memBus(t)
-	store := crossbus.NewMemorySequenceStore()
-	lw, err := crossbus.LatestWins(store)
+	store := sequence.NewMemoryStore()
+	lw, err := sequence.LatestWins(store)
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var applied []string
@@ -113,7 +114,7 @@ func TestLatestWinsSkipsStaleUpdates(t *testing.T) {
 	require.Len(t, dead, 1, "a malformed sequence is dead-lettered")
 	assert.Equal(t, malformed.ID(), dead[0].ID())
 
-	_, err = crossbus.LatestWins(nil)
+	_, err = sequence.LatestWins(nil)
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
 }
 
@@ -122,13 +123,13 @@ func TestLatestWinsSkipsStaleUpdates(t *testing.T) {
 func TestLatestWinsUnderConcurrency(t *testing.T) {
 	ctx := testCtx(t)
 	b, p := memBus(t)
-	lw, err := crossbus.LatestWins(crossbus.NewMemorySequenceStore())
+	lw, err := sequence.LatestWins(sequence.NewMemoryStore())
 	require.NoError(t, err)
 	var state atomic.Uint64 // the "cache": last applied sequence
 	var regressions atomic.Int32
 	r := newRouter(t, b)
 	require.NoError(t, r.Handle("prices", "cache", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
-		n, _, _ := crossbus.SequenceOf(e)
+		n, _, _ := sequence.Of(e)
 		if prev := state.Swap(n); prev > n {
 			regressions.Add(1)
 		}

@@ -1,4 +1,4 @@
-package crossbus
+package batching
 
 import (
 	"context"
@@ -7,12 +7,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/sysclock"
 )
 
-// BatchPublisherOptions configure a BatchPublisher. Zero values take the
+// Options configure a Publisher. Zero values take the
 // documented defaults.
-type BatchPublisherOptions struct {
+type Options struct {
 	// MaxCount sends a topic's pending events once this many are waiting
 	// (default 100).
 	MaxCount int
@@ -23,23 +25,23 @@ type BatchPublisherOptions struct {
 	// Linger is the longest an event waits for others to join its batch
 	// (default 10ms).
 	Linger time.Duration
-	// FlushTimeout bounds one send to the underlying Publisher (default
+	// FlushTimeout bounds one send to the underlying crossbus.Publisher (default
 	// 30s).
 	FlushTimeout time.Duration
-	// Clock times Linger (default SystemClock).
-	Clock Clock
+	// Clock times Linger (default: the system clock).
+	Clock crossbus.Clock
 }
 
-func (o *BatchPublisherOptions) fill() error {
+func (o *Options) fill() error {
 	switch {
 	case o.MaxCount < 0:
-		return fmt.Errorf("%w: BatchPublisherOptions.MaxCount must not be negative, got %d", ErrInvalidOption, o.MaxCount)
+		return fmt.Errorf("%w: Options.MaxCount must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxCount)
 	case o.MaxBytes < 0:
-		return fmt.Errorf("%w: BatchPublisherOptions.MaxBytes must not be negative, got %d", ErrInvalidOption, o.MaxBytes)
+		return fmt.Errorf("%w: Options.MaxBytes must not be negative, got %d", crossbus.ErrInvalidOption, o.MaxBytes)
 	case o.Linger < 0:
-		return fmt.Errorf("%w: BatchPublisherOptions.Linger must not be negative, got %v", ErrInvalidOption, o.Linger)
+		return fmt.Errorf("%w: Options.Linger must not be negative, got %v", crossbus.ErrInvalidOption, o.Linger)
 	case o.FlushTimeout < 0:
-		return fmt.Errorf("%w: BatchPublisherOptions.FlushTimeout must not be negative, got %v", ErrInvalidOption, o.FlushTimeout)
+		return fmt.Errorf("%w: Options.FlushTimeout must not be negative, got %v", crossbus.ErrInvalidOption, o.FlushTimeout)
 	}
 	if o.MaxCount == 0 {
 		o.MaxCount = 100
@@ -50,31 +52,31 @@ func (o *BatchPublisherOptions) fill() error {
 	if o.FlushTimeout == 0 {
 		o.FlushTimeout = 30 * time.Second
 	}
-	o.Clock = clockOrSystem(o.Clock)
+	o.Clock = sysclock.Or(o.Clock)
 	return nil
 }
 
-// BatchPublisher groups the publishes of many concurrent callers into fewer,
+// Publisher groups the publishes of many concurrent callers into fewer,
 // larger sends, for high-frequency producers: per topic, events wait until
 // MaxCount events or MaxBytes are pending or Linger has passed since the
 // first of them, then go out in one Publish call to the underlying
-// Publisher (usually a *Bus, which validates them and splits them to the
+// crossbus.Publisher (usually a *Bus, which validates them and splits them to the
 // provider's limits).
 //
 // Each Publish call blocks until its events were sent and returns exactly
-// its own events' results: nil, a *PublishError whose indexes refer to the
+// its own events' results: nil, a *crossbus.PublishError whose indexes refer to the
 // caller's events, or the send's error. A caller's events are never split
 // between sends and keep their order. If the caller's context ends while its
 // events still wait, they are withdrawn and Publish returns the context's
 // error; once they are being sent, Publish waits for the result (bounded by
 // FlushTimeout). Close sends what is pending; Publish after Close fails with
-// ErrClosed.
+// crossbus.ErrClosed.
 //
 // A send runs with the values (not the cancellation) of the context of the
 // first caller in its batch, so its producer span is that caller's child.
-type BatchPublisher struct {
-	p Publisher
-	o BatchPublisherOptions
+type Publisher struct {
+	p crossbus.Publisher
+	o Options
 
 	mu      sync.Mutex
 	pending map[string]*pendingBatch
@@ -88,42 +90,42 @@ type pendingBatch struct {
 	reqs   []*publishRequest
 	count  int
 	bytes  int
-	linger Timer
+	linger crossbus.Timer
 	sent   chan struct{} // closed once every caller has its result
 }
 
 type publishRequest struct {
-	events []*Event
+	events []*crossbus.Event
 	size   int
 	batch  *pendingBatch // nil once sent
 	done   chan struct{}
 	err    error
 }
 
-var _ Publisher = (*BatchPublisher)(nil)
+var _ crossbus.Publisher = (*Publisher)(nil)
 
-// NewBatchPublisher returns a BatchPublisher over p.
-func NewBatchPublisher(p Publisher, opts BatchPublisherOptions) (*BatchPublisher, error) {
+// NewPublisher returns a Publisher over p.
+func NewPublisher(p crossbus.Publisher, opts Options) (*Publisher, error) {
 	if p == nil {
-		return nil, fmt.Errorf("%w: NewBatchPublisher needs a Publisher", ErrInvalidOption)
+		return nil, fmt.Errorf("%w: NewPublisher needs a crossbus.Publisher", crossbus.ErrInvalidOption)
 	}
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	return &BatchPublisher{p: p, o: opts, pending: map[string]*pendingBatch{}, sending: map[*pendingBatch]struct{}{}}, nil
+	return &Publisher{p: p, o: opts, pending: map[string]*pendingBatch{}, sending: map[*pendingBatch]struct{}{}}, nil
 }
 
 // Publish adds events to topic's pending batch and waits for the batch to be
-// sent; see BatchPublisher for the results.
-func (bp *BatchPublisher) Publish(ctx context.Context, topic string, events ...*Event) error {
+// sent; see Publisher for the results.
+func (bp *Publisher) Publish(ctx context.Context, topic string, events ...*crossbus.Event) error {
 	if topic == "" {
-		return fmt.Errorf("%w: publish needs a topic name", ErrInvalidOption)
+		return fmt.Errorf("%w: publish needs a topic name", crossbus.ErrInvalidOption)
 	}
 	if len(events) == 0 {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
-		return errorf("publish to %q: %w", topic, err)
+		return fmt.Errorf("batching: publish to %q: %w", topic, err)
 	}
 	req := &publishRequest{events: events, done: make(chan struct{})}
 	if bp.o.MaxBytes > 0 {
@@ -136,7 +138,7 @@ func (bp *BatchPublisher) Publish(ctx context.Context, topic string, events ...*
 	bp.mu.Lock()
 	if bp.closed {
 		bp.mu.Unlock()
-		return errorf("batch publisher: publish to %q: %w", topic, ErrClosed)
+		return fmt.Errorf("batching: batch publisher: publish to %q: %w", topic, crossbus.ErrClosed)
 	}
 	pb := bp.pending[topic]
 	if pb != nil && (pb.count+len(events) > bp.o.MaxCount || bp.o.MaxBytes > 0 && pb.bytes+req.size > bp.o.MaxBytes) {
@@ -166,7 +168,7 @@ func (bp *BatchPublisher) Publish(ctx context.Context, topic string, events ...*
 	if pb := req.batch; pb != nil { // still waiting: withdraw
 		bp.withdraw(pb, req)
 		bp.mu.Unlock()
-		return errorf("batch publisher: publish to %q: %w", topic, ctx.Err())
+		return fmt.Errorf("batching: batch publisher: publish to %q: %w", topic, ctx.Err())
 	}
 	bp.mu.Unlock()
 	<-req.done // being sent: its result is coming
@@ -174,7 +176,7 @@ func (bp *BatchPublisher) Publish(ctx context.Context, topic string, events ...*
 }
 
 // lingered sends pb once its linger time has passed.
-func (bp *BatchPublisher) lingered(pb *pendingBatch) {
+func (bp *Publisher) lingered(pb *pendingBatch) {
 	bp.mu.Lock()
 	if bp.pending[pb.topic] == pb {
 		bp.detach(pb)
@@ -183,7 +185,7 @@ func (bp *BatchPublisher) lingered(pb *pendingBatch) {
 }
 
 // detach takes pb out of the pending set and sends it; bp.mu is held.
-func (bp *BatchPublisher) detach(pb *pendingBatch) {
+func (bp *Publisher) detach(pb *pendingBatch) {
 	delete(bp.pending, pb.topic)
 	pb.linger.Stop()
 	for _, r := range pb.reqs {
@@ -194,7 +196,7 @@ func (bp *BatchPublisher) detach(pb *pendingBatch) {
 }
 
 // withdraw removes req from pb; bp.mu is held.
-func (bp *BatchPublisher) withdraw(pb *pendingBatch, req *publishRequest) {
+func (bp *Publisher) withdraw(pb *pendingBatch, req *publishRequest) {
 	for i, r := range pb.reqs {
 		if r == req {
 			pb.reqs = append(pb.reqs[:i], pb.reqs[i+1:]...)
@@ -211,21 +213,21 @@ func (bp *BatchPublisher) withdraw(pb *pendingBatch, req *publishRequest) {
 }
 
 // send publishes pb and gives each caller its own events' results.
-func (bp *BatchPublisher) send(pb *pendingBatch) {
+func (bp *Publisher) send(pb *pendingBatch) {
 	defer func() {
 		bp.mu.Lock()
 		delete(bp.sending, pb)
 		bp.mu.Unlock()
 		close(pb.sent)
 	}()
-	events := make([]*Event, 0, pb.count)
+	events := make([]*crossbus.Event, 0, pb.count)
 	for _, r := range pb.reqs {
 		events = append(events, r.events...)
 	}
 	ctx, cancel := context.WithTimeout(pb.ctx, bp.o.FlushTimeout)
 	err := bp.p.Publish(ctx, pb.topic, events...)
 	cancel()
-	var pe *PublishError
+	var pe *crossbus.PublishError
 	if err != nil && !errors.As(err, &pe) {
 		for _, r := range pb.reqs {
 			r.err = err
@@ -233,14 +235,14 @@ func (bp *BatchPublisher) send(pb *pendingBatch) {
 		}
 		return
 	}
-	var failed []EventError
+	var failed []crossbus.EventError
 	if pe != nil {
 		failed = pe.Failed
 	}
 	offset := 0
 	for _, r := range pb.reqs {
 		end := offset + len(r.events)
-		var mine []EventError
+		var mine []crossbus.EventError
 		for _, f := range failed {
 			if f.Index >= offset && f.Index < end {
 				f.Index -= offset
@@ -248,7 +250,7 @@ func (bp *BatchPublisher) send(pb *pendingBatch) {
 			}
 		}
 		if mine != nil {
-			r.err = &PublishError{Failed: mine}
+			r.err = &crossbus.PublishError{Failed: mine}
 		}
 		close(r.done)
 		offset = end
@@ -256,7 +258,7 @@ func (bp *BatchPublisher) send(pb *pendingBatch) {
 }
 
 // Pending returns how many events wait to be sent.
-func (bp *BatchPublisher) Pending() int {
+func (bp *Publisher) Pending() int {
 	bp.mu.Lock()
 	defer bp.mu.Unlock()
 	n := 0
@@ -268,7 +270,7 @@ func (bp *BatchPublisher) Pending() int {
 
 // Flush sends every pending batch now and waits until they and the sends
 // already under way have finished, or until ctx ends.
-func (bp *BatchPublisher) Flush(ctx context.Context) error {
+func (bp *Publisher) Flush(ctx context.Context) error {
 	bp.mu.Lock()
 	for _, pb := range bp.pending {
 		bp.detach(pb)
@@ -282,15 +284,15 @@ func (bp *BatchPublisher) Flush(ctx context.Context) error {
 		select {
 		case <-w:
 		case <-ctx.Done():
-			return errorf("batch publisher: flush: %w", ctx.Err())
+			return fmt.Errorf("batching: batch publisher: flush: %w", ctx.Err())
 		}
 	}
 	return nil
 }
 
 // Close refuses further publishes, sends what is pending and waits for the
-// sends until ctx ends. It does not close the underlying Publisher.
-func (bp *BatchPublisher) Close(ctx context.Context) error {
+// sends until ctx ends. It does not close the underlying crossbus.Publisher.
+func (bp *Publisher) Close(ctx context.Context) error {
 	bp.mu.Lock()
 	bp.closed = true
 	bp.mu.Unlock()

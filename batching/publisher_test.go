@@ -1,4 +1,4 @@
-package crossbus_test
+package batching_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/batching"
 	"github.com/crossbus/crossbus/clocktest"
 	"github.com/crossbus/crossbus/driver"
 )
@@ -41,17 +42,17 @@ func (s *sendLog) sends() []int {
 
 func TestBatchPublisherOptionsAreChecked(t *testing.T) {
 	b, _ := memBus(t)
-	for want, o := range map[string]crossbus.BatchPublisherOptions{
+	for want, o := range map[string]batching.Options{
 		"MaxCount must not be negative":     {MaxCount: -1},
 		"MaxBytes must not be negative":     {MaxBytes: -1},
 		"Linger must not be negative":       {Linger: -time.Second},
 		"FlushTimeout must not be negative": {FlushTimeout: -time.Second},
 	} {
-		_, err := crossbus.NewBatchPublisher(b, o)
+		_, err := batching.NewPublisher(b, o)
 		require.ErrorIs(t, err, crossbus.ErrInvalidOption)
 		assert.ErrorContains(t, err, want)
 	}
-	_, err := crossbus.NewBatchPublisher(nil, crossbus.BatchPublisherOptions{})
+	_, err := batching.NewPublisher(nil, batching.Options{})
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
 }
 
@@ -61,7 +62,7 @@ func TestBatchPublisherGroupsConcurrentCallersUpToMaxCount(t *testing.T) {
 	require.NoError(t, p.CreateSubscription(ctx, "clicks", "count", false))
 	log := &sendLog{next: b}
 	clk := clocktest.New(time.Time{})
-	bp, err := crossbus.NewBatchPublisher(log, crossbus.BatchPublisherOptions{MaxCount: 10, Linger: time.Hour, Clock: clk})
+	bp, err := batching.NewPublisher(log, batching.Options{MaxCount: 10, Linger: time.Hour, Clock: clk})
 	require.NoError(t, err)
 	defer bp.Close(ctx)
 
@@ -88,7 +89,7 @@ func TestBatchPublisherSendsAfterLinger(t *testing.T) {
 	b, _ := memBus(t)
 	log := &sendLog{next: b}
 	clk := clocktest.New(time.Time{})
-	bp, err := crossbus.NewBatchPublisher(log, crossbus.BatchPublisherOptions{MaxCount: 100, Linger: 5 * time.Millisecond, Clock: clk})
+	bp, err := batching.NewPublisher(log, batching.Options{MaxCount: 100, Linger: 5 * time.Millisecond, Clock: clk})
 	require.NoError(t, err)
 	defer bp.Close(ctx)
 	done := make(chan error, 3)
@@ -112,7 +113,7 @@ func TestBatchPublisherReportsEachCallersOwnResults(t *testing.T) {
 	b, p := memBus(t)
 	require.NoError(t, p.CreateSubscription(ctx, "orders", "audit", false))
 	clk := clocktest.New(time.Time{})
-	bp, err := crossbus.NewBatchPublisher(b, crossbus.BatchPublisherOptions{MaxCount: 5, Linger: time.Hour, Clock: clk})
+	bp, err := batching.NewPublisher(b, batching.Options{MaxCount: 5, Linger: time.Hour, Clock: clk})
 	require.NoError(t, err)
 	defer bp.Close(ctx)
 
@@ -153,7 +154,7 @@ func TestBatchPublisherReportsEachCallersOwnResults(t *testing.T) {
 	assert.Equal(t, 4, st.Waiting)
 
 	log := &sendLog{next: b, fail: errors.New("network down")}
-	bp2, err := crossbus.NewBatchPublisher(log, crossbus.BatchPublisherOptions{MaxCount: 1})
+	bp2, err := batching.NewPublisher(log, batching.Options{MaxCount: 1})
 	require.NoError(t, err)
 	assert.ErrorContains(t, bp2.Publish(ctx, "orders", mkEvents(1)...), "network down", "a send error reaches the caller")
 }
@@ -163,7 +164,7 @@ func TestBatchPublisherWithdrawsEventsOfACancelledCaller(t *testing.T) {
 	b, _ := memBus(t)
 	log := &sendLog{next: b}
 	clk := clocktest.New(time.Time{})
-	bp, err := crossbus.NewBatchPublisher(log, crossbus.BatchPublisherOptions{MaxCount: 100, Linger: time.Second, Clock: clk})
+	bp, err := batching.NewPublisher(log, batching.Options{MaxCount: 100, Linger: time.Second, Clock: clk})
 	require.NoError(t, err)
 	cctx, cancel := context.WithCancel(ctx)
 	gone := make(chan error, 1)
@@ -186,7 +187,7 @@ func TestBatchPublisherBoundsBytesAndKeepsACallersEventsTogether(t *testing.T) {
 	b, _ := memBus(t)
 	log := &sendLog{next: b}
 	one := driver.EncodedSize(mkEvents(1)[0])
-	bp, err := crossbus.NewBatchPublisher(log, crossbus.BatchPublisherOptions{MaxCount: 3, MaxBytes: 2 * one, Linger: time.Hour})
+	bp, err := batching.NewPublisher(log, batching.Options{MaxCount: 3, MaxBytes: 2 * one, Linger: time.Hour})
 	require.NoError(t, err)
 	defer bp.Close(ctx)
 	require.NoError(t, bp.Publish(ctx, "topic", mkEvents(2)...), "reaches MaxBytes: sent at once")
