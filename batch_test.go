@@ -252,7 +252,7 @@ func TestBatchIdempotencySkipsDuplicates(t *testing.T) {
 	br := newBatchRecorder(nil)
 	r := newRouter(t, b)
 	require.NoError(t, r.HandleBatch("topic", "sub", br, crossbus.WithBatch(10, 0), quick(5), crossbus.WithConcurrency(1),
-		crossbus.WithIdempotency(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{})))
+		crossbus.WithIdempotency(crossbus.NewMemoryIdempotencyStore(0), crossbus.IdempotencyOptions{})))
 	runRouter(t, r)
 	evs := mkEvents(2)
 	require.NoError(t, b.Publish(ctx, "topic", evs[0], evs[0], evs[1]))

@@ -64,3 +64,24 @@ func (p *panicError) Error() string {
 }
 
 func (p *panicError) Is(target error) bool { return target == ErrPanic }
+
+// DeadLetters opens a receiver over the native dead-letter queue of a
+// subscription, for operations tools: each delivery's event carries the
+// dead-letter extensions (DeadLetterInfoOf); Ack removes it from the queue.
+// It returns an error wrapping ErrNotSupported when the provider keeps no
+// readable dead-letter queue; the route's dead-letter topic (a topic like
+// any other) then holds its dead letters.
+func (b *Bus) DeadLetters(ctx context.Context, topic, subscription string) (driver.Receiver, error) {
+	if err := checkNames(topic, subscription); err != nil {
+		return nil, errorf("dead letters: %w", err)
+	}
+	r, ok := b.p.(driver.DeadLetterReader)
+	if !ok || !b.caps.NativeDeadLetter {
+		return nil, errorf("%w: dead letters of subscription %q: the provider keeps no readable dead-letter queue; read the route's dead-letter topic", ErrNotSupported, subscription)
+	}
+	recv, err := r.SubscribeDeadLetters(ctx, topic, subscription)
+	if err != nil {
+		return nil, errorf("dead letters of subscription %q of topic %q: %w", subscription, topic, err)
+	}
+	return recv, nil
+}

@@ -41,7 +41,7 @@ func TestErrorTextNamesTheLibraryOnce(t *testing.T) {
 		"bad route option":            r.Handle("orders", "billing", h, crossbus.WithConcurrency(0)),
 		"nil middleware":              r.Use(nil),
 		"router without a bus":        routerErr,
-		"transactional needs inbox":   r.Handle("orders", "billing", h, crossbus.WithIdempotency(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{Transactional: true})),
+		"transactional needs inbox":   r.Handle("orders", "billing", h, crossbus.WithIdempotency(crossbus.NewMemoryIdempotencyStore(0), crossbus.IdempotencyOptions{Transactional: true})),
 		"invalid pattern":             func() error { _, err := crossbus.CompilePattern(`{"type": 1}`); return err }(),
 		"invalid builder pattern":     r.Handle("orders", "billing", h, crossbus.WithFilter(crossbus.Field("ip").CIDR("x"))),
 		"nil filter in a combination": r.Handle("orders", "billing", h, crossbus.WithFilter(crossbus.Any(nil, crossbus.TypeIs("a")))),

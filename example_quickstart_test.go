@@ -41,7 +41,7 @@ func Example_quickStart() {
 		crossbus.WithFilter(crossbus.TypeIs("com.example.order.placed")),
 		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 5}), // zero fields: backoff 1s doubling to 1m, 20% jitter
 		crossbus.WithConcurrency(16),
-		crossbus.WithIdempotency(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{}), // or a durable store
+		crossbus.WithIdempotency(crossbus.NewMemoryIdempotencyStore(0), crossbus.IdempotencyOptions{}), // or a durable store
 	)
 	if err != nil {
 		panic(err)

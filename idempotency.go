@@ -322,10 +322,10 @@ func idempotent(c *idempotencyConfig, subscription string, log *slog.Logger) Mid
 	}
 }
 
-// MemoryStore is an in-process IdempotencyStore with TTL eviction and a bound on the
+// MemoryIdempotencyStore is an in-process IdempotencyStore with TTL eviction and a bound on the
 // number of records. It suits one process; use a shared store (sqlite,
 // postgres, redis, dynamodb) across processes.
-type MemoryStore struct {
+type MemoryIdempotencyStore struct {
 	tokenPrefix string        // random per store
 	tokens      atomic.Uint64 // token counter
 	mu          sync.Mutex
@@ -342,25 +342,25 @@ type memRecord struct {
 	expires   time.Time
 }
 
-// NewMemoryStore returns a MemoryStore holding at most maxRecords records
+// NewMemoryIdempotencyStore returns a MemoryIdempotencyStore holding at most maxRecords records
 // (0 means 1,000,000). When full, expired records go first, then the oldest
 // completed ones; live claims are never evicted.
-func NewMemoryStore(maxRecords int) *MemoryStore {
+func NewMemoryIdempotencyStore(maxRecords int) *MemoryIdempotencyStore {
 	if maxRecords <= 0 {
 		maxRecords = 1_000_000
 	}
-	return &MemoryStore{tokenPrefix: claimtoken.New()[:12] + "-", max: maxRecords, now: time.Now, records: map[string]*list.Element{}, order: list.New()}
+	return &MemoryIdempotencyStore{tokenPrefix: claimtoken.New()[:12] + "-", max: maxRecords, now: time.Now, records: map[string]*list.Element{}, order: list.New()}
 }
 
 // Len returns the number of records held.
-func (m *MemoryStore) Len() int {
+func (m *MemoryIdempotencyStore) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.records)
 }
 
 // Begin implements IdempotencyStore.
-func (m *MemoryStore) Begin(ctx context.Context, key string, lease time.Duration) (Claim, error) {
+func (m *MemoryIdempotencyStore) Begin(ctx context.Context, key string, lease time.Duration) (Claim, error) {
 	if err := ctx.Err(); err != nil {
 		return Claim{}, err
 	}
@@ -387,7 +387,7 @@ func (m *MemoryStore) Begin(ctx context.Context, key string, lease time.Duration
 }
 
 // evict frees one record; it reports false when every record is a live claim.
-func (m *MemoryStore) evict(now time.Time) bool {
+func (m *MemoryIdempotencyStore) evict(now time.Time) bool {
 	var oldestDone *list.Element
 	for el := m.order.Front(); el != nil; el = el.Next() {
 		r := el.Value.(*memRecord)
@@ -410,7 +410,7 @@ func (m *MemoryStore) evict(now time.Time) bool {
 	return false
 }
 
-func (m *MemoryStore) held(key, token string) (*list.Element, *memRecord, error) {
+func (m *MemoryIdempotencyStore) held(key, token string) (*list.Element, *memRecord, error) {
 	el, ok := m.records[key]
 	if !ok {
 		return nil, nil, fmt.Errorf("key %q: %w", key, ErrLeaseLost)
@@ -423,7 +423,7 @@ func (m *MemoryStore) held(key, token string) (*list.Element, *memRecord, error)
 }
 
 // Renew implements IdempotencyStore.
-func (m *MemoryStore) Renew(ctx context.Context, key, token string, lease time.Duration) error {
+func (m *MemoryIdempotencyStore) Renew(ctx context.Context, key, token string, lease time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, r, err := m.held(key, token)
@@ -435,7 +435,7 @@ func (m *MemoryStore) Renew(ctx context.Context, key, token string, lease time.D
 }
 
 // Complete implements IdempotencyStore.
-func (m *MemoryStore) Complete(ctx context.Context, key, token string, ttl time.Duration) error {
+func (m *MemoryIdempotencyStore) Complete(ctx context.Context, key, token string, ttl time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	el, r, err := m.held(key, token)
@@ -450,7 +450,7 @@ func (m *MemoryStore) Complete(ctx context.Context, key, token string, ttl time.
 }
 
 // Release implements IdempotencyStore.
-func (m *MemoryStore) Release(ctx context.Context, key, token string) error {
+func (m *MemoryIdempotencyStore) Release(ctx context.Context, key, token string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	el, _, err := m.held(key, token)

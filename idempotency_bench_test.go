@@ -43,11 +43,11 @@ func BenchmarkIdempotency(b *testing.B) {
 	}
 	b.Run("off", func(b *testing.B) { run(b, noop, false) })
 	b.Run("on", func(b *testing.B) {
-		mw, _ := crossbus.Idempotent(crossbus.NewMemoryStore(1_000_000), crossbus.IdempotencyOptions{})
+		mw, _ := crossbus.Idempotent(crossbus.NewMemoryIdempotencyStore(1_000_000), crossbus.IdempotencyOptions{})
 		run(b, mw(noop), true)
 	})
 	b.Run("duplicate", func(b *testing.B) {
-		mw, _ := crossbus.Idempotent(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{})
+		mw, _ := crossbus.Idempotent(crossbus.NewMemoryIdempotencyStore(0), crossbus.IdempotencyOptions{})
 		h := mw(noop)
 		for _, e := range evs {
 			_ = h.Handle(ctx, e)

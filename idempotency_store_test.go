@@ -8,5 +8,5 @@ import (
 )
 
 func TestMemoryStore(t *testing.T) {
-	storetest.TestIdempotencyStore(t, func(t *testing.T) crossbus.IdempotencyStore { return crossbus.NewMemoryStore(0) })
+	storetest.TestIdempotencyStore(t, func(t *testing.T) crossbus.IdempotencyStore { return crossbus.NewMemoryIdempotencyStore(0) })
 }

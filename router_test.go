@@ -28,7 +28,7 @@ func TestRouteOptionsAreCheckedWhenAdded(t *testing.T) {
 		"nil filter":                     crossbus.WithFilter(nil),
 		"nil idempotency store":          crossbus.WithIdempotency(nil, crossbus.IdempotencyOptions{}),
 		"drain timeout must be positive": crossbus.WithDrainTimeout(-time.Second),
-		"idempotency lease and TTL":      crossbus.WithIdempotency(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{TTL: -1}),
+		"idempotency lease and TTL":      crossbus.WithIdempotency(crossbus.NewMemoryIdempotencyStore(0), crossbus.IdempotencyOptions{TTL: -1}),
 	} {
 		err := r.Handle("topic", "sub", h, opt)
 		require.ErrorIs(t, err, crossbus.ErrInvalidOption, name)
@@ -94,7 +94,7 @@ func TestTimeoutDoesNotBreakRetry(t *testing.T) {
 // the retry runs, and a later duplicate is skipped.
 func TestIdempotencyReleasesOnFailureAndSkipsDuplicates(t *testing.T) {
 	b, p := memBus(t)
-	store := crossbus.NewMemoryStore(0)
+	store := crossbus.NewMemoryIdempotencyStore(0)
 	var runs atomic.Int32
 	r := newRouter(t, b)
 	require.NoError(t, r.Handle("topic", "sub", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
@@ -116,7 +116,7 @@ func TestIdempotencyReleasesOnFailureAndSkipsDuplicates(t *testing.T) {
 // Concurrent duplicates never run the handler at the same time.
 func TestConcurrentDuplicatesNeverOverlap(t *testing.T) {
 	b, p := memBus(t)
-	store := crossbus.NewMemoryStore(0)
+	store := crossbus.NewMemoryIdempotencyStore(0)
 	var inside, overlaps, runs atomic.Int32
 	r := newRouter(t, b)
 	require.NoError(t, r.Handle("topic", "sub", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {

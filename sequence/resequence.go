@@ -382,6 +382,7 @@ func (r *resequencer) detach(st *seqKey) {
 		delete(r.keys, st.key)
 	}
 }
+
 // stoppingOf returns a channel closed once the subscription the handler runs
 // for stops receiving (nil outside a pulled subscription).
 func stoppingOf(ctx context.Context) <-chan struct{} {

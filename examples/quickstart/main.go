@@ -78,7 +78,7 @@ func run(ctx context.Context, out io.Writer) (Result, error) {
 	err = r.Handle("orders", "billing", billing,
 		crossbus.WithFilter(crossbus.TypeIs("com.example.order.placed")),
 		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 4, InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Multiplier: 2, Jitter: 0.2}),
-		crossbus.WithIdempotency(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{}),
+		crossbus.WithIdempotency(crossbus.NewMemoryIdempotencyStore(0), crossbus.IdempotencyOptions{}),
 	)
 	if err != nil {
 		return res, err

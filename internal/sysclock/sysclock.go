@@ -18,7 +18,7 @@ func Or(c crossbus.Clock) crossbus.Clock {
 
 type clock struct{}
 
-func (clock) Now() time.Time                           { return time.Now() }
+func (clock) Now() time.Time                          { return time.Now() }
 func (clock) NewTimer(d time.Duration) crossbus.Timer { return timer{time.NewTimer(d)} }
 func (clock) AfterFunc(d time.Duration, f func()) crossbus.Timer {
 	return timer{time.AfterFunc(d, f)}

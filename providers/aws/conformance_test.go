@@ -188,6 +188,9 @@ func sqsText(b []byte) (rune, bool) {
 	return 0, true
 }
 
+// AsTarget names the native client As must reach.
+func (h *harness) AsTarget() any { return new(*sqs.Client) }
+
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 20 * time.Second, LoadEvents: loadEvents}
 }

@@ -200,6 +200,18 @@ func (p *Provider) Capabilities() driver.Capabilities {
 	}
 }
 
+// MessagingSystem names the provider in telemetry (driver.MessagingSystem):
+// the service it publishes to (consuming is always from SQS).
+func (p *Provider) MessagingSystem() string {
+	switch p.opts.Publish {
+	case SNS:
+		return "aws_sns"
+	case EventBridge:
+		return "aws_eventbridge"
+	}
+	return "aws_sqs"
+}
+
 // As reaches the native clients: target may be a **sqs.Client, **sns.Client
 // or **eventbridge.Client.
 func (p *Provider) As(target any) bool {

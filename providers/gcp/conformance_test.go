@@ -86,6 +86,9 @@ func (h *harness) PublishRaw(ctx context.Context, topic string, payload []byte) 
 	return err
 }
 
+// AsTarget names the native client As must reach.
+func (h *harness) AsTarget() any { return new(*pubsub.Client) }
+
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{
 		UnknownTopicFails: true,

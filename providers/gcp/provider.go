@@ -100,6 +100,9 @@ func (p *Provider) Capabilities() driver.Capabilities {
 	}
 }
 
+// MessagingSystem names the provider in telemetry (driver.MessagingSystem).
+func (p *Provider) MessagingSystem() string { return "gcp_pubsub" }
+
 // As reaches the native client: target may be a **pubsub.Client or a
 // **Provider.
 func (p *Provider) As(target any) bool {

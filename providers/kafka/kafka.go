@@ -296,6 +296,9 @@ func (p *Provider) Capabilities() driver.Capabilities {
 	}
 }
 
+// MessagingSystem names the provider in telemetry (driver.MessagingSystem).
+func (p *Provider) MessagingSystem() string { return "kafka" }
+
 // As reaches the native clients: target may be a **kgo.Client (the
 // producer/admin client) or a **kadm.Client.
 func (p *Provider) As(target any) bool {

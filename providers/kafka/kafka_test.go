@@ -101,6 +101,9 @@ var (
 	_ providertest.RawPublisher        = (*harness)(nil)
 )
 
+// AsTarget names the native client As must reach.
+func (h *harness) AsTarget() any { return new(*kgo.Client) }
+
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{UnknownTopicFails: true, AckDeadline: time.Second, Timeout: 30 * time.Second}
 }

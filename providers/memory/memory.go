@@ -162,6 +162,9 @@ func (p *Provider) Capabilities() driver.Capabilities {
 	}
 }
 
+// MessagingSystem names the provider in telemetry (driver.MessagingSystem).
+func (p *Provider) MessagingSystem() string { return "crossbus_memory" }
+
 // As reaches the provider itself: target must be a **Provider.
 func (p *Provider) As(target any) bool {
 	if t, ok := target.(**Provider); ok {

@@ -31,6 +31,8 @@ func (h *harness) DeleteSubscription(ctx context.Context, topic, sub string) err
 	return h.p.DeleteSubscription(ctx, topic, sub)
 }
 
+func (h *harness) AsTarget() any { return new(*memory.Provider) }
+
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{UnknownTopicFails: true, AckDeadline: 500 * time.Millisecond, Timeout: 10 * time.Second}
 }

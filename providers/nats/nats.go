@@ -441,6 +441,9 @@ func (p *Provider) Capabilities() driver.Capabilities {
 	}
 }
 
+// MessagingSystem names the provider in telemetry (driver.MessagingSystem).
+func (p *Provider) MessagingSystem() string { return "nats" }
+
 // As reaches the native clients: target may be a **nats.Conn, a
 // *jetstream.JetStream or, for the embedded form, a **server.Server.
 func (p *Provider) As(target any) bool {

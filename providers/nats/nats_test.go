@@ -84,6 +84,9 @@ func (h *harness) PublishRaw(ctx context.Context, topic string, payload []byte) 
 	return err
 }
 
+// AsTarget names the native client As must reach.
+func (h *harness) AsTarget() any { return new(*natsio.Conn) }
+
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{UnknownTopicFails: true, AckDeadline: time.Second, Timeout: 20 * time.Second}
 }

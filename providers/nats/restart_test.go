@@ -38,7 +38,7 @@ func TestEmbeddedServerRestartLosesNothing(t *testing.T) {
 	}
 	// A durable store in production; shared here the way two runs of a
 	// program share their database. It counts the duplicates it stops.
-	store := &countingStore{IdempotencyStore: crossbus.NewMemoryStore(0)}
+	store := &countingStore{IdempotencyStore: crossbus.NewMemoryIdempotencyStore(0)}
 	var mu sync.Mutex
 	effects := map[string]int{} // business effects per event id
 	var runs atomic.Int64       // handler runs, duplicates included

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -438,4 +439,34 @@ func testPortableRules(t *testing.T, e *env) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	assert.Equal(t, map[string]int{ok.ID(): 1}, c.count, "only the valid event was sent")
+}
+
+// NativeClient is implemented by harnesses to name a native client the
+// provider's As must reach: AsTarget returns a new pointer to it (for
+// example new(*pubsub.Client)).
+type NativeClient interface {
+	AsTarget() any
+}
+
+// testNamesItselfAndReachesItsClient: the provider names its messaging
+// system for telemetry, reaches its native client through As, and refuses
+// targets it does not know.
+func testNamesItselfAndReachesItsClient(t *testing.T, e *env) {
+	b := e.bus()
+	ms, ok := b.Provider().(driver.MessagingSystem)
+	require.True(t, ok, "the provider implements driver.MessagingSystem")
+	assert.NotEmpty(t, ms.MessagingSystem())
+	assert.NotEqual(t, "crossbus", ms.MessagingSystem())
+	type unrelated struct{ _ int }
+	var u *unrelated
+	assert.False(t, b.As(&u), "As refuses a target it does not know")
+	assert.False(t, b.As(nil), "As refuses nil")
+	nc, ok := e.h.(NativeClient)
+	if !ok {
+		t.Skip("the harness names no native client (it does not implement providertest.NativeClient)")
+	}
+	target := nc.AsTarget()
+	require.True(t, b.As(target), "As reaches %T", target)
+	v := reflect.ValueOf(target).Elem()
+	assert.False(t, v.IsZero(), "As set %T to the native client", target)
 }

@@ -90,7 +90,7 @@ type deadLetters struct {
 func (e *env) deadLetters(b *crossbus.Bus, topic, sub string) *deadLetters {
 	d := &deadLetters{e: e, topic: topic, sub: sub}
 	if _, ok := b.Provider().(driver.DeadLetterReader); ok && b.Capabilities().NativeDeadLetter {
-		return d
+		return d // read through Bus.DeadLetters
 	}
 	d.dlTopic = e.topic()
 	d.dlSub = e.subscription(d.dlTopic, SubscriptionOptions{})
@@ -105,7 +105,7 @@ func (d *deadLetters) read(b *crossbus.Bus, n int) []crossbus.Event {
 	var recv driver.Receiver
 	var err error
 	if d.dlTopic == "" {
-		recv, err = b.Provider().(driver.DeadLetterReader).SubscribeDeadLetters(e.ctx, d.topic, d.sub)
+		recv, err = b.DeadLetters(e.ctx, d.topic, d.sub)
 	} else {
 		recv, err = b.Provider().Subscribe(e.ctx, driver.SubscriptionSpec{Topic: d.dlTopic, Name: d.dlSub})
 	}

@@ -50,6 +50,7 @@ func Run(t *testing.T, mk func(t *testing.T) Harness) {
 		{"DeletedSubscriptionSurfacesAsError", testDeletedSubscriptionSurfaces},
 		{"UndecodableMessageIsDeadLetteredByTheCore", testUndecodableDeadLettered},
 		{"NamesAndExtensionValuesFollowThePortableRules", testPortableRules},
+		{"NamesItsSystemAndReachesItsNativeClient", testNamesItselfAndReachesItsClient},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -511,7 +512,7 @@ func testIdempotency(t *testing.T, e *env) {
 	topic := e.topic()
 	sub := e.subscription(topic, SubscriptionOptions{})
 	c := newCollector()
-	store := crossbus.NewMemoryStore(0)
+	store := crossbus.NewMemoryIdempotencyStore(0)
 	subscribe(t, e, b, topic, sub, c.handler(nil), crossbus.WithIdempotency(store, crossbus.IdempotencyOptions{}), crossbus.WithConcurrency(4))
 	evs := events(10)
 	dups := append(append([]*crossbus.Event{}, evs...), evs...) // each event twice

@@ -57,6 +57,9 @@ func (h *harness) PublishRaw(context.Context, string, []byte) error {
 	return nil
 }
 
+// AsTarget names the native client As must reach.
+func (h *harness) AsTarget() any { return new(*eventgrid.Namespace) }
+
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{UnknownTopicFails: true, AckDeadline: time.Second, Timeout: 20 * time.Second}
 }

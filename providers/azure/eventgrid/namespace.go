@@ -77,6 +77,9 @@ func (n *Namespace) Capabilities() driver.Capabilities {
 	}
 }
 
+// MessagingSystem names the provider in telemetry (driver.MessagingSystem).
+func (n *Namespace) MessagingSystem() string { return "eventgrid" }
+
 // As is the escape hatch: target may be a **Namespace (then use
 // SenderClient and ReceiverClient for the Azure SDK clients) or a
 // *NamespaceOptions (a copy of the options).

@@ -42,6 +42,9 @@ func (t *Topics) Capabilities() driver.Capabilities {
 	return driver.Capabilities{MaxEventBytes: MaxEventBytes, MaxBatchCount: MaxTopicBatch, MaxBatchBytes: MaxRequestBytes}
 }
 
+// MessagingSystem names the provider in telemetry (driver.MessagingSystem).
+func (t *Topics) MessagingSystem() string { return "eventgrid" }
+
 // As is the escape hatch: target may be a **Topics (then use Client).
 func (t *Topics) As(target any) bool {
 	if p, ok := target.(**Topics); ok {

@@ -187,7 +187,7 @@ func TestWebhookBatchRetryWithIdempotentHandlers(t *testing.T) {
 		return nil
 	}
 	ep, err := b.NewEndpoint("orders", "billing", s, crossbus.WithDeadLetterTopic("dead"),
-		crossbus.WithIdempotency(crossbus.NewMemoryStore(0), crossbus.IdempotencyOptions{}))
+		crossbus.WithIdempotency(crossbus.NewMemoryIdempotencyStore(0), crossbus.IdempotencyOptions{}))
 	require.NoError(t, err)
 	hook, err := eventgrid.NewWebhook(ep, eventgrid.WebhookOptions{})
 	require.NoError(t, err)

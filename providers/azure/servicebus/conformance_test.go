@@ -75,6 +75,9 @@ func (h *harness) PublishRaw(ctx context.Context, topic string, payload []byte) 
 	return s.SendMessage(ctx, &azservicebus.Message{Body: payload, ContentType: &ct}, nil)
 }
 
+// AsTarget names the native client As must reach.
+func (h *harness) AsTarget() any { return new(*azservicebus.Client) }
+
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 20 * time.Second}
 }

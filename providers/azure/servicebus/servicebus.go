@@ -269,6 +269,9 @@ func (p *Provider) Capabilities() driver.Capabilities {
 	}
 }
 
+// MessagingSystem names the provider in telemetry (driver.MessagingSystem).
+func (p *Provider) MessagingSystem() string { return "servicebus" }
+
 // As sets *azservicebus.Client targets to the SDK client.
 func (p *Provider) As(target any) bool {
 	if c, ok := target.(**azservicebus.Client); ok {
