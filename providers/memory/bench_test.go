@@ -110,7 +110,7 @@ func benchPublishHandle(b *testing.B, rt benchRoute, opts ...crossbus.BusOption)
 			opts = append(opts, crossbus.WithFilter(crossbus.TypeIs("com.example.bench")))
 		}
 		_, err := bus.Subscribe(ctx, "bench", fmt.Sprintf("sub-%d", s), crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
-			if i, _ := strconv.Atoi(e.ID()); s == 0 && i%64 == 0 {
+			if i, _ := strconv.Atoi(e.ID()); s == 0 && i%slots%64 == 0 {
 				d := time.Duration(time.Now().UnixNano() - atomic.LoadInt64(&sent[i%slots]))
 				latMu.Lock()
 				lat = append(lat, d)
