@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/crossbus/crossbus"
@@ -153,6 +154,40 @@ type receiver struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+	blocks    sync.Pool // *deliveryBlock, reused once all their deliveries settled
+}
+
+// deliveryBlock holds the deliveries of one Receive, with their events'
+// copies and data. Once every delivery in it has settled, the block is reused
+// for a later Receive, so steady delivery allocates nothing per event: the
+// contract forbids keeping a delivery's event after its handler returned.
+type deliveryBlock struct {
+	ds      []delivery
+	arena   []byte
+	pending atomic.Int32
+}
+
+func (r *receiver) block(n, dataBytes int) *deliveryBlock {
+	b, _ := r.blocks.Get().(*deliveryBlock)
+	if b == nil {
+		b = &deliveryBlock{}
+	}
+	if cap(b.ds) < n {
+		b.ds = make([]delivery, n)
+	}
+	b.ds = b.ds[:n]
+	if cap(b.arena) < dataBytes {
+		b.arena = make([]byte, dataBytes)
+	}
+	b.pending.Store(int32(n))
+	return b
+}
+
+// settled counts a delivery of b as settled; the last one recycles b.
+func (r *receiver) settled(b *deliveryBlock) {
+	if b != nil && b.pending.Add(-1) == 0 {
+		r.blocks.Put(b)
+	}
 }
 
 func (r *receiver) wake() chan struct{} {
@@ -242,10 +277,14 @@ func (r *receiver) take(buf []driver.Delivery) (n int, due int64, more bool) {
 		ms = append(ms, m)
 	}
 	n = len(ms)
-	block := make([]delivery, n)
+	size := 0
+	for _, m := range ms {
+		size += len(m.ev.DataEncoded)
+	}
+	blk := r.block(n, size)
 	for i, m := range ms {
-		d := &block[i]
-		d.r, d.m, d.gen, d.attempt = r, m, m.gen, m.attempts
+		d := &blk.ds[i]
+		d.r, d.m, d.gen, d.attempt, d.blk = r, m, m.gen, m.attempts, blk
 		buf[i] = d
 	}
 	more = n == len(buf) && (r.q.fresh.n > 0 || len(r.q.retry) > 0)
@@ -253,13 +292,9 @@ func (r *receiver) take(buf []driver.Delivery) (n int, due int64, more bool) {
 	s.mu.Unlock()
 	// Each delivery gets its own copy (the frozen event never changes, so
 	// copying needs no lock).
-	size := 0
-	for _, m := range ms {
-		size += len(m.ev.DataEncoded)
-	}
-	arena := make([]byte, size)
-	for i := range block {
-		arena = block[i].c.copyInto(block[i].m.ev, arena)
+	arena := blk.arena
+	for i := range blk.ds {
+		arena = blk.ds[i].c.copyInto(blk.ds[i].m.ev, arena)
 	}
 	return n, due, more
 }
@@ -278,6 +313,7 @@ type delivery struct {
 	m       *message
 	gen     uint32
 	attempt int
+	blk     *deliveryBlock
 	c       eventCopy
 }
 
@@ -298,6 +334,7 @@ func (d *delivery) Ack(ctx context.Context) error {
 		if d.r.q.ordered {
 			signal(d.r.wake())
 		}
+		d.r.settled(d.blk)
 	}
 	return err
 }
@@ -319,6 +356,7 @@ func (d *delivery) Nack(ctx context.Context, delay time.Duration) error {
 	s.mu.Unlock()
 	if err == nil {
 		signal(d.r.wake())
+		d.r.settled(d.blk)
 	}
 	return err
 }
@@ -348,6 +386,7 @@ func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) e
 		if d.r.q.ordered {
 			signal(d.r.wake())
 		}
+		d.r.settled(d.blk)
 	}
 	return err
 }
