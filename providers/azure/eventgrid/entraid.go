@@ -104,9 +104,9 @@ const (
 	entraMaxFetchBytes = 1 << 20
 )
 
-// checkConfig reports settings with which VerifyToken would refuse every
-// token.
-func (v *EntraID) checkConfig() error {
+// Validate reports settings with which VerifyToken would refuse every
+// token: no tenant (nor issuers and keys of its own) or no audience.
+func (v *EntraID) Validate() error {
 	switch {
 	case v == nil:
 		return errors.New("the verifier is a nil *EntraID")
@@ -185,7 +185,7 @@ func refused(format string, args ...any) error {
 // VerifyToken implements TokenVerifier. Its errors match ErrUnauthenticated
 // for a token it refuses and ErrKeysUnavailable when it cannot decide now.
 func (v *EntraID) VerifyToken(ctx context.Context, token string) error {
-	if err := v.checkConfig(); err != nil {
+	if err := v.Validate(); err != nil {
 		return refused("verifier not configured: %v", err)
 	}
 	parts := strings.Split(strings.TrimSpace(token), ".")

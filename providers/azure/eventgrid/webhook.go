@@ -118,7 +118,7 @@ func NewWebhook(ep *crossbus.Endpoint, opts WebhookOptions) (*Webhook, error) {
 	case opts.Auth != nil && opts.InsecureNoAuthentication:
 		return nil, fmt.Errorf("%w: eventgrid: NewWebhook: WebhookOptions.Auth and WebhookOptions.InsecureNoAuthentication are both set; set one", driver.ErrInvalidOption)
 	}
-	if err := checkAuthenticator(opts.Auth); err != nil {
+	if err := validate(opts.Auth); err != nil {
 		return nil, fmt.Errorf("%w: eventgrid: NewWebhook: WebhookOptions.Auth: %v", driver.ErrInvalidOption, err)
 	}
 	if opts.MaxBodyBytes < 0 {

@@ -21,17 +21,17 @@ type Authenticator interface {
 	Authenticate(r *http.Request) error
 }
 
-// configChecker is an Authenticator or TokenVerifier that can tell at
-// construction that it would refuse every request.
-type configChecker interface {
-	checkConfig() error
+// validator is an Authenticator or TokenVerifier that can tell before it
+// is used that it would refuse every request: SharedSecret, BearerToken and
+// EntraID are. NewWebhook and functions.NewHandler call Validate on theirs.
+type validator interface {
+	Validate() error
 }
 
-// checkAuthenticator reports an Authenticator that would refuse every
-// request.
-func checkAuthenticator(a Authenticator) error {
-	if c, ok := a.(configChecker); ok {
-		return c.checkConfig()
+// validate reports an Authenticator that would refuse every request.
+func validate(a Authenticator) error {
+	if v, ok := a.(validator); ok {
+		return v.Validate()
 	}
 	return nil
 }
@@ -62,7 +62,9 @@ type SharedSecret struct {
 	Header string
 }
 
-func (s SharedSecret) checkConfig() error {
+// Validate reports a SharedSecret that would refuse every request: an
+// empty Secret, or both places disabled.
+func (s SharedSecret) Validate() error {
 	switch {
 	case s.Secret == "":
 		return errors.New("SharedSecret.Secret is empty")
@@ -122,12 +124,15 @@ type BearerToken struct {
 	Verifier TokenVerifier
 }
 
-func (b BearerToken) checkConfig() error {
+// Validate reports a BearerToken that would refuse every request: no
+// Verifier, or one whose own Validate fails (an EntraID without tenant or
+// audience).
+func (b BearerToken) Validate() error {
 	if b.Verifier == nil {
 		return errors.New("BearerToken.Verifier is nil")
 	}
-	if c, ok := b.Verifier.(configChecker); ok {
-		return c.checkConfig()
+	if v, ok := b.Verifier.(validator); ok {
+		return v.Validate()
 	}
 	return nil
 }

@@ -66,10 +66,10 @@ type Handler struct {
 	attempts *attempts.Counter
 }
 
-// configChecker is a Verifier that can tell at construction that it would
-// refuse every request (a GoogleOIDC without an audience or an email).
-type configChecker interface {
-	checkConfig() error
+// validator is a Verifier that can tell before it is used that it would
+// refuse every request, as GoogleOIDC can; NewHandler calls Validate.
+type validator interface {
+	Validate() error
 }
 
 // NewHandler returns a Handler delivering to ep. Make ep with
@@ -88,8 +88,8 @@ func NewHandler(ep *crossbus.Endpoint, opts Options) (*Handler, error) {
 	case opts.Verifier != nil && opts.InsecureNoAuthentication:
 		return nil, fmt.Errorf("%w: push: NewHandler: Options.Verifier and Options.InsecureNoAuthentication are both set; set one", driver.ErrInvalidOption)
 	}
-	if c, ok := opts.Verifier.(configChecker); ok {
-		if err := c.checkConfig(); err != nil {
+	if v, ok := opts.Verifier.(validator); ok {
+		if err := v.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: push: NewHandler: %v", driver.ErrInvalidOption, err)
 		}
 	}

@@ -93,8 +93,9 @@ func NewGoogleOIDC(audience, email string) *GoogleOIDC {
 	return &GoogleOIDC{Audience: audience, Email: email}
 }
 
-// checkConfig reports settings with which Verify would refuse every token.
-func (v *GoogleOIDC) checkConfig() error {
+// Validate reports settings with which Verify would refuse every token: no
+// audience or no service account email. NewHandler calls it.
+func (v *GoogleOIDC) Validate() error {
 	switch {
 	case v == nil:
 		return errors.New("Options.Verifier is a nil *GoogleOIDC")
@@ -145,7 +146,7 @@ func unauthorized(format string, args ...any) error {
 
 // Verify implements Verifier.
 func (v *GoogleOIDC) Verify(ctx context.Context, r *http.Request) error {
-	if err := v.checkConfig(); err != nil {
+	if err := v.Validate(); err != nil {
 		return unauthorized("verifier not configured: %v", err)
 	}
 	auth := r.Header.Get("Authorization")
