@@ -15,8 +15,9 @@ import (
 // (503 when the error matches ErrKeysUnavailable, so Event Grid retries).
 //
 // The Authenticators of this package are SharedSecret and BearerToken
-// (with EntraID for Microsoft Entra ID tokens); NewWebhook refuses them
-// when they would refuse every request (an empty secret, no verifier).
+// (with EntraID for Microsoft Entra ID tokens). NewWebhook calls an
+// Authenticator's Validate method, when it has one, and refuses one that
+// would refuse every request (an empty secret, no verifier).
 type Authenticator interface {
 	Authenticate(r *http.Request) error
 }

@@ -29,7 +29,9 @@ type Options struct {
 	// request gets 401 (503 when the verifier cannot fetch its keys) and
 	// not a byte of its body is read. Normally a GoogleOIDC
 	// (NewGoogleOIDC(audience, serviceAccountEmail)). NewHandler refuses
-	// Options with neither a Verifier nor InsecureNoAuthentication.
+	// Options with neither a Verifier nor InsecureNoAuthentication, and
+	// calls the Verifier's Validate method, when it has one, to refuse a
+	// verifier that would refuse every request.
 	Verifier Verifier
 	// InsecureNoAuthentication accepts every caller without checking who
 	// it is. Set it only where the platform authenticates callers before
