@@ -20,7 +20,8 @@ import (
 // abuse-protection handshake and with every CloudEvents delivery.
 const Origin = "eventgrid.azure.net"
 
-// DefaultMaxBodyBytes bounds a push request body. Event Grid batches are at
+// DefaultMaxBodyBytes bounds a push request body unless
+// WebhookOptions.MaxBodyBytes says otherwise. Event Grid batches are at
 // most 1 MiB; the margin covers other senders.
 const DefaultMaxBodyBytes = 4 << 20
 
@@ -73,8 +74,10 @@ const maxHandshakeBytes = 64 << 10
 
 // Webhook is the http.Handler for Event Grid webhook event subscriptions
 // (basic topics, system topics, domains and namespace push subscriptions).
-// It answers the validation handshakes, decodes each push (see DecodePush)
-// and runs every event through a crossbus.Endpoint, so filters, middleware,
+// It authenticates each request (WebhookOptions.Auth) before reading its
+// body, answers the validation handshakes, decodes each push (see
+// DecodePush) and runs every event through a crossbus.Endpoint, so
+// filters, middleware,
 // idempotency, the retry policy and dead-lettering behave as for pulled
 // events. The attempt number is Event Grid's aeg-delivery-count header + 1.
 //
