@@ -1,9 +1,13 @@
 package functions
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,7 +32,9 @@ const ForeignEventType = "com.microsoft.servicebus.message"
 //     binding's binary mode; both separators are read): each names an
 //     attribute or extension (a missing id is the MessageId), the body is the
 //     data and the message's content type its datacontenttype;
-//   - otherwise: id <- MessageId (or "<Entity>/<SequenceNumber>"), source <-
+//   - otherwise: id <- MessageId (or "<Entity>/<SequenceNumber>", or, when
+//     the host passes neither, "<Entity>/sha256-<digest>": see
+//     messageDigest), source <-
 //     "/<Entity>", type <- ForeignEventType, time <- EnqueuedTimeUtc,
 //     subject <- Subject (Label), datacontenttype <- ContentType, data <-
 //     body, partitionkey <- SessionId, and each application property whose
@@ -39,7 +45,11 @@ const ForeignEventType = "com.microsoft.servicebus.message"
 // event (id and source as for a message without CloudEvents attributes,
 // the body as data, the application properties and content type in the
 // rawheaders extension). Errors are for invocations that are malformed.
-func (f *Function) serviceBusMessage(raw json.RawMessage, meta metadata, i int) (Invocation, error) {
+//
+// seen counts the digests given so far in the invocation, so that identical
+// messages without a MessageId or SequenceNumber in one batch get distinct
+// ids; it may be nil for a single message.
+func (f *Function) serviceBusMessage(raw json.RawMessage, meta metadata, i int, seen map[string]int) (Invocation, error) {
 	where := f.Name
 	if i >= 0 {
 		where = fmt.Sprintf("%s message %d", f.Name, i)
@@ -69,6 +79,15 @@ func (f *Function) serviceBusMessage(raw json.RawMessage, meta metadata, i int) 
 		sessionID:   meta.str("SessionId", i),
 		sequence:    meta.str("SequenceNumber", i),
 		enqueued:    meta.str("EnqueuedTimeUtc", i),
+	}
+	if msg.messageID == "" && msg.sequence == "" {
+		msg.digest = msg.messageDigest()
+		if seen != nil {
+			seen[msg.digest]++
+			if n := seen[msg.digest]; n > 1 {
+				msg.digest += "#" + strconv.Itoa(n)
+			}
+		}
 	}
 	ev, err := msg.event()
 	if err != nil {
@@ -102,6 +121,33 @@ type sbMessage struct {
 	props                                   map[string]any
 	entity, contentType, messageID, subject string
 	sessionID, sequence, enqueued           string
+	// digest identifies a message without MessageId and SequenceNumber.
+	digest string
+}
+
+// messageDigest identifies a message that the host passed without a
+// MessageId or a SequenceNumber by what it carries: a SHA-256 over its
+// enqueued time, session, content type, subject, application properties
+// and body. A redelivery of the message has the same digest, so the
+// idempotency middleware recognises it; different messages have different
+// ones. Identical messages in one batch are told apart by their order
+// ("#2", "#3", ...); identical messages in separate invocations, with the
+// same enqueued time, are taken for one.
+func (m sbMessage) messageDigest() string {
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	props, _ := json.Marshal(m.props) // map keys are sorted: the same properties, the same bytes
+	for _, s := range []string{m.enqueued, m.sessionID, m.contentType, m.subject} {
+		field([]byte(s))
+	}
+	field(props)
+	field(m.body)
+	return "sha256-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func (m sbMessage) event() (*crossbus.Event, error) {
@@ -144,8 +190,14 @@ func (m sbMessage) event() (*crossbus.Event, error) {
 func (m sbMessage) foreign(e *event.Event) {
 	entity := strings.TrimPrefix(m.entity, "/")
 	id := m.messageID
-	if id == "" {
-		id = entity + "/" + firstNonEmpty(m.sequence, "0")
+	switch {
+	case id != "":
+	case m.sequence != "":
+		id = entity + "/" + m.sequence
+	case m.digest != "":
+		id = entity + "/" + m.digest
+	default:
+		id = entity + "/" + m.messageDigest()
 	}
 	e.SetID(id)
 	if entity == "" {
