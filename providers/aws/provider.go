@@ -251,7 +251,7 @@ func (p *Provider) Close(ctx context.Context) error {
 
 // Publish sends events to the topic's targets (see Options.Topics), in
 // order, through the service the provider publishes to.
-func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
+func (p *Provider) Publish(ctx context.Context, topic string, events []*driver.Event) error {
 	if p.closed.Load() {
 		return fmt.Errorf("aws: publish to %q: %w", topic, driver.ErrClosed)
 	}
@@ -283,7 +283,7 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus
 	return publishError(events, failed)
 }
 
-func (p *Provider) publishTo(ctx context.Context, target string, events []*crossbus.Event) error {
+func (p *Provider) publishTo(ctx context.Context, target string, events []*driver.Event) error {
 	switch p.opts.Publish {
 	case SNS:
 		return p.publishSNS(ctx, target, events)
@@ -295,7 +295,7 @@ func (p *Provider) publishTo(ctx context.Context, target string, events []*cross
 }
 
 // publishError builds the result of a batch from per-event failures.
-func publishError(events []*crossbus.Event, failed map[int]error) error {
+func publishError(events []*driver.Event, failed map[int]error) error {
 	if len(failed) == 0 {
 		return nil
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 )
 
@@ -227,7 +226,7 @@ func (r *receiver) settleItems(op string, items []*batchItem, err error, failed 
 // delivery is one received SQS message.
 type delivery struct {
 	r         *receiver
-	ev        *crossbus.Event
+	ev        *driver.Event
 	decodeErr error // the message claims to be a CloudEvent and is not one
 	handle    string
 	msgID     string
@@ -241,7 +240,7 @@ type delivery struct {
 var errSettled = errors.New("aws: delivery already settled")
 
 // Event implements driver.Delivery.
-func (d *delivery) Event() *crossbus.Event { return d.ev }
+func (d *delivery) Event() *driver.Event { return d.ev }
 
 // DecodeError implements driver.Undecodable: it is the reason a message
 // that claims to be a CloudEvent is not a valid one (nil for every other

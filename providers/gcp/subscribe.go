@@ -73,9 +73,9 @@ func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) 
 			"subscription", name, "maxDeliveryAttempts", info.maxDelivery, "retryMaxAttempts", spec.MaxAttempts)
 	}
 	r := p.newReceiver(name, info, spec.AckDeadline)
-	if err := p.addReceiver(r); err != nil {
+	if !p.receivers.Add(r) {
 		_ = r.Close(ctx)
-		return nil, err
+		return nil, fmt.Errorf("gcp: subscribe: %w", driver.ErrClosed)
 	}
 	return r, nil
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 )
 
@@ -31,7 +30,7 @@ type delivery struct {
 	part      *partition
 	ent       *entry
 	rec       *kgo.Record
-	ev        crossbus.Event
+	ev        driver.Event
 	ctx       event.EventContextV1 // ev.Context points here (decoded records)
 	attempt   int
 	decodeErr error // why the record is not a CloudEvent (nil when it is one)
@@ -63,7 +62,7 @@ func (r *receiver) newDelivery(part *partition, ent *entry, rec *kgo.Record, att
 	return d
 }
 
-func undecodableEvent(rec *kgo.Record) crossbus.Event {
+func undecodableEvent(rec *kgo.Record) driver.Event {
 	var hs map[string]string
 	if len(rec.Headers) > 0 {
 		hs = make(map[string]string, len(rec.Headers))
@@ -93,7 +92,7 @@ func text(b []byte) string {
 func (d *delivery) DecodeError() error { return d.decodeErr }
 
 // Event returns the delivered event.
-func (d *delivery) Event() *crossbus.Event { return &d.ev }
+func (d *delivery) Event() *driver.Event { return &d.ev }
 
 // Attempt counts the handings of this record to this consumer (1 first).
 func (d *delivery) Attempt() int { return d.attempt }
@@ -161,7 +160,7 @@ func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) e
 	return nil
 }
 
-func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription string, dl *crossbus.Event) error {
+func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription string, dl *driver.Event) error {
 	dlTopic := DeadLetterTopic(topic, subscription)
 	if err := p.ensureTopic(ctx, dlTopic, true); err != nil {
 		return fmt.Errorf("kafka: dead-letter topic of subscription %q: %w", subscription, err)

@@ -13,7 +13,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 )
 
@@ -81,15 +80,11 @@ func (p *Provider) openReceiver(ctx context.Context, spec driver.SubscriptionSpe
 		r.cancel()
 		return nil, fmt.Errorf("nats: subscription %q: %w", spec.Name, err)
 	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.receivers.Add(r) {
 		r.it.Stop()
 		r.cancel()
 		return nil, fmt.Errorf("nats: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
-	p.receivers[r] = struct{}{}
-	p.mu.Unlock()
 	go r.pump()
 	return r, nil
 }
@@ -306,9 +301,7 @@ func (r *receiver) Close(ctx context.Context) error {
 			}
 			break
 		}
-		r.p.mu.Lock()
-		delete(r.p.receivers, r)
-		r.p.mu.Unlock()
+		r.p.receivers.Remove(r)
 	})
 	return nil
 }
@@ -317,7 +310,7 @@ func (r *receiver) Close(ctx context.Context) error {
 type delivery struct {
 	r         *receiver
 	msg       jetstream.Msg
-	ev        crossbus.Event
+	ev        driver.Event
 	ctx       event.EventContextV1 // ev.Context points here (decoded messages)
 	attempt   int
 	decodeErr error // why the message is not a CloudEvent (nil when it is one)
@@ -360,7 +353,7 @@ func (r *receiver) newDelivery(msg jetstream.Msg) *delivery {
 func (d *delivery) DecodeError() error { return d.decodeErr }
 
 // Event returns the delivered event.
-func (d *delivery) Event() *crossbus.Event { return &d.ev }
+func (d *delivery) Event() *driver.Event { return &d.ev }
 
 // Attempt is JetStream's delivery count for the message.
 func (d *delivery) Attempt() int { return d.attempt }

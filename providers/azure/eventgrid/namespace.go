@@ -132,7 +132,7 @@ func (n *Namespace) ReceiverClient(topic, subscription string) (*aznamespaces.Re
 
 // Publish sends events to a namespace topic in batches of at most 1,000
 // events and 1 MiB of JSON; see publisher for how failures are isolated.
-func (n *Namespace) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
+func (n *Namespace) Publish(ctx context.Context, topic string, events []*driver.Event) error {
 	c, err := n.SenderClient(topic)
 	if err != nil {
 		return err

@@ -41,11 +41,11 @@ const (
 // detection recognises a re-published event), SessionID the partitionkey
 // extension (so session-enabled entities keep per-key order), and Subject
 // the event's subject.
-func MessageFromEvent(e *crossbus.Event) (*azservicebus.Message, error) {
+func MessageFromEvent(e *driver.Event) (*azservicebus.Message, error) {
 	return messageFromEvent(e, PropertyPrefix)
 }
 
-func messageFromEvent(e *crossbus.Event, prefix string) (*azservicebus.Message, error) {
+func messageFromEvent(e *driver.Event, prefix string) (*azservicebus.Message, error) {
 	ctx, ok := e.Context.(*event.EventContextV1)
 	if !ok || ctx == nil {
 		return nil, fmt.Errorf("servicebus: event %q is not a CloudEvents 1.0 event", e.ID())
@@ -121,7 +121,7 @@ func propertyValue(v any) (any, error) {
 // application property whose name is a valid extension name (lower-case
 // letters and digits) and whose value has a CloudEvents type becomes an
 // extension.
-func EventFromMessage(m *azservicebus.ReceivedMessage, path string) (*crossbus.Event, error) {
+func EventFromMessage(m *azservicebus.ReceivedMessage, path string) (*driver.Event, error) {
 	if m.ContentType != nil && strings.HasPrefix(strings.ToLower(*m.ContentType), structuredPrefix) {
 		return structuredEvent(m)
 	}
@@ -273,7 +273,7 @@ func extensionValue(v any) (any, error) {
 }
 
 // setBody sets data from the message body.
-func setBody(e *crossbus.Event, body []byte, contentType *string) {
+func setBody(e *driver.Event, body []byte, contentType *string) {
 	if len(body) == 0 && contentType == nil {
 		return
 	}
@@ -286,7 +286,7 @@ func textual(ct string) bool {
 	return strings.HasPrefix(ct, "text/") || strings.Contains(ct, "json") || strings.Contains(ct, "xml")
 }
 
-func structuredEvent(m *azservicebus.ReceivedMessage) (*crossbus.Event, error) {
+func structuredEvent(m *azservicebus.ReceivedMessage) (*driver.Event, error) {
 	var e event.Event
 	if err := json.Unmarshal(m.Body, &e); err != nil {
 		return nil, fmt.Errorf("servicebus: message %q: structured CloudEvent: %w", m.MessageID, err)
@@ -326,7 +326,7 @@ func entitySource(path string) *url.URL {
 // MessageID (or "<path>/<sequence number>"), source = "/" + path, data = the
 // body, and the application properties (values as strings) with the
 // message's content-type in the rawheaders extension.
-func UndecodableEvent(m *azservicebus.ReceivedMessage, path string) *crossbus.Event {
+func UndecodableEvent(m *azservicebus.ReceivedMessage, path string) *driver.Event {
 	var headers map[string]string
 	if len(m.ApplicationProperties) > 0 || m.ContentType != nil {
 		headers = make(map[string]string, len(m.ApplicationProperties)+1)
@@ -353,7 +353,7 @@ func UndecodableEvent(m *azservicebus.ReceivedMessage, path string) *crossbus.Ev
 // withDeadLetterProperties sets the dead-letter extensions that DeadLetter
 // wrote as application properties on e (the placeholder of a dead letter
 // that is not a CloudEvent).
-func withDeadLetterProperties(e *crossbus.Event, m *azservicebus.ReceivedMessage) {
+func withDeadLetterProperties(e *driver.Event, m *azservicebus.ReceivedMessage) {
 	for k, v := range m.ApplicationProperties {
 		name, ok := attributeName(k)
 		if !ok {
@@ -371,7 +371,7 @@ func withDeadLetterProperties(e *crossbus.Event, m *azservicebus.ReceivedMessage
 
 // foreignEvent applies the documented rule to a message that is not a
 // CloudEvent; it never fails.
-func foreignEvent(m *azservicebus.ReceivedMessage, path string) (*crossbus.Event, error) {
+func foreignEvent(m *azservicebus.ReceivedMessage, path string) (*driver.Event, error) {
 	ctx := &event.EventContextV1{ID: messageID(m, path), Type: ForeignEventType}
 	ctx.Source = types.URIRef{URL: *entitySource(path)}
 	if m.EnqueuedTime != nil {

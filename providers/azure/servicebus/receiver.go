@@ -13,7 +13,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/go-amqp"
 
-	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 )
 
@@ -202,7 +201,7 @@ func (r *receiver) delivery(m *azservicebus.ReceivedMessage, now time.Time) *del
 // withDeadLetterInfo makes sure a dead letter carries the dead-letter
 // extensions, deriving them from Service Bus's properties when crossbus did
 // not write them.
-func withDeadLetterInfo(ev *crossbus.Event, m *azservicebus.ReceivedMessage, ent entity) *crossbus.Event {
+func withDeadLetterInfo(ev *driver.Event, m *azservicebus.ReceivedMessage, ent entity) *driver.Event {
 	if _, ok := driver.DeadLetterInfoOf(ev); ok {
 		return ev
 	}
