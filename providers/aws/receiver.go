@@ -52,7 +52,7 @@ type receiver struct {
 // Options.Queues). The topic does not matter here: what reaches the queue is
 // decided by its SNS subscriptions or EventBridge rules (see Provision).
 func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
-	if p.closed.Load() {
+	if p.receivers.Closed() {
 		return nil, fmt.Errorf("aws: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
 	url, err := p.queueURL(ctx, spec.Name, driver.ErrSubscriptionNotFound)
@@ -71,10 +71,14 @@ func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) 
 	if lease <= 0 {
 		lease = q.visibility
 	}
-	return p.newReceiver(spec.Name, q, lease), nil
+	r, err := p.newReceiver(spec.Name, q, lease)
+	if err != nil {
+		return nil, err // not r: a nil *receiver in a driver.Receiver is not nil
+	}
+	return r, nil
 }
 
-func (p *Provider) newReceiver(name string, q queueInfo, lease time.Duration) *receiver {
+func (p *Provider) newReceiver(name string, q queueInfo, lease time.Duration) (*receiver, error) {
 	vis := visibilitySeconds(lease)
 	if vis == 0 {
 		vis = 30
@@ -87,10 +91,11 @@ func (p *Provider) newReceiver(name string, q queueInfo, lease time.Duration) *r
 	r.closeCtx, r.stop = context.WithCancel(context.Background())
 	r.deletes = newBatcher(maxInflightCalls, r.sendDeletes)
 	r.changes = newBatcher(maxInflightCalls, r.sendVisibility)
-	p.mu.Lock()
-	p.receivers[r] = struct{}{}
-	p.mu.Unlock()
-	return r
+	if !p.receivers.Add(r) {
+		r.stop()
+		return nil, fmt.Errorf("aws: subscribe %q: %w", name, driver.ErrClosed)
+	}
+	return r, nil
 }
 
 // visibilitySeconds rounds d up to whole seconds within SQS's range, so a
@@ -173,9 +178,7 @@ func (r *receiver) Close(ctx context.Context) error {
 		} else if err := r.changes.wait(ctx); err != nil {
 			r.closeErr = fmt.Errorf("aws: close receiver of %s: queued visibility changes not sent: %w", r.q.url, err)
 		}
-		r.p.mu.Lock()
-		delete(r.p.receivers, r)
-		r.p.mu.Unlock()
+		r.p.receivers.Remove(r)
 	})
 	return r.closeErr
 }

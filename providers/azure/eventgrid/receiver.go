@@ -174,7 +174,7 @@ func decodeReceiveResult(body []byte) ([]received, error) {
 // returns ErrClosed. Deliveries already returned can still be settled.
 func (r *receiver) Close(ctx context.Context) error {
 	r.closeFn()
-	r.ns.forget(r)
+	r.ns.receivers.Remove(r)
 	return nil
 }
 

@@ -168,21 +168,10 @@ func deadLetterOptions(ev *driver.Event, info driver.DeadLetterInfo, prefix stri
 	}
 	full := crossbus.ExtensionString(&marked, driver.ExtDeadLetterReason)
 	reason, _, _ := strings.Cut(full, "\n")
-	reason = truncate(reason, 256)
+	reason = driver.TruncateUTF8(reason, 256)
 	return &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: &full, PropertiesToModify: props}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !isRuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-func isRuneStart(b byte) bool { return b&0xc0 != 0x80 }
 
 // delayer holds nacked messages locked until their delay has passed, then
 // abandons them.

@@ -16,11 +16,11 @@ import (
 
 // sender returns the cached SDK sender for an entity (a topic or queue).
 func (p *Provider) sender(entity string) (*azservicebus.Sender, error) {
-	if p.closed.Load() {
-		return nil, fmt.Errorf("servicebus: send to %q: %w", entity, driver.ErrClosed)
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.receivers.Closed() {
+		return nil, fmt.Errorf("servicebus: send to %q: %w", entity, driver.ErrClosed)
+	}
 	if s := p.senders[entity]; s != nil {
 		return s, nil
 	}

@@ -25,7 +25,7 @@ const maxReceive = 5000
 // requires sessions, receive through sessions (see the package
 // documentation).
 func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
-	if p.closed.Load() {
+	if p.receivers.Closed() {
 		return nil, fmt.Errorf("servicebus: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
 	ent := p.entity(spec.Topic, spec.Name)
@@ -46,7 +46,7 @@ func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) 
 // itself (MaxDeliveryCountExceeded, TTLExpiredException, ...), ones made
 // from DeadLetterReason, DeadLetterErrorDescription and the delivery count.
 func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (driver.Receiver, error) {
-	if p.closed.Load() {
+	if p.receivers.Closed() {
 		return nil, fmt.Errorf("servicebus: subscribe dead letters of %q: %w", subscription, driver.ErrClosed)
 	}
 	return p.openReceiver(ctx, p.entity(topic, subscription), true)
@@ -81,7 +81,10 @@ func (p *Provider) openReceiver(ctx context.Context, ent entity, dead bool) (*re
 	} else {
 		r.delays = newDelayer()
 	}
-	p.track(r)
+	if !p.receivers.Add(r) {
+		_ = r.Close(ctx)
+		return nil, fmt.Errorf("servicebus: receiver for %q: %w", ent.path(), driver.ErrClosed)
+	}
 	return r, nil
 }
 
@@ -239,7 +242,7 @@ func (r *receiver) Close(ctx context.Context) error {
 		if err := r.sb.Close(ctx); err != nil {
 			r.closeErr = fmt.Errorf("servicebus: close receiver of %q: %w", r.ent.path(), err)
 		}
-		r.p.forget(r)
+		r.p.receivers.Remove(r)
 	})
 	return r.closeErr
 }
