@@ -1,6 +1,7 @@
 package aws
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,10 +80,7 @@ func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) 
 }
 
 func (p *Provider) newReceiver(name string, q queueInfo, lease time.Duration) (*receiver, error) {
-	vis := visibilitySeconds(lease)
-	if vis == 0 {
-		vis = 30
-	}
+	vis := cmp.Or(visibilitySeconds(lease), 30)
 	caps := p.Capabilities()
 	caps.Ordering = q.fifo
 	caps.NativeDeadLetter = q.dlqURL != ""

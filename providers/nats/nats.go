@@ -364,10 +364,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		p.closeConn()
 		return nil, fmt.Errorf("nats: JetStream is not available on the server: %w", err)
 	}
-	p.maxEvent = o.MaxEventBytes
-	if p.maxEvent == 0 {
-		p.maxEvent = max(int(p.conn.MaxPayload())-headerRoom, 1)
-	}
+	p.maxEvent = cmp.Or(o.MaxEventBytes, max(int(p.conn.MaxPayload())-headerRoom, 1))
 	return p, nil
 }
 

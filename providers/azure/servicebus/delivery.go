@@ -172,7 +172,6 @@ func deadLetterOptions(ev *driver.Event, info driver.DeadLetterInfo, prefix stri
 	return &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: &full, PropertiesToModify: props}
 }
 
-
 // delayer holds nacked messages locked until their delay has passed, then
 // abandons them.
 type delayer struct {
