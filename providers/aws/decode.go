@@ -17,6 +17,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/cewire"
 )
 
 // Types and extensions of events made from messages that are not
@@ -40,6 +41,9 @@ const (
 var ErrMalformedCloudEvent = errors.New("aws: message claims to be a CloudEvent but is not a valid one")
 
 func malformed(err error) error { return fmt.Errorf("%w: %w", ErrMalformedCloudEvent, err) }
+
+// sources caches the parsed sources of binary-mode messages.
+var sources = cewire.NewSourceCache(1024)
 
 // maxNesting bounds envelopes within envelopes (EventBridge to SNS to SQS).
 const maxNesting = 4
@@ -228,34 +232,20 @@ func decodeBinary(body string, attrs map[string]Attribute) (*driver.Event, error
 		return nil, fmt.Errorf("binary CloudEvent has specversion %q, want %q", v, event.CloudEventsVersionV1)
 	}
 	ev := event.New()
+	ctx := ev.Context.(*event.EventContextV1) // event.New makes a V1 context
 	for name, a := range attrs {
-		if !strings.HasPrefix(name, AttrPrefix) {
+		key, ok := strings.CutPrefix(name, AttrPrefix)
+		if !ok || key == "specversion" {
 			continue
 		}
-		key, v := name[len(AttrPrefix):], a.StringValue
-		switch key {
-		case "specversion":
-		case "id":
-			ev.SetID(v)
-		case "source":
-			ev.SetSource(v)
-		case "type":
-			ev.SetType(v)
-		case "subject":
-			ev.SetSubject(v)
-		case "dataschema":
-			ev.SetDataSchema(v)
-		case "time":
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				return nil, fmt.Errorf("binary CloudEvent attribute %s: %w", name, err)
-			}
-			ev.SetTime(t)
-		default:
-			ev.SetExtension(key, v)
+		if err := cewire.SetAttribute(ctx, strings.ToLower(key), a.StringValue, sources); err != nil {
+			return nil, fmt.Errorf("binary CloudEvent attribute %s: %w", name, err)
 		}
 	}
 	ct := attr(attrs, AttrContentType)
+	if ct == "" && ctx.DataContentType != nil { // a ce-datacontenttype attribute instead
+		ct = *ctx.DataContentType
+	}
 	if ct != "" {
 		ev.SetDataContentType(ct)
 	}

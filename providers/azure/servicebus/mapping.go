@@ -17,15 +17,16 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/cewire"
 )
 
 // Application property prefixes of the CloudEvents AMQP binding. Messages
 // are written with PropertyPrefix; both are read.
 const (
 	// PropertyPrefix is written before every CloudEvents attribute name.
-	PropertyPrefix = "cloudEvents_"
+	PropertyPrefix = cewire.AMQPPrefix
 	// PropertyPrefixColon is the binding's other prefix, accepted on read.
-	PropertyPrefixColon = "cloudEvents:"
+	PropertyPrefixColon = cewire.AMQPPrefixColon
 
 	// ForeignEventType is the type given to messages that carry no
 	// CloudEvents attributes (see EventFromMessage).
@@ -129,7 +130,7 @@ func EventFromMessage(m *azservicebus.ReceivedMessage, path string) (*driver.Eve
 	binding := false
 	var errs []error
 	for k, v := range m.ApplicationProperties {
-		name, ok := attributeName(k)
+		name, ok := cewire.AMQPAttributeName(k)
 		if !ok {
 			continue
 		}
@@ -159,88 +160,27 @@ func EventFromMessage(m *azservicebus.ReceivedMessage, path string) (*driver.Eve
 	return &e, nil
 }
 
-// attributeName strips a binding prefix (case-insensitively) from an
-// application property name.
-func attributeName(k string) (string, bool) {
-	if len(k) <= len(PropertyPrefix) || !strings.EqualFold(k[:len("cloudEvents")], "cloudEvents") {
-		return "", false
-	}
-	if sep := k[len("cloudEvents")]; sep != '_' && sep != ':' {
-		return "", false
-	}
-	return strings.ToLower(k[len(PropertyPrefix):]), true
-}
-
-// setAttribute sets one context attribute from its AMQP or string form.
+// setAttribute sets one context attribute or extension from its AMQP value:
+// a string as the binding's text, a time as the time attribute, another
+// value of a context attribute as its text, and of an extension as the
+// CloudEvents type it maps onto.
 func setAttribute(ctx *event.EventContextV1, name string, v any) error {
-	str := func() (string, error) {
-		switch x := v.(type) {
-		case string:
-			return x, nil
-		case nil:
-			return "", errors.New("is null")
-		}
-		return fmt.Sprint(v), nil
-	}
-	switch name {
-	case "specversion":
-		s, err := str()
-		if err == nil && s != event.CloudEventsVersionV1 {
-			err = fmt.Errorf("specversion %q is not supported (want %q)", s, event.CloudEventsVersionV1)
-		}
-		return err
-	case "id":
-		s, err := str()
-		ctx.ID = s
-		return err
-	case "source":
-		s, err := str()
-		if err != nil {
-			return err
-		}
-		u, perr := url.Parse(s)
-		if perr != nil {
-			return fmt.Errorf("source %q is not a URI reference: %w", s, perr)
-		}
-		ctx.Source = types.URIRef{URL: *u}
-		return nil
-	case "type":
-		s, err := str()
-		ctx.Type = s
-		return err
-	case "subject":
-		s, err := str()
-		ctx.Subject = &s
-		return err
-	case "dataschema":
-		s, err := str()
-		if err != nil {
-			return err
-		}
-		u, perr := url.Parse(s)
-		if perr != nil {
-			return fmt.Errorf("dataschema %q is not a URI: %w", s, perr)
-		}
-		ctx.DataSchema = &types.URI{URL: *u}
-		return nil
-	case "time":
-		switch x := v.(type) {
-		case time.Time:
+	switch x := v.(type) {
+	case nil:
+		return errors.New("is null")
+	case string:
+		return cewire.SetAttribute(ctx, name, x, sources)
+	case time.Time:
+		if name == "time" {
 			ctx.Time = &types.Timestamp{Time: x.UTC()}
 			return nil
-		case string:
-			t, err := types.ParseTime(x)
-			if err != nil {
-				return err
-			}
-			ctx.Time = &types.Timestamp{Time: t}
-			return nil
 		}
+	}
+	if name == "time" {
 		return fmt.Errorf("time has type %T", v)
-	case "datacontenttype":
-		s, err := str()
-		ctx.DataContentType = &s
-		return err
+	}
+	if cewire.IsContextAttribute(name) {
+		return cewire.SetAttribute(ctx, name, fmt.Sprint(v), sources)
 	}
 	ev, err := extensionValue(v)
 	if err != nil {
@@ -248,6 +188,9 @@ func setAttribute(ctx *event.EventContextV1, name string, v any) error {
 	}
 	return ctx.SetExtension(name, ev)
 }
+
+// sources caches the parsed sources of received events.
+var sources = cewire.NewSourceCache(1024)
 
 // extensionValue converts an AMQP property value to a CloudEvents one.
 func extensionValue(v any) (any, error) {
@@ -355,7 +298,7 @@ func UndecodableEvent(m *azservicebus.ReceivedMessage, path string) *driver.Even
 // that is not a CloudEvent).
 func withDeadLetterProperties(e *driver.Event, m *azservicebus.ReceivedMessage) {
 	for k, v := range m.ApplicationProperties {
-		name, ok := attributeName(k)
+		name, ok := cewire.AMQPAttributeName(k)
 		if !ok {
 			continue
 		}
@@ -386,7 +329,7 @@ func foreignEvent(m *azservicebus.ReceivedMessage, path string) (*driver.Event, 
 		ctx.DataContentType = &ct
 	}
 	for k, v := range m.ApplicationProperties {
-		if !validExtensionName(k) || k == "data" || k == "data_base64" {
+		if !cewire.ValidExtensionName(k) {
 			continue
 		}
 		if ev, err := extensionValue(v); err == nil {
@@ -403,17 +346,4 @@ func foreignEvent(m *azservicebus.ReceivedMessage, path string) (*driver.Event, 
 		e.DataBase64 = len(e.DataEncoded) > 0
 	}
 	return &e, nil
-}
-
-func validExtensionName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
