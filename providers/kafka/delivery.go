@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 // errSettled is returned by a second settle call on one delivery.
@@ -141,17 +142,14 @@ func (d *delivery) Nack(_ context.Context, delay time.Duration) error {
 // subscription's dead-letter topic and then settles the record. If the
 // produce fails the record stays unsettled and the error is returned.
 func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) error {
-	if d.r.dlq {
-		return fmt.Errorf("kafka: a dead letter cannot be dead-lettered again: %w", driver.ErrNotSupported)
-	}
-	if d.settled.Load() {
+	if d.settled.Load() && !d.r.dlq { // a dead letter's reader is refused below, settled or not
 		return errSettled
 	}
-	dl := driver.DeadLetterEvent(&d.ev, info)
-	if err := d.r.p.publishDeadLetter(ctx, d.r.spec.Topic, d.r.spec.Name, &dl); err != nil {
-		// Reported as not supported (now), so the portable layer falls
-		// back to the route's dead-letter topic when it has one.
-		return fmt.Errorf("kafka: the dead-letter queue refused event %q (%w): %w", d.ev.ID(), driver.ErrNotSupported, err)
+	err := providerkit.DeadLetterQueue(ctx, "kafka", d.r.dlq, &d.ev, info, func(ctx context.Context, dl *driver.Event) error {
+		return d.r.p.publishDeadLetter(ctx, d.r.spec.Topic, d.r.spec.Name, dl)
+	})
+	if err != nil {
+		return err
 	}
 	if !d.settled.CompareAndSwap(false, true) {
 		return errSettled
