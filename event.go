@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/crossbus/crossbus/internal/cewire"
 	"github.com/google/uuid"
 )
 
@@ -333,14 +334,10 @@ func extensionNameProblem(name string) string {
 	if name == "" {
 		return "empty extension name"
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return fmt.Sprintf("extension names are lower-case a-z and 0-9 only; %q at position %d is not", c, i)
-		}
+	if i := cewire.InvalidExtensionChar(name); i >= 0 {
+		return fmt.Sprintf("extension names are lower-case a-z and 0-9 only; %q at position %d is not", name[i], i)
 	}
-	switch name {
-	case "id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema", "data", "data_base64":
+	if cewire.IsContextAttribute(name) || !cewire.ValidExtensionName(name) { // data (data_base64 has a '_')
 		return "is a context attribute, not an extension"
 	}
 	return ""

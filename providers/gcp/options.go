@@ -12,6 +12,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 )
 
@@ -106,10 +107,6 @@ func (o *Options) validate() error {
 	return nil
 }
 
-// urlParams lists the query parameters of a gcppubsub URL.
-const urlParams = "endpoint, insecure, contentmode, orderingkeys, publishdelay, publishcount, publishbytes, " +
-	"maxoutstandingmessages, maxoutstandingbytes, ackdeadline, autocreate"
-
 // OptionsFromURL parses "gcppubsub://projects/PROJECT?param=value&...". The
 // parameters (all optional) are endpoint (host:port), insecure (bool),
 // contentmode (binary|structured), orderingkeys (bool, default true),
@@ -123,52 +120,36 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 		return o, fmt.Errorf("%w: gcppubsub URL must be gcppubsub://projects/PROJECT, got %q", driver.ErrInvalidURL, u.Redacted())
 	}
 	o.Project = project
-	for k, vs := range u.Query() {
-		v := vs[len(vs)-1]
-		var err error
-		switch k {
-		case "endpoint":
-			o.Endpoint = v
-		case "insecure":
-			o.Insecure, err = strconv.ParseBool(v)
-		case "contentmode":
-			switch v {
-			case "binary":
-				o.ContentMode = pubsubwire.Binary
-			case "structured":
-				o.ContentMode = pubsubwire.Structured
-			default:
-				err = fmt.Errorf("want binary or structured")
-			}
-		case "orderingkeys":
-			var on bool
-			on, err = strconv.ParseBool(v)
-			o.DisableOrderingKeys = !on
-		case "publishdelay":
-			o.PublishDelay, err = time.ParseDuration(v)
-		case "publishcount":
-			o.PublishCount, err = strconv.Atoi(v)
-		case "publishbytes":
-			o.PublishBytes, err = strconv.Atoi(v)
-		case "maxoutstandingmessages":
-			o.MaxOutstandingMessages, err = strconv.Atoi(v)
-		case "maxoutstandingbytes":
-			o.MaxOutstandingBytes, err = strconv.Atoi(v)
-		case "ackdeadline":
-			o.AckDeadline, err = time.ParseDuration(v)
-		case "autocreate":
-			o.AutoCreate, err = strconv.ParseBool(v)
-		default:
-			return o, fmt.Errorf("%w: unknown gcppubsub URL parameter %q (known: %s)", driver.ErrInvalidURL, k, urlParams)
-		}
-		if err != nil {
-			return o, fmt.Errorf("%w: gcppubsub URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
-		}
+	if err := urlParams(&o).Parse("gcppubsub URL", u.Query()); err != nil {
+		return o, err
 	}
 	if o.Insecure && o.Endpoint == "" {
 		return o, fmt.Errorf("%w: gcppubsub URL parameter insecure=true needs endpoint=host:port", driver.ErrInvalidURL)
 	}
 	return o, o.validate()
+}
+
+// urlParams is the table of the query parameters of a gcppubsub URL.
+func urlParams(o *Options) providerkit.Params {
+	return providerkit.Params{
+		providerkit.String("endpoint", &o.Endpoint, "host:port of the service or an emulator"),
+		providerkit.Bool("insecure", &o.Insecure, "dial endpoint without TLS and credentials"),
+		providerkit.OneOf("contentmode", &o.ContentMode, "binary or structured",
+			providerkit.Choice[pubsubwire.Mode]{Text: "binary", Value: pubsubwire.Binary},
+			providerkit.Choice[pubsubwire.Mode]{Text: "structured", Value: pubsubwire.Structured}),
+		providerkit.Func("orderingkeys", "bool: map the partition key onto the ordering key (default true)", func(v string) error {
+			on, err := strconv.ParseBool(v)
+			o.DisableOrderingKeys = !on
+			return err
+		}),
+		providerkit.Duration("publishdelay", &o.PublishDelay, "how long the client batches before a publish request"),
+		providerkit.Int("publishcount", &o.PublishCount, "messages the client batches before a publish request"),
+		providerkit.Int("publishbytes", &o.PublishBytes, "bytes the client batches before a publish request"),
+		providerkit.Int("maxoutstandingmessages", &o.MaxOutstandingMessages, "unsettled messages one receiver holds"),
+		providerkit.Int("maxoutstandingbytes", &o.MaxOutstandingBytes, "unsettled bytes one receiver holds"),
+		providerkit.Duration("ackdeadline", &o.AckDeadline, "lease of deliveries on routes that set none"),
+		providerkit.Bool("autocreate", &o.AutoCreate, "create missing topics and subscriptions"),
+	}
 }
 
 // clientOptions returns the dial options the Options imply.

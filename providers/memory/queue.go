@@ -4,12 +4,12 @@ import (
 	"container/heap"
 	"time"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // message is one event in one subscription's queue.
 type message struct {
-	ev       *crossbus.Event
+	ev       *driver.Event
 	seq      uint64 // publish order within the subscription
 	key      string // partition key, for ordered subscriptions
 	attempts int    // deliveries so far

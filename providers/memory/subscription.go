@@ -116,7 +116,7 @@ func (s *subscription) stats() Stats {
 	return st
 }
 
-func (s *subscription) deadLetters() []crossbus.Event {
+func (s *subscription) deadLetters() []driver.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var all []*message
@@ -126,7 +126,7 @@ func (s *subscription) deadLetters() []crossbus.Event {
 	for i := 0; i < s.dead.fresh.n; i++ {
 		all = append(all, s.dead.fresh.buf[(s.dead.fresh.head+i)%len(s.dead.fresh.buf)])
 	}
-	out := make([]crossbus.Event, 0, len(all))
+	out := make([]driver.Event, 0, len(all))
 	for _, m := range all {
 		out = append(out, m.ev.Clone())
 	}
@@ -134,7 +134,7 @@ func (s *subscription) deadLetters() []crossbus.Event {
 	return out
 }
 
-func sortEventsBySeq(out []crossbus.Event, ms []*message) {
+func sortEventsBySeq(out []driver.Event, ms []*message) {
 	// insertion sort: dead-letter queues are small and mostly ordered
 	for i := 1; i < len(ms); i++ {
 		for j := i; j > 0 && ms[j].seq < ms[j-1].seq; j-- {
@@ -317,8 +317,8 @@ type delivery struct {
 	c       eventCopy
 }
 
-func (d *delivery) Event() *crossbus.Event { return &d.c.ev }
-func (d *delivery) Attempt() int           { return d.attempt }
+func (d *delivery) Event() *driver.Event { return &d.c.ev }
+func (d *delivery) Attempt() int         { return d.attempt }
 
 func (d *delivery) Ack(ctx context.Context) error {
 	s := d.r.s

@@ -13,7 +13,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 	natsio "github.com/nats-io/nats.go"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/internal/cewire"
 )
 
@@ -44,7 +44,7 @@ var errNotCloudEvent = errors.New("not a CloudEvent")
 // written as "<length of id>:<id><source>" so that no two (id, source) pairs
 // collide. JetStream drops a re-publish of the same event inside the stream's
 // duplicate window, but never two different events that share an id.
-func MsgID(e *crossbus.Event) string { return msgID(e.ID(), e.Source()) }
+func MsgID(e *driver.Event) string { return msgID(e.ID(), e.Source()) }
 
 func msgID(id, source string) string {
 	var b strings.Builder
@@ -59,7 +59,7 @@ func msgID(id, source string) string {
 // EncodeMsg maps an event onto a NATS message for subject in binary content
 // mode: ce- headers, the data as payload, and Nats-Msg-Id for
 // de-duplication.
-func EncodeMsg(subject string, e *crossbus.Event) (*natsio.Msg, error) {
+func EncodeMsg(subject string, e *driver.Event) (*natsio.Msg, error) {
 	ctx, ok := e.Context.(*event.EventContextV1) // AsV1 would copy it
 	if !ok || ctx == nil {
 		return nil, fmt.Errorf("nats: event has no CloudEvents 1.0 context")
@@ -117,7 +117,7 @@ func EncodeMsg(subject string, e *crossbus.Event) (*natsio.Msg, error) {
 // regard to case. The error names the header that is wrong. When e already
 // holds a *EventContextV1 it is reused (decoding then allocates less); after
 // an error e is undefined.
-func DecodeMsg(h natsio.Header, data []byte, e *crossbus.Event) error {
+func DecodeMsg(h natsio.Header, data []byte, e *driver.Event) error {
 	ctx, _ := e.Context.(*event.EventContextV1)
 	if ctx == nil {
 		ctx = new(event.EventContextV1)
@@ -178,7 +178,7 @@ func DecodeMsg(h natsio.Header, data []byte, e *crossbus.Event) error {
 	return nil
 }
 
-func decodeStructured(data []byte, e *crossbus.Event) error {
+func decodeStructured(data []byte, e *driver.Event) error {
 	var ev event.Event
 	if err := json.Unmarshal(data, &ev); err != nil {
 		return fmt.Errorf("nats: structured-mode payload: %w", err)

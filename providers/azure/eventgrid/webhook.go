@@ -1,6 +1,7 @@
 package eventgrid
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,9 +140,7 @@ func NewWebhook(ep *crossbus.Endpoint, opts WebhookOptions) (*Webhook, error) {
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if opts.Concurrency == 0 {
-		opts.Concurrency = 1
-	}
+	opts.Concurrency = cmp.Or(opts.Concurrency, 1)
 	return &Webhook{ep: ep, opts: opts}, nil
 }
 

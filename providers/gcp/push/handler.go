@@ -1,6 +1,7 @@
 package push
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -98,9 +99,7 @@ func NewHandler(ep *crossbus.Endpoint, opts Options) (*Handler, error) {
 	if opts.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("%w: push: Options.MaxBodyBytes must not be negative (0 means DefaultMaxBodyBytes), got %d", driver.ErrInvalidOption, opts.MaxBodyBytes)
 	}
-	if opts.MaxBodyBytes == 0 {
-		opts.MaxBodyBytes = DefaultMaxBodyBytes
-	}
+	opts.MaxBodyBytes = cmp.Or(opts.MaxBodyBytes, DefaultMaxBodyBytes)
 	h := &Handler{ep: ep, opts: opts, log: opts.Logger, attempts: attempts.New(0)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -199,9 +200,7 @@ func (v *GoogleOIDC) check(c *claims) error {
 	if v.Now != nil {
 		now = v.Now()
 	}
-	if leeway == 0 {
-		leeway = time.Minute
-	}
+	leeway = cmp.Or(leeway, time.Minute)
 	switch {
 	case c.Exp == nil:
 		return unauthorized("token has no expiry")

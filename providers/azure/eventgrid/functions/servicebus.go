@@ -15,6 +15,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/cewire"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid"
 )
 
@@ -156,8 +157,8 @@ func (m sbMessage) event() (*crossbus.Event, error) {
 	}
 	attrs := map[string]any{}
 	for k, v := range m.props {
-		if len(k) > len("cloudEvents_") && strings.EqualFold(k[:len("cloudEvents")], "cloudEvents") && (k[11] == '_' || k[11] == ':') {
-			attrs[strings.ToLower(k[12:])] = v
+		if name, ok := cewire.AMQPAttributeName(k); ok {
+			attrs[name] = v
 		}
 	}
 	e := event.New()
@@ -213,7 +214,7 @@ func (m sbMessage) foreign(e *event.Event) {
 		e.SetSubject(m.subject)
 	}
 	for k, v := range m.props {
-		if validExtensionName(k) {
+		if cewire.ValidExtensionName(k) {
 			_ = e.Context.SetExtension(k, extensionValue(v)) // context attribute names are refused: fine
 		}
 	}
@@ -222,43 +223,28 @@ func (m sbMessage) foreign(e *event.Event) {
 	}
 }
 
-func validExtensionName(k string) bool {
-	if k == "" || k == "data" || k == "data_base64" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
 // binaryMode sets the attributes the cloudEvents_ properties carry.
 func binaryMode(e *event.Event, attrs map[string]any) error {
 	if sv, _ := attrs["specversion"].(string); sv != event.CloudEventsVersionV1 {
 		return fmt.Errorf("cloudEvents_specversion is %v, want %q", attrs["specversion"], event.CloudEventsVersionV1)
 	}
+	ctx := e.Context.(*event.EventContextV1) // event.New makes a V1 context
 	for name, v := range attrs {
 		s, isString := v.(string)
-		switch name {
-		case "specversion", "datacontenttype":
-		case "id":
-			e.SetID(s)
-		case "source":
-			e.SetSource(s)
-		case "type":
-			e.SetType(s)
-		case "subject":
-			e.SetSubject(s)
-		case "dataschema":
-			e.SetDataSchema(s)
-		case "time":
+		switch {
+		case name == "specversion" || name == "datacontenttype": // checked above; set by the caller
+		case name == "time":
 			t, err := parseTime(s)
 			if !isString || err != nil {
 				return fmt.Errorf("cloudEvents_time %v is not an RFC 3339 time", v)
 			}
 			e.SetTime(t)
+		case isString:
+			if err := cewire.SetAttribute(ctx, name, s, sources); err != nil {
+				return fmt.Errorf("cloudEvents_%s: %w", name, err)
+			}
+		case cewire.IsContextAttribute(name):
+			return fmt.Errorf("cloudEvents_%s %v is not a string", name, v)
 		default:
 			if err := e.Context.SetExtension(name, extensionValue(v)); err != nil {
 				return fmt.Errorf("cloudEvents_%s: %w", name, err)
@@ -267,6 +253,9 @@ func binaryMode(e *event.Event, attrs map[string]any) error {
 	}
 	return nil
 }
+
+// sources caches the parsed sources of binary-mode messages.
+var sources = cewire.NewSourceCache(1024)
 
 // extensionValue converts a JSON property value to a CloudEvents type:
 // integral numbers to Integer, other numbers to their text.
