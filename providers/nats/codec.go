@@ -43,8 +43,26 @@ var errNotCloudEvent = errors.New("not a CloudEvent")
 // e: the event's id scoped by its source (the CloudEvents uniqueness rule),
 // written as "<length of id>:<id><source>" so that no two (id, source) pairs
 // collide. JetStream drops a re-publish of the same event inside the stream's
-// duplicate window, but never two different events that share an id.
-func MsgID(e *crossbus.Event) string { return msgID(e.ID(), e.Source()) }
+// duplicate window, but never two different events that share an id. An
+// event re-published on purpose by an operations tool (carrying the
+// redriven or replayed extension of package ops) gets that value appended,
+// so a redrive or replay inside the window is not dropped as a duplicate.
+func MsgID(e *crossbus.Event) string {
+	return msgID(e.ID(), e.Source()) + republished(e.Context.AsV1().Extensions)
+}
+
+// republished is the Nats-Msg-Id suffix of an event that operations
+// re-published ("" for others).
+func republished(ext map[string]any) string {
+	var s string
+	for _, name := range [...]string{"redriven", "replayed"} {
+		if v, ok := ext[name]; ok {
+			f, _ := types.Format(v)
+			s += "#" + name + "=" + f
+		}
+	}
+	return s
+}
 
 func msgID(id, source string) string {
 	var b strings.Builder
@@ -106,7 +124,7 @@ func EncodeMsg(subject string, e *crossbus.Event) (*natsio.Msg, error) {
 		}
 		set(headerPrefix+name, encodeHeaderValue(s))
 	}
-	set(headerMsgID, encodeHeaderValue(msgID(ctx.ID, source)))
+	set(headerMsgID, encodeHeaderValue(msgID(ctx.ID, source)+republished(ctx.Extensions)))
 	return &natsio.Msg{Subject: subject, Header: h, Data: e.DataEncoded}, nil
 }
 
