@@ -39,8 +39,9 @@ type Source struct {
 	// letters from a subscription of a dead-letter topic instead (the
 	// route's WithDeadLetterTopic, on providers without a readable native
 	// queue). The subscription must have existed when the dead letters were
-	// published. Topic and Subscription may then be empty: the source holds
-	// the dead letters of every route that writes to the topic.
+	// published. With Subscription set, only the dead letters of that
+	// route are listed (a dead-letter topic may be shared by routes); with
+	// Topic and Subscription empty, every dead letter in it is.
 	DeadLetterTopic        string `json:"deadLetterTopic,omitempty"`
 	DeadLetterSubscription string `json:"deadLetterSubscription,omitempty"`
 }
@@ -62,6 +63,10 @@ func (s Source) check() error {
 		}
 		return nil
 	}
+	return s.checkRoute()
+}
+
+func (s Source) checkRoute() error {
 	if err := crossbus.ValidateName(s.Topic); err != nil {
 		return fmt.Errorf("crossbus/ops: topic: %w", err)
 	}
@@ -184,8 +189,49 @@ type scan struct {
 	recv      driver.Receiver
 	items     []*item
 	byID      map[string]*item
+	others    []driver.Delivery // held, not listed: other routes' dead letters
 	truncated bool
 	taken     bool // some dead letter was taken out (acked)
+
+	mu       sync.Mutex // guards the deliveries while keepLeases runs
+	stopKeep chan struct{}
+	stopOnce sync.Once
+}
+
+// leaseEvery is how often a read renews the leases of the dead letters it
+// holds (where the provider can), so they do not come back while it holds
+// them; leaseFor is how long each renewal asks for.
+const (
+	leaseEvery = time.Second
+	leaseFor   = 30 * time.Second
+)
+
+// keepLeases renews the leases of held deliveries until release.
+func (s *scan) keepLeases() {
+	t := time.NewTicker(leaseEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopKeep:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		var held []driver.LeaseExtender
+		for _, it := range s.items {
+			for _, dv := range it.ds {
+				if le, ok := dv.(driver.LeaseExtender); ok {
+					held = append(held, le)
+				}
+			}
+		}
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), leaseEvery)
+		for _, le := range held {
+			_ = le.ExtendLease(ctx, leaseFor)
+		}
+		cancel()
+	}
 }
 
 // read receives every dead letter in the queue, up to MaxScan.
@@ -203,7 +249,8 @@ func (d *DeadLetters) read(ctx context.Context) (*scan, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &scan{d: d, recv: recv, byID: map[string]*item{}}
+	s := &scan{d: d, recv: recv, byID: map[string]*item{}, stopKeep: make(chan struct{})}
+	go s.keepLeases()
 	buf := make([]driver.Delivery, 64)
 	wait := d.opts.Wait
 	for {
@@ -236,6 +283,13 @@ func (d *DeadLetters) read(ctx context.Context) (*scan, error) {
 
 func (s *scan) add(dv driver.Delivery) {
 	dl := fromEvent(dv.Event(), s.d.src)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if src := s.d.src; src.DeadLetterTopic != "" && src.Subscription != "" &&
+		(dl.Subscription != src.Subscription || src.Topic != "" && dl.Topic != src.Topic) {
+		s.others = append(s.others, dv) // another route's dead letter in a shared topic
+		return
+	}
 	if it, ok := s.byID[dl.ID]; ok {
 		it.ds = append(it.ds, dv)
 		return
@@ -247,6 +301,8 @@ func (s *scan) add(dv driver.Delivery) {
 
 // sort orders dead letters by dead-letter time, then id.
 func (s *scan) sort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	slices.SortStableFunc(s.items, func(a, b *item) int {
 		if c := a.dl.LastFailure.Compare(b.dl.LastFailure); c != 0 {
 			return c
@@ -258,6 +314,8 @@ func (s *scan) sort() {
 // take removes a dead letter from the queue (after its event was
 // re-published, or to purge it).
 func (s *scan) take(ctx context.Context, it *item) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var first error
 	acked := false
 	for _, dv := range it.ds {
@@ -281,6 +339,9 @@ func (s *scan) take(ctx context.Context, it *item) error {
 // release returns every dead letter not taken out to the queue and closes
 // the receiver. It runs even when ctx has ended.
 func (s *scan) release(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stopKeep) })
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	var errs []error
@@ -296,6 +357,12 @@ func (s *scan) release(ctx context.Context) error {
 		}
 		it.ds = nil
 	}
+	for _, dv := range s.others {
+		if err := dv.Nack(ctx, 0); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.others = nil
 	errs = append(errs, s.recv.Close(ctx))
 	return errors.Join(errs...)
 }

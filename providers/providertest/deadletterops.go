@@ -58,7 +58,7 @@ func testDeadLetterOps(t *testing.T, e *env) {
 	require.NoError(t, b.Publish(e.ctx, topic, sent...))
 	c.waitFor(t, e.f.Timeout, "every event handled once", func() bool { return c.distinct() == len(sent) })
 
-	d, err := ops.NewDeadLetters(b, src, ops.Options{Wait: min(e.f.Timeout/3, 5*time.Second), Idle: time.Second})
+	d, err := ops.NewDeadLetters(b, src, ops.Options{Wait: min(e.f.Timeout/3, 5*time.Second), Idle: 2 * time.Second})
 	require.NoError(t, err)
 	// Dead-lettering is asynchronous: wait until all are listed.
 	var page ops.Page
