@@ -92,8 +92,9 @@ type ArchiveOptions struct {
 //
 // Events are archived after the provider accepted them, in the publishing
 // goroutine (Publish waits for the store). An archive failure does not fail
-// the publish: it is logged and counted (Failures). Events that a replay
-// re-published (carrying ExtReplayed) are not archived again.
+// the publish: it is logged and counted (Failures). Events that a replay or
+// a redrive re-published (carrying ExtReplayed or ExtRedriven) are not
+// archived again: the archive holds what producers published.
 type Archive struct {
 	store    ArchiveStore
 	opts     ArchiveOptions
@@ -162,7 +163,11 @@ func (a *Archive) archive(ctx context.Context, topic string, events []*crossbus.
 	now := time.Now().UTC()
 	recs := make([]ArchivedEvent, 0, len(events))
 	for _, e := range events {
-		if _, replay := e.Extensions()[ExtReplayed]; replay {
+		ext := e.Extensions()
+		if _, replay := ext[ExtReplayed]; replay {
+			continue
+		}
+		if _, redrive := ext[ExtRedriven]; redrive {
 			continue
 		}
 		recs = append(recs, ArchivedEvent{Topic: topic, Time: now, Event: e.Clone()})

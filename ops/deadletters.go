@@ -349,6 +349,10 @@ func (s *scan) release(ctx context.Context) error {
 	if s.taken && isLog {
 		errs = append(errs, s.rewrite(ctx, lt))
 	}
+	// Close first: a receiver that is still open could be handed the
+	// returned dead letters again (a pull consumer's outstanding request),
+	// and they would then stay leased to a closed receiver.
+	errs = append(errs, s.recv.Close(ctx))
 	for _, it := range s.items {
 		for _, dv := range it.ds {
 			if err := dv.Nack(ctx, 0); err != nil {
@@ -363,7 +367,6 @@ func (s *scan) release(ctx context.Context) error {
 		}
 	}
 	s.others = nil
-	errs = append(errs, s.recv.Close(ctx))
 	return errors.Join(errs...)
 }
 

@@ -133,7 +133,14 @@ type apiFunc func(w http.ResponseWriter, r *http.Request, who string) error
 func (h *Handler) routes() {
 	static, _ := fs.Sub(webFS, "web")
 	files := http.FileServerFS(static)
-	h.mux.Handle("GET /", files)
+	h.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeProblem(w, r, problemf(http.StatusMethodNotAllowed, "the console's files are read with GET"))
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
 	api := func(pattern string, mutating bool, fn apiFunc) {
 		h.mux.Handle(pattern, h.authenticated(mutating, fn))
 	}

@@ -23,7 +23,7 @@ var normalizers = []struct {
 	{regexp.MustCompile(`\b0x[0-9a-fA-F]+\b`), "<hex>"},
 	{regexp.MustCompile(`\b(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+\b`), "<duration>"},
 	{regexp.MustCompile(`\b[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\b|\b[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\b`), "<hex>"},
-	{regexp.MustCompile(`\d+(\.\d+)?`), "<n>"},
+	{regexp.MustCompile(`\+?\d+(\.\d+)?`), "<n>"},
 	{regexp.MustCompile(`\s+`), " "},
 }
 

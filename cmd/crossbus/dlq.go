@@ -40,7 +40,12 @@ func (c *cli) dlq(ctx context.Context, args []string) error {
 	}
 	sub := args[0]
 	fs := c.flags("dlq "+sub, "dlq "+sub+" --topic T --subscription S [flags]", "")
-	fs.Usage = func() { fmt.Fprint(c.stdout, dlqUsage, "\nFlags:\n"); fs.SetOutput(c.stdout); fs.PrintDefaults(); fs.SetOutput(c.stderr) }
+	fs.Usage = func() {
+		fmt.Fprint(c.stdout, dlqUsage, "\nFlags:\n")
+		fs.SetOutput(c.stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(c.stderr)
+	}
 	topic := fs.String("topic", "", "the route's topic (required)")
 	subscription := fs.String("subscription", "", "the route's subscription (required)")
 	dltTopic := fs.String("dlt-topic", "", "read from this dead-letter topic instead of the native queue (with --bus)")
