@@ -102,7 +102,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	if dir == "" {
 		return
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name), png, 0o644))
 }
@@ -128,7 +128,7 @@ func TestConsoleShowsTopologyCountersAndRedrivesAGroup(t *testing.T) {
 	require.Equal(t, 2, groupRows, "two causes")
 	require.Equal(t, "5", firstCount, "the larger group first")
 	cause := text(t, ctx, `#groups tbody tr[data-group] td.cause`)
-	require.Equal(t, "permanent: sms gateway <addr> timed out after <n>ms", strings.TrimSpace(cause))
+	require.Equal(t, "permanent: sms gateway <addr> timed out after <duration>", strings.TrimSpace(cause))
 	screenshot(t, ctx, "console.png")
 
 	// Redrive the larger group: confirm in the dialog, watch it go.
@@ -176,24 +176,6 @@ func TestConsoleRunsAReplayWithProgress(t *testing.T) {
 	require.NoError(t, waitText(ctx, `#r-count`, "4 published, 4 of 4 read — done"))
 	require.NoError(t, chromedp.Do(ctx, chromedp.ScrollIntoView(`#replay`)))
 	screenshot(t, ctx, "console-replay.png")
-}
-
-func TestConsoleWithoutTokenAsksForIt(t *testing.T) {
-	ctx := browser(t)
-	url, _ := consoleService(t)
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(url+"/"),
-		chromedp.WaitVisible(`#login`))
-	require.NoError(t, err)
-	hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#login").hidden`))
-	require.NoError(t, err)
-	err = chromedp.Do(ctx,
-		chromedp.SendKeys(`#token`, consoleToken),
-		chromedp.Submit(`#login-form`),
-		chromedp.WaitVisible(`#diagram svg`),
-	)
-	require.NoError(t, err)
-	require.False(t, hidden)
 }
 
 func waitText(ctx context.Context, sel, want string) error {

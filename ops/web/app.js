@@ -204,11 +204,12 @@
       }
       if (last && last.error) throw new Error(last.error.detail);
       const done = last && last.result ? last.result.done : 0;
+      await loadGroups();
       say((isRedrive ? "Redrove " : "Purged ") + done + " dead letters.");
     } catch (e) {
+      await loadGroups().catch(() => {});
       say(e.message, true);
     }
-    await loadGroups().catch((e) => say(e.message, true));
   }
   $("#redrive-all").addEventListener("click", () => act("redrive", { all: true }, "Every dead letter of this route goes back to its topic."));
   $("#purge-all").addEventListener("click", () => act("purge", { all: true }, "Every dead letter of this route is deleted for good."));
