@@ -252,7 +252,7 @@ func (s *Subscription) addReceived(b *batch, ds []driver.Delivery, forming *leas
 		if s.undecodable(s.handlerCtx, d) {
 			continue
 		}
-		if s.cfg.filter != nil && !s.cfg.filter.Match(d.Event()) {
+		if !s.accepts(d.Event()) {
 			s.ack(d)
 			continue
 		}

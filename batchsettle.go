@@ -63,6 +63,7 @@ func (s *Subscription) runBatch(hctx context.Context, b batch) {
 		if err != nil {
 			failed++
 		}
+		s.stats.outcome(err)
 		s.settleBatchItem(ctx, span, d, b.attempts[i], err)
 	}
 	if failed > 0 {
@@ -74,6 +75,8 @@ func (s *Subscription) runBatch(hctx context.Context, b batch) {
 
 // handleBatch runs the batch handler over events, with telemetry.
 func (s *Subscription) handleBatch(ctx context.Context, events []*Event, attempt int) []error {
+	s.stats.batchInFlight.Add(int64(len(events)))
+	defer s.stats.batchInFlight.Add(-int64(len(events)))
 	if !s.tel.t.metricsOn() {
 		return s.invokeBatch(ctx, events, attempt)
 	}

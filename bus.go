@@ -113,6 +113,8 @@ type Bus struct {
 	closing chan struct{} // closed by Close
 	mu      sync.Mutex    // guards subs
 	subs    map[*Subscription]struct{}
+
+	afterPublish []func(ctx context.Context, topic string, events []*Event) // WithAfterPublish
 }
 
 // New returns a Bus over a provider (for providers not opened by URL).
@@ -191,6 +193,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, events ...*Event) error
 	if b.tel.metricsOn() {
 		b.tel.published.Add(ctx, int64(len(events)-len(failed)))
 	}
+	b.published(ctx, topic, send, index, failed)
 	if failed == nil {
 		span.End()
 		return nil

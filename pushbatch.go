@@ -32,7 +32,7 @@ func (ep *Endpoint) DeliverBatch(ctx context.Context, ds []driver.Delivery) {
 		if s.undecodable(ctx, d) {
 			continue
 		}
-		if s.cfg.filter != nil && !s.cfg.filter.Match(d.Event()) {
+		if !s.accepts(d.Event()) {
 			s.ack(d)
 			continue
 		}

@@ -42,6 +42,7 @@ type Subscription struct {
 	batch       *batchState    // batch routes
 	push        bool           // an Endpoint: the platform retries, never in place
 	tel         *subTelemetry
+	stats       *routeStats
 
 	running   atomic.Int64 // handlers running now
 	abandoned atomic.Bool  // shutdown gave up on running handlers: their results are ignored
@@ -147,6 +148,9 @@ func newSubscription(b *Bus, topic, name string, cfg routeConfig, caps driver.Ca
 		done: make(chan struct{}), workersDone: make(chan struct{}), houseDone: make(chan struct{}),
 		abandonReq: make(chan struct{}), stopped: make(chan struct{})}
 	s.tel = b.tel.forSubscription(topic, name)
+	if s.stats = cfg.stats; s.stats == nil {
+		s.stats = &routeStats{}
+	}
 	s.initControls()
 	return s
 }
@@ -366,7 +370,7 @@ func (s *Subscription) process(hctx context.Context, d driver.Delivery) {
 	if s.undecodable(hctx, d) {
 		return
 	}
-	if s.cfg.filter != nil && !s.cfg.filter.Match(e) {
+	if !s.accepts(e) {
 		s.ack(d)
 		return
 	}
@@ -423,6 +427,7 @@ func (s *Subscription) attempts(ctx context.Context, span trace.Span, d driver.D
 			tel.t.inFlight.Add(ctx, -1, tel.addBase...)
 		}
 		s.recordOutcome(ctx, permit, err)
+		s.stats.outcome(err)
 		if err == nil {
 			if metrics {
 				tel.handledOK(ctx, time.Since(start))
@@ -466,6 +471,7 @@ func (s *Subscription) afterFailure(ctx context.Context, span trace.Span, d driv
 	}
 	delay = s.cfg.retry.Backoff(attempt)
 	s.tel.retry(ctx, span, attempt, delay, err)
+	s.stats.retried.Add(1)
 	s.log.Info("crossbus: handler failed; will retry", s.attrs(d, attempt, "error", err, "retryIn", delay)...)
 	if s.push || !ordered && s.caps.DelayedRedelivery && (s.caps.MaxRedeliveryDelay == 0 || delay <= s.caps.MaxRedeliveryDelay) {
 		s.nack(d, delay)

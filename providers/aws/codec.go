@@ -181,12 +181,20 @@ func validSQSText(s string) bool {
 // dedupID is the MessageDeduplicationId of an event on FIFO queues and
 // topics: the hex SHA-256 of source and id, the CloudEvents uniqueness key
 // (ids alone are unique only per source, and may hold characters or lengths
-// SQS refuses).
+// SQS refuses). An event re-published on purpose by an operations tool
+// (carrying the redriven or replayed extension of package ops) adds those
+// values, so a redrive or replay inside the de-duplication interval is not
+// dropped as a duplicate.
 func dedupID(e *driver.Event) string {
 	h := sha256.New()
 	h.Write([]byte(e.Source()))
 	h.Write([]byte{0})
 	h.Write([]byte(e.ID()))
+	for _, name := range [...]string{"redriven", "replayed"} {
+		if v := crossbus.ExtensionString(e, name); v != "" {
+			h.Write([]byte("\x00" + name + "=" + v))
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

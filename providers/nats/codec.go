@@ -43,8 +43,30 @@ var errNotCloudEvent = errors.New("not a CloudEvent")
 // e: the event's id scoped by its source (the CloudEvents uniqueness rule),
 // written as "<length of id>:<id><source>" so that no two (id, source) pairs
 // collide. JetStream drops a re-publish of the same event inside the stream's
-// duplicate window, but never two different events that share an id.
-func MsgID(e *driver.Event) string { return msgID(e.ID(), e.Source()) }
+// duplicate window, but never two different events that share an id. An
+// event re-published on purpose by an operations tool (carrying the
+// redriven or replayed extension of package ops) gets that value appended,
+// so a redrive or replay inside the window is not dropped as a duplicate.
+func MsgID(e *driver.Event) string {
+	id := msgID(e.ID(), e.Source())
+	if v1, ok := e.Context.(*event.EventContextV1); ok && v1 != nil && len(v1.Extensions) > 0 {
+		id += republished(v1.Extensions)
+	}
+	return id
+}
+
+// republished is the Nats-Msg-Id suffix of an event that operations
+// re-published ("" for others).
+func republished(ext map[string]any) string {
+	var s string
+	for _, name := range [...]string{"redriven", "replayed"} {
+		if v, ok := ext[name]; ok {
+			f, _ := types.Format(v)
+			s += "#" + name + "=" + f
+		}
+	}
+	return s
+}
 
 func msgID(id, source string) string {
 	var b strings.Builder
@@ -106,7 +128,7 @@ func EncodeMsg(subject string, e *driver.Event) (*natsio.Msg, error) {
 		}
 		set(headerPrefix+name, encodeHeaderValue(s))
 	}
-	set(headerMsgID, encodeHeaderValue(msgID(ctx.ID, source)))
+	set(headerMsgID, encodeHeaderValue(msgID(ctx.ID, source)+republished(ctx.Extensions)))
 	return &natsio.Msg{Subject: subject, Header: h, Data: e.DataEncoded}, nil
 }
 

@@ -51,6 +51,7 @@ func Run(t *testing.T, mk func(t *testing.T) Harness) {
 		{"UndecodableMessageIsDeadLetteredByTheCore", testUndecodableDeadLettered},
 		{"NamesAndExtensionValuesFollowThePortableRules", testPortableRules},
 		{"NamesItsSystemAndReachesItsNativeClient", testNamesItselfAndReachesItsClient},
+		{"DeadLettersListGroupRedrivePurge", testDeadLetterOps},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
