@@ -2,7 +2,6 @@ package memory
 
 import (
 	"container/heap"
-	"time"
 
 	"github.com/crossbus/crossbus"
 )
@@ -194,4 +193,3 @@ func (q *queue) nextDue() int64 {
 	return d
 }
 
-func nanotime() int64 { return time.Now().UnixNano() }
