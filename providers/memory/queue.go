@@ -192,4 +192,3 @@ func (q *queue) nextDue() int64 {
 	}
 	return d
 }
-
