@@ -414,6 +414,5 @@ var (
 		"PermanentErrorDeadLettersAfterOneAttempt",
 		"PanicIsRecoveredAndDeadLettered",
 		"OrderedPerKeyWithConcurrentWorkers",
-		"UndecodableMessageIsDeadLetteredByTheCore",
 	}
 )

@@ -40,7 +40,7 @@ type receiver struct {
 
 	mu      sync.Mutex
 	conn    *conn
-	held    []heldDelivery   // delayed deliveries, in arrival order
+	held    []heldDelivery    // delayed deliveries, in arrival order
 	pending []driver.Delivery // ready deliveries that did not fit a buffer
 }
 
