@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,6 +72,9 @@ func soakSizeFromEnv() soakSize {
 	if os.Getenv("CROSSBUS_SOAK") == "long" {
 		return soakSize{Ledger: 100_000, Orders: 2_000, Sellers: 40, Kills: []int{9_000, 20_000, 35_000}, ChildMax: 20 * time.Minute}
 	}
+	if raceEnabled { // the race detector slows the consumer about tenfold
+		return soakSize{Ledger: 1_000, Orders: 30, Sellers: 12, Kills: []int{300}, ChildMax: 2 * time.Minute}
+	}
 	return soakSize{Ledger: 3_000, Orders: 60, Sellers: 12, Kills: []int{700}, ChildMax: 2 * time.Minute}
 }
 
@@ -127,7 +131,7 @@ func TestSoakConsumer(t *testing.T) {
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"), sqlite.Options{})
 	require.NoError(t, err)
 	defer db.Close()
-	np, err := nats.New(ctx, nats.Options{EmbeddedDir: filepath.Join(dir, "bus"), AutoCreate: true, AckWait: soakLease, Prefetch: 64})
+	np, err := nats.New(ctx, nats.Options{EmbeddedDir: filepath.Join(dir, "bus"), AutoCreate: true, AckWait: soakLease, Prefetch: 16})
 	require.NoError(t, err)
 	cp := chaos.New(np, soakChaos(uint64(time.Now().UnixNano())))
 	logs, err := os.OpenFile(filepath.Join(dir, "consumer.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
@@ -164,8 +168,8 @@ func TestSoakConsumer(t *testing.T) {
 	require.NoError(t, r.Handle(soakLedger, soakLedgerSub, crossbus.HandlerFunc(c.ledger),
 		crossbus.WithIdempotency(&countingStore{IdempotencyStore: db.Idempotency(), n: &c.suppressed},
 			crossbus.IdempotencyOptions{Transactional: true, Lease: soakLease, TTL: 24 * time.Hour}),
-		crossbus.WithConcurrency(8), crossbus.WithPrefetch(64),
-		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 20, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})))
+		crossbus.WithConcurrency(8), crossbus.WithPrefetch(16),
+		crossbus.WithRetry(crossbus.RetryPolicy{MaxAttempts: 50, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})))
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(runCtx) }()
@@ -176,6 +180,7 @@ func TestSoakConsumer(t *testing.T) {
 		for time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
 		}
+		dumpGoroutines(dir)
 		t.Fatalf("the kill point (ledger run %d) was never reached (%d runs)", killAt, c.ledgerRuns.Load())
 	}
 
@@ -192,25 +197,37 @@ func TestSoakConsumer(t *testing.T) {
 		require.NoError(t, err)
 		return info.NumPending + uint64(info.NumAckPending)
 	}
+	progress, err := os.OpenFile(filepath.Join(dir, "progress.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	require.NoError(t, err)
+	defer progress.Close()
+	var lastProgress time.Time
 	for {
 		var applied int
 		require.NoError(t, db.SQL().QueryRowContext(ctx, `SELECT COUNT(DISTINCT event_id) FROM ledger_effects`).Scan(&applied))
-		unfinished := 0
-		for _, id := range plan.Orders {
-			inst, err := coord.Get(ctx, id)
-			if err != nil || !inst.Status.Finished() {
-				unfinished++
+		unfinished, left := -1, uint64(0)
+		if applied == plan.LedgerApplied || time.Since(lastProgress) >= time.Second {
+			unfinished = 0
+			for _, id := range plan.Orders {
+				inst, err := coord.Get(ctx, id)
+				if err != nil || !inst.Status.Finished() {
+					unfinished++
+				}
 			}
+			left = pending(soakLedger, soakLedgerSub) + pending(soakOrders, soakIntakeSub)
 		}
-		left := pending(soakLedger, soakLedgerSub) + pending(soakOrders, soakIntakeSub)
+		if time.Since(lastProgress) >= time.Second {
+			lastProgress = time.Now()
+			fmt.Fprintf(progress, "%s applied %d/%d unfinished chains %d pending %d stats %+v\n", time.Now().Format("15:04:05.000"), applied, plan.LedgerApplied, unfinished, left, c.stats())
+		}
 		if applied == plan.LedgerApplied && unfinished == 0 && left == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
+			dumpGoroutines(dir)
 			t.Fatalf("after %v: %d of %d ledger events applied, %d of %d chains unfinished, %d deliveries pending",
 				plan.Size.ChildMax, applied, plan.LedgerApplied, unfinished, len(plan.Orders), left)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	cancel()
 	require.NoError(t, <-done)
@@ -529,7 +546,13 @@ func TestSoakUnderChaos(t *testing.T) {
 		if i < len(size.Kills) {
 			p = fmt.Sprintf("kill:%d", size.Kills[i])
 		}
+		childStart := time.Now()
 		out, err := runSoakChild(dir, p, size.ChildMax)
+		t.Logf("soak: consumer %d (%s) ran %v", i+1, p, time.Since(childStart).Round(time.Millisecond))
+		if os.Getenv("CROSSBUS_SOAK_PROGRESS") != "" {
+			raw, _ := os.ReadFile(filepath.Join(dir, "progress.log"))
+			t.Logf("progress:\n%s", raw)
+		}
 		if p == "finish" {
 			require.NoError(t, err, "the last consumer failed\n%s%s", out, soakLogTail(dir))
 			continue
@@ -763,6 +786,16 @@ func runSoakChild(dir, plan string, max time.Duration) (string, error) {
 }
 
 func soakLogTail(dir string) string {
+	if dumps, _ := filepath.Glob(filepath.Join(dir, "goroutines-*.txt")); len(dumps) > 0 {
+		keep := filepath.Join(os.TempDir(), "crossbus-soak-"+filepath.Base(dumps[0]))
+		if raw, err := os.ReadFile(dumps[0]); err == nil && os.WriteFile(keep, raw, 0o600) == nil {
+			return "\ngoroutines of the stuck consumer: " + keep + soakLogTail2(dir)
+		}
+	}
+	return soakLogTail2(dir)
+}
+
+func soakLogTail2(dir string) string {
 	raw, err := os.ReadFile(filepath.Join(dir, "consumer.log"))
 	if err != nil || len(raw) == 0 {
 		return ""
@@ -771,4 +804,15 @@ func soakLogTail(dir string) string {
 		raw = raw[len(raw)-4000:]
 	}
 	return "\nconsumer log (tail):\n" + string(raw)
+}
+
+// dumpGoroutines writes every goroutine's stack to the directory, for a
+// consumer that did not get where it should.
+func dumpGoroutines(dir string) {
+	f, err := os.Create(filepath.Join(dir, "goroutines-"+strconv.Itoa(os.Getpid())+".txt"))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = pprof.Lookup("goroutine").WriteTo(f, 2)
 }
