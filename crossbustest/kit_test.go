@@ -64,10 +64,14 @@ func TestRecordsAUsersRouter(t *testing.T) {
 	assert.Len(t, kit.Handlings("billing"), 1, "the filtered event and the duplicate did not run the handler")
 	acked := 0
 	for _, s := range kit.Settlements("billing") {
-		assert.Equal(t, Acked, s.Outcome)
-		acked++
+		// A duplicate that arrives while its original runs is returned for
+		// a later delivery (nacked), then acked as done.
+		assert.Contains(t, []Outcome{Acked, Nacked}, s.Outcome)
+		if s.Outcome == Acked {
+			acked++
+		}
 	}
-	assert.Equal(t, 3, acked, "every delivery was acked")
+	assert.Equal(t, 3, acked, "every event was acked: the filtered one, the original and its duplicate")
 	kit.AssertNoDeadLetters()
 }
 
