@@ -92,6 +92,7 @@ type recorder struct {
 	seen        map[subKey]bool
 	held        map[*recDelivery]time.Time // lease deadlines on the kit's clock
 	publishing  int
+	settling    int // settlements begun and not yet recorded
 	running     int
 	gen         uint64        // bumped by every change
 	changed     chan struct{} // closed and replaced by every change
@@ -156,11 +157,14 @@ func (r *recorder) earliestLease() (time.Time, bool) {
 // busy describes why the system is not idle ("" when it is).
 func (r *recorder) busy() string {
 	r.mu.Lock()
-	gen, publishing := r.gen, r.publishing
+	gen, publishing, settling := r.gen, r.publishing, r.settling
 	subs := append([]subKey(nil), r.subs...)
 	r.mu.Unlock()
 	if publishing > 0 {
 		return "a publish is in progress"
+	}
+	if settling > 0 {
+		return "a delivery is being settled"
 	}
 	for _, s := range subs {
 		st, err := r.mem.Stats(s.topic, s.name)
@@ -302,11 +306,22 @@ type recDelivery struct {
 	rr *recReceiver
 }
 
+// settling notes a settlement about to reach the provider: the provider
+// may show the event gone before settled records how.
+func (d *recDelivery) settling() {
+	r := d.rr.rec
+	r.mu.Lock()
+	r.settling++
+	r.touch()
+	r.mu.Unlock()
+}
+
 func (d *recDelivery) settled(s Settlement, err error) {
 	r := d.rr.rec
 	s.Topic, s.Subscription, s.Attempt, s.Err, s.At = d.rr.topic, d.rr.name, d.Delivery.Attempt(), err, r.now()
 	s.Event = d.Delivery.Event().Clone()
 	r.mu.Lock()
+	r.settling--
 	delete(r.held, d)
 	r.settlements = append(r.settlements, s)
 	r.touch()
@@ -314,18 +329,21 @@ func (d *recDelivery) settled(s Settlement, err error) {
 }
 
 func (d *recDelivery) Ack(ctx context.Context) error {
+	d.settling()
 	err := d.Delivery.Ack(ctx)
 	d.settled(Settlement{Outcome: Acked}, err)
 	return err
 }
 
 func (d *recDelivery) Nack(ctx context.Context, delay time.Duration) error {
+	d.settling()
 	err := d.Delivery.Nack(ctx, delay)
 	d.settled(Settlement{Outcome: Nacked, Delay: delay}, err)
 	return err
 }
 
 func (d *recDelivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) error {
+	d.settling()
 	err := d.Delivery.DeadLetter(ctx, info)
 	d.settled(Settlement{Outcome: DeadLettered, Info: info}, err)
 	return err
