@@ -1,11 +1,12 @@
 # make test   — set up what the tests need, then run every test with the race detector
 # make ci     — format, vet and staticcheck, then make test
 # make bench  — the benchmarks recorded in BENCHMARKS.md
+# make soak   — the long soak under chaos recorded in RELIABILITY.md (100,000 events)
 
 GO ?= go
 SHELL := /bin/bash
 
-.PHONY: test ci check deps bench
+.PHONY: test ci check deps bench soak
 
 deps:
 	./scripts/test-deps.sh
@@ -22,3 +23,6 @@ ci: check test
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+soak:
+	CROSSBUS_SOAK=long $(GO) test -run '^TestSoakUnderChaos$$' -count=1 -v -timeout 60m ./examples/marketplace/

@@ -23,6 +23,12 @@ var registry = struct {
 // Register makes a provider available under a URL scheme. It panics if the
 // scheme is empty, the opener nil, or the scheme already registered, as
 // database/sql.Register does: these are programming errors found at start-up.
+//
+// A scheme ending in '+' is a prefix, for providers that wrap another
+// (providers/chaos registers "chaos+"): it opens every URL whose scheme
+// starts with it and is not registered itself ("chaos+mem://",
+// "chaos+nats+embedded:///dir"); the opener gets the whole URL and opens
+// the inner one.
 func Register(scheme string, open driver.Opener) {
 	if scheme == "" || open == nil {
 		panic("crossbus: Register needs a scheme and an opener")
@@ -61,6 +67,9 @@ func Open(ctx context.Context, rawURL string, opts ...BusOption) (*Bus, error) {
 	}
 	registry.RLock()
 	open := registry.openers[u.Scheme]
+	if open == nil {
+		open = prefixOpener(u.Scheme)
+	}
 	registry.RUnlock()
 	if open == nil {
 		known := schemes()
@@ -72,6 +81,19 @@ func Open(ctx context.Context, rawURL string, opts ...BusOption) (*Bus, error) {
 		return nil, errorf("open %s: %w", u.Redacted(), err)
 	}
 	return New(p, opts...)
+}
+
+// prefixOpener returns the opener of the longest registered prefix scheme
+// (one ending in '+') that scheme starts with; registry is read-locked.
+func prefixOpener(scheme string) driver.Opener {
+	var open driver.Opener
+	best := 0
+	for k, o := range registry.openers {
+		if strings.HasSuffix(k, "+") && len(k) > best && len(scheme) > len(k) && strings.HasPrefix(scheme, k) {
+			open, best = o, len(k)
+		}
+	}
+	return open
 }
 
 // Publisher publishes events. *Bus implements it; services that only publish

@@ -202,7 +202,7 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 	if len(buf) == 0 {
 		return 0, nil
 	}
-	var timer *time.Timer
+	var timer crossbus.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -230,16 +230,16 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 		}
 		var tc <-chan time.Time
 		if due > 0 {
-			wait := time.Duration(due - nanotime())
+			wait := time.Duration(due - r.p.nanotime())
 			if wait < time.Millisecond {
 				wait = time.Millisecond
 			}
 			if timer == nil {
-				timer = time.NewTimer(wait)
+				timer = r.p.newTimer(wait)
 			} else {
 				timer.Reset(wait)
 			}
-			tc = timer.C
+			tc = timer.C()
 		}
 		select {
 		case <-r.wake():
@@ -256,7 +256,7 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 // take leases up to len(buf) events. It returns how many, the next time
 // something becomes due, and whether more are deliverable right now.
 func (r *receiver) take(buf []driver.Delivery) (n int, due int64, more bool) {
-	now := nanotime()
+	now := r.p.nanotime()
 	s := r.s
 	s.mu.Lock()
 	r.q.expire(now)
@@ -346,7 +346,7 @@ func (d *delivery) Nack(ctx context.Context, delay time.Duration) error {
 	if err == nil {
 		if delay > 0 {
 			m.state = stateDelayed
-			m.due = nanotime() + int64(delay)
+			m.due = d.r.p.nanotime() + int64(delay)
 			heap.Push(&d.r.q.delayed, m)
 		} else {
 			m.state = stateReady
@@ -399,7 +399,7 @@ func (d *delivery) ExtendLease(ctx context.Context, lease time.Duration) error {
 	if m.gen != d.gen || m.state != stateInflight {
 		return errStale
 	}
-	m.due = nanotime() + int64(lease)
+	m.due = d.r.p.nanotime() + int64(lease)
 	heap.Fix(&d.r.q.inflight, m.index)
 	return nil
 }
