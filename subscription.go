@@ -366,6 +366,10 @@ func (s *Subscription) process(hctx context.Context, d driver.Delivery) {
 	if s.undecodable(hctx, d) {
 		return
 	}
+	if s.references(e) {
+		s.processReferenced(hctx, d, e, attempt)
+		return
+	}
 	if s.cfg.filter != nil && !s.cfg.filter.Match(e) {
 		s.ack(d)
 		return
