@@ -70,7 +70,7 @@ func describe(s sdktrace.ReadOnlySpan, kids []sdktrace.ReadOnlySpan, ran map[tra
 	for _, kv := range s.Attributes() {
 		attrs[kv.Key] = kv.Value
 	}
-	str := func(k string) string { return attrs[attribute.Key(k)].Emit() }
+	str := func(k string) string { return attrs[attribute.Key(k)].AsString() }
 	var b strings.Builder
 	b.WriteString(s.Name())
 	if sys := str("messaging.system"); sys != "" {
@@ -105,7 +105,7 @@ func outcome(s sdktrace.ReadOnlySpan, kids []sdktrace.ReadOnlySpan, ran map[trac
 		case "dead_letter":
 			for _, kv := range ev.Attributes {
 				if kv.Key == "reason" {
-					return "DEAD-LETTERED here: " + kv.Value.Emit()
+					return "DEAD-LETTERED here: " + kv.Value.AsString()
 				}
 			}
 			return "DEAD-LETTERED here"
