@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/datahook"
 )
 
 // registry maps URL schemes to openers. Like database/sql's driver list, it is
@@ -129,6 +130,7 @@ type Bus struct {
 	p    driver.Provider
 	caps driver.Capabilities
 	log  *slog.Logger
+	data datahook.Hook // the claim check (package claimcheck), or nil
 
 	tel     telemetry
 	closed  atomic.Bool
@@ -182,11 +184,16 @@ func (b *Bus) Publish(ctx context.Context, topic string, events ...*Event) error
 		return errorf("publish to %q: %w", topic, err)
 	}
 	var failed []EventError
+	events, dataErrs := b.offload(ctx, events) // copies with data held by the claim check
 	// Fast path: every event valid, no copy of the slice.
 	send := events
 	index := []int(nil) // index[i] is send[i]'s position in events; nil = identity
 	for i, e := range events {
-		if err := b.check(e); err != nil {
+		err := errorAt(dataErrs, i)
+		if err == nil {
+			err = b.check(e)
+		}
+		if err != nil {
 			if failed == nil {
 				send = make([]*Event, 0, len(events))
 				send = append(send, events[:i]...)

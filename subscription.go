@@ -396,6 +396,10 @@ func (s *Subscription) process(hctx context.Context, d driver.Delivery) {
 	if s.undecodable(hctx, d) {
 		return
 	}
+	if s.references(e) {
+		s.processReferenced(hctx, d, e, attempt)
+		return
+	}
 	if !s.accepts(e) {
 		s.ack(d)
 		return
