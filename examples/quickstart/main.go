@@ -50,6 +50,7 @@ type Result struct {
 // test kit's).
 func run(ctx context.Context, bus *crossbus.Bus, out io.Writer) (Result, error) {
 	res := Result{Attempts: map[string]int{}}
+	out = &syncWriter{w: out} // handlers print concurrently
 
 	var mu sync.Mutex
 	done := make(chan struct{}, 16)
@@ -143,4 +144,16 @@ func run(ctx context.Context, bus *crossbus.Bus, out io.Writer) (Result, error) 
 	}
 	fmt.Fprintf(out, "order o-1 was delivered twice and charged %d time(s)\n", res.Attempts["o-1"])
 	return res, nil
+}
+
+// syncWriter serialises writes from concurrent handlers.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
