@@ -12,6 +12,7 @@ import (
 
 	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/internal/datahook"
+	"github.com/crossbus/crossbus/internal/publishhook"
 )
 
 // registry maps URL schemes to openers. Like database/sql's driver list, it is
@@ -138,7 +139,7 @@ type Bus struct {
 	mu      sync.Mutex    // guards subs
 	subs    map[*Subscription]struct{}
 
-	afterPublish []func(ctx context.Context, topic string, events []*Event) // WithAfterPublish
+	afterPublish []publishhook.Hook // internal/publishhook
 }
 
 // New returns a Bus over a provider (for providers not opened by URL).
