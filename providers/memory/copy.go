@@ -25,17 +25,10 @@ type eventCopy struct {
 func (c *eventCopy) copyInto(src *driver.Event, arena []byte) []byte {
 	c.ev = driver.Event{DataBase64: src.DataBase64}
 	if v1, ok := src.Context.(*event.EventContextV1); ok && v1 != nil {
-		reuse := c.ctx.Extensions // a recycled copy's map
 		c.ctx = *v1
 		c.ctx.Extensions = nil
 		if len(v1.Extensions) > 0 {
-			if reuse != nil {
-				clear(reuse)
-				maps.Copy(reuse, v1.Extensions)
-				c.ctx.Extensions = reuse
-			} else {
-				c.ctx.Extensions = maps.Clone(v1.Extensions)
-			}
+			c.ctx.Extensions = maps.Clone(v1.Extensions)
 		}
 		c.ev.Context = &c.ctx
 	} else if src.Context != nil {
