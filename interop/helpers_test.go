@@ -2,6 +2,7 @@ package interop_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -64,3 +65,5 @@ func events(fs []fixture) []*crossbus.Event {
 	}
 	return out
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
