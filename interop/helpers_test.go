@@ -3,6 +3,8 @@ package interop_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +15,14 @@ import (
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if amqpPeerBin != "" {
+		_ = os.RemoveAll(filepath.Dir(amqpPeerBin))
+	}
+	os.Exit(code)
+}
 
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
