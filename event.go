@@ -78,16 +78,11 @@ func (b *newContext) newID(t time.Time) string {
 }
 
 // setPathSource sets a source that is a plain path ("/shop/orders") without
-// parsing it, and reports whether it was one.
+// parsing it, and reports whether it was one (see plainPath: a path that
+// prints as it is, so Source returns it unchanged).
 func setPathSource(u *types.URIRef, s string) bool {
-	if s == "" || s[0] != '/' || len(s) > 1 && s[1] == '/' {
+	if !plainPath(s) {
 		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || c == '%' || c == '?' || c == '#' || c == ':' || c == '\\' {
-			return false
-		}
 	}
 	u.Path = s
 	return true
@@ -414,4 +409,37 @@ func ExtensionString(e *Event, name string) string {
 		return f
 	}
 	return s
+}
+
+// sourceOf returns e.Source() without building the string when the source
+// is a plain path (as most are), which the SDK's URIRef.String allocates
+// for each call.
+func sourceOf(e *Event) string {
+	if v1, ok := e.Context.(*event.EventContextV1); ok && v1 != nil {
+		u := &v1.Source.URL
+		if u.Scheme == "" && u.Opaque == "" && u.User == nil && u.Host == "" && u.RawPath == "" &&
+			!u.ForceQuery && u.RawQuery == "" && u.Fragment == "" && u.RawFragment == "" && !u.OmitHost &&
+			plainPath(u.Path) {
+			return u.Path
+		}
+	}
+	return e.Source()
+}
+
+// plainPath reports whether p is an absolute path that a URL prints as it
+// is: no "//" start and only characters that need no escaping in a path.
+func plainPath(p string) bool {
+	if p == "" || p[0] != '/' || len(p) > 1 && p[1] == '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '/', c == '-', c == '.', c == '_', c == '~', c == '$', c == '&', c == '+', c == ',', c == ';', c == '=', c == '@':
+		default:
+			return false
+		}
+	}
+	return true
 }
