@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,23 +142,18 @@ func runChild(name string, cfg peers.Config, n, warmup int, profile string) erro
 	if s.Group == "nats" {
 		warmup = max(warmup, 1000) // the server's first stream writes are slow
 	}
-	var pf *os.File
+	var prof io.Writer // nil: no profile
 	if profile != "" {
-		var err error
-		if pf, err = os.Create(profile); err != nil {
+		f, err := os.Create(profile)
+		if err != nil {
 			return err
 		}
-		defer pf.Close()
+		defer f.Close()
+		prof = f
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	var res peers.Result
-	var err error
-	if pf != nil {
-		res, err = peers.Measure(ctx, s, cfg, n, warmup, pf)
-	} else {
-		res, err = peers.Measure(ctx, s, cfg, n, warmup, nil)
-	}
+	res, err := peers.Measure(ctx, s, cfg, n, warmup, prof)
 	if err != nil {
 		return err
 	}
