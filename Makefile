@@ -1,11 +1,12 @@
 # make test   — set up what the tests need, then run every test with the race detector
 # make ci     — format, vet and staticcheck, then make test
 # make bench  — the benchmarks recorded in BENCHMARKS.md
+# make peers  — the peer comparison in BENCHMARKS.md (bench/, its own module)
 
 GO ?= go
 SHELL := /bin/bash
 
-.PHONY: test ci check deps bench
+.PHONY: test ci check deps bench peers
 
 deps:
 	./scripts/test-deps.sh
@@ -22,3 +23,6 @@ ci: check test
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+peers:
+	cd bench && $(GO) run ./cmd/peers
