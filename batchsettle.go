@@ -17,6 +17,9 @@ import (
 
 // runBatch runs the batch handler once over b and settles every delivery.
 func (s *Subscription) runBatch(hctx context.Context, b batch) {
+	if b = s.resolveHeld(hctx, b); b.len() == 0 {
+		return
+	}
 	permit, admitted := s.admit(b.ds...)
 	if !admitted {
 		return
@@ -63,6 +66,7 @@ func (s *Subscription) runBatch(hctx context.Context, b batch) {
 		if err != nil {
 			failed++
 		}
+		s.stats.outcome(err)
 		s.settleBatchItem(ctx, span, d, b.attempts[i], err)
 	}
 	if failed > 0 {
@@ -74,6 +78,8 @@ func (s *Subscription) runBatch(hctx context.Context, b batch) {
 
 // handleBatch runs the batch handler over events, with telemetry.
 func (s *Subscription) handleBatch(ctx context.Context, events []*Event, attempt int) []error {
+	s.stats.batchInFlight.Add(int64(len(events)))
+	defer s.stats.batchInFlight.Add(-int64(len(events)))
 	if !s.tel.t.metricsOn() {
 		return s.invokeBatch(ctx, events, attempt)
 	}

@@ -33,6 +33,7 @@ func (s *Subscription) deadLetter(sctx context.Context, span trace.Span, d drive
 	if s.caps.NativeDeadLetter {
 		err := d.DeadLetter(ctx, info)
 		if err == nil {
+			s.stats.deadLettered.Add(1)
 			s.log.Warn("crossbus: event dead-lettered", s.attrs(d, attempts, "reason", info.Reason)...)
 			return
 		}
@@ -49,6 +50,7 @@ func (s *Subscription) deadLetter(sctx context.Context, span trace.Span, d drive
 		s.nack(d, s.cfg.retry.MaxBackoff)
 		return
 	}
+	s.stats.deadLettered.Add(1)
 	s.log.Warn("crossbus: event dead-lettered", s.attrs(d, attempts, "deadLetterTopic", s.cfg.deadLetterTopic, "reason", info.Reason)...)
 	s.ack(d)
 }

@@ -1,6 +1,7 @@
 package crossbus
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/crossbus/crossbus/internal/cewire"
 	"github.com/google/uuid"
 )
 
@@ -47,16 +49,63 @@ const (
 // NewEvent returns a CloudEvents 1.0 event with a fresh, time-sortable id
 // (UUIDv7), the current time, and the given type and source.
 func NewEvent(eventType, source string) Event {
-	e := event.New(event.CloudEventsVersionV1)
-	id, err := uuid.NewV7()
-	if err != nil { // only when the system's random source fails
-		id = uuid.New()
+	now := time.Now()
+	b := &newContext{ts: types.Timestamp{Time: now.UTC()}}
+	b.ctx = event.EventContextV1{ID: newV7(now), Type: eventType, Time: &b.ts}
+	if !setPathSource(&b.ctx.Source, source) {
+		b.ctx.SetSource(source) // parses it; a bad one is reported by Validate
 	}
-	e.SetID(id.String())
-	e.SetTime(time.Now().UTC())
-	e.SetType(eventType)
-	e.SetSource(source)
-	return e
+	return Event{Context: &b.ctx}
+}
+
+// newContext is a new event's context and timestamp, allocated together.
+type newContext struct {
+	ctx event.EventContextV1
+	ts  types.Timestamp
+}
+
+// setPathSource sets a source that is a plain path ("/shop/orders") without
+// parsing it, and reports whether it was one.
+func setPathSource(u *types.URIRef, s string) bool {
+	if s == "" || s[0] != '/' || len(s) > 1 && s[1] == '/' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '%' || c == '?' || c == '#' || c == ':' || c == '\\' {
+			return false
+		}
+	}
+	u.Path = s
+	return true
+}
+
+// newV7 returns a UUIDv7 (RFC 9562) for t: 48 bits of Unix milliseconds, 12
+// bits of the sub-millisecond fraction (so ids of one process sort by time),
+// and 62 random bits.
+func newV7(t time.Time) string {
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		return uuid.NewString() // only when the system's random source fails
+	}
+	ms := uint64(t.UnixMilli())
+	frac := uint64(t.Nanosecond()%1_000_000) * 4096 / 1_000_000
+	u[0], u[1], u[2], u[3], u[4], u[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	u[6] = 0x70 | byte(frac>>8)
+	u[7] = byte(frac)
+	u[8] = u[8]&0x3f | 0x80
+	const hex = "0123456789abcdef"
+	var b [36]byte
+	j := 0
+	for i, v := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b[j] = '-'
+			j++
+		}
+		b[j], b[j+1] = hex[v>>4], hex[v&15]
+		j += 2
+	}
+	return string(b[:])
 }
 
 // SetData encodes v as the event's data. A []byte is stored as is with
@@ -285,14 +334,10 @@ func extensionNameProblem(name string) string {
 	if name == "" {
 		return "empty extension name"
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return fmt.Sprintf("extension names are lower-case a-z and 0-9 only; %q at position %d is not", c, i)
-		}
+	if i := cewire.InvalidExtensionChar(name); i >= 0 {
+		return fmt.Sprintf("extension names are lower-case a-z and 0-9 only; %q at position %d is not", name[i], i)
 	}
-	switch name {
-	case "id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema", "data", "data_base64":
+	if cewire.IsContextAttribute(name) || !cewire.ValidExtensionName(name) { // data (data_base64 has a '_')
 		return "is a context attribute, not an extension"
 	}
 	return ""

@@ -5,7 +5,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -163,4 +165,27 @@ func TestDeadLetterEventRoundTrip(t *testing.T) {
 	long := driver.DeadLetterEvent(&e, crossbus.DeadLetterInfo{Reason: strings.Repeat("é", 5000)})
 	info, _ = crossbus.DeadLetterInfoOf(&long)
 	assert.LessOrEqual(t, len(info.Reason), driver.MaxDeadLetterReason)
+}
+
+// NewEvent's ids are RFC 9562 version 7 UUIDs that sort by creation time.
+func TestNewEventIDsAreTimeOrderedUUIDv7(t *testing.T) {
+	prev := ""
+	for i := 0; i < 1000; i++ {
+		e := crossbus.NewEvent("com.example.x", "/shop/orders")
+		u, err := uuid.Parse(e.ID())
+		require.NoError(t, err)
+		assert.Equal(t, uuid.Version(7), u.Version())
+		assert.Equal(t, uuid.RFC4122, u.Variant())
+		if i%100 == 0 {
+			time.Sleep(2 * time.Millisecond)
+			if prev != "" {
+				assert.Less(t, prev, e.ID(), "ids of later milliseconds sort later")
+			}
+			prev = e.ID()
+		}
+		assert.Equal(t, "/shop/orders", e.Source())
+		require.NoError(t, crossbus.Validate(&e))
+	}
+	odd := crossbus.NewEvent("com.example.x", "https://shop.example.com/a?b=c#d")
+	assert.Equal(t, "https://shop.example.com/a?b=c#d", odd.Source())
 }

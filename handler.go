@@ -30,14 +30,23 @@ func Chain(h Handler, mw ...Middleware) Handler {
 // default; see DataAs) and calls fn with it. Data that does not decode is a
 // permanent failure: the event is dead-lettered, not retried.
 func Typed[T any](fn func(ctx context.Context, e *Event, data T) error) Handler {
-	return HandlerFunc(func(ctx context.Context, e *Event) error {
-		v, err := DataAs[T](e)
-		if err != nil {
-			return Permanent(err)
-		}
-		return fn(ctx, e, v)
-	})
+	return typed[T]{fn}
 }
+
+type typed[T any] struct {
+	fn func(ctx context.Context, e *Event, data T) error
+}
+
+func (h typed[T]) Handle(ctx context.Context, e *Event) error {
+	v, err := DataAs[T](e)
+	if err != nil {
+		return Permanent(err)
+	}
+	return h.fn(ctx, e, v)
+}
+
+// funcValue is the function a Typed handler calls (for Router.Topology).
+func (h typed[T]) funcValue() any { return h.fn }
 
 // DeliveryInfo describes the delivery a handler is running for.
 type DeliveryInfo struct {

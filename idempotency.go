@@ -2,18 +2,16 @@ package crossbus
 
 import (
 	"cmp"
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/crossbus/crossbus/internal/claimtoken"
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
 )
 
 // ClaimStatus is what IdempotencyStore.Begin found for a key.
@@ -118,6 +116,7 @@ type idempotencyConfig struct {
 	store IdempotencyStore
 	inbox InboxStore // set when opts.Transactional
 	opts  IdempotencyOptions
+	held  sync.Pool // *heldClaim, with their renewal timers, for reuse
 }
 
 func newIdempotencyConfig(store IdempotencyStore, opts IdempotencyOptions) (*idempotencyConfig, error) {
@@ -169,7 +168,23 @@ func Idempotent(store IdempotencyStore, opts IdempotencyOptions) (Middleware, er
 
 // defaultIdempotencyKey is subscription + source + id.
 func defaultIdempotencyKey(subscription string, e *Event) string {
-	return subscription + "\x00" + e.Source() + "\x00" + e.ID()
+	ctx, ok := e.Context.(*event.EventContextV1)
+	if !ok || ctx == nil {
+		return subscription + "\x00" + e.Source() + "\x00" + e.ID()
+	}
+	return subscription + "\x00" + sourceKey(&ctx.Source) + "\x00" + ctx.ID
+}
+
+// sourceKey is a source's text for keys: a path-only source (the usual
+// case) as it is, without formatting the URL.
+func sourceKey(u *types.URIRef) string {
+	if u.Scheme == "" && u.Opaque == "" && u.User == nil && u.Host == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery {
+		if u.RawPath != "" {
+			return u.RawPath
+		}
+		return u.Path
+	}
+	return u.String()
 }
 
 // key derives e's idempotency key for subscription.
@@ -217,8 +232,14 @@ func (c *idempotencyConfig) begin(ctx context.Context, key string, e *Event, log
 	case ClaimInProgress:
 		return nil, false, fmt.Errorf("%w: event %q", ErrInProgress, e.ID())
 	}
-	h = &heldClaim{c: c, key: key, token: claim.Token, log: log}
-	h.timer = time.AfterFunc(c.opts.Lease/3, h.renew)
+	if v, ok := c.held.Get().(*heldClaim); ok {
+		h = v
+		h.key, h.token, h.log, h.stopped = key, claim.Token, log, false
+		h.timer.Reset(c.opts.Lease / 3)
+	} else {
+		h = &heldClaim{c: c, key: key, token: claim.Token, log: log}
+		h.timer = time.AfterFunc(c.opts.Lease/3, h.renew)
+	}
 	return h, true, nil
 }
 
@@ -241,19 +262,30 @@ func (h *heldClaim) renew() {
 	h.timer.Reset(lease / 3)
 }
 
-func (h *heldClaim) stopRenewal() {
+// stopRenewal stops renewing the lease; it reports whether no renewal can
+// still be running, so the claim may be recycled once the caller is done.
+func (h *heldClaim) stopRenewal() (idle bool) {
 	h.mu.Lock()
 	h.stopped = true
-	h.timer.Stop()
+	idle = h.timer.Stop()
 	h.mu.Unlock()
+	return idle
+}
+
+// recycle returns a stopped claim whose renewal was idle for reuse.
+func (h *heldClaim) recycle(idle bool) {
+	if idle {
+		h.key, h.token, h.log = "", "", nil
+		h.c.held.Put(h)
+	}
 }
 
 // finish settles the claim by the handler's result and returns the error to
 // report for the delivery (herr, or herr joined with a failed release).
 func (h *heldClaim) finish(ctx context.Context, e *Event, herr error) error {
-	h.stopRenewal()
+	defer h.recycle(h.stopRenewal())
 	// Settle the claim even if the handler's context was cancelled.
-	sctx := context.WithoutCancel(ctx)
+	sctx := context.Background()
 	if herr != nil {
 		if rerr := h.c.store.Release(sctx, h.key, h.token); rerr != nil && !errors.Is(rerr, ErrLeaseLost) {
 			return errors.Join(herr, errorf("idempotency release for event %q: %w", e.ID(), rerr))
@@ -281,7 +313,7 @@ func (h *heldClaim) runInTx(ctx context.Context, e *Event, next Handler) error {
 	if herr != nil {
 		return h.finish(ctx, e, herr) // rolled back: release the key for the retry
 	}
-	h.stopRenewal()
+	defer h.recycle(h.stopRenewal())
 	if err == nil {
 		return nil // completed in the handler's transaction
 	}
@@ -289,7 +321,7 @@ func (h *heldClaim) runInTx(ctx context.Context, e *Event, next Handler) error {
 		// Rolled back: another consumer holds or finished the key.
 		return errorf("%w: event %q: lease lost before commit, handler's writes rolled back: %w", ErrInProgress, e.ID(), err)
 	}
-	rerr := h.c.store.Release(context.WithoutCancel(ctx), h.key, h.token)
+	rerr := h.c.store.Release(context.Background(), h.key, h.token)
 	if rerr != nil && !errors.Is(rerr, ErrLeaseLost) {
 		return errors.Join(errorf("idempotency commit for event %q: %w", e.ID(), err), rerr)
 	}
@@ -320,144 +352,4 @@ func idempotent(c *idempotencyConfig, subscription string, log *slog.Logger) Mid
 			return h.finish(ctx, e, handleRecovered(ctx, next, e))
 		})
 	}
-}
-
-// MemoryIdempotencyStore is an in-process IdempotencyStore with TTL eviction and a bound on the
-// number of records. It suits one process; use a shared store (sqlite,
-// postgres, redis, dynamodb) across processes.
-type MemoryIdempotencyStore struct {
-	tokenPrefix string        // random per store
-	tokens      atomic.Uint64 // token counter
-	mu          sync.Mutex
-	max         int
-	now         func() time.Time
-	records     map[string]*list.Element
-	order       *list.List // oldest first, for eviction
-}
-
-type memRecord struct {
-	key       string
-	completed bool
-	token     string
-	expires   time.Time
-}
-
-// NewMemoryIdempotencyStore returns a MemoryIdempotencyStore holding at most maxRecords records
-// (0 means 1,000,000). When full, expired records go first, then the oldest
-// completed ones; live claims are never evicted.
-func NewMemoryIdempotencyStore(maxRecords int) *MemoryIdempotencyStore {
-	if maxRecords <= 0 {
-		maxRecords = 1_000_000
-	}
-	return &MemoryIdempotencyStore{tokenPrefix: claimtoken.New()[:12] + "-", max: maxRecords, now: time.Now, records: map[string]*list.Element{}, order: list.New()}
-}
-
-// Len returns the number of records held.
-func (m *MemoryIdempotencyStore) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.records)
-}
-
-// Begin implements IdempotencyStore.
-func (m *MemoryIdempotencyStore) Begin(ctx context.Context, key string, lease time.Duration) (Claim, error) {
-	if err := ctx.Err(); err != nil {
-		return Claim{}, err
-	}
-	now := m.now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if el, ok := m.records[key]; ok {
-		r := el.Value.(*memRecord)
-		if now.Before(r.expires) {
-			if r.completed {
-				return Claim{Status: ClaimCompleted}, nil
-			}
-			return Claim{Status: ClaimInProgress}, nil
-		}
-		m.order.Remove(el)
-		delete(m.records, key)
-	}
-	if len(m.records) >= m.max && !m.evict(now) {
-		return Claim{}, errorf("memory idempotency store full (%d live claims)", m.max)
-	}
-	r := &memRecord{key: key, token: m.tokenPrefix + strconv.FormatUint(m.tokens.Add(1), 36), expires: now.Add(lease)}
-	m.records[key] = m.order.PushBack(r)
-	return Claim{Status: ClaimNew, Token: r.token}, nil
-}
-
-// evict frees one record; it reports false when every record is a live claim.
-func (m *MemoryIdempotencyStore) evict(now time.Time) bool {
-	var oldestDone *list.Element
-	for el := m.order.Front(); el != nil; el = el.Next() {
-		r := el.Value.(*memRecord)
-		if !now.Before(r.expires) {
-			m.order.Remove(el)
-			delete(m.records, r.key)
-			return true
-		}
-		if r.completed && oldestDone == nil {
-			oldestDone = el
-			break
-		}
-	}
-	if oldestDone != nil {
-		r := oldestDone.Value.(*memRecord)
-		m.order.Remove(oldestDone)
-		delete(m.records, r.key)
-		return true
-	}
-	return false
-}
-
-func (m *MemoryIdempotencyStore) held(key, token string) (*list.Element, *memRecord, error) {
-	el, ok := m.records[key]
-	if !ok {
-		return nil, nil, fmt.Errorf("key %q: %w", key, ErrLeaseLost)
-	}
-	r := el.Value.(*memRecord)
-	if r.completed || r.token != token || !m.now().Before(r.expires) {
-		return nil, nil, fmt.Errorf("key %q: %w", key, ErrLeaseLost)
-	}
-	return el, r, nil
-}
-
-// Renew implements IdempotencyStore.
-func (m *MemoryIdempotencyStore) Renew(ctx context.Context, key, token string, lease time.Duration) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, r, err := m.held(key, token)
-	if err != nil {
-		return err
-	}
-	r.expires = m.now().Add(lease)
-	return nil
-}
-
-// Complete implements IdempotencyStore.
-func (m *MemoryIdempotencyStore) Complete(ctx context.Context, key, token string, ttl time.Duration) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	el, r, err := m.held(key, token)
-	if err != nil {
-		return err
-	}
-	r.completed = true
-	r.token = ""
-	r.expires = m.now().Add(ttl)
-	m.order.MoveToBack(el)
-	return nil
-}
-
-// Release implements IdempotencyStore.
-func (m *MemoryIdempotencyStore) Release(ctx context.Context, key, token string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	el, _, err := m.held(key, token)
-	if err != nil {
-		return err
-	}
-	m.order.Remove(el)
-	delete(m.records, key)
-	return nil
 }

@@ -28,6 +28,8 @@ type routeConfig struct {
 	breaker      *BreakerPolicy
 	batch        *batchConfig
 	batchHandler BatchHandler // set by HandleBatch, SubscribeBatch, NewBatchEndpoint
+
+	stats *routeStats // the route's counters (routestats.go); nil: the subscription's own
 }
 
 func defaultRouteConfig() routeConfig {

@@ -30,6 +30,7 @@ type route struct {
 	handler             Handler // nil for batch routes (cfg.batchHandler)
 	cfg                 routeConfig
 	sub                 *Subscription // while the router runs
+	stats               *routeStats   // live counters, kept across runs
 }
 
 // NewRouter returns a Router that consumes from bus. Options given here are
@@ -116,7 +117,7 @@ func (r *Router) add(topic, subscription string, h Handler, cfg routeConfig) err
 		return errorf("%w: route for subscription %q of topic %q already exists", ErrInvalidOption, subscription, topic)
 	}
 	r.names[key] = true
-	r.routes = append(r.routes, &route{topic: topic, subscription: subscription, handler: h, cfg: cfg})
+	r.routes = append(r.routes, &route{topic: topic, subscription: subscription, handler: h, cfg: cfg, stats: &routeStats{}})
 	return nil
 }
 
@@ -172,6 +173,7 @@ func (r *Router) Run(ctx context.Context) error {
 	var cause error
 	for _, rt := range routes {
 		cfg := rt.cfg
+		cfg.stats = rt.stats
 		if cfg.batchHandler == nil { // per-event middleware cannot wrap a batch handler
 			cfg.middleware = append(append([]Middleware(nil), mw...), cfg.middleware...)
 		}

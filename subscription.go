@@ -42,6 +42,7 @@ type Subscription struct {
 	batch       *batchState    // batch routes
 	push        bool           // an Endpoint: the platform retries, never in place
 	tel         *subTelemetry
+	stats       *routeStats
 
 	running   atomic.Int64 // handlers running now
 	abandoned atomic.Bool  // shutdown gave up on running handlers: their results are ignored
@@ -106,6 +107,11 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	if cfg.ackDeadline == 0 {
 		cfg.ackDeadline = caps.DefaultAckDeadline
 	}
+	if cfg.clock == nil {
+		if pc, ok := b.p.(providerClock); ok {
+			cfg.clock = pc.Clock() // nil keeps the system clock
+		}
+	}
 	s := newSubscription(b, topic, name, cfg, caps)
 	s.recv = recv
 	if cfg.batchHandler == nil {
@@ -147,6 +153,9 @@ func newSubscription(b *Bus, topic, name string, cfg routeConfig, caps driver.Ca
 		done: make(chan struct{}), workersDone: make(chan struct{}), houseDone: make(chan struct{}),
 		abandonReq: make(chan struct{}), stopped: make(chan struct{})}
 	s.tel = b.tel.forSubscription(topic, name)
+	if s.stats = cfg.stats; s.stats == nil {
+		s.stats = &routeStats{}
+	}
 	s.initControls()
 	return s
 }
@@ -160,10 +169,31 @@ func (s *Subscription) buildHandler(h Handler) Handler {
 	if s.cfg.timeout > 0 {
 		h = timeout(s.cfg.timeout)(h)
 	}
+	if o, ok := s.bus.p.(handlerObserver); ok {
+		h = o.ObserveHandler(s.topic, s.name, h)
+	}
 	if s.cfg.idem != nil {
 		h = idempotent(s.cfg.idem, s.name, s.log)(h)
 	}
 	return h
+}
+
+// providerClock is implemented by providers that keep a time of their own
+// (a memory provider given a fake clock): routes that set no clock
+// (WithClock) take it, so the route's waits and the provider's leases and
+// delays follow one time. A nil Clock means the system clock.
+type providerClock interface {
+	Clock() Clock
+}
+
+// handlerObserver is implemented by providers that watch handling (the
+// recording provider of package crossbustest): every route's handler, with
+// its middleware and timeout, is wrapped by ObserveHandler, inside the
+// filter and idempotency, so the observer sees each run of the handler and
+// what it returned — events a filter skipped or that idempotency found done
+// are not runs.
+type handlerObserver interface {
+	ObserveHandler(topic, subscription string, h Handler) Handler
 }
 
 // Topic and Name identify the subscription.
@@ -366,7 +396,11 @@ func (s *Subscription) process(hctx context.Context, d driver.Delivery) {
 	if s.undecodable(hctx, d) {
 		return
 	}
-	if s.cfg.filter != nil && !s.cfg.filter.Match(e) {
+	if s.references(e) {
+		s.processReferenced(hctx, d, e, attempt)
+		return
+	}
+	if !s.accepts(e) {
 		s.ack(d)
 		return
 	}
@@ -423,6 +457,7 @@ func (s *Subscription) attempts(ctx context.Context, span trace.Span, d driver.D
 			tel.t.inFlight.Add(ctx, -1, tel.addBase...)
 		}
 		s.recordOutcome(ctx, permit, err)
+		s.stats.outcome(err)
 		if err == nil {
 			if metrics {
 				tel.handledOK(ctx, time.Since(start))
@@ -466,6 +501,7 @@ func (s *Subscription) afterFailure(ctx context.Context, span trace.Span, d driv
 	}
 	delay = s.cfg.retry.Backoff(attempt)
 	s.tel.retry(ctx, span, attempt, delay, err)
+	s.stats.retried.Add(1)
 	s.log.Info("crossbus: handler failed; will retry", s.attrs(d, attempt, "error", err, "retryIn", delay)...)
 	if s.push || !ordered && s.caps.DelayedRedelivery && (s.caps.MaxRedeliveryDelay == 0 || delay <= s.caps.MaxRedeliveryDelay) {
 		s.nack(d, delay)

@@ -38,3 +38,30 @@ func TestSourceCacheStaysBounded(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, "/s/9", u.String())
 }
+
+func TestExtensionNames(t *testing.T) {
+	for _, name := range []string{"tenant", "a1", "partitionkey", "x"} {
+		assert.True(t, ValidExtensionName(name), name)
+		assert.Equal(t, -1, InvalidExtensionChar(name), name)
+	}
+	for name, at := range map[string]int{"": -1, "data": -1, "data_base64": 4, "Tenant": 0, "ten-ant": 3, "tenänt": 3} {
+		assert.False(t, ValidExtensionName(name), name)
+		assert.Equal(t, at, InvalidExtensionChar(name), name)
+	}
+	for _, name := range []string{"id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema"} {
+		assert.True(t, IsContextAttribute(name), name)
+	}
+	assert.False(t, IsContextAttribute("tenant"))
+}
+
+func TestAMQPAttributeName(t *testing.T) {
+	for prop, want := range map[string]string{"cloudEvents_id": "id", "cloudEvents:type": "type", "CLOUDEVENTS_Tenant": "tenant"} {
+		name, ok := AMQPAttributeName(prop)
+		assert.True(t, ok, prop)
+		assert.Equal(t, want, name, prop)
+	}
+	for _, prop := range []string{"cloudEvents_", "cloudEvents", "cloudEventsXid", "tenant", ""} {
+		_, ok := AMQPAttributeName(prop)
+		assert.False(t, ok, prop)
+	}
+}

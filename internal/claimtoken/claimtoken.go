@@ -1,5 +1,6 @@
 // Package claimtoken makes the random tokens the stores' claims and leases
-// are held by.
+// are held by, and keeps the claims an inbox store's CompleteInTx is
+// running (InTx).
 package claimtoken
 
 import (

@@ -7,7 +7,8 @@
 // Strings are uvarint length + bytes; optional parts are present when their
 // flag bit is set; extensions are a uvarint count of (name, kind, value);
 // the data takes the rest of the encoding. It is the event part of
-// stores/sqlite's record encoding.
+// stores/sqlite's records, which frame it with AppendString and Reader, and
+// the whole of stores/postgres's.
 package eventcodec
 
 import (
@@ -46,7 +47,9 @@ const (
 	extTime   = 't'
 )
 
-func appendString(b []byte, s string) []byte {
+// AppendString appends s as the encoding writes strings: its length as a
+// uvarint, then its bytes.
+func AppendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
@@ -77,29 +80,29 @@ func Append(b []byte, e *crossbus.Event) ([]byte, error) {
 		flags |= flagBase64
 	}
 	b = append(b, flags)
-	b = appendString(b, ec.ID)
-	b = appendString(b, ec.Source.String())
-	b = appendString(b, ec.Type)
+	b = AppendString(b, ec.ID)
+	b = AppendString(b, ec.Source.String())
+	b = AppendString(b, ec.Type)
 	if flags&flagTime != 0 {
 		b = binary.AppendVarint(b, ec.Time.UnixNano())
 	}
 	if flags&flagSubject != 0 {
-		b = appendString(b, *ec.Subject)
+		b = AppendString(b, *ec.Subject)
 	}
 	if flags&flagContentType != 0 {
-		b = appendString(b, *ec.DataContentType)
+		b = AppendString(b, *ec.DataContentType)
 	}
 	if flags&flagSchema != 0 {
-		b = appendString(b, ec.DataSchema.String())
+		b = AppendString(b, ec.DataSchema.String())
 	}
 	if flags&flagExtensions != 0 {
 		b = binary.AppendUvarint(b, uint64(len(ec.Extensions)))
 		for name, v := range ec.Extensions {
-			b = appendString(b, name)
+			b = AppendString(b, name)
 			switch x := v.(type) {
 			case string:
 				b = append(b, extString)
-				b = appendString(b, x)
+				b = AppendString(b, x)
 			case int32:
 				b = append(b, extInt)
 				b = binary.AppendVarint(b, int64(x))
@@ -112,13 +115,13 @@ func Append(b []byte, e *crossbus.Event) ([]byte, error) {
 				}
 			case []byte:
 				b = append(b, extBytes)
-				b = appendString(b, string(x))
+				b = AppendString(b, string(x))
 			case types.URI:
 				b = append(b, extURI)
-				b = appendString(b, x.String())
+				b = AppendString(b, x.String())
 			case types.URIRef:
 				b = append(b, extURIRef)
-				b = appendString(b, x.String())
+				b = AppendString(b, x.String())
 			case types.Timestamp:
 				b = append(b, extTime)
 				b = binary.AppendVarint(b, x.UnixNano())
@@ -128,7 +131,7 @@ func Append(b []byte, e *crossbus.Event) ([]byte, error) {
 					return nil, fmt.Errorf("eventcodec: event %q extension %q: %w", ec.ID, name, err)
 				}
 				b = append(b, extString)
-				b = appendString(b, s)
+				b = AppendString(b, s)
 			}
 		}
 	}
@@ -145,12 +148,25 @@ type Decoder struct {
 	contentType *string
 }
 
-type reader struct {
+// Reader reads an encoding's parts in turn, for formats that frame events
+// (stores/sqlite's records). A read past the end or of a malformed number
+// sets Failed and returns zero values.
+type Reader struct {
 	b   []byte
 	err bool
 }
 
-func (r *reader) uvarint() uint64 {
+// NewReader reads b.
+func NewReader(b []byte) Reader { return Reader{b: b} }
+
+// Failed reports whether a read failed.
+func (r *Reader) Failed() bool { return r.err }
+
+// Rest returns what is left to read.
+func (r *Reader) Rest() []byte { return r.b }
+
+// Uvarint reads a uvarint.
+func (r *Reader) Uvarint() uint64 {
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
 		r.err = true
@@ -161,7 +177,8 @@ func (r *reader) uvarint() uint64 {
 	return v
 }
 
-func (r *reader) varint() int64 {
+// Varint reads a varint.
+func (r *Reader) Varint() int64 {
 	v, n := binary.Varint(r.b)
 	if n <= 0 {
 		r.err = true
@@ -172,9 +189,9 @@ func (r *reader) varint() int64 {
 	return v
 }
 
-// bytes returns the next length-prefixed bytes, aliasing the body.
-func (r *reader) bytes() []byte {
-	n := r.uvarint()
+// Bytes returns the next length-prefixed bytes, aliasing the body.
+func (r *Reader) Bytes() []byte {
+	n := r.Uvarint()
 	if r.err || n > uint64(len(r.b)) {
 		r.err = true
 		r.b = nil
@@ -185,7 +202,8 @@ func (r *reader) bytes() []byte {
 	return v
 }
 
-func (r *reader) byte() byte {
+// Byte reads one byte.
+func (r *Reader) Byte() byte {
 	if len(r.b) == 0 {
 		r.err = true
 		return 0
@@ -232,11 +250,11 @@ func aliasString(b []byte) string {
 // DecodeInto decodes b into blk; the event (&blk.E) aliases b, which must
 // not be modified afterwards.
 func (d *Decoder) DecodeInto(b []byte, blk *Block) error {
-	r := reader{b: b}
-	flags := r.byte()
+	r := Reader{b: b}
+	flags := r.Byte()
 	ec := &blk.EC
-	ec.ID = aliasString(r.bytes())
-	src := r.bytes()
+	ec.ID = aliasString(r.Bytes())
+	src := r.Bytes()
 	if r.err {
 		return fmt.Errorf("%w: id or source", ErrCorrupt)
 	}
@@ -248,17 +266,17 @@ func (d *Decoder) DecodeInto(b []byte, blk *Block) error {
 		d.source, d.sourceURL = string(src), *u
 	}
 	ec.Source = types.URIRef{URL: d.sourceURL}
-	ec.Type = d.intern(&d.typ, r.bytes())
+	ec.Type = d.intern(&d.typ, r.Bytes())
 	if flags&flagTime != 0 {
-		blk.TS = types.Timestamp{Time: time.Unix(0, r.varint()).UTC()}
+		blk.TS = types.Timestamp{Time: time.Unix(0, r.Varint()).UTC()}
 		ec.Time = &blk.TS
 	}
 	if flags&flagSubject != 0 {
-		s := aliasString(r.bytes())
+		s := aliasString(r.Bytes())
 		ec.Subject = &s
 	}
 	if flags&flagContentType != 0 {
-		ct := r.bytes()
+		ct := r.Bytes()
 		if d.contentType == nil || *d.contentType != string(ct) {
 			s := string(ct)
 			d.contentType = &s
@@ -266,7 +284,7 @@ func (d *Decoder) DecodeInto(b []byte, blk *Block) error {
 		ec.DataContentType = d.contentType
 	}
 	if flags&flagSchema != 0 {
-		s := r.bytes()
+		s := r.Bytes()
 		u, err := url.Parse(string(s))
 		if err != nil {
 			return fmt.Errorf("%w: dataschema %q: %v", ErrCorrupt, s, err)
@@ -274,13 +292,13 @@ func (d *Decoder) DecodeInto(b []byte, blk *Block) error {
 		ec.DataSchema = &types.URI{URL: *u}
 	}
 	if flags&flagExtensions != 0 {
-		n := r.uvarint()
+		n := r.Uvarint()
 		if n > uint64(len(r.b)) {
 			return fmt.Errorf("%w: extension count", ErrCorrupt)
 		}
 		ec.Extensions = make(map[string]any, n)
 		for i := uint64(0); i < n && !r.err; i++ {
-			name := string(r.bytes())
+			name := string(r.Bytes())
 			v, err := decodeExtension(&r)
 			if err != nil {
 				return fmt.Errorf("%w: extension %q: %v", ErrCorrupt, name, err)
@@ -298,30 +316,30 @@ func (d *Decoder) DecodeInto(b []byte, blk *Block) error {
 	return nil
 }
 
-func decodeExtension(r *reader) (any, error) {
-	switch r.byte() {
+func decodeExtension(r *Reader) (any, error) {
+	switch r.Byte() {
 	case extString:
-		return string(r.bytes()), nil
+		return string(r.Bytes()), nil
 	case extInt:
-		return int32(r.varint()), nil
+		return int32(r.Varint()), nil
 	case extBool:
-		return r.byte() == 1, nil
+		return r.Byte() == 1, nil
 	case extBytes:
-		return append([]byte(nil), r.bytes()...), nil
+		return append([]byte(nil), r.Bytes()...), nil
 	case extURI:
-		u, err := url.Parse(string(r.bytes()))
+		u, err := url.Parse(string(r.Bytes()))
 		if err != nil {
 			return nil, err
 		}
 		return types.URI{URL: *u}, nil
 	case extURIRef:
-		u, err := url.Parse(string(r.bytes()))
+		u, err := url.Parse(string(r.Bytes()))
 		if err != nil {
 			return nil, err
 		}
 		return types.URIRef{URL: *u}, nil
 	case extTime:
-		return types.Timestamp{Time: time.Unix(0, r.varint()).UTC()}, nil
+		return types.Timestamp{Time: time.Unix(0, r.Varint()).UTC()}, nil
 	}
 	return nil, errors.New("unknown value kind")
 }

@@ -13,6 +13,10 @@ import (
 type Pattern struct {
 	root *objNode
 	src  string // canonical JSON
+	// fast is set for the commonest pattern, exact strings on one string
+	// context attribute ({"type": ["a", "b"]}): Match reads the attribute
+	// directly instead of presenting the event as a document.
+	fast *fieldNode
 }
 
 // objNode is an object in a pattern: every field must match (AND), and
@@ -89,7 +93,7 @@ func Compile(pattern []byte) (*Pattern, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pattern{root: obj}
+	p := &Pattern{root: obj, fast: fastField(obj)}
 	p.src = string(appendObj(nil, obj))
 	return p, nil
 }
@@ -270,4 +274,22 @@ func (l *leafNode) prepare() {
 		}
 		l.strs = nil
 	}
+}
+
+// fastField returns the field of a pattern that is exact strings on one
+// plain string attribute (id, type, subject, datacontenttype), or nil.
+func fastField(obj *objNode) *fieldNode {
+	if len(obj.or) > 0 || len(obj.fields) != 1 {
+		return nil
+	}
+	f := obj.fields[0]
+	switch f.attr {
+	case attrEventID, attrType, attrSubject, attrDataContentType:
+	default:
+		return nil
+	}
+	if l := f.leaf; l == nil || len(l.others) > 0 || l.ifMissing || l.onlyExists {
+		return nil
+	}
+	return f
 }

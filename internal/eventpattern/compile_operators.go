@@ -246,11 +246,17 @@ func (c *compiler) anythingButObject(ab *anythingBut, v int32, path string) erro
 	}
 	switch op {
 	case "prefix", "suffix":
-		s, ok := c.str(iv)
-		if !ok || s == "" {
-			return errAt(path, "anything-but %s expects a non-empty string", op)
+		// A string, or (as Event Ruler accepts) a non-empty list of them.
+		ss, ok := strs()
+		if ok {
+			for _, s := range ss {
+				ok = ok && s != ""
+			}
 		}
-		ab.kind, ab.strs = abPrefix, []string{s}
+		if !ok {
+			return errAt(path, "anything-but %s expects a non-empty string or a non-empty list of them", op)
+		}
+		ab.kind, ab.strs = abPrefix, ss
 		if op == "suffix" {
 			ab.kind = abSuffix
 		}

@@ -144,12 +144,17 @@ func appendAnythingBut(b []byte, a *anythingBut) []byte {
 			b = appendNumber(b, n.f)
 		}
 		return append(b, ']')
-	case abPrefix:
-		b = appendOp(b, "prefix")
-		b = appendString(b, a.strs[0])
-	case abSuffix:
-		b = appendOp(b, "suffix")
-		b = appendString(b, a.strs[0])
+	case abPrefix, abSuffix:
+		if a.kind == abPrefix {
+			b = appendOp(b, "prefix")
+		} else {
+			b = appendOp(b, "suffix")
+		}
+		if a.list {
+			b = strList(b, a.strs)
+		} else {
+			b = appendString(b, a.strs[0])
+		}
 	case abFold:
 		b = appendOp(b, "equals-ignore-case")
 		b = strList(b, a.strs)

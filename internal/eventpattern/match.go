@@ -25,6 +25,11 @@ func (p *Pattern) Match(ev *event.Event) bool {
 	if ev == nil {
 		return false
 	}
+	if p.fast != nil {
+		if ec, ok := ev.Context.(*event.EventContextV1); ok && ec != nil {
+			return p.fast.leaf.matchString(fastAttr(ec, p.fast.attr))
+		}
+	}
 	d := getDoc()
 	d.Reset(ev)
 	ok := d.evalObj(p.root, d.root, -1)
@@ -138,6 +143,46 @@ func (d *Doc) evalLeafArray(l *leafNode, v int32) (found, hasLeaf bool) {
 }
 
 // matchValue matches a value list against one leaf value.
+// matchString reports whether an exact-strings leaf holds s (s, ok from
+// fastAttr: a missing attribute matches nothing, as in a document).
+func (l *leafNode) matchString(s string, ok bool) bool {
+	if !ok {
+		return false
+	}
+	if l.strSet != nil {
+		_, found := l.strSet[s]
+		return found
+	}
+	for _, v := range l.strs {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// fastAttr reads a plain string attribute of a 1.0 context; ok is false
+// when it is absent (an empty id or type counts as absent, as in a Doc).
+func fastAttr(ec *event.EventContextV1, attr attrID) (string, bool) {
+	switch attr {
+	case attrEventID:
+		return ec.ID, ec.ID != ""
+	case attrType:
+		return ec.Type, ec.Type != ""
+	case attrSubject:
+		if ec.Subject == nil {
+			return "", false
+		}
+		return *ec.Subject, *ec.Subject != ""
+	case attrDataContentType:
+		if ec.DataContentType == nil {
+			return "", false
+		}
+		return *ec.DataContentType, *ec.DataContentType != ""
+	}
+	return "", false
+}
+
 func (l *leafNode) matchValue(n *node) bool {
 	if n.kind == kString {
 		if l.strSet != nil {

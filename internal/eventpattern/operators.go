@@ -116,7 +116,7 @@ const (
 // boolean or null for any exclusion) are never excluded, so they match.
 type anythingBut struct {
 	kind abKind
-	strs []string   // abValues strings, abPrefix/abSuffix operand, abFold operands
+	strs []string   // abValues strings, abPrefix/abSuffix operands, abFold operands
 	nums []number   // abValues numbers
 	wcs  []wildcard // abWildcard
 	list bool       // the operand was written as a list
@@ -146,9 +146,17 @@ func (a *anythingBut) excludes(n *node) bool {
 	}
 	switch a.kind {
 	case abPrefix:
-		return strings.HasPrefix(n.s, a.strs[0])
+		for _, s := range a.strs {
+			if strings.HasPrefix(n.s, s) {
+				return true
+			}
+		}
 	case abSuffix:
-		return strings.HasSuffix(n.s, a.strs[0])
+		for _, s := range a.strs {
+			if strings.HasSuffix(n.s, s) {
+				return true
+			}
+		}
 	case abFold:
 		for _, s := range a.strs {
 			if strings.EqualFold(s, n.s) {

@@ -327,8 +327,14 @@ func randomAttrCond(rng *rand.Rand) string {
 	case 6:
 		return fmt.Sprintf(`{"anything-but":[%s,%s]}`, v, w)
 	case 7:
+		if rng.IntN(2) == 0 {
+			return fmt.Sprintf(`{"anything-but":{"prefix":[%s,%s]}}`, v, w)
+		}
 		return fmt.Sprintf(`{"anything-but":{"prefix":%s}}`, v)
 	case 8:
+		if rng.IntN(2) == 0 {
+			return fmt.Sprintf(`{"anything-but":{"suffix":[%s,%s]}}`, v, w)
+		}
 		return fmt.Sprintf(`{"anything-but":{"suffix":%s}}`, v)
 	case 9:
 		return fmt.Sprintf(`{"exists":%v}`, rng.IntN(2) == 0)

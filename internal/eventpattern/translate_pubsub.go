@@ -72,7 +72,11 @@ func pubsubCond(name string, ext bool, c *cond) (*bexpr, bool) {
 			// Numbers never exclude a string attribute.
 			return and(kids...), true
 		case abPrefix:
-			return and(pubsubHas(name), atom("NOT "+pubsubPrefix(name, a.strs[0]).text)), true
+			kids := []*bexpr{pubsubHas(name)}
+			for _, p := range a.strs {
+				kids = append(kids, atom("NOT "+pubsubPrefix(name, p).text))
+			}
+			return and(kids...), true
 		}
 		return pubsubHas(name), false
 	}

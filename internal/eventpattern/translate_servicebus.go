@@ -62,10 +62,16 @@ func sbCond(name string, ext bool, c *cond) (*bexpr, bool) {
 			}
 			in := sbIn(name, a.strs).text
 			return atom(prop + " NOT" + strings.TrimPrefix(in, prop)), true
-		case abPrefix:
-			return atom(prop + " NOT LIKE " + sbLike("", a.strs[0], "%")), true
-		case abSuffix:
-			return atom(prop + " NOT LIKE " + sbLike("%", a.strs[0], "")), true
+		case abPrefix, abSuffix:
+			var kids []*bexpr
+			for _, s := range a.strs {
+				if a.kind == abPrefix {
+					kids = append(kids, atom(prop+" NOT LIKE "+sbLike("", s, "%")))
+				} else {
+					kids = append(kids, atom(prop+" NOT LIKE "+sbLike("%", s, "")))
+				}
+			}
+			return and(kids...), true
 		case abWildcard:
 			var kids []*bexpr
 			for i := range a.wcs {

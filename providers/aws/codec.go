@@ -13,6 +13,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Message attribute names of the SQS and SNS mapping. SQS allows 10 message
@@ -65,7 +66,7 @@ func (m *wireMessage) size() int {
 }
 
 // encodeMessage maps an event onto an SQS message or SNS notification.
-func encodeMessage(e *crossbus.Event, mode Mode) (wireMessage, error) {
+func encodeMessage(e *driver.Event, mode Mode) (wireMessage, error) {
 	if mode == Binary {
 		if m, ok := encodeBinary(e); ok {
 			return m, nil
@@ -86,7 +87,7 @@ var structuredAttrs = map[string]string{AttrContentType: StructuredContentType}
 // spelled with capitals is written in lower case (media types ignore case),
 // because the CloudEvents SDK reads JSON data back only under a lower-case
 // JSON media type.
-func marshalEvent(e *crossbus.Event) ([]byte, error) {
+func marshalEvent(e *driver.Event) ([]byte, error) {
 	if ct := e.DataContentType(); jsonType(ct) {
 		mt, rest, _ := strings.Cut(ct, ";")
 		if low := strings.ToLower(mt); low != mt {
@@ -107,7 +108,7 @@ func marshalEvent(e *crossbus.Event) ([]byte, error) {
 
 // encodeBinary returns the binary-mode message, or false when the event does
 // not fit SQS's attribute and body rules.
-func encodeBinary(e *crossbus.Event) (wireMessage, bool) {
+func encodeBinary(e *driver.Event) (wireMessage, bool) {
 	data := e.Data()
 	if len(data) == 0 || !validSQSText(string(data)) {
 		return wireMessage{}, false
@@ -180,12 +181,20 @@ func validSQSText(s string) bool {
 // dedupID is the MessageDeduplicationId of an event on FIFO queues and
 // topics: the hex SHA-256 of source and id, the CloudEvents uniqueness key
 // (ids alone are unique only per source, and may hold characters or lengths
-// SQS refuses).
-func dedupID(e *crossbus.Event) string {
+// SQS refuses). An event re-published on purpose by an operations tool
+// (carrying the redriven or replayed extension of package ops) adds those
+// values, so a redrive or replay inside the de-duplication interval is not
+// dropped as a duplicate.
+func dedupID(e *driver.Event) string {
 	h := sha256.New()
 	h.Write([]byte(e.Source()))
 	h.Write([]byte{0})
 	h.Write([]byte(e.ID()))
+	for _, name := range [...]string{"redriven", "replayed"} {
+		if v := crossbus.ExtensionString(e, name); v != "" {
+			h.Write([]byte("\x00" + name + "=" + v))
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -194,7 +203,7 @@ func dedupID(e *crossbus.Event) string {
 // key gets a group of its own (its dedupID), since it has no order to keep.
 // Keys longer than 128 characters or with characters SQS refuses are
 // hashed.
-func groupID(e *crossbus.Event) string {
+func groupID(e *driver.Event) string {
 	k := crossbus.PartitionKey(e)
 	if k == "" {
 		return dedupID(e)

@@ -69,7 +69,9 @@ func (h *harness) topics(topic string) ([]string, bool) {
 
 func (h *harness) NewProvider(ctx context.Context) (driver.Provider, error) {
 	cfg := h.srv.Config()
-	o := aws.Options{Publish: h.svc, Config: &cfg, Mode: h.mode,
+	// A short long-poll: operations reads (package ops) end when a queue
+	// is quiet for longer than one poll.
+	o := aws.Options{Publish: h.svc, Config: &cfg, Mode: h.mode, WaitTime: time.Second,
 		Target: "arn:aws:sns:" + h.srv.Region() + ":" + h.srv.AccountID() + ":topics"}
 	if h.svc == aws.SQS {
 		o.Topics = h.topics

@@ -130,5 +130,9 @@ func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription
 	if err != nil {
 		return nil, err
 	}
-	return p.newReceiver(subscription+" (dead letters)", dlq, dlq.visibility), nil
+	r, err := p.newReceiver(subscription+" (dead letters)", dlq, dlq.visibility)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/cewire"
 )
 
 // Types and extensions of events made from messages that are not
@@ -40,6 +41,9 @@ const (
 var ErrMalformedCloudEvent = errors.New("aws: message claims to be a CloudEvent but is not a valid one")
 
 func malformed(err error) error { return fmt.Errorf("%w: %w", ErrMalformedCloudEvent, err) }
+
+// sources caches the parsed sources of binary-mode messages.
+var sources = cewire.NewSourceCache(1024)
 
 // maxNesting bounds envelopes within envelopes (EventBridge to SNS to SQS).
 const maxNesting = 4
@@ -85,8 +89,8 @@ type Attribute struct {
 // guessed at: the provider's receiver hands it to the portable layer as
 // undecodable (driver.Undecodable), which dead-letters it without running
 // the handler.
-func DecodeMessage(m Message) (*crossbus.Event, error) {
-	return decodeBody(m.Body, m.Attributes, func() *crossbus.Event { return nativeSQS(m) }, 0)
+func DecodeMessage(m Message) (*driver.Event, error) {
+	return decodeBody(m.Body, m.Attributes, func() *driver.Event { return nativeSQS(m) }, 0)
 }
 
 // UndecodableEvent is the placeholder event of an SQS message that
@@ -96,7 +100,7 @@ func DecodeMessage(m Message) (*crossbus.Event, error) {
 // When the body is an SNS notification envelope, the placeholder is the
 // notification's (see UndecodableNotification), so that it carries the
 // message as it was published.
-func UndecodableEvent(m Message) *crossbus.Event {
+func UndecodableEvent(m Message) *driver.Event {
 	if n, ok := snsEnvelope(m.Body, m.Attributes); ok {
 		return UndecodableNotification(n)
 	}
@@ -108,7 +112,7 @@ func UndecodableEvent(m Message) *crossbus.Event {
 // ("aws.sns" when unknown), data = the message, and its attributes in the
 // rawheaders extension (or, for an SNS envelope inside, that envelope's
 // notification's).
-func UndecodableNotification(n Notification) *crossbus.Event {
+func UndecodableNotification(n Notification) *driver.Event {
 	for range maxNesting {
 		inner, ok := snsEnvelope(n.Message, n.Attributes)
 		if !ok {
@@ -136,7 +140,7 @@ func snsEnvelope(body string, attrs map[string]Attribute) (Notification, bool) {
 	return probe.notification(), true
 }
 
-func undecodable(id, source, fallbackSource, body string, attrs map[string]Attribute) *crossbus.Event {
+func undecodable(id, source, fallbackSource, body string, attrs map[string]Attribute) *driver.Event {
 	if u, err := url.Parse(source); source == "" || err != nil || u.String() == "" {
 		source = fallbackSource
 	}
@@ -161,7 +165,7 @@ func undecodable(id, source, fallbackSource, body string, attrs map[string]Attri
 
 // decodeBody applies the rules of DecodeMessage; native builds the event
 // of rule 6 for this layer of nesting.
-func decodeBody(body string, attrs map[string]Attribute, native func() *crossbus.Event, depth int) (*crossbus.Event, error) {
+func decodeBody(body string, attrs map[string]Attribute, native func() *driver.Event, depth int) (*driver.Event, error) {
 	if ct := attr(attrs, AttrContentType); strings.HasPrefix(strings.ToLower(ct), "application/cloudevents") {
 		ev, err := decodeStructured([]byte(body))
 		if err != nil {
@@ -212,7 +216,7 @@ func attr(attrs map[string]Attribute, name string) string {
 	return ""
 }
 
-func decodeStructured(b []byte) (*crossbus.Event, error) {
+func decodeStructured(b []byte) (*driver.Event, error) {
 	ev := event.New()
 	if err := json.Unmarshal(b, &ev); err != nil {
 		return nil, fmt.Errorf("structured CloudEvent does not decode: %w", err)
@@ -223,39 +227,25 @@ func decodeStructured(b []byte) (*crossbus.Event, error) {
 	return &ev, nil
 }
 
-func decodeBinary(body string, attrs map[string]Attribute) (*crossbus.Event, error) {
+func decodeBinary(body string, attrs map[string]Attribute) (*driver.Event, error) {
 	if v := attrs[AttrPrefix+"specversion"].StringValue; v != event.CloudEventsVersionV1 {
 		return nil, fmt.Errorf("binary CloudEvent has specversion %q, want %q", v, event.CloudEventsVersionV1)
 	}
 	ev := event.New()
+	ctx := ev.Context.(*event.EventContextV1) // event.New makes a V1 context
 	for name, a := range attrs {
-		if !strings.HasPrefix(name, AttrPrefix) {
+		key, ok := strings.CutPrefix(name, AttrPrefix)
+		if !ok || key == "specversion" {
 			continue
 		}
-		key, v := name[len(AttrPrefix):], a.StringValue
-		switch key {
-		case "specversion":
-		case "id":
-			ev.SetID(v)
-		case "source":
-			ev.SetSource(v)
-		case "type":
-			ev.SetType(v)
-		case "subject":
-			ev.SetSubject(v)
-		case "dataschema":
-			ev.SetDataSchema(v)
-		case "time":
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				return nil, fmt.Errorf("binary CloudEvent attribute %s: %w", name, err)
-			}
-			ev.SetTime(t)
-		default:
-			ev.SetExtension(key, v)
+		if err := cewire.SetAttribute(ctx, strings.ToLower(key), a.StringValue, sources); err != nil {
+			return nil, fmt.Errorf("binary CloudEvent attribute %s: %w", name, err)
 		}
 	}
 	ct := attr(attrs, AttrContentType)
+	if ct == "" && ctx.DataContentType != nil { // a ce-datacontenttype attribute instead
+		ct = *ctx.DataContentType
+	}
 	if ct != "" {
 		ev.SetDataContentType(ct)
 	}
@@ -348,7 +338,7 @@ func SNSAttribute(typ, value string) Attribute {
 	return a
 }
 
-func nativeSQS(m Message) *crossbus.Event {
+func nativeSQS(m Message) *driver.Event {
 	return nativeEvent(nativeFields{id: m.ID, source: m.SourceARN, fallbackSource: "aws.sqs", typ: TypeSQSMessage,
 		time: m.SentTimestamp, body: m.Body, contentType: attr(m.Attributes, AttrContentType)})
 }
@@ -363,7 +353,7 @@ type nativeFields struct {
 
 // nativeEvent builds the event for a message that is not a CloudEvent,
 // making sure it is a valid one whatever the message holds.
-func nativeEvent(f nativeFields) *crossbus.Event {
+func nativeEvent(f nativeFields) *driver.Event {
 	ev := event.New()
 	id := strings.TrimSpace(f.id)
 	if id == "" {

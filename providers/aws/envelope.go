@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Notification is an SNS notification: the envelope SNS puts in an SQS
@@ -29,12 +29,12 @@ type Notification struct {
 // time = Timestamp and the message as data. It fails, as DecodeMessage
 // does, only for a message that claims to be a CloudEvent and is not a
 // valid one (ErrMalformedCloudEvent).
-func DecodeNotification(n Notification) (*crossbus.Event, error) {
+func DecodeNotification(n Notification) (*driver.Event, error) {
 	return decodeNotification(n, 0)
 }
 
-func decodeNotification(n Notification, depth int) (*crossbus.Event, error) {
-	return decodeBody(n.Message, n.Attributes, func() *crossbus.Event {
+func decodeNotification(n Notification, depth int) (*driver.Event, error) {
+	return decodeBody(n.Message, n.Attributes, func() *driver.Event {
 		return nativeEvent(nativeFields{id: n.MessageID, source: n.TopicARN, fallbackSource: "aws.sns", typ: TypeSNSNotification,
 			subject: n.Subject, time: n.Timestamp, body: n.Message, contentType: attr(n.Attributes, AttrContentType)})
 	}, depth)
@@ -69,11 +69,11 @@ type eventBridgeEnvelope struct {
 // It fails when doc is not an EventBridge envelope, and when its detail
 // claims to be a CloudEvent (it has a specversion member) but is not a
 // valid one: that error matches ErrMalformedCloudEvent.
-func DecodeEventBridge(doc []byte) (*crossbus.Event, error) {
+func DecodeEventBridge(doc []byte) (*driver.Event, error) {
 	return decodeEventBridge(doc, 0)
 }
 
-func decodeEventBridge(doc []byte, _ int) (*crossbus.Event, error) {
+func decodeEventBridge(doc []byte, _ int) (*driver.Event, error) {
 	var env eventBridgeEnvelope
 	if err := json.Unmarshal(doc, &env); err != nil {
 		return nil, fmt.Errorf("%w: %v", errNotEnvelope, err)

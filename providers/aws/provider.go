@@ -1,13 +1,13 @@
 package aws
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 // Service names the AWS service Publish sends to.
@@ -122,9 +123,7 @@ type Provider struct {
 	topicARNs sync.Map // SNS topic name -> ARN
 	buses     sync.Map // EventBridge buses known to exist
 
-	closed    atomic.Bool
-	mu        sync.Mutex
-	receivers map[*receiver]struct{}
+	receivers providerkit.Receivers[*receiver]
 }
 
 // New returns a Provider. ctx bounds loading the AWS configuration.
@@ -139,18 +138,14 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if o.WaitTime < 0 || o.WaitTime > 20*time.Second {
 		return nil, fmt.Errorf("%w: aws WaitTime %v is outside 0..20s", driver.ErrInvalidOption, o.WaitTime)
 	}
-	if o.WaitTime == 0 {
-		o.WaitTime = 20 * time.Second
-	}
+	o.WaitTime = cmp.Or(o.WaitTime, 20*time.Second)
 	if o.MaxEventBytes < 0 {
 		return nil, fmt.Errorf("%w: aws MaxEventBytes %d is negative", driver.ErrInvalidOption, o.MaxEventBytes)
 	}
 	if o.PublishAttempts <= 0 {
 		o.PublishAttempts = 5
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	o.Logger = cmp.Or(o.Logger, slog.New(slog.DiscardHandler))
 	var cfg awssdk.Config
 	if o.Config != nil {
 		cfg = o.Config.Copy()
@@ -166,7 +161,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if o.Endpoint != "" {
 		cfg.BaseEndpoint = awssdk.String(o.Endpoint)
 	}
-	p := &Provider{opts: o, receivers: map[*receiver]struct{}{},
+	p := &Provider{opts: o,
 		sqs: sqs.NewFromConfig(cfg), sns: sns.NewFromConfig(cfg), eb: eventbridge.NewFromConfig(cfg)}
 	for name, u := range o.Queues {
 		p.queueURLs.Store(name, u)
@@ -231,28 +226,14 @@ func (p *Provider) As(target any) bool {
 // Close stops every receiver opened from the provider, waiting (until ctx
 // ends) for their queued deletes.
 func (p *Provider) Close(ctx context.Context) error {
-	if p.closed.Swap(true) {
-		return nil
-	}
-	p.mu.Lock()
-	rs := make([]*receiver, 0, len(p.receivers))
-	for r := range p.receivers {
-		rs = append(rs, r)
-	}
-	p.mu.Unlock()
-	var errs []error
-	for _, r := range rs {
-		if err := r.Close(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	_, err := p.receivers.Close(ctx)
+	return err
 }
 
 // Publish sends events to the topic's targets (see Options.Topics), in
 // order, through the service the provider publishes to.
-func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
-	if p.closed.Load() {
+func (p *Provider) Publish(ctx context.Context, topic string, events []*driver.Event) error {
+	if p.receivers.Closed() {
 		return fmt.Errorf("aws: publish to %q: %w", topic, driver.ErrClosed)
 	}
 	targets := []string{topic}
@@ -283,7 +264,7 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus
 	return publishError(events, failed)
 }
 
-func (p *Provider) publishTo(ctx context.Context, target string, events []*crossbus.Event) error {
+func (p *Provider) publishTo(ctx context.Context, target string, events []*driver.Event) error {
 	switch p.opts.Publish {
 	case SNS:
 		return p.publishSNS(ctx, target, events)
@@ -295,7 +276,7 @@ func (p *Provider) publishTo(ctx context.Context, target string, events []*cross
 }
 
 // publishError builds the result of a batch from per-event failures.
-func publishError(events []*crossbus.Event, failed map[int]error) error {
+func publishError(events []*driver.Event, failed map[int]error) error {
 	if len(failed) == 0 {
 		return nil
 	}

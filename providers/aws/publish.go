@@ -95,7 +95,7 @@ func chunks(idx []int, size func(int) int, maxCount, maxBytes int) [][]int {
 }
 
 // encodeAll encodes events for SQS or SNS, refusing those over limit.
-func (p *Provider) encodeAll(events []*crossbus.Event, limit int, failed map[int]error) ([]wireMessage, []int) {
+func (p *Provider) encodeAll(events []*driver.Event, limit int, failed map[int]error) ([]wireMessage, []int) {
 	msgs := make([]wireMessage, len(events))
 	ok := make([]int, 0, len(events))
 	for i, e := range events {
@@ -148,7 +148,7 @@ func snsAttrs(m map[string]string) map[string]snstypes.MessageAttributeValue {
 // publishSQS sends events to a queue with SendMessageBatch. On FIFO queues
 // MessageGroupId is the partition key and MessageDeduplicationId derives
 // from source and id.
-func (p *Provider) publishSQS(ctx context.Context, target string, events []*crossbus.Event) error {
+func (p *Provider) publishSQS(ctx context.Context, target string, events []*driver.Event) error {
 	url, err := p.queueURL(ctx, target, driver.ErrTopicNotFound)
 	if err != nil {
 		return err
@@ -223,7 +223,7 @@ func (p *Provider) snsTopicARN(ctx context.Context, name string) (string, error)
 // publishSNS sends events to a topic: Publish for one event, PublishBatch
 // for more. On FIFO topics MessageGroupId is the partition key and
 // MessageDeduplicationId derives from source and id.
-func (p *Provider) publishSNS(ctx context.Context, target string, events []*crossbus.Event) error {
+func (p *Provider) publishSNS(ctx context.Context, target string, events []*driver.Event) error {
 	arn, err := p.snsTopicARN(ctx, target)
 	if err != nil {
 		return err

@@ -26,7 +26,7 @@ var retryableEntryCodes = map[string]bool{"ThrottlingException": true, "Internal
 // type -> DetailType, the whole event in structured JSON -> Detail, time ->
 // Time, subject -> Resources when the subject is an ARN. It also returns the
 // entry's size as EventBridge counts it.
-func eventBridgeEntry(e *crossbus.Event, bus string) (ebtypes.PutEventsRequestEntry, int, error) {
+func eventBridgeEntry(e *driver.Event, bus string) (ebtypes.PutEventsRequestEntry, int, error) {
 	var fields []crossbus.FieldError
 	if n := utf8.RuneCountInString(e.Type()); n > MaxDetailType {
 		fields = append(fields, crossbus.FieldError{Field: "type",
@@ -60,7 +60,7 @@ func eventBridgeEntry(e *crossbus.Event, bus string) (ebtypes.PutEventsRequestEn
 // publishEventBridge sends events to a bus with PutEvents, in calls within
 // the entry-count and size limits, retrying entries refused with a
 // retryable code.
-func (p *Provider) publishEventBridge(ctx context.Context, bus string, events []*crossbus.Event) error {
+func (p *Provider) publishEventBridge(ctx context.Context, bus string, events []*driver.Event) error {
 	if err := p.checkBus(ctx, bus); err != nil {
 		return err
 	}

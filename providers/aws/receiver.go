@@ -1,6 +1,7 @@
 package aws
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 )
 
@@ -53,7 +53,7 @@ type receiver struct {
 // Options.Queues). The topic does not matter here: what reaches the queue is
 // decided by its SNS subscriptions or EventBridge rules (see Provision).
 func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
-	if p.closed.Load() {
+	if p.receivers.Closed() {
 		return nil, fmt.Errorf("aws: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
 	url, err := p.queueURL(ctx, spec.Name, driver.ErrSubscriptionNotFound)
@@ -72,14 +72,15 @@ func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) 
 	if lease <= 0 {
 		lease = q.visibility
 	}
-	return p.newReceiver(spec.Name, q, lease), nil
+	r, err := p.newReceiver(spec.Name, q, lease)
+	if err != nil {
+		return nil, err // not r: a nil *receiver in a driver.Receiver is not nil
+	}
+	return r, nil
 }
 
-func (p *Provider) newReceiver(name string, q queueInfo, lease time.Duration) *receiver {
-	vis := visibilitySeconds(lease)
-	if vis == 0 {
-		vis = 30
-	}
+func (p *Provider) newReceiver(name string, q queueInfo, lease time.Duration) (*receiver, error) {
+	vis := cmp.Or(visibilitySeconds(lease), 30)
 	caps := p.Capabilities()
 	caps.Ordering = q.fifo
 	caps.NativeDeadLetter = q.dlqURL != ""
@@ -88,10 +89,11 @@ func (p *Provider) newReceiver(name string, q queueInfo, lease time.Duration) *r
 	r.closeCtx, r.stop = context.WithCancel(context.Background())
 	r.deletes = newBatcher(maxInflightCalls, r.sendDeletes)
 	r.changes = newBatcher(maxInflightCalls, r.sendVisibility)
-	p.mu.Lock()
-	p.receivers[r] = struct{}{}
-	p.mu.Unlock()
-	return r
+	if !p.receivers.Add(r) {
+		r.stop()
+		return nil, fmt.Errorf("aws: subscribe %q: %w", name, driver.ErrClosed)
+	}
+	return r, nil
 }
 
 // visibilitySeconds rounds d up to whole seconds within SQS's range, so a
@@ -174,9 +176,7 @@ func (r *receiver) Close(ctx context.Context) error {
 		} else if err := r.changes.wait(ctx); err != nil {
 			r.closeErr = fmt.Errorf("aws: close receiver of %s: queued visibility changes not sent: %w", r.q.url, err)
 		}
-		r.p.mu.Lock()
-		delete(r.p.receivers, r)
-		r.p.mu.Unlock()
+		r.p.receivers.Remove(r)
 	})
 	return r.closeErr
 }
@@ -227,7 +227,7 @@ func (r *receiver) settleItems(op string, items []*batchItem, err error, failed 
 // delivery is one received SQS message.
 type delivery struct {
 	r         *receiver
-	ev        *crossbus.Event
+	ev        *driver.Event
 	decodeErr error // the message claims to be a CloudEvent and is not one
 	handle    string
 	msgID     string
@@ -241,7 +241,7 @@ type delivery struct {
 var errSettled = errors.New("aws: delivery already settled")
 
 // Event implements driver.Delivery.
-func (d *delivery) Event() *crossbus.Event { return d.ev }
+func (d *delivery) Event() *driver.Event { return d.ev }
 
 // DecodeError implements driver.Undecodable: it is the reason a message
 // that claims to be a CloudEvent is not a valid one (nil for every other

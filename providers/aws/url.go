@@ -1,16 +1,14 @@
 package aws
 
 import (
-	"context"
-	"fmt"
+	"errors"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 func init() {
@@ -20,14 +18,11 @@ func init() {
 }
 
 func open(svc Service) driver.Opener {
-	return func(ctx context.Context, u *url.URL) (driver.Provider, error) {
+	return providerkit.Opener(func(u *url.URL) (Options, error) {
 		o, err := OptionsFromURL(u)
-		if err != nil {
-			return nil, err
-		}
 		o.Publish = svc
-		return New(ctx, o)
-	}
+		return o, err
+	}, New)
 }
 
 // OptionsFromURL reads provider options from a URL:
@@ -46,46 +41,8 @@ func open(svc Service) driver.Opener {
 // skipbuscheck (true or false).
 func OptionsFromURL(u *url.URL) (Options, error) {
 	var o Options
-	q := u.Query()
-	for k, vs := range q {
-		v := vs[len(vs)-1]
-		var err error
-		switch k {
-		case "region":
-			o.Region = v
-		case "endpoint":
-			o.Endpoint = v
-		case "queue":
-			for _, qu := range vs {
-				if !strings.Contains(qu, "://") {
-					return o, fmt.Errorf("%w: aws URL parameter queue=%q is not a queue URL", driver.ErrInvalidURL, qu)
-				}
-				addQueue(&o, qu)
-			}
-		case "mode":
-			switch v {
-			case "structured":
-				o.Mode = Structured
-			case "binary":
-				o.Mode = Binary
-			default:
-				err = fmt.Errorf("want structured or binary")
-			}
-		case "waittime":
-			o.WaitTime, err = time.ParseDuration(v)
-		case "syncack":
-			o.SyncAck, err = strconv.ParseBool(v)
-		case "skipbuscheck":
-			o.SkipBusCheck, err = strconv.ParseBool(v)
-		case "maxeventbytes":
-			o.MaxEventBytes, err = strconv.Atoi(v)
-		default:
-			return o, fmt.Errorf("%w: unknown aws URL parameter %q (known: region, endpoint, queue, mode, waittime, syncack, skipbuscheck, maxeventbytes)",
-				driver.ErrInvalidURL, k)
-		}
-		if err != nil {
-			return o, fmt.Errorf("%w: aws URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
-		}
+	if err := urlParams(&o).Parse("aws URL", u.Query()); err != nil {
+		return o, err
 	}
 	switch {
 	case u.Opaque != "":
@@ -103,6 +60,28 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 		o.Target = strings.TrimPrefix(u.Path, "/")
 	}
 	return o, nil
+}
+
+// urlParams is the table of the query parameters of the aws URLs.
+func urlParams(o *Options) providerkit.Params {
+	return providerkit.Params{
+		providerkit.String("region", &o.Region, "overrides the configuration's region"),
+		providerkit.String("endpoint", &o.Endpoint, "base URL of every service"),
+		{Name: "queue", Doc: "a queue URL, repeatable", Each: true, Parse: func(v string) error {
+			if !strings.Contains(v, "://") {
+				return errors.New("not a queue URL")
+			}
+			addQueue(o, v)
+			return nil
+		}},
+		providerkit.OneOf("mode", &o.Mode, "structured or binary",
+			providerkit.Choice[Mode]{Text: "structured", Value: Structured},
+			providerkit.Choice[Mode]{Text: "binary", Value: Binary}),
+		providerkit.Duration("waittime", &o.WaitTime, "long-polling wait, up to 20s"),
+		providerkit.Bool("syncack", &o.SyncAck, "Ack waits for the delete"),
+		providerkit.Bool("skipbuscheck", &o.SkipBusCheck, "no DescribeEventBus before the first PutEvents"),
+		providerkit.Int("maxeventbytes", &o.MaxEventBytes, "lowers the event size limit"),
+	}
 }
 
 // addQueue registers a queue URL under its name and, for FIFO queues, its

@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 )
 
@@ -26,7 +25,7 @@ type delivery struct {
 	b     *batch
 	ackID string
 	msgID string
-	ev    crossbus.Event
+	ev    driver.Event
 	// decodeErr says why a message that claims to be a CloudEvent is not
 	// one; ev is then its placeholder (pubsubwire.UndecodableEvent).
 	decodeErr error
@@ -42,7 +41,7 @@ var (
 )
 
 // Event is the decoded event.
-func (d *delivery) Event() *crossbus.Event { return &d.ev }
+func (d *delivery) Event() *driver.Event { return &d.ev }
 
 // DecodeError implements driver.Undecodable: the reason a message that
 // claims to be a CloudEvent is not a valid one, nil for every other message.

@@ -98,11 +98,5 @@ func waitNoGoroutines(t *testing.T, within time.Duration) {
 
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	require.Eventually(t, cond, within, 10*time.Millisecond, "timed out after %v waiting for %s", within, what)
 }

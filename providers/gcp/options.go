@@ -12,6 +12,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 )
 
@@ -43,6 +44,12 @@ type Options struct {
 	// when the attributes break Pub/Sub's limits) or
 	// pubsubwire.Structured.
 	ContentMode pubsubwire.Mode
+	// AttributeSpelling is how the attribute carrying datacontenttype (or,
+	// in structured mode, the event format) is spelt: pubsubwire.GoogleSpelling
+	// ("content-type", Google's binding; the default) or
+	// pubsubwire.SDKSpelling ("Content-Type", the only spelling the
+	// CloudEvents Go SDK's Pub/Sub binding reads). Both are always read.
+	AttributeSpelling pubsubwire.Spelling
 	// DisableOrderingKeys stops mapping the partitionkey extension onto
 	// the message's ordering key (it still travels as ce-partitionkey).
 	DisableOrderingKeys bool
@@ -90,6 +97,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: gcp: Options.Project is required (or Options.Client)", driver.ErrInvalidOption)
 	case o.ContentMode != pubsubwire.Binary && o.ContentMode != pubsubwire.Structured:
 		return fmt.Errorf("%w: gcp: Options.ContentMode %d is neither Binary nor Structured", driver.ErrInvalidOption, o.ContentMode)
+	case o.AttributeSpelling != pubsubwire.GoogleSpelling && o.AttributeSpelling != pubsubwire.SDKSpelling:
+		return fmt.Errorf("%w: gcp: Options.AttributeSpelling %d is neither GoogleSpelling nor SDKSpelling", driver.ErrInvalidOption, o.AttributeSpelling)
 	case o.PublishDelay < 0:
 		return fmt.Errorf("%w: gcp: Options.PublishDelay must not be negative, got %v", driver.ErrInvalidOption, o.PublishDelay)
 	case o.PublishCount < 0 || o.PublishCount > pubsub.MaxPublishRequestCount:
@@ -106,13 +115,10 @@ func (o *Options) validate() error {
 	return nil
 }
 
-// urlParams lists the query parameters of a gcppubsub URL.
-const urlParams = "endpoint, insecure, contentmode, orderingkeys, publishdelay, publishcount, publishbytes, " +
-	"maxoutstandingmessages, maxoutstandingbytes, ackdeadline, autocreate"
-
 // OptionsFromURL parses "gcppubsub://projects/PROJECT?param=value&...". The
 // parameters (all optional) are endpoint (host:port), insecure (bool),
-// contentmode (binary|structured), orderingkeys (bool, default true),
+// contentmode (binary|structured), attributespelling (google|sdk),
+// orderingkeys (bool, default true),
 // publishdelay (duration), publishcount, publishbytes,
 // maxoutstandingmessages, maxoutstandingbytes, ackdeadline (duration) and
 // autocreate (bool).
@@ -123,52 +129,39 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 		return o, fmt.Errorf("%w: gcppubsub URL must be gcppubsub://projects/PROJECT, got %q", driver.ErrInvalidURL, u.Redacted())
 	}
 	o.Project = project
-	for k, vs := range u.Query() {
-		v := vs[len(vs)-1]
-		var err error
-		switch k {
-		case "endpoint":
-			o.Endpoint = v
-		case "insecure":
-			o.Insecure, err = strconv.ParseBool(v)
-		case "contentmode":
-			switch v {
-			case "binary":
-				o.ContentMode = pubsubwire.Binary
-			case "structured":
-				o.ContentMode = pubsubwire.Structured
-			default:
-				err = fmt.Errorf("want binary or structured")
-			}
-		case "orderingkeys":
-			var on bool
-			on, err = strconv.ParseBool(v)
-			o.DisableOrderingKeys = !on
-		case "publishdelay":
-			o.PublishDelay, err = time.ParseDuration(v)
-		case "publishcount":
-			o.PublishCount, err = strconv.Atoi(v)
-		case "publishbytes":
-			o.PublishBytes, err = strconv.Atoi(v)
-		case "maxoutstandingmessages":
-			o.MaxOutstandingMessages, err = strconv.Atoi(v)
-		case "maxoutstandingbytes":
-			o.MaxOutstandingBytes, err = strconv.Atoi(v)
-		case "ackdeadline":
-			o.AckDeadline, err = time.ParseDuration(v)
-		case "autocreate":
-			o.AutoCreate, err = strconv.ParseBool(v)
-		default:
-			return o, fmt.Errorf("%w: unknown gcppubsub URL parameter %q (known: %s)", driver.ErrInvalidURL, k, urlParams)
-		}
-		if err != nil {
-			return o, fmt.Errorf("%w: gcppubsub URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
-		}
+	if err := urlParams(&o).Parse("gcppubsub URL", u.Query()); err != nil {
+		return o, err
 	}
 	if o.Insecure && o.Endpoint == "" {
 		return o, fmt.Errorf("%w: gcppubsub URL parameter insecure=true needs endpoint=host:port", driver.ErrInvalidURL)
 	}
 	return o, o.validate()
+}
+
+// urlParams is the table of the query parameters of a gcppubsub URL.
+func urlParams(o *Options) providerkit.Params {
+	return providerkit.Params{
+		providerkit.String("endpoint", &o.Endpoint, "host:port of the service or an emulator"),
+		providerkit.Bool("insecure", &o.Insecure, "dial endpoint without TLS and credentials"),
+		providerkit.OneOf("contentmode", &o.ContentMode, "binary or structured",
+			providerkit.Choice[pubsubwire.Mode]{Text: "binary", Value: pubsubwire.Binary},
+			providerkit.Choice[pubsubwire.Mode]{Text: "structured", Value: pubsubwire.Structured}),
+		providerkit.OneOf("attributespelling", &o.AttributeSpelling, "google (content-type) or sdk (Content-Type, for CloudEvents Go SDK readers)",
+			providerkit.Choice[pubsubwire.Spelling]{Text: "google", Value: pubsubwire.GoogleSpelling},
+			providerkit.Choice[pubsubwire.Spelling]{Text: "sdk", Value: pubsubwire.SDKSpelling}),
+		providerkit.Func("orderingkeys", "bool: map the partition key onto the ordering key (default true)", func(v string) error {
+			on, err := strconv.ParseBool(v)
+			o.DisableOrderingKeys = !on
+			return err
+		}),
+		providerkit.Duration("publishdelay", &o.PublishDelay, "how long the client batches before a publish request"),
+		providerkit.Int("publishcount", &o.PublishCount, "messages the client batches before a publish request"),
+		providerkit.Int("publishbytes", &o.PublishBytes, "bytes the client batches before a publish request"),
+		providerkit.Int("maxoutstandingmessages", &o.MaxOutstandingMessages, "unsettled messages one receiver holds"),
+		providerkit.Int("maxoutstandingbytes", &o.MaxOutstandingBytes, "unsettled bytes one receiver holds"),
+		providerkit.Duration("ackdeadline", &o.AckDeadline, "lease of deliveries on routes that set none"),
+		providerkit.Bool("autocreate", &o.AutoCreate, "create missing topics and subscriptions"),
+	}
 }
 
 // clientOptions returns the dial options the Options imply.

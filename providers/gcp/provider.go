@@ -1,11 +1,11 @@
 package gcp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 	"time"
 
@@ -15,6 +15,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 )
 
@@ -22,13 +23,7 @@ import (
 const Scheme = "gcppubsub"
 
 func init() {
-	crossbus.Register(Scheme, func(ctx context.Context, u *url.URL) (driver.Provider, error) {
-		o, err := OptionsFromURL(u)
-		if err != nil {
-			return nil, err
-		}
-		return New(ctx, o)
-	})
+	crossbus.Register(Scheme, providerkit.Opener(OptionsFromURL, New))
 }
 
 func insecureDial() grpc.DialOption { return grpc.WithTransportCredentials(insecure.NewCredentials()) }
@@ -42,10 +37,10 @@ type Provider struct {
 	project   string
 	log       *slog.Logger
 
+	receivers providerkit.Receivers[*receiver]
+
 	mu         sync.Mutex
 	publishers map[string]*pubsub.Publisher // by topic resource name
-	receivers  map[*receiver]struct{}
-	closed     bool
 }
 
 var (
@@ -59,11 +54,8 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	p := &Provider{opts: o, client: o.Client, publishers: map[string]*pubsub.Publisher{}, receivers: map[*receiver]struct{}{},
-		log: o.Logger}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
+	p := &Provider{opts: o, client: o.Client, publishers: map[string]*pubsub.Publisher{},
+		log: cmp.Or(o.Logger, slog.New(slog.DiscardHandler))}
 	if p.client == nil {
 		c, err := pubsub.NewClient(ctx, o.Project, o.clientOptions()...)
 		if err != nil {
@@ -71,10 +63,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		}
 		p.client, p.ownClient = c, true
 	}
-	p.project = o.Project
-	if p.project == "" {
-		p.project = p.client.Project()
-	}
+	p.project = cmp.Or(o.Project, p.client.Project())
 	return p, nil
 }
 
@@ -82,10 +71,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 // here because it depends on the subscription: receivers of subscriptions
 // with a dead-letter policy report it through ReceiverCapabilities.
 func (p *Provider) Capabilities() driver.Capabilities {
-	lease := p.opts.AckDeadline
-	if lease == 0 {
-		lease = defaultLease
-	}
+	lease := cmp.Or(p.opts.AckDeadline, defaultLease)
 	return driver.Capabilities{
 		Ordering:           !p.opts.DisableOrderingKeys,
 		DelayedRedelivery:  true,
@@ -134,26 +120,15 @@ func (p *Provider) subscriptionName(sub string) string {
 // redelivery), sends what the publishers still hold, and closes the client
 // if the provider dialled it.
 func (p *Provider) Close(ctx context.Context) error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	first, err := p.receivers.Close(ctx)
+	if !first {
 		return nil
 	}
-	p.closed = true
-	recvs := make([]*receiver, 0, len(p.receivers))
-	for r := range p.receivers {
-		recvs = append(recvs, r)
-	}
+	errs := []error{err}
+	p.mu.Lock() // publisher creates no publisher once the receivers are closed
 	pubs := p.publishers
 	p.publishers = map[string]*pubsub.Publisher{}
 	p.mu.Unlock()
-
-	var errs []error
-	for _, r := range recvs {
-		if err := r.Close(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	stopped := make(chan struct{})
 	go func() {
 		for _, pub := range pubs {
@@ -175,27 +150,7 @@ func (p *Provider) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (p *Provider) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
-
-func (p *Provider) addReceiver(r *receiver) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return fmt.Errorf("gcp: subscribe: %w", driver.ErrClosed)
-	}
-	p.receivers[r] = struct{}{}
-	return nil
-}
-
-func (p *Provider) removeReceiver(r *receiver) {
-	p.mu.Lock()
-	delete(p.receivers, r)
-	p.mu.Unlock()
-}
+func (p *Provider) isClosed() bool { return p.receivers.Closed() }
 
 // callTimeout bounds the administrative calls and settlement RPCs the
 // provider makes on its own behalf.

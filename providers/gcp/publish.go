@@ -27,7 +27,7 @@ var errKeyHeld = errors.New("gcp: not sent: an earlier event with the same parti
 // ordering key fails, the later events of that key in the call are not sent
 // either, and publishing for the key is resumed before Publish returns, so a
 // caller retries exactly the failed events, in order.
-func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
+func (p *Provider) Publish(ctx context.Context, topic string, events []*driver.Event) error {
 	pub, err := p.publisher(ctx, topic)
 	if err != nil {
 		return err
@@ -46,7 +46,7 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus
 		}
 	}
 	for i, e := range events {
-		m, _, err := pubsubwire.Encode(e, p.opts.ContentMode)
+		m, _, err := pubsubwire.Encoder{Mode: p.opts.ContentMode, Spelling: p.opts.AttributeSpelling}.Encode(e)
 		if p.opts.DisableOrderingKeys {
 			m.OrderingKey = ""
 		}
@@ -78,7 +78,7 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus
 
 // publishResult returns nil, the one error shared by every event, or a
 // *crossbus.PublishError listing the failures by index.
-func publishResult(events []*crossbus.Event, failed []crossbus.EventError) error {
+func publishResult(events []*driver.Event, failed []crossbus.EventError) error {
 	if len(failed) == 0 {
 		return nil
 	}
@@ -104,7 +104,7 @@ func publishResult(events []*crossbus.Event, failed []crossbus.EventError) error
 func (p *Provider) publisher(ctx context.Context, topic string) (*pubsub.Publisher, error) {
 	name := p.topicName(topic)
 	p.mu.Lock()
-	if p.closed {
+	if p.isClosed() {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("gcp: publish to %q: %w", topic, driver.ErrClosed)
 	}
@@ -123,7 +123,7 @@ func (p *Provider) publisher(ctx context.Context, topic string) (*pubsub.Publish
 	pub.EnableMessageOrdering = !p.opts.DisableOrderingKeys
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.isClosed() {
 		return nil, fmt.Errorf("gcp: publish to %q: %w", topic, driver.ErrClosed)
 	}
 	if existing := p.publishers[name]; existing != nil {
@@ -134,8 +134,8 @@ func (p *Provider) publisher(ctx context.Context, topic string) (*pubsub.Publish
 }
 
 // publishOne publishes one event and waits for it to be stored.
-func (p *Provider) publishOne(ctx context.Context, topic string, e *crossbus.Event) error {
-	if err := p.Publish(ctx, topic, []*crossbus.Event{e}); err != nil {
+func (p *Provider) publishOne(ctx context.Context, topic string, e *driver.Event) error {
+	if err := p.Publish(ctx, topic, []*driver.Event{e}); err != nil {
 		var pe *crossbus.PublishError
 		if errors.As(err, &pe) && len(pe.Failed) == 1 {
 			return pe.Failed[0].Err

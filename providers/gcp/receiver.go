@@ -316,7 +316,7 @@ func (r *receiver) Close(ctx context.Context) error {
 		r.settler.modack(0, ids...)
 	}
 	err := r.settler.close(ctx)
-	r.p.removeReceiver(r)
+	r.p.receivers.Remove(r)
 	if err != nil {
 		return fmt.Errorf("gcp: close receiver of %q: sending settlements: %w", r.sub, err)
 	}

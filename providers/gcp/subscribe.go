@@ -1,6 +1,7 @@
 package gcp
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -73,9 +74,9 @@ func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) 
 			"subscription", name, "maxDeliveryAttempts", info.maxDelivery, "retryMaxAttempts", spec.MaxAttempts)
 	}
 	r := p.newReceiver(name, info, spec.AckDeadline)
-	if err := p.addReceiver(r); err != nil {
+	if !p.receivers.Add(r) {
 		_ = r.Close(ctx)
-		return nil, err
+		return nil, fmt.Errorf("gcp: subscribe: %w", driver.ErrClosed)
 	}
 	return r, nil
 }
@@ -94,16 +95,10 @@ func (p *Provider) subscriptionInfo(ctx context.Context, name string) (subscript
 		return subscriptionInfo{}, err
 	}
 	info := subscriptionInfo{known: true, topic: s.GetTopic(), ordered: s.GetEnableMessageOrdering(),
-		ackDeadline: time.Duration(s.GetAckDeadlineSeconds()) * time.Second}
-	if info.ackDeadline == 0 {
-		info.ackDeadline = defaultLease
-	}
+		ackDeadline: cmp.Or(time.Duration(s.GetAckDeadlineSeconds())*time.Second, defaultLease)}
 	if dl := s.GetDeadLetterPolicy(); dl != nil && dl.GetDeadLetterTopic() != "" {
 		info.deadLetterTopic = dl.GetDeadLetterTopic()
-		info.maxDelivery = int(dl.GetMaxDeliveryAttempts())
-		if info.maxDelivery == 0 {
-			info.maxDelivery = defaultMaxDeliveryAttempts
-		}
+		info.maxDelivery = cmp.Or(int(dl.GetMaxDeliveryAttempts()), defaultMaxDeliveryAttempts)
 	}
 	return info, nil
 }
@@ -120,13 +115,8 @@ func (p *Provider) newReceiver(name string, info subscriptionInfo, specLease tim
 		lease = defaultLease
 	}
 	lease = min(lease, maxLease)
-	maxMsgs, maxBytes := p.opts.MaxOutstandingMessages, p.opts.MaxOutstandingBytes
-	if maxMsgs == 0 {
-		maxMsgs = defaultMaxMsg
-	}
-	if maxBytes == 0 {
-		maxBytes = defaultMaxB
-	}
+	maxMsgs := cmp.Or(p.opts.MaxOutstandingMessages, defaultMaxMsg)
+	maxBytes := cmp.Or(p.opts.MaxOutstandingBytes, defaultMaxB)
 	caps := p.Capabilities()
 	caps.NativeDeadLetter = info.deadLetterTopic != ""
 	caps.Ordering = info.ordered && !p.opts.DisableOrderingKeys

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/internal/cewire"
 )
 
@@ -46,7 +47,7 @@ const inlineHeaders = 12
 
 // EncodeRecord maps an event onto a Kafka record for topic in binary content
 // mode.
-func EncodeRecord(topic string, e *crossbus.Event) (*kgo.Record, error) {
+func EncodeRecord(topic string, e *driver.Event) (*kgo.Record, error) {
 	ctx, ok := e.Context.(*event.EventContextV1) // AsV1 would copy it
 	if !ok || ctx == nil {
 		return nil, fmt.Errorf("kafka: event has no CloudEvents 1.0 context")
@@ -107,7 +108,7 @@ func EncodeRecord(topic string, e *crossbus.Event) (*kgo.Record, error) {
 // keyed by other producers keep their per-key order. The error names the
 // header that is wrong. When e already holds a *EventContextV1 it is reused
 // (decoding then allocates less); after an error e is undefined.
-func DecodeRecord(key, value []byte, headers []kgo.RecordHeader, e *crossbus.Event) error {
+func DecodeRecord(key, value []byte, headers []kgo.RecordHeader, e *driver.Event) error {
 	ctx, _ := e.Context.(*event.EventContextV1)
 	if ctx == nil {
 		ctx = new(event.EventContextV1)
@@ -217,7 +218,7 @@ func attrBit(name string) int {
 	return 0
 }
 
-func decodeStructured(value, key []byte, e *crossbus.Event) error {
+func decodeStructured(value, key []byte, e *driver.Event) error {
 	var ev event.Event
 	if err := json.Unmarshal(value, &ev); err != nil {
 		return fmt.Errorf("kafka: structured-mode value: %w", err)

@@ -98,16 +98,11 @@ func TestCrashBeforeCommitLosesNothing(t *testing.T) {
 			}
 		}()
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	require.Eventually(t, func() bool {
 		mu.Lock()
-		n := len(handled)
-		mu.Unlock()
-		if n >= total*2/3 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(handled) >= total*2/3
+	}, 30*time.Second, 5*time.Millisecond, "two thirds of the events handled before the crash")
 	time.Sleep(100 * time.Millisecond) // let a few commits happen
 	r.crash()
 	stop()

@@ -14,8 +14,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 // errSettled is returned by a second settle call on one delivery.
@@ -31,7 +31,7 @@ type delivery struct {
 	part      *partition
 	ent       *entry
 	rec       *kgo.Record
-	ev        crossbus.Event
+	ev        driver.Event
 	ctx       event.EventContextV1 // ev.Context points here (decoded records)
 	attempt   int
 	decodeErr error // why the record is not a CloudEvent (nil when it is one)
@@ -63,7 +63,7 @@ func (r *receiver) newDelivery(part *partition, ent *entry, rec *kgo.Record, att
 	return d
 }
 
-func undecodableEvent(rec *kgo.Record) crossbus.Event {
+func undecodableEvent(rec *kgo.Record) driver.Event {
 	var hs map[string]string
 	if len(rec.Headers) > 0 {
 		hs = make(map[string]string, len(rec.Headers))
@@ -93,7 +93,7 @@ func text(b []byte) string {
 func (d *delivery) DecodeError() error { return d.decodeErr }
 
 // Event returns the delivered event.
-func (d *delivery) Event() *crossbus.Event { return &d.ev }
+func (d *delivery) Event() *driver.Event { return &d.ev }
 
 // Attempt counts the handings of this record to this consumer (1 first).
 func (d *delivery) Attempt() int { return d.attempt }
@@ -142,17 +142,14 @@ func (d *delivery) Nack(_ context.Context, delay time.Duration) error {
 // subscription's dead-letter topic and then settles the record. If the
 // produce fails the record stays unsettled and the error is returned.
 func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) error {
-	if d.r.dlq {
-		return fmt.Errorf("kafka: a dead letter cannot be dead-lettered again: %w", driver.ErrNotSupported)
-	}
-	if d.settled.Load() {
+	if d.settled.Load() && !d.r.dlq { // a dead letter's reader is refused below, settled or not
 		return errSettled
 	}
-	dl := driver.DeadLetterEvent(&d.ev, info)
-	if err := d.r.p.publishDeadLetter(ctx, d.r.spec.Topic, d.r.spec.Name, &dl); err != nil {
-		// Reported as not supported (now), so the portable layer falls
-		// back to the route's dead-letter topic when it has one.
-		return fmt.Errorf("kafka: the dead-letter queue refused event %q (%w): %w", d.ev.ID(), driver.ErrNotSupported, err)
+	err := providerkit.DeadLetterQueue(ctx, "kafka", d.r.dlq, &d.ev, info, func(ctx context.Context, dl *driver.Event) error {
+		return d.r.p.publishDeadLetter(ctx, d.r.spec.Topic, d.r.spec.Name, dl)
+	})
+	if err != nil {
+		return err
 	}
 	if !d.settled.CompareAndSwap(false, true) {
 		return errSettled
@@ -161,7 +158,7 @@ func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) e
 	return nil
 }
 
-func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription string, dl *crossbus.Event) error {
+func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription string, dl *driver.Event) error {
 	dlTopic := DeadLetterTopic(topic, subscription)
 	if err := p.ensureTopic(ctx, dlTopic, true); err != nil {
 		return fmt.Errorf("kafka: dead-letter topic of subscription %q: %w", subscription, err)

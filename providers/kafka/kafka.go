@@ -82,6 +82,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -96,16 +97,11 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 func init() {
-	crossbus.Register("kafka", func(ctx context.Context, u *url.URL) (driver.Provider, error) {
-		o, err := OptionsFromURL(u)
-		if err != nil {
-			return nil, err
-		}
-		return New(ctx, o)
-	})
+	crossbus.Register("kafka", providerkit.Opener(OptionsFromURL, New))
 }
 
 // Defaults of Options.
@@ -171,31 +167,15 @@ func (o *Options) fill() error {
 	case o.Prefetch < 0 || o.MaxEventBytes < 0:
 		return fmt.Errorf("%w: kafka Prefetch and MaxEventBytes must not be negative", driver.ErrInvalidOption)
 	}
-	if o.Partitions == 0 {
-		o.Partitions = DefaultPartitions
-	}
-	if o.ReplicationFactor == 0 {
-		o.ReplicationFactor = -1
-	}
-	if o.CommitInterval == 0 {
-		o.CommitInterval = DefaultCommitInterval
-	}
-	if o.Prefetch == 0 {
-		o.Prefetch = DefaultPrefetch
-	}
-	if o.RevokeTimeout == 0 {
-		o.RevokeTimeout = DefaultRevokeTimeout
-	}
-	if o.MaxEventBytes == 0 {
-		o.MaxEventBytes = DefaultMaxEventBytes
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	o.Partitions = cmp.Or(o.Partitions, DefaultPartitions)
+	o.ReplicationFactor = cmp.Or(o.ReplicationFactor, -1)
+	o.CommitInterval = cmp.Or(o.CommitInterval, DefaultCommitInterval)
+	o.Prefetch = cmp.Or(o.Prefetch, DefaultPrefetch)
+	o.RevokeTimeout = cmp.Or(o.RevokeTimeout, DefaultRevokeTimeout)
+	o.MaxEventBytes = cmp.Or(o.MaxEventBytes, DefaultMaxEventBytes)
+	o.Logger = cmp.Or(o.Logger, slog.New(slog.DiscardHandler))
 	return nil
 }
-
-const urlParams = "autocreate, partitions, replication, commitinterval, prefetch, revoketimeout, maxeventbytes, clientid, tls"
 
 // OptionsFromURL parses "kafka://broker1:9092[,broker2:9092]?..." into
 // Options (AutoCreate on unless autocreate=false).
@@ -215,44 +195,34 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 			o.Brokers = append(o.Brokers, b)
 		}
 	}
-	for k, vs := range u.Query() {
-		v := vs[len(vs)-1]
-		var err error
-		switch k {
-		case "autocreate":
-			o.AutoCreate, err = strconv.ParseBool(v)
-		case "partitions":
-			var n int64
-			n, err = strconv.ParseInt(v, 10, 32)
-			o.Partitions = int32(n)
-		case "replication":
-			var n int64
-			n, err = strconv.ParseInt(v, 10, 16)
-			o.ReplicationFactor = int16(n)
-		case "commitinterval":
-			o.CommitInterval, err = time.ParseDuration(v)
-		case "prefetch":
-			o.Prefetch, err = strconv.Atoi(v)
-		case "revoketimeout":
-			o.RevokeTimeout, err = time.ParseDuration(v)
-		case "maxeventbytes":
-			o.MaxEventBytes, err = strconv.Atoi(v)
-		case "clientid":
+	if err := urlParams(&o).Parse("kafka URL", u.Query()); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// urlParams is the table of the query parameters a kafka URL accepts.
+func urlParams(o *Options) providerkit.Params {
+	return providerkit.Params{
+		providerkit.Bool("autocreate", &o.AutoCreate, "create topics and consumer groups on first use (default true)"),
+		providerkit.Int("partitions", &o.Partitions, "partitions of created topics"),
+		providerkit.Int("replication", &o.ReplicationFactor, "replication factor of created topics"),
+		providerkit.Duration("commitinterval", &o.CommitInterval, "how often settled offsets are committed"),
+		providerkit.Int("prefetch", &o.Prefetch, "records a consumer buffers ahead of its handlers"),
+		providerkit.Duration("revoketimeout", &o.RevokeTimeout, "how long a revoked partition waits for its records in handlers"),
+		providerkit.Int("maxeventbytes", &o.MaxEventBytes, "largest event accepted"),
+		providerkit.Func("clientid", "the client id of every client", func(v string) error {
 			o.ClientOpts = append(o.ClientOpts, kgo.ClientID(v))
-		case "tls":
-			var on bool
-			on, err = strconv.ParseBool(v)
+			return nil
+		}),
+		providerkit.Func("tls", "bool: dial the brokers with TLS", func(v string) error {
+			on, err := strconv.ParseBool(v)
 			if on {
 				o.ClientOpts = append(o.ClientOpts, kgo.DialTLS())
 			}
-		default:
-			return o, fmt.Errorf("%w: unknown kafka URL parameter %q (known: %s)", driver.ErrInvalidURL, k, urlParams)
-		}
-		if err != nil {
-			return o, fmt.Errorf("%w: kafka URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
-		}
+			return err
+		}),
 	}
-	return o, nil
 }
 
 // Provider is the Kafka provider. It is safe for concurrent use.
@@ -263,9 +233,7 @@ type Provider struct {
 
 	topics sync.Map // topic name -> struct{}: known to exist
 
-	mu        sync.Mutex
-	receivers map[*receiver]struct{}
-	closed    bool
+	receivers providerkit.Receivers[*receiver]
 }
 
 // New returns a provider talking to the brokers; it checks that they answer.
@@ -281,7 +249,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		cl.Close()
 		return nil, fmt.Errorf("kafka: brokers %s do not answer: %w", strings.Join(o.Brokers, ","), err)
 	}
-	return &Provider{opts: o, cl: cl, adm: kadm.NewClient(cl), receivers: map[*receiver]struct{}{}}, nil
+	return &Provider{opts: o, cl: cl, adm: kadm.NewClient(cl)}, nil
 }
 
 // Capabilities reports what Kafka does natively; see the package
@@ -318,19 +286,9 @@ func (p *Provider) As(target any) bool {
 // Close stops every receiver (committing what they settled) and closes the
 // clients.
 func (p *Provider) Close(ctx context.Context) error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	first, err := p.receivers.Close(ctx)
+	if !first {
 		return nil
-	}
-	p.closed = true
-	rs := make([]*receiver, 0, len(p.receivers))
-	for r := range p.receivers {
-		rs = append(rs, r)
-	}
-	p.mu.Unlock()
-	for _, r := range rs {
-		_ = r.Close(ctx)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -341,13 +299,9 @@ func (p *Provider) Close(ctx context.Context) error {
 		p.opts.Logger.Warn("kafka: records still unsent at close", "error", err)
 	}
 	p.cl.Close()
-	return nil
+	return err
 }
 
-func (p *Provider) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
+func (p *Provider) isClosed() bool { return p.receivers.Closed() }
 
 var _ driver.Provider = (*Provider)(nil)

@@ -17,7 +17,7 @@ import (
 // acks=all by default, so a retried send is not written twice). Events of one
 // partition key keep their order. Failures are listed per event in a
 // *crossbus.PublishError.
-func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
+func (p *Provider) Publish(ctx context.Context, topic string, events []*driver.Event) error {
 	if p.isClosed() {
 		return fmt.Errorf("kafka: publish to %q: %w", topic, driver.ErrClosed)
 	}
@@ -58,7 +58,7 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus
 	return &crossbus.PublishError{Failed: failed}
 }
 
-func (p *Provider) produceErr(topic string, e *crossbus.Event, err error) error {
+func (p *Provider) produceErr(topic string, e *driver.Event, err error) error {
 	switch {
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
 		return fmt.Errorf("kafka: event %q is over the broker's record size limit: %w: %w", e.ID(), driver.ErrTooLarge, err)

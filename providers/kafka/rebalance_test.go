@@ -67,21 +67,15 @@ func TestRebalanceMidStreamKeepsOrderAndLosesNothing(t *testing.T) {
 		}
 	}
 	require.NoError(t, b1.Publish(ctx, "events", batch...))
-	for byProcess[0].Load() < keys*perKey/5 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return byProcess[0].Load() >= keys*perKey/5 }, 60*time.Second, 5*time.Millisecond,
+		"the first member handles a fifth of the events")
 	open(1) // joins mid-stream: the group rebalances
 
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	require.Eventually(t, func() bool {
 		mu.Lock()
-		n := len(count)
-		mu.Unlock()
-		if n == keys*perKey || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(count) == keys*perKey
+	}, 60*time.Second, 10*time.Millisecond, "every event handled")
 	time.Sleep(300 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()

@@ -95,15 +95,11 @@ func (p *Provider) openReceiver(ctx context.Context, spec driver.SubscriptionSpe
 	}
 	r.cl = cl
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.receivers.Add(r) {
 		cl.Close()
 		r.cancel()
 		return nil, fmt.Errorf("kafka: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
-	p.receivers[r] = struct{}{}
-	p.mu.Unlock()
 	r.wg.Add(2)
 	go r.poll()
 	go r.commitLoop()
@@ -307,9 +303,7 @@ func (r *receiver) stop(ctx context.Context, commit bool) error {
 		}
 		r.q.close()
 		r.cl.Close() // leaves the group; onRevoked finds nothing left to do
-		r.p.mu.Lock()
-		delete(r.p.receivers, r)
-		r.p.mu.Unlock()
+		r.p.receivers.Remove(r)
 	})
 	return err
 }

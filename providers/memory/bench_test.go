@@ -21,20 +21,31 @@ import (
 // portable layer on the memory provider. events/s counts handled events; the
 // p50/p99 metrics are publish-to-handler latencies of a sample of events.
 func BenchmarkPublishHandle(b *testing.B) {
-	b.Run("subscriptions=1", func(b *testing.B) { benchPublishHandle(b, 1, false, 0) })
-	b.Run("subscriptions=4", func(b *testing.B) { benchPublishHandle(b, 4, false, 0) })
-	b.Run("ordered-keys=100", func(b *testing.B) { benchPublishHandle(b, 1, true, 100) })
+	b.Run("subscriptions=1", func(b *testing.B) { benchPublishHandle(b, benchRoute{subs: 1}) })
+	b.Run("subscriptions=4", func(b *testing.B) { benchPublishHandle(b, benchRoute{subs: 4}) })
+	b.Run("ordered-keys=100", func(b *testing.B) { benchPublishHandle(b, benchRoute{subs: 1, ordered: true, keys: 100}) })
+	b.Run("idempotency", func(b *testing.B) { benchPublishHandle(b, benchRoute{subs: 1, idempotent: true}) })
+	b.Run("filter", func(b *testing.B) { benchPublishHandle(b, benchRoute{subs: 1, filter: true}) })
+}
+
+// benchRoute is what a BenchmarkPublishHandle sub-benchmark measures.
+type benchRoute struct {
+	subs       int
+	ordered    bool
+	keys       int  // partition keys (ordered)
+	idempotent bool // WithIdempotency on the memory store
+	filter     bool // a type filter that matches every event
 }
 
 // BenchmarkTracing is BenchmarkPublishHandle/subscriptions=1 with tracing off
 // (the global no-op provider) and on (the OpenTelemetry SDK sampling every
 // event, batching spans to an exporter that discards them).
 func BenchmarkTracing(b *testing.B) {
-	b.Run("off", func(b *testing.B) { benchPublishHandle(b, 1, false, 0) })
+	b.Run("off", func(b *testing.B) { benchPublishHandle(b, benchRoute{subs: 1}) })
 	b.Run("on", func(b *testing.B) {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discard{}))
 		defer tp.Shutdown(context.Background())
-		benchPublishHandle(b, 1, false, 0, crossbus.WithTracerProvider(tp))
+		benchPublishHandle(b, benchRoute{subs: 1}, crossbus.WithTracerProvider(tp))
 	})
 }
 
@@ -43,7 +54,8 @@ type discard struct{}
 func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discard) Shutdown(context.Context) error                             { return nil }
 
-func benchPublishHandle(b *testing.B, subs int, ordered bool, keys int, opts ...crossbus.BusOption) {
+func benchPublishHandle(b *testing.B, rt benchRoute, opts ...crossbus.BusOption) {
+	subs, ordered, keys := rt.subs, rt.ordered, rt.keys
 	ctx := context.Background()
 	p := memory.New(memory.Options{AutoCreate: true})
 	bus, err := crossbus.New(p, opts...)
@@ -61,8 +73,9 @@ func benchPublishHandle(b *testing.B, subs int, ordered bool, keys int, opts ...
 	// an event is published again only after its previous publication was
 	// handled (Publish copies events; the ring keeps the benchmark's own
 	// live heap small, so garbage collection measures the bus, not the
-	// setup). Each event's id is its slot, so a handler (which gets a copy)
-	// finds it without a lookup that would be part of the measured cost.
+	// setup). Each publication gets a new id, its number, as a producer's
+	// new event would (idempotent consumers key on it), and a handler
+	// (which gets a copy) finds the slot from it without a lookup.
 	const ring = (4*window/batch + 1) * batch // a multiple of batch
 	slots := min(n, ring)
 	store := make([]crossbus.Event, slots)
@@ -90,9 +103,15 @@ func benchPublishHandle(b *testing.B, subs int, ordered bool, keys int, opts ...
 		if ordered {
 			opts = append(opts, crossbus.WithOrdering(), crossbus.WithConcurrency(8))
 		}
+		if rt.idempotent {
+			opts = append(opts, crossbus.WithIdempotency(crossbus.NewMemoryIdempotencyStore(0), crossbus.IdempotencyOptions{}))
+		}
+		if rt.filter {
+			opts = append(opts, crossbus.WithFilter(crossbus.TypeIs("com.example.bench")))
+		}
 		_, err := bus.Subscribe(ctx, "bench", fmt.Sprintf("sub-%d", s), crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
-			if i, _ := strconv.Atoi(e.ID()); s == 0 && i%64 == 0 {
-				d := time.Duration(time.Now().UnixNano() - atomic.LoadInt64(&sent[i]))
+			if i, _ := strconv.Atoi(e.ID()); s == 0 && i%slots%64 == 0 {
+				d := time.Duration(time.Now().UnixNano() - atomic.LoadInt64(&sent[i%slots]))
 				latMu.Lock()
 				lat = append(lat, d)
 				latMu.Unlock()
@@ -112,11 +131,14 @@ func benchPublishHandle(b *testing.B, subs int, ordered bool, keys int, opts ...
 	cpu0 := cpuTime()
 	for i := 0; i < n; i += batch {
 		for int64(i*subs)-handled.Load() > window*int64(subs) {
-			runtime.Gosched()
+			time.Sleep(20 * time.Microsecond) // wait without spinning: CPU time is measured
 		}
 		end := min(i+batch, n)
 		from, to := i%slots, (end-1)%slots+1 // batch divides the ring
 		now := time.Now().UnixNano()
+		for j := from; j < to; j++ {
+			evs[j].SetID(strconv.Itoa(i + j - from))
+		}
 		for j := from; j < to; j += 64 - j%64 {
 			atomic.StoreInt64(&sent[j], now)
 		}

@@ -4,8 +4,7 @@ import (
 	"maps"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Events are copied twice, as a wire would: once when published, so the
@@ -17,16 +16,17 @@ import (
 
 // eventCopy is an event and its own context, allocated together.
 type eventCopy struct {
-	ev  crossbus.Event
+	ev  driver.Event
 	ctx event.EventContextV1
 }
 
 // copyInto makes c a copy of src, taking the data bytes from arena; it
 // returns the rest of the arena.
-func (c *eventCopy) copyInto(src *crossbus.Event, arena []byte) []byte {
-	c.ev = crossbus.Event{DataBase64: src.DataBase64}
+func (c *eventCopy) copyInto(src *driver.Event, arena []byte) []byte {
+	c.ev = driver.Event{DataBase64: src.DataBase64}
 	if v1, ok := src.Context.(*event.EventContextV1); ok && v1 != nil {
 		c.ctx = *v1
+		c.ctx.Extensions = nil
 		if len(v1.Extensions) > 0 {
 			c.ctx.Extensions = maps.Clone(v1.Extensions)
 		}
@@ -45,7 +45,7 @@ func (c *eventCopy) copyInto(src *crossbus.Event, arena []byte) []byte {
 }
 
 // copyEvents copies events into one block with one data arena.
-func copyEvents(events []*crossbus.Event) []eventCopy {
+func copyEvents(events []*driver.Event) []eventCopy {
 	size := 0
 	for _, e := range events {
 		size += len(e.DataEncoded)

@@ -26,25 +26,22 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 func init() {
-	crossbus.Register("mem", func(ctx context.Context, u *url.URL) (driver.Provider, error) {
-		o, err := optionsFromURL(u)
-		if err != nil {
-			return nil, err
-		}
+	crossbus.Register("mem", providerkit.Opener(optionsFromURL, func(_ context.Context, o Options) (*Provider, error) {
 		return New(o), nil
-	})
+	}))
 }
 
 // Options configure a memory provider. The zero value is valid: see each
@@ -68,6 +65,15 @@ type Options struct {
 	// attempt (nothing is dropped); read or purge the dead letters to make
 	// room.
 	MaxDeadLetters int
+	// Clock is the provider's time: delivery leases, delayed redelivery
+	// (Nack with a delay) and lease extension follow it (default the
+	// system clock). With a fake clock (package clocktest) a delayed
+	// redelivery comes due when the test advances the clock past it, and
+	// a lease runs out only when the clock passes its deadline. Routes on
+	// a bus over this provider that set no clock of their own
+	// (crossbus.WithClock) take this one, so in-place retries, rate limits
+	// and breakers keep the same time.
+	Clock crossbus.Clock
 }
 
 func optionsFromURL(u *url.URL) (Options, error) {
@@ -75,27 +81,15 @@ func optionsFromURL(u *url.URL) (Options, error) {
 	if u.Host != "" || (u.Path != "" && u.Path != "/") {
 		return o, fmt.Errorf("%w: mem URL takes no host or path, got %q", driver.ErrInvalidURL, u.String())
 	}
-	q := u.Query()
-	for k, vs := range q {
-		v := vs[len(vs)-1]
-		var err error
-		switch k {
-		case "autocreate":
-			o.AutoCreate, err = strconv.ParseBool(v)
-		case "ackdeadline":
-			o.AckDeadline, err = time.ParseDuration(v)
-		case "maxbacklog":
-			o.MaxBacklog, err = strconv.Atoi(v)
-		case "maxeventbytes":
-			o.MaxEventBytes, err = strconv.Atoi(v)
-		case "maxdeadletters":
-			o.MaxDeadLetters, err = strconv.Atoi(v)
-		default:
-			return o, fmt.Errorf("%w: unknown mem URL parameter %q (known: autocreate, ackdeadline, maxbacklog, maxeventbytes, maxdeadletters)", driver.ErrInvalidURL, k)
-		}
-		if err != nil {
-			return o, fmt.Errorf("%w: mem URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
-		}
+	params := providerkit.Params{
+		providerkit.Bool("autocreate", &o.AutoCreate, "create entities when first named (default true)"),
+		providerkit.Duration("ackdeadline", &o.AckDeadline, "default lease of a delivery"),
+		providerkit.Int("maxbacklog", &o.MaxBacklog, "events a subscription holds at most"),
+		providerkit.Int("maxeventbytes", &o.MaxEventBytes, "largest event accepted"),
+		providerkit.Int("maxdeadletters", &o.MaxDeadLetters, "dead letters a subscription holds at most"),
+	}
+	if err := params.Parse("mem URL", u.Query()); err != nil {
+		return o, err
 	}
 	return o, o.validate()
 }
@@ -135,19 +129,24 @@ func New(o Options) *Provider {
 	if err := o.validate(); err != nil {
 		panic(err)
 	}
-	if o.AckDeadline == 0 {
-		o.AckDeadline = 30 * time.Second
-	}
-	if o.MaxBacklog == 0 {
-		o.MaxBacklog = 1_000_000
-	}
-	if o.MaxEventBytes == 0 {
-		o.MaxEventBytes = 1 << 20
-	}
-	if o.MaxDeadLetters == 0 {
-		o.MaxDeadLetters = 10_000
-	}
+	o.AckDeadline = cmp.Or(o.AckDeadline, 30*time.Second)
+	o.MaxBacklog = cmp.Or(o.MaxBacklog, 1_000_000)
+	o.MaxEventBytes = cmp.Or(o.MaxEventBytes, 1<<20)
+	o.MaxDeadLetters = cmp.Or(o.MaxDeadLetters, 10_000)
 	return &Provider{opts: o, topics: map[string]*topic{}, done: make(chan struct{})}
+}
+
+// Clock returns the clock set in Options.Clock, or nil when the provider
+// follows the system clock. A bus over the provider gives it to routes that
+// set no clock of their own.
+func (p *Provider) Clock() crossbus.Clock { return p.opts.Clock }
+
+// nanotime is the provider's time in Unix nanoseconds.
+func (p *Provider) nanotime() int64 {
+	if p.opts.Clock != nil {
+		return p.opts.Clock.Now().UnixNano()
+	}
+	return time.Now().UnixNano()
 }
 
 // Capabilities reports the memory provider's native features.
@@ -267,7 +266,7 @@ func (p *Provider) DeleteSubscription(ctx context.Context, topicName, name strin
 }
 
 // Publish appends the events to every subscription of topic, in order.
-func (p *Provider) Publish(ctx context.Context, topicName string, events []*crossbus.Event) error {
+func (p *Provider) Publish(ctx context.Context, topicName string, events []*driver.Event) error {
 	t, err := p.topic(topicName, false)
 	if err != nil {
 		return err
@@ -296,7 +295,7 @@ func (p *Provider) Publish(ctx context.Context, topicName string, events []*cros
 	return nil
 }
 
-func publishFailure(events []*crossbus.Event, from int, err error) error {
+func publishFailure(events []*driver.Event, from int, err error) error {
 	pe := &crossbus.PublishError{}
 	for j := from; j < len(events); j++ {
 		pe.Failed = append(pe.Failed, crossbus.EventError{Index: j, EventID: events[j].ID(), Err: fmt.Errorf("memory: subscription backlog full: %w", err)})
@@ -345,7 +344,7 @@ func (p *Provider) SubscribeDeadLetters(ctx context.Context, topicName, name str
 
 // DeadLetters returns copies of the events in a subscription's dead-letter
 // sub-queue that no receiver holds, in the order they were dead-lettered.
-func (p *Provider) DeadLetters(topicName, name string) ([]crossbus.Event, error) {
+func (p *Provider) DeadLetters(topicName, name string) ([]driver.Event, error) {
 	s, err := p.subscription(topicName, name, false, false)
 	if err != nil {
 		return nil, err
@@ -380,3 +379,17 @@ func (p *Provider) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// newTimer makes a timer on the provider's clock.
+func (p *Provider) newTimer(d time.Duration) crossbus.Timer {
+	if p.opts.Clock != nil {
+		return p.opts.Clock.NewTimer(d)
+	}
+	return sysTimer{time.NewTimer(d)}
+}
+
+type sysTimer struct{ t *time.Timer }
+
+func (t sysTimer) C() <-chan time.Time        { return t.t.C }
+func (t sysTimer) Stop() bool                 { return t.t.Stop() }
+func (t sysTimer) Reset(d time.Duration) bool { return t.t.Reset(d) }

@@ -2,14 +2,13 @@ package memory
 
 import (
 	"container/heap"
-	"time"
 
-	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // message is one event in one subscription's queue.
 type message struct {
-	ev       *crossbus.Event
+	ev       *driver.Event
 	seq      uint64 // publish order within the subscription
 	key      string // partition key, for ordered subscriptions
 	attempts int    // deliveries so far
@@ -193,5 +192,3 @@ func (q *queue) nextDue() int64 {
 	}
 	return d
 }
-
-func nanotime() int64 { return time.Now().UnixNano() }

@@ -115,7 +115,7 @@ func (s *subscription) stats() Stats {
 	return st
 }
 
-func (s *subscription) deadLetters() []crossbus.Event {
+func (s *subscription) deadLetters() []driver.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var all []*message
@@ -125,7 +125,7 @@ func (s *subscription) deadLetters() []crossbus.Event {
 	for i := 0; i < s.dead.fresh.n; i++ {
 		all = append(all, s.dead.fresh.buf[(s.dead.fresh.head+i)%len(s.dead.fresh.buf)])
 	}
-	out := make([]crossbus.Event, 0, len(all))
+	out := make([]driver.Event, 0, len(all))
 	for _, m := range all {
 		out = append(out, m.ev.Clone())
 	}
@@ -133,7 +133,7 @@ func (s *subscription) deadLetters() []crossbus.Event {
 	return out
 }
 
-func sortEventsBySeq(out []crossbus.Event, ms []*message) {
+func sortEventsBySeq(out []driver.Event, ms []*message) {
 	// insertion sort: dead-letter queues are small and mostly ordered
 	for i := 1; i < len(ms); i++ {
 		for j := i; j > 0 && ms[j].seq < ms[j-1].seq; j-- {
@@ -155,6 +155,19 @@ type receiver struct {
 	done      chan struct{}
 }
 
+// deliveryBlock holds the deliveries of one Receive, with their events'
+// copies and data, allocated together. Blocks are never reused: a handler
+// may keep its event after it returned (to record it, or to hand it to
+// another goroutine), and the engine may read it after settling.
+type deliveryBlock struct {
+	ds    []delivery
+	arena []byte
+}
+
+func newBlock(n, dataBytes int) *deliveryBlock {
+	return &deliveryBlock{ds: make([]delivery, n), arena: make([]byte, dataBytes)}
+}
+
 func (r *receiver) wake() chan struct{} {
 	if r.dead {
 		return r.s.deadReady
@@ -167,7 +180,7 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 	if len(buf) == 0 {
 		return 0, nil
 	}
-	var timer *time.Timer
+	var timer crossbus.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -195,16 +208,16 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 		}
 		var tc <-chan time.Time
 		if due > 0 {
-			wait := time.Duration(due - nanotime())
+			wait := time.Duration(due - r.p.nanotime())
 			if wait < time.Millisecond {
 				wait = time.Millisecond
 			}
 			if timer == nil {
-				timer = time.NewTimer(wait)
+				timer = r.p.newTimer(wait)
 			} else {
 				timer.Reset(wait)
 			}
-			tc = timer.C
+			tc = timer.C()
 		}
 		select {
 		case <-r.wake():
@@ -221,7 +234,7 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 // take leases up to len(buf) events. It returns how many, the next time
 // something becomes due, and whether more are deliverable right now.
 func (r *receiver) take(buf []driver.Delivery) (n int, due int64, more bool) {
-	now := nanotime()
+	now := r.p.nanotime()
 	s := r.s
 	s.mu.Lock()
 	r.q.expire(now)
@@ -242,9 +255,13 @@ func (r *receiver) take(buf []driver.Delivery) (n int, due int64, more bool) {
 		ms = append(ms, m)
 	}
 	n = len(ms)
-	block := make([]delivery, n)
+	size := 0
+	for _, m := range ms {
+		size += len(m.ev.DataEncoded)
+	}
+	blk := newBlock(n, size)
 	for i, m := range ms {
-		d := &block[i]
+		d := &blk.ds[i]
 		d.r, d.m, d.gen, d.attempt = r, m, m.gen, m.attempts
 		buf[i] = d
 	}
@@ -253,13 +270,9 @@ func (r *receiver) take(buf []driver.Delivery) (n int, due int64, more bool) {
 	s.mu.Unlock()
 	// Each delivery gets its own copy (the frozen event never changes, so
 	// copying needs no lock).
-	size := 0
-	for _, m := range ms {
-		size += len(m.ev.DataEncoded)
-	}
-	arena := make([]byte, size)
-	for i := range block {
-		arena = block[i].c.copyInto(block[i].m.ev, arena)
+	arena := blk.arena
+	for i := range blk.ds {
+		arena = blk.ds[i].c.copyInto(blk.ds[i].m.ev, arena)
 	}
 	return n, due, more
 }
@@ -281,8 +294,8 @@ type delivery struct {
 	c       eventCopy
 }
 
-func (d *delivery) Event() *crossbus.Event { return &d.c.ev }
-func (d *delivery) Attempt() int           { return d.attempt }
+func (d *delivery) Event() *driver.Event { return &d.c.ev }
+func (d *delivery) Attempt() int         { return d.attempt }
 
 func (d *delivery) Ack(ctx context.Context) error {
 	s := d.r.s
@@ -309,7 +322,7 @@ func (d *delivery) Nack(ctx context.Context, delay time.Duration) error {
 	if err == nil {
 		if delay > 0 {
 			m.state = stateDelayed
-			m.due = nanotime() + int64(delay)
+			m.due = d.r.p.nanotime() + int64(delay)
 			heap.Push(&d.r.q.delayed, m)
 		} else {
 			m.state = stateReady
@@ -360,7 +373,7 @@ func (d *delivery) ExtendLease(ctx context.Context, lease time.Duration) error {
 	if m.gen != d.gen || m.state != stateInflight {
 		return errStale
 	}
-	m.due = nanotime() + int64(lease)
+	m.due = d.r.p.nanotime() + int64(lease)
 	heap.Fix(&d.r.q.inflight, m.index)
 	return nil
 }

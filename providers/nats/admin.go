@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -116,9 +117,7 @@ func (p *Provider) createStream(ctx context.Context, topic, subject string, dlq 
 		cfg.Retention = jetstream.WorkQueuePolicy
 		cfg.MaxAge, cfg.MaxBytes = 0, 0
 	}
-	if cfg.MaxBytes == 0 {
-		cfg.MaxBytes = -1
-	}
+	cfg.MaxBytes = cmp.Or(cfg.MaxBytes, -1)
 	_, err := p.js.CreateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		// Created concurrently by another client: use whichever stream

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 )
 
@@ -27,13 +26,13 @@ func DeadLetterTopic(topic, subscription string) string {
 	return "crossbus-dlq." + entityName("", topic) + "." + entityName("", subscription)
 }
 
-func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription string, dl *crossbus.Event) error {
+func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription string, dl *driver.Event) error {
 	dlTopic := DeadLetterTopic(topic, subscription)
 	ti, err := p.topicWith(ctx, dlTopic, true, true)
 	if err != nil {
 		return fmt.Errorf("nats: dead-letter queue of subscription %q: %w", subscription, err)
 	}
-	msg, err := EncodeMsg(ti.subject, dl)
+	msg, err := p.codec.Encode(ti.subject, dl)
 	if err != nil {
 		return err
 	}

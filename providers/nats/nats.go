@@ -76,6 +76,7 @@
 package nats
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,7 +84,6 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -94,11 +94,12 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 func init() {
-	crossbus.Register("nats", openURL)
-	crossbus.Register("nats+embedded", openURL)
+	crossbus.Register("nats", providerkit.Opener(OptionsFromURL, New))
+	crossbus.Register("nats+embedded", providerkit.Opener(OptionsFromURL, New))
 }
 
 // Defaults of Options.
@@ -181,6 +182,13 @@ type Options struct {
 	// MaxEventBytes is the largest event accepted (default: the server's
 	// max payload less 8 KiB for headers).
 	MaxEventBytes int
+	// HeaderValues is how ce- header values are written and read (URL:
+	// headervalues=verbatim|percent). The default, HeaderValuesVerbatim,
+	// round-trips with the CloudEvents Go SDK's NATS and JetStream
+	// bindings; HeaderValuesPercent follows the percent-encoding of the
+	// NATS binding's working draft. Publishers and subscribers of a subject
+	// must agree.
+	HeaderValues HeaderValues
 	// Logger receives what the provider cannot return to a caller
 	// (pull failures). Default: discard.
 	Logger *slog.Logger
@@ -200,6 +208,8 @@ func (o *Options) fill() error {
 		return fmt.Errorf("%w: nats needs Servers, Conn or EmbeddedDir", driver.ErrInvalidOption)
 	case o.EmbeddedListen != "" && o.EmbeddedDir == "":
 		return fmt.Errorf("%w: nats EmbeddedListen needs EmbeddedDir", driver.ErrInvalidOption)
+	case o.HeaderValues != HeaderValuesVerbatim && o.HeaderValues != HeaderValuesPercent:
+		return fmt.Errorf("%w: nats HeaderValues %d is neither HeaderValuesVerbatim nor HeaderValuesPercent", driver.ErrInvalidOption, o.HeaderValues)
 	case o.EmbeddedDir != "" && !filepath.IsAbs(o.EmbeddedDir):
 		return fmt.Errorf("%w: nats EmbeddedDir %q must be an absolute path", driver.ErrInvalidOption, o.EmbeddedDir)
 	}
@@ -208,32 +218,15 @@ func (o *Options) fill() error {
 			return fmt.Errorf("%w: nats SubjectPrefix %q: %v", driver.ErrInvalidOption, o.SubjectPrefix, err)
 		}
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Replicas == 0 {
-		o.Replicas = 1
-	}
-	if o.DuplicateWindow == 0 {
-		o.DuplicateWindow = DefaultDuplicateWindow
-	}
-	if o.AckWait == 0 {
-		o.AckWait = DefaultAckWait
-	}
-	if o.MaxAckPending == 0 {
-		o.MaxAckPending = DefaultMaxAckPending
-	}
-	if o.Prefetch == 0 {
-		o.Prefetch = DefaultPrefetch
-	}
-	if o.PinnedTTL == 0 {
-		o.PinnedTTL = DefaultPinnedTTL
-	}
+	o.Logger = cmp.Or(o.Logger, slog.New(slog.DiscardHandler))
+	o.Replicas = cmp.Or(o.Replicas, 1)
+	o.DuplicateWindow = cmp.Or(o.DuplicateWindow, DefaultDuplicateWindow)
+	o.AckWait = cmp.Or(o.AckWait, DefaultAckWait)
+	o.MaxAckPending = cmp.Or(o.MaxAckPending, DefaultMaxAckPending)
+	o.Prefetch = cmp.Or(o.Prefetch, DefaultPrefetch)
+	o.PinnedTTL = cmp.Or(o.PinnedTTL, DefaultPinnedTTL)
 	return nil
 }
-
-// urlParams lists the query parameters a nats URL accepts.
-const urlParams = "autocreate, subjectprefix, streamprefix, storage, replicas, retention, maxage, maxbytes, dupwindow, ackwait, maxdeliver, maxackpending, prefetch, pinnedttl, maxeventbytes, name, listen and sync (embedded only)"
 
 // OptionsFromURL parses a "nats://host:4222[,host2:4222]?..." or
 // "nats+embedded:///abs/dir?..." URL into Options (AutoCreate on unless
@@ -262,87 +255,63 @@ func OptionsFromURL(u *url.URL) (Options, error) {
 	default:
 		return o, fmt.Errorf("%w: scheme %q is not nats or nats+embedded", driver.ErrInvalidURL, u.Scheme)
 	}
-	for k, vs := range u.Query() {
-		v := vs[len(vs)-1]
-		var err error
-		switch k {
-		case "autocreate":
-			o.AutoCreate, err = strconv.ParseBool(v)
-		case "subjectprefix":
-			o.SubjectPrefix = v
-		case "streamprefix":
-			o.StreamPrefix = v
-		case "storage":
-			switch v {
-			case "file":
-				o.Storage = jetstream.FileStorage
-			case "memory":
-				o.Storage = jetstream.MemoryStorage
-			default:
-				err = errors.New("want file or memory")
-			}
-		case "retention":
-			switch v {
-			case "limits":
-				o.Retention = jetstream.LimitsPolicy
-			case "interest":
-				o.Retention = jetstream.InterestPolicy
-			default:
-				err = errors.New("want limits or interest")
-			}
-		case "replicas":
-			o.Replicas, err = strconv.Atoi(v)
-		case "maxage":
-			o.MaxAge, err = time.ParseDuration(v)
-		case "maxbytes":
-			o.MaxBytes, err = strconv.ParseInt(v, 10, 64)
-		case "dupwindow":
-			o.DuplicateWindow, err = time.ParseDuration(v)
-		case "ackwait":
-			o.AckWait, err = time.ParseDuration(v)
-		case "maxdeliver":
-			o.MaxDeliver, err = strconv.Atoi(v)
-		case "maxackpending":
-			o.MaxAckPending, err = strconv.Atoi(v)
-		case "prefetch":
-			o.Prefetch, err = strconv.Atoi(v)
-		case "pinnedttl":
-			o.PinnedTTL, err = time.ParseDuration(v)
-		case "maxeventbytes":
-			o.MaxEventBytes, err = strconv.Atoi(v)
-		case "name":
-			o.ConnOptions = append(o.ConnOptions, natsio.Name(v))
-		case "sync":
-			switch {
-			case o.EmbeddedDir == "":
-				err = errors.New("only nats+embedded URLs take sync")
-			case v == "always":
-				o.EmbeddedSyncAlways = true
-			case v != "interval":
-				err = errors.New("want always or interval")
-			}
-		case "listen":
-			if o.EmbeddedDir == "" {
-				err = errors.New("only nats+embedded URLs listen")
-			} else if _, _, err = net.SplitHostPort(v); err == nil {
-				o.EmbeddedListen = v
-			}
-		default:
-			return o, fmt.Errorf("%w: unknown nats URL parameter %q (known: %s)", driver.ErrInvalidURL, k, urlParams)
-		}
-		if err != nil {
-			return o, fmt.Errorf("%w: nats URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
-		}
+	if err := urlParams(&o).Parse("nats URL", u.Query()); err != nil {
+		return o, err
 	}
 	return o, nil
 }
 
-func openURL(ctx context.Context, u *url.URL) (driver.Provider, error) {
-	o, err := OptionsFromURL(u)
-	if err != nil {
-		return nil, err
+// urlParams is the table of the query parameters a nats URL accepts.
+func urlParams(o *Options) providerkit.Params {
+	return providerkit.Params{
+		providerkit.Bool("autocreate", &o.AutoCreate, "create streams and consumers on first use (default true)"),
+		providerkit.String("subjectprefix", &o.SubjectPrefix, "put in front of every topic to make its subject"),
+		providerkit.String("streamprefix", &o.StreamPrefix, "put in front of the names of created streams"),
+		providerkit.OneOf("storage", &o.Storage, "storage of created streams: file or memory",
+			providerkit.Choice[jetstream.StorageType]{Text: "file", Value: jetstream.FileStorage},
+			providerkit.Choice[jetstream.StorageType]{Text: "memory", Value: jetstream.MemoryStorage}),
+		providerkit.Int("replicas", &o.Replicas, "replicas of created streams and consumers"),
+		providerkit.OneOf("retention", &o.Retention, "retention of created streams: limits or interest",
+			providerkit.Choice[jetstream.RetentionPolicy]{Text: "limits", Value: jetstream.LimitsPolicy},
+			providerkit.Choice[jetstream.RetentionPolicy]{Text: "interest", Value: jetstream.InterestPolicy}),
+		providerkit.Duration("maxage", &o.MaxAge, "age bound of created streams"),
+		providerkit.Int("maxbytes", &o.MaxBytes, "size bound of created streams"),
+		providerkit.Duration("dupwindow", &o.DuplicateWindow, "duplicate window of created streams"),
+		providerkit.Duration("ackwait", &o.AckWait, "default lease of a delivery"),
+		providerkit.Int("maxdeliver", &o.MaxDeliver, "server-side delivery limit of consumers"),
+		providerkit.Int("maxackpending", &o.MaxAckPending, "unacknowledged messages per consumer"),
+		providerkit.Int("prefetch", &o.Prefetch, "messages a receiver buffers ahead of its handlers"),
+		providerkit.Duration("pinnedttl", &o.PinnedTTL, "how long a pinned client may go without pulling"),
+		providerkit.Int("maxeventbytes", &o.MaxEventBytes, "largest event accepted"),
+		providerkit.OneOf("headervalues", &o.HeaderValues, "verbatim (as the CloudEvents Go SDK) or percent (the NATS binding's working draft)",
+			providerkit.Choice[HeaderValues]{Text: "verbatim", Value: HeaderValuesVerbatim},
+			providerkit.Choice[HeaderValues]{Text: "percent", Value: HeaderValuesPercent}),
+		providerkit.Func("name", "the connection's name", func(v string) error {
+			o.ConnOptions = append(o.ConnOptions, natsio.Name(v))
+			return nil
+		}),
+		providerkit.Func("listen", "nats+embedded only: host:port the embedded server also accepts clients on", func(v string) error {
+			if o.EmbeddedDir == "" {
+				return errors.New("only nats+embedded URLs listen")
+			}
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return err
+			}
+			o.EmbeddedListen = v
+			return nil
+		}),
+		providerkit.Func("sync", "nats+embedded only: always or interval (how the embedded server flushes writes)", func(v string) error {
+			switch {
+			case o.EmbeddedDir == "":
+				return errors.New("only nats+embedded URLs take sync")
+			case v == "always":
+				o.EmbeddedSyncAlways = true
+			case v != "interval":
+				return errors.New("want always or interval")
+			}
+			return nil
+		}),
 	}
-	return New(ctx, o)
 }
 
 // Provider is the NATS JetStream provider. It is safe for concurrent use.
@@ -353,12 +322,11 @@ type Provider struct {
 	ownsConn bool
 	js       jetstream.JetStream
 	maxEvent int
+	codec    Codec
 
 	topics sync.Map // topic name -> *topicInfo
 
-	mu        sync.Mutex
-	receivers map[*receiver]struct{}
-	closed    bool
+	receivers providerkit.Receivers[*receiver]
 }
 
 // topicInfo is where a topic's events go.
@@ -373,7 +341,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if err := o.fill(); err != nil {
 		return nil, err
 	}
-	p := &Provider{opts: o, receivers: map[*receiver]struct{}{}}
+	p := &Provider{opts: o, codec: Codec{HeaderValues: o.HeaderValues}}
 	switch {
 	case o.Conn != nil:
 		p.conn = o.Conn
@@ -409,10 +377,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		p.closeConn()
 		return nil, fmt.Errorf("nats: JetStream is not available on the server: %w", err)
 	}
-	p.maxEvent = o.MaxEventBytes
-	if p.maxEvent == 0 {
-		p.maxEvent = max(int(p.conn.MaxPayload())-headerRoom, 1)
-	}
+	p.maxEvent = cmp.Or(o.MaxEventBytes, max(int(p.conn.MaxPayload())-headerRoom, 1))
 	return p, nil
 }
 
@@ -468,22 +433,11 @@ func (p *Provider) As(target any) bool {
 // Close stops every receiver, flushes and closes the connection (unless it
 // was given in Options.Conn) and shuts the embedded server down.
 func (p *Provider) Close(ctx context.Context) error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil
+	first, err := p.receivers.Close(ctx)
+	if first {
+		p.closeConn()
 	}
-	p.closed = true
-	rs := make([]*receiver, 0, len(p.receivers))
-	for r := range p.receivers {
-		rs = append(rs, r)
-	}
-	p.mu.Unlock()
-	for _, r := range rs {
-		_ = r.Close(ctx)
-	}
-	p.closeConn()
-	return nil
+	return err
 }
 
 func (p *Provider) closeConn() {
@@ -498,8 +452,4 @@ func (p *Provider) closeConn() {
 	}
 }
 
-func (p *Provider) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
+func (p *Provider) isClosed() bool { return p.receivers.Closed() }

@@ -21,7 +21,7 @@ const publishWindow = 512
 // awaited, so nil means the stream stored every event. Events that failed are
 // listed in a *crossbus.PublishError; re-publishing them is safe, as the
 // stream drops duplicates by Nats-Msg-Id.
-func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
+func (p *Provider) Publish(ctx context.Context, topic string, events []*driver.Event) error {
 	if p.isClosed() {
 		return fmt.Errorf("nats: publish to %q: %w", topic, driver.ErrClosed)
 	}
@@ -38,7 +38,7 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus
 		end := min(start+publishWindow, len(events))
 		for i := start; i < end; i++ {
 			futures[i-start] = nil
-			msg, err := EncodeMsg(ti.subject, events[i])
+			msg, err := p.codec.Encode(ti.subject, events[i])
 			if err != nil {
 				fail(i, err)
 				continue
@@ -70,7 +70,7 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus
 	return &crossbus.PublishError{Failed: failed}
 }
 
-func (p *Provider) publishErr(topic string, e *crossbus.Event, err error) error {
+func (p *Provider) publishErr(topic string, e *driver.Event, err error) error {
 	switch {
 	case errors.Is(err, natsio.ErrMaxPayload):
 		return fmt.Errorf("nats: event %q is over the server's max payload of %d bytes: %w", e.ID(), p.conn.MaxPayload(), driver.ErrTooLarge)

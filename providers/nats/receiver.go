@@ -13,8 +13,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 // errSettled is returned by a second settle call on one delivery.
@@ -81,15 +81,11 @@ func (p *Provider) openReceiver(ctx context.Context, spec driver.SubscriptionSpe
 		r.cancel()
 		return nil, fmt.Errorf("nats: subscription %q: %w", spec.Name, err)
 	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.receivers.Add(r) {
 		r.it.Stop()
 		r.cancel()
 		return nil, fmt.Errorf("nats: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
-	p.receivers[r] = struct{}{}
-	p.mu.Unlock()
 	go r.pump()
 	return r, nil
 }
@@ -306,9 +302,7 @@ func (r *receiver) Close(ctx context.Context) error {
 			}
 			break
 		}
-		r.p.mu.Lock()
-		delete(r.p.receivers, r)
-		r.p.mu.Unlock()
+		r.p.receivers.Remove(r)
 	})
 	return nil
 }
@@ -317,7 +311,7 @@ func (r *receiver) Close(ctx context.Context) error {
 type delivery struct {
 	r         *receiver
 	msg       jetstream.Msg
-	ev        crossbus.Event
+	ev        driver.Event
 	ctx       event.EventContextV1 // ev.Context points here (decoded messages)
 	attempt   int
 	decodeErr error // why the message is not a CloudEvent (nil when it is one)
@@ -337,7 +331,7 @@ func (r *receiver) newDelivery(msg jetstream.Msg) *delivery {
 	if md != nil && md.NumDelivered > 0 {
 		d.attempt = int(min(md.NumDelivered, 1<<31-1))
 	}
-	if err := DecodeMsg(msg.Headers(), msg.Data(), &d.ev); err != nil {
+	if err := r.p.codec.Decode(msg.Headers(), msg.Data(), &d.ev); err != nil {
 		d.decodeErr = err
 		var id string
 		if md != nil {
@@ -360,7 +354,7 @@ func (r *receiver) newDelivery(msg jetstream.Msg) *delivery {
 func (d *delivery) DecodeError() error { return d.decodeErr }
 
 // Event returns the delivered event.
-func (d *delivery) Event() *crossbus.Event { return &d.ev }
+func (d *delivery) Event() *driver.Event { return &d.ev }
 
 // Attempt is JetStream's delivery count for the message.
 func (d *delivery) Attempt() int { return d.attempt }
@@ -399,17 +393,14 @@ func (d *delivery) Nack(_ context.Context, delay time.Duration) error {
 // between dead-letters the event again on redelivery, and the queue's stream
 // drops that copy by Nats-Msg-Id.
 func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) error {
-	if d.r.dlq {
-		return fmt.Errorf("nats: a dead letter cannot be dead-lettered again: %w", driver.ErrNotSupported)
-	}
-	if d.settled.Load() {
+	if d.settled.Load() && !d.r.dlq { // a dead letter's reader is refused below, settled or not
 		return errSettled
 	}
-	dl := driver.DeadLetterEvent(&d.ev, info)
-	if err := d.r.p.publishDeadLetter(ctx, d.r.spec.Topic, d.r.spec.Name, &dl); err != nil {
-		// Reported as not supported (now), so the portable layer falls
-		// back to the route's dead-letter topic when it has one.
-		return fmt.Errorf("nats: the dead-letter queue refused event %q (%w): %w", d.ev.ID(), driver.ErrNotSupported, err)
+	err := providerkit.DeadLetterQueue(ctx, "nats", d.r.dlq, &d.ev, info, func(ctx context.Context, dl *driver.Event) error {
+		return d.r.p.publishDeadLetter(ctx, d.r.spec.Topic, d.r.spec.Name, dl)
+	})
+	if err != nil {
+		return err
 	}
 	if !d.settled.CompareAndSwap(false, true) {
 		return errSettled

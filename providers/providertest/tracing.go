@@ -58,12 +58,9 @@ func testTraceContext(t *testing.T, e *env) {
 		t.Fatal("the flaky subscriber never succeeded")
 	}
 	dl.read(b, 1)
-	var spans []sdktrace.ReadOnlySpan
-	deadline := time.Now().Add(e.f.Timeout)
-	for {
-		spans = rec.Ended()
+	assert.Eventually(t, func() bool { // what is missing is told below
 		var process, retries, deadLetters int
-		for _, s := range spans {
+		for _, s := range rec.Ended() {
 			if s.SpanKind() == trace.SpanKindConsumer {
 				process++
 				for _, ev := range s.Events() {
@@ -76,11 +73,9 @@ func testTraceContext(t *testing.T, e *env) {
 				}
 			}
 		}
-		if process >= 3 && retries >= 1 && deadLetters >= 1 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return process >= 3 && retries >= 1 && deadLetters >= 1
+	}, e.f.Timeout, 20*time.Millisecond, "the spans of a publish, a retry and a dead-letter")
+	spans := rec.Ended()
 	var producer sdktrace.ReadOnlySpan
 	for _, s := range spans {
 		if s.SpanKind() == trace.SpanKindProducer && s.Name() == "send "+topic {

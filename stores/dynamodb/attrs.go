@@ -97,31 +97,27 @@ func getS(item map[string]types.AttributeValue, name string) (string, error) {
 }
 
 func getN(item map[string]types.AttributeValue, name string) (uint64, error) {
-	switch v := item[name].(type) {
-	case *types.AttributeValueMemberN:
-		n, err := strconv.ParseUint(v.Value, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%w: %s: %w", errAttr, name, err)
-		}
-		return n, nil
-	case nil:
-		return 0, nil
-	}
-	return 0, fmt.Errorf("%w: %s is %T, not a number", errAttr, name, item[name])
+	return getNumber(item, name, func(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) })
 }
 
 func getI(item map[string]types.AttributeValue, name string) (int64, error) {
+	return getNumber(item, name, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) })
+}
+
+// getNumber reads a number attribute with parse (0 when it is missing).
+func getNumber[T any](item map[string]types.AttributeValue, name string, parse func(string) (T, error)) (T, error) {
+	var zero T
 	switch v := item[name].(type) {
 	case *types.AttributeValueMemberN:
-		n, err := strconv.ParseInt(v.Value, 10, 64)
+		n, err := parse(v.Value)
 		if err != nil {
-			return 0, fmt.Errorf("%w: %s: %w", errAttr, name, err)
+			return zero, fmt.Errorf("%w: %s: %w", errAttr, name, err)
 		}
 		return n, nil
 	case nil:
-		return 0, nil
+		return zero, nil
 	}
-	return 0, fmt.Errorf("%w: %s is %T, not a number", errAttr, name, item[name])
+	return zero, fmt.Errorf("%w: %s is %T, not a number", errAttr, name, item[name])
 }
 
 func getB(item map[string]types.AttributeValue, name string) ([]byte, error) {

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -93,21 +94,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if opts.MaxConns < 0 || opts.PurgeInterval < 0 {
 		return nil, fmt.Errorf("%w: postgres: MaxConns and PurgeInterval must not be negative", crossbus.ErrInvalidOption)
 	}
-	if opts.Schema == "" {
-		opts.Schema = DefaultSchema
-	}
+	opts.Schema = cmp.Or(opts.Schema, DefaultSchema)
 	if len(opts.Schema) > 63 {
 		return nil, fmt.Errorf("%w: postgres: schema name %q is over 63 bytes", crossbus.ErrInvalidOption, opts.Schema)
 	}
-	if opts.MaxConns == 0 {
-		opts.MaxConns = 10
-	}
-	if opts.PurgeInterval == 0 {
-		opts.PurgeInterval = time.Minute
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.MaxConns = cmp.Or(opts.MaxConns, 10)
+	opts.PurgeInterval = cmp.Or(opts.PurgeInterval, time.Minute)
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgx's parse errors leave the password out.

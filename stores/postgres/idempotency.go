@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,9 +26,7 @@ import (
 type IdempotencyStore struct {
 	db        *DB
 	lastPurge atomic.Int64
-
-	mu   sync.Mutex
-	inTx map[string]string // key -> token, while CompleteInTx runs fn for it
+	inTx      claimtoken.InTx // claims whose handler CompleteInTx runs
 }
 
 var _ crossbus.InboxStore = (*IdempotencyStore)(nil)
@@ -97,7 +94,7 @@ func (s *IdempotencyStore) Complete(ctx context.Context, key, token string, ttl 
 // handler's transaction holds the claim's row locked, so no one can take
 // the key until it ends, and a renewal would only wait for the lock.
 func (s *IdempotencyStore) Renew(ctx context.Context, key, token string, lease time.Duration) error {
-	if s.runningInTx(key, token) {
+	if s.inTx.Running(key, token) {
 		return nil
 	}
 	return s.settle(ctx, "renew", key, qIdemRenew, []byte(key), token, micros(lease))
@@ -132,8 +129,8 @@ func (s *IdempotencyStore) CompleteInTx(ctx context.Context, key, token string, 
 		if err != nil {
 			return s.db.wrap("idempotency: lock the claim", err)
 		}
-		s.enterTx(key, token)
-		defer s.leaveTx(key, token)
+		s.inTx.Enter(key, token)
+		defer s.inTx.Leave(key, token)
 		if err := fn(context.WithValue(ctx, inboxKey{}, &inboxTx{db: s.db, tx: tx})); err != nil {
 			return err
 		}
@@ -151,30 +148,6 @@ func (s *IdempotencyStore) CompleteInTx(ctx context.Context, key, token string, 
 		s.db.notify() // fn may have appended events or enqueued messages
 	}
 	return err
-}
-
-func (s *IdempotencyStore) enterTx(key, token string) {
-	s.mu.Lock()
-	if s.inTx == nil {
-		s.inTx = make(map[string]string)
-	}
-	s.inTx[key] = token
-	s.mu.Unlock()
-}
-
-func (s *IdempotencyStore) leaveTx(key, token string) {
-	s.mu.Lock()
-	if s.inTx[key] == token {
-		delete(s.inTx, key)
-	}
-	s.mu.Unlock()
-}
-
-func (s *IdempotencyStore) runningInTx(key, token string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.inTx[key]
-	return ok && t == token
 }
 
 func (s *IdempotencyStore) settle(ctx context.Context, op, key, query string, args ...any) error {

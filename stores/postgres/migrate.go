@@ -5,50 +5,23 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/crossbus/crossbus/internal/sqlmigrate"
 )
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in version order. Files are
-// named NNNN_name.sql.
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+// migrations returns the embedded migrations in version order.
+func migrations() ([]sqlmigrate.Migration, error) {
+	ms, err := sqlmigrate.Load(migrationFS, "migrations")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	var out []migration
-	for _, e := range entries {
-		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v < 1 {
-			return nil, fmt.Errorf("migration file %q is not named NNNN_name.sql", e.Name())
-		}
-		b, err := migrationFS.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: name, sql: string(b)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	for i, m := range out {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migrations are not numbered 1..n: found %d at index %d", m.version, i)
-		}
-	}
-	return out, nil
+	return ms, nil
 }
 
 // SchemaVersion is the schema version this package writes.
@@ -92,15 +65,16 @@ func (db *DB) migrate(ctx context.Context) error {
 		if err := tx.QueryRow(ctx, db.q(`SELECT COALESCE(MAX(version), 0) FROM §schema_migrations`)).Scan(&have); err != nil {
 			return fmt.Errorf("read the schema version: %w", err)
 		}
-		if have > len(ms) {
-			return fmt.Errorf("the database schema is at version %d, newer than this package's %d; upgrade the program", have, len(ms))
+		pending, err := sqlmigrate.Pending(ms, have)
+		if err != nil {
+			return err
 		}
-		for _, m := range ms[have:] {
-			if _, err := tx.Exec(ctx, db.q(m.sql)); err != nil {
-				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+		for _, m := range pending {
+			if _, err := tx.Exec(ctx, db.q(m.SQL)); err != nil {
+				return fmt.Errorf("migration %d (%s): %w", m.Version, m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, db.q(`INSERT INTO §schema_migrations (version, name) VALUES ($1, $2)`), m.version, m.name); err != nil {
-				return fmt.Errorf("record migration %d: %w", m.version, err)
+			if _, err := tx.Exec(ctx, db.q(`INSERT INTO §schema_migrations (version, name) VALUES ($1, $2)`), m.Version, m.Name); err != nil {
+				return fmt.Errorf("record migration %d: %w", m.Version, err)
 			}
 		}
 		return nil

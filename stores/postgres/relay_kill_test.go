@@ -103,11 +103,7 @@ func TestRelayLeaderKilledBySIGKILL(t *testing.T) {
 	}
 	waitFor := func(what string, within time.Duration, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for !cond() {
-			require.True(t, time.Now().Before(deadline), "timed out waiting for %s", what)
-			time.Sleep(20 * time.Millisecond)
-		}
+		require.Eventually(t, cond, within, 20*time.Millisecond, "timed out waiting for %s", what)
 	}
 	count := func(q string, args ...any) int {
 		var n int

@@ -192,15 +192,10 @@ func TestServerCrashMidRun(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	c.start(t)
 	// Writers succeed again once the pool has reconnected.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		_, err := db.Events().Append(ctx, "probe", sourcing.Any, credit(0))
-		if err == nil {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the store did not recover after the restart: %v", err)
-		time.Sleep(100 * time.Millisecond)
-	}
+		assert.NoError(c, err, "the store recovers after the restart")
+	}, 20*time.Second, 100*time.Millisecond)
 	time.Sleep(time.Second)
 	close(stop)
 	wg.Wait()

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -74,20 +75,14 @@ func New(ctx context.Context, client goredis.UniversalClient, opts Options) (*St
 }
 
 func newStore(ctx context.Context, client goredis.UniversalClient, opts Options, what string) (*Store, error) {
-	prefix := opts.Prefix
-	if prefix == "" {
-		prefix = DefaultPrefix
-	}
+	prefix := cmp.Or(opts.Prefix, DefaultPrefix)
 	if strings.ContainsAny(prefix, "{}") {
 		return nil, fmt.Errorf("redis: %w: key prefix %q contains a brace (braces mark a key's hash tag)", crossbus.ErrInvalidOption, prefix)
 	}
 	if err := client.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("redis: %s: %w", what, wrapErr(err))
 	}
-	pipelines := opts.Pipelines
-	if pipelines == 0 {
-		pipelines = 2
-	}
+	pipelines := cmp.Or(opts.Pipelines, 2)
 	s := &Store{client: client, prefix: prefix, batch: &batcher{client: client, limit: pipelines}}
 	// Does the server take SET with both NX and GET (Redis 7.0 on)? The
 	// probe key expires at once.

@@ -79,6 +79,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -146,24 +147,11 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if opts.BusyTimeout < 0 || opts.ReadConns < 0 || opts.CacheKiB < 0 || opts.PurgeInterval < 0 {
 		return nil, fmt.Errorf("%w: sqlite: BusyTimeout, ReadConns, CacheKiB and PurgeInterval must not be negative", crossbus.ErrInvalidOption)
 	}
-	if opts.BusyTimeout == 0 {
-		opts.BusyTimeout = 10 * time.Second
-	}
-	if opts.ReadConns == 0 {
-		opts.ReadConns = 4
-	}
-	if opts.MmapBytes == 0 {
-		opts.MmapBytes = 256 << 20
-	}
-	if opts.MmapBytes < 0 {
-		opts.MmapBytes = 0
-	}
-	if opts.CacheKiB == 0 {
-		opts.CacheKiB = 16384
-	}
-	if opts.PurgeInterval == 0 {
-		opts.PurgeInterval = time.Minute
-	}
+	opts.BusyTimeout = cmp.Or(opts.BusyTimeout, 10*time.Second)
+	opts.ReadConns = cmp.Or(opts.ReadConns, 4)
+	opts.MmapBytes = max(cmp.Or(opts.MmapBytes, 256<<20), 0) // negative: no memory map
+	opts.CacheKiB = cmp.Or(opts.CacheKiB, 16384)
+	opts.PurgeInterval = cmp.Or(opts.PurgeInterval, time.Minute)
 	db := &DB{path: path, opts: opts, changed: make(chan struct{})}
 	sync := "NORMAL"
 	if opts.SyncFull {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,9 +24,7 @@ import (
 type IdempotencyStore struct {
 	db        *DB
 	lastPurge atomic.Int64
-
-	mu   sync.Mutex
-	inTx map[string]string // key -> token, while CompleteInTx runs fn for it
+	inTx      claimtoken.InTx // claims whose handler CompleteInTx runs
 }
 
 var _ crossbus.InboxStore = (*IdempotencyStore)(nil)
@@ -96,7 +93,7 @@ func (s *IdempotencyStore) Complete(ctx context.Context, key, token string, ttl 
 // handler's transaction holds the database's write lock, so no one can take
 // the key until it ends, and a renewal would only wait for that lock.
 func (s *IdempotencyStore) Renew(ctx context.Context, key, token string, lease time.Duration) error {
-	if s.runningInTx(key, token) {
+	if s.inTx.Running(key, token) {
 		return nil
 	}
 	now := time.Now()
@@ -133,8 +130,8 @@ func (s *IdempotencyStore) CompleteInTx(ctx context.Context, key, token string, 
 		if err != nil {
 			return fmt.Errorf("sqlite: idempotency: %w", wrapErr(err))
 		}
-		s.enterTx(key, token)
-		defer s.leaveTx(key, token)
+		s.inTx.Enter(key, token)
+		defer s.inTx.Leave(key, token)
 		if err := fn(context.WithValue(ctx, inboxKey{}, &inboxTx{db: s.db, tx: tx})); err != nil {
 			return err
 		}
@@ -154,32 +151,6 @@ func (s *IdempotencyStore) CompleteInTx(ctx context.Context, key, token string, 
 		s.db.notify() // fn may have appended events or enqueued messages
 	}
 	return err
-}
-
-// enterTx records that CompleteInTx runs fn for the claim; leaveTx forgets
-// it.
-func (s *IdempotencyStore) enterTx(key, token string) {
-	s.mu.Lock()
-	if s.inTx == nil {
-		s.inTx = make(map[string]string)
-	}
-	s.inTx[key] = token
-	s.mu.Unlock()
-}
-
-func (s *IdempotencyStore) leaveTx(key, token string) {
-	s.mu.Lock()
-	if s.inTx[key] == token {
-		delete(s.inTx, key)
-	}
-	s.mu.Unlock()
-}
-
-func (s *IdempotencyStore) runningInTx(key, token string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.inTx[key]
-	return ok && t == token
 }
 
 func (s *IdempotencyStore) settle(ctx context.Context, key, query string, args ...any) error {

@@ -26,10 +26,7 @@ import (
 // positions are gap-free and in commit order, so a reader tailing the log
 // while others append sees every event exactly once.
 func TestEventStore(t *testing.T, newStore func(t *testing.T) sourcing.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s sourcing.Store)
-	}{
+	tests := cases[sourcing.Store]{
 		{"VersionsStartAtOneWithoutGaps", testVersions},
 		{"ExpectedVersionRules", testExpectedRules},
 		{"ConflictCarriesActualVersion", testConflictError},
@@ -45,30 +42,7 @@ func TestEventStore(t *testing.T, newStore func(t *testing.T) sourcing.Store) {
 		{"ConcurrentAppendersExactlyOneWinsEachVersion", testConcurrentOneStream},
 		{"GlobalOrderIsGapFreeAndInCommitOrder", testGlobalOrder},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newStore(t))
-		})
-	}
-}
-
-// NewTestEvent returns a valid event of the given type with JSON data.
-func NewTestEvent(eventType string, data any) *crossbus.Event {
-	e := crossbus.NewEvent(eventType, "/storetest")
-	if data != nil {
-		if err := crossbus.SetData(&e, data); err != nil {
-			panic(err)
-		}
-	}
-	return &e
-}
-
-func events(n int, prefix string) []*crossbus.Event {
-	out := make([]*crossbus.Event, n)
-	for i := range out {
-		out[i] = NewTestEvent(prefix, map[string]int{"n": i})
-	}
-	return out
+	tests.run(t, newStore)
 }
 
 func testVersions(t *testing.T, s sourcing.Store) {

@@ -35,10 +35,7 @@ const (
 // empty store for each subtest. Leases in the suite are short (a few hundred
 // milliseconds), so stores must honour sub-second leases and TTLs.
 func TestIdempotencyStore(t *testing.T, newStore func(t *testing.T) crossbus.IdempotencyStore) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s crossbus.IdempotencyStore)
-	}{
+	tests := cases[crossbus.IdempotencyStore]{
 		{"FirstBeginClaimsTheKey", idemFirstBegin},
 		{"BeginWhileHeldIsInProgress", idemBeginWhileHeld},
 		{"CompletedKeyIsReportedCompleted", idemCompleted},
@@ -56,29 +53,7 @@ func TestIdempotencyStore(t *testing.T, newStore func(t *testing.T) crossbus.Ide
 		{"ConcurrentBeginsExactlyOneWins", idemConcurrentBegins},
 		{"CancelledContextIsAnError", idemCancelled},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newStore(t))
-		})
-	}
-}
-
-// mustClaim begins key for lease and requires a new claim; it returns the token.
-func mustClaim(t *testing.T, s crossbus.IdempotencyStore, key string, lease time.Duration) string {
-	t.Helper()
-	c, err := s.Begin(context.Background(), key, lease)
-	require.NoError(t, err)
-	require.Equal(t, crossbus.ClaimNew, c.Status, "Begin(%q)", key)
-	require.NotEmpty(t, c.Token)
-	return c.Token
-}
-
-// beginStatus begins key and returns what Begin found.
-func beginStatus(t *testing.T, s crossbus.IdempotencyStore, key string) crossbus.ClaimStatus {
-	t.Helper()
-	c, err := s.Begin(context.Background(), key, idemLong)
-	require.NoError(t, err)
-	return c.Status
+	tests.run(t, newStore)
 }
 
 func idemFirstBegin(t *testing.T, s crossbus.IdempotencyStore) {

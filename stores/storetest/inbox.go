@@ -41,10 +41,7 @@ type Inbox struct {
 // context keeps the caller's values; concurrent transactions on distinct
 // keys and concurrent duplicates of one key each apply once.
 func TestInboxStore(t *testing.T, newInbox func(t *testing.T) Inbox) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, in Inbox)
-	}{
+	tests := cases[Inbox]{
 		{"WritesAndCompletionCommitTogether", inboxCommit},
 		{"HandlerErrorRollsBackAndKeepsTheClaim", inboxHandlerError},
 		{"LeaseTakenByAnotherTokenRollsBack", inboxLeaseTaken},
@@ -57,11 +54,7 @@ func TestInboxStore(t *testing.T, newInbox func(t *testing.T) Inbox) {
 		{"ConcurrentTransactionsOnDistinctKeys", inboxConcurrentKeys},
 		{"ConcurrentDuplicatesApplyOnce", inboxConcurrentDuplicates},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newInbox(t))
-		})
-	}
+	tests.run(t, newInbox)
 }
 
 // inboxWait bounds one CompleteInTx call in the suite; a call that takes

@@ -27,10 +27,7 @@ import (
 // expiry starts a new term; tokens rise across many hand-overs; names are
 // independent; invalid arguments are refused.
 func TestLeaderStore(t *testing.T, newStore func(t *testing.T) leader.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s leader.Store)
-	}{
+	tests := cases[leader.Store]{
 		{"FreeLeaseIsTakenWithAPositiveToken", leaderFirst},
 		{"ConcurrentAcquirersExactlyOneHolds", leaderConcurrent},
 		{"RenewalKeepsTheTokenAndExtendsTheLease", leaderRenew},
@@ -44,11 +41,7 @@ func TestLeaderStore(t *testing.T, newStore func(t *testing.T) leader.Store) {
 		{"NamesAreIndependent", leaderNames},
 		{"InvalidArgumentsAreRefused", leaderInvalid},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newStore(t))
-		})
-	}
+	tests.run(t, newStore)
 }
 
 // leaseWaitSlack is added to a lease's ttl before a test relies on its

@@ -19,121 +19,136 @@ type OutboxStore interface {
 	sourcing.Outbox
 }
 
+// outboxRoute is the route of the outbox suite: events of type "internal"
+// stay in the store; the others go to "topic-" and the stream's first letter.
+func outboxRoute(stream string, e *crossbus.Event) string {
+	if e.Type() == "internal" {
+		return ""
+	}
+	return "topic-" + stream[:1]
+}
+
 // TestOutbox checks the store side of the transactional outbox and the
 // Relay on top of it. newStore returns an empty store that enqueues each
 // appended event with the given route.
 func TestOutbox(t *testing.T, newStore func(t *testing.T, route sourcing.OutboxRoute) OutboxStore) {
-	ctx := context.Background()
-	route := func(stream string, e *crossbus.Event) string {
-		if e.Type() == "internal" {
-			return ""
-		}
-		return "topic-" + stream[:1]
+	tests := cases[OutboxStore]{
+		{"AppendEnqueuesInCommitOrder", outboxAppendEnqueuesInCommitOrder},
+		{"UnroutedDuplicateAndRefusedEventsAreNotEnqueued", outboxUnroutedDuplicateAndRefusedEventsAreNotEnqueued},
+		{"MarkSentRemovesFromPendingAndLimitApplies", outboxMarkSentRemovesFromPendingAndLimitApplies},
+		{"RelayPublishesInOrderAndMarksSent", outboxRelayPublishesInOrderAndMarksSent},
+		{"RelayHoldsBackAStreamAfterAFailure", outboxRelayHoldsBackAStreamAfterAFailure},
 	}
-	t.Run("AppendEnqueuesInCommitOrder", func(t *testing.T) {
-		s := newStore(t, route)
-		var appended []*crossbus.Event
-		for _, st := range []string{"a1", "b1", "a1", "a2"} {
-			e := NewTestEvent("e", map[string]string{"stream": st})
-			appended = append(appended, e)
-			_, err := s.Append(ctx, st, sourcing.Any, e)
-			require.NoError(t, err)
+	tests.run(t, func(t *testing.T) OutboxStore { return newStore(t, outboxRoute) })
+}
+
+func outboxAppendEnqueuesInCommitOrder(t *testing.T, s OutboxStore) {
+	ctx := context.Background()
+	var appended []*crossbus.Event
+	for _, st := range []string{"a1", "b1", "a1", "a2"} {
+		e := NewTestEvent("e", map[string]string{"stream": st})
+		appended = append(appended, e)
+		_, err := s.Append(ctx, st, sourcing.Any, e)
+		require.NoError(t, err)
+	}
+	msgs, err := s.PendingOutbox(ctx, 100)
+	require.NoError(t, err)
+	require.Len(t, msgs, 4)
+	wantStream := []string{"a1", "b1", "a1", "a2"}
+	wantVersion := []uint64{1, 1, 2, 1}
+	for i, m := range msgs {
+		assert.Equal(t, wantStream[i], m.Stream)
+		assert.Equal(t, "topic-"+wantStream[i][:1], m.Topic)
+		assert.Equal(t, wantVersion[i], m.Version)
+		assert.Equal(t, appended[i].ID(), m.Event.ID())
+		assert.JSONEq(t, string(appended[i].Data()), string(m.Event.Data()))
+		assert.False(t, m.Enqueued.IsZero())
+		if i > 0 {
+			assert.Greater(t, m.ID, msgs[i-1].ID, "ids rise in commit order")
 		}
-		msgs, err := s.PendingOutbox(ctx, 100)
-		require.NoError(t, err)
-		require.Len(t, msgs, 4)
-		wantStream := []string{"a1", "b1", "a1", "a2"}
-		wantVersion := []uint64{1, 1, 2, 1}
-		for i, m := range msgs {
-			assert.Equal(t, wantStream[i], m.Stream)
-			assert.Equal(t, "topic-"+wantStream[i][:1], m.Topic)
-			assert.Equal(t, wantVersion[i], m.Version)
-			assert.Equal(t, appended[i].ID(), m.Event.ID())
-			assert.JSONEq(t, string(appended[i].Data()), string(m.Event.Data()))
-			assert.False(t, m.Enqueued.IsZero())
-			if i > 0 {
-				assert.Greater(t, m.ID, msgs[i-1].ID, "ids rise in commit order")
-			}
-		}
-	})
-	t.Run("UnroutedDuplicateAndRefusedEventsAreNotEnqueued", func(t *testing.T) {
-		s := newStore(t, route)
-		e := NewTestEvent("e", nil)
-		_, err := s.Append(ctx, "a", sourcing.NoStream, e, NewTestEvent("internal", nil))
-		require.NoError(t, err)
-		_, err = s.Append(ctx, "a", sourcing.Any, e) // duplicate
-		require.NoError(t, err)
-		_, err = s.Append(ctx, "a", sourcing.NoStream, NewTestEvent("e", nil)) // conflict
-		require.ErrorIs(t, err, sourcing.ErrConflict)
-		msgs, err := s.PendingOutbox(ctx, 100)
-		require.NoError(t, err)
-		require.Len(t, msgs, 1)
-		assert.Equal(t, e.ID(), msgs[0].Event.ID())
-	})
-	t.Run("MarkSentRemovesFromPendingAndLimitApplies", func(t *testing.T) {
-		s := newStore(t, route)
-		_, err := s.Append(ctx, "a", sourcing.Any, events(5, "e")...)
-		require.NoError(t, err)
-		msgs, err := s.PendingOutbox(ctx, 2)
-		require.NoError(t, err)
-		require.Len(t, msgs, 2)
-		require.NoError(t, s.MarkSent(ctx, msgs[0].ID, msgs[1].ID))
-		rest, err := s.PendingOutbox(ctx, 100)
-		require.NoError(t, err)
-		require.Len(t, rest, 3)
-		assert.Greater(t, rest[0].ID, msgs[1].ID)
-		require.NoError(t, s.MarkSent(ctx, rest[0].ID, rest[0].ID)) // twice is harmless
-		require.NoError(t, s.MarkSent(ctx))
-		rest, err = s.PendingOutbox(ctx, 100)
-		require.NoError(t, err)
-		assert.Len(t, rest, 2)
-	})
-	t.Run("RelayPublishesInOrderAndMarksSent", func(t *testing.T) {
-		s := newStore(t, route)
-		for i := 0; i < 3; i++ {
-			_, err := s.Append(ctx, "a", sourcing.Any, events(4, "e")...)
-			require.NoError(t, err)
-			_, err = s.Append(ctx, "b", sourcing.Any, events(2, "e")...)
-			require.NoError(t, err)
-		}
-		pub := &recordingPublisher{}
-		r := &sourcing.Relay{Outbox: s, Bus: pub, BatchSize: 5}
-		n, err := r.Flush(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, 18, n)
-		left, err := s.PendingOutbox(ctx, 100)
-		require.NoError(t, err)
-		assert.Empty(t, left)
-		assertStreamOrder(t, s, pub.all(), true)
-		for _, p := range pub.all() {
-			assert.Equal(t, "topic-"+p.stream[:1], p.topic)
-		}
-	})
-	t.Run("RelayHoldsBackAStreamAfterAFailure", func(t *testing.T) {
-		s := newStore(t, route)
-		_, err := s.Append(ctx, "a", sourcing.Any, events(3, "e")...)
+	}
+}
+
+func outboxUnroutedDuplicateAndRefusedEventsAreNotEnqueued(t *testing.T, s OutboxStore) {
+	ctx := context.Background()
+	e := NewTestEvent("e", nil)
+	_, err := s.Append(ctx, "a", sourcing.NoStream, e, NewTestEvent("internal", nil))
+	require.NoError(t, err)
+	_, err = s.Append(ctx, "a", sourcing.Any, e) // duplicate
+	require.NoError(t, err)
+	_, err = s.Append(ctx, "a", sourcing.NoStream, NewTestEvent("e", nil)) // conflict
+	require.ErrorIs(t, err, sourcing.ErrConflict)
+	msgs, err := s.PendingOutbox(ctx, 100)
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	assert.Equal(t, e.ID(), msgs[0].Event.ID())
+}
+
+func outboxMarkSentRemovesFromPendingAndLimitApplies(t *testing.T, s OutboxStore) {
+	ctx := context.Background()
+	_, err := s.Append(ctx, "a", sourcing.Any, events(5, "e")...)
+	require.NoError(t, err)
+	msgs, err := s.PendingOutbox(ctx, 2)
+	require.NoError(t, err)
+	require.Len(t, msgs, 2)
+	require.NoError(t, s.MarkSent(ctx, msgs[0].ID, msgs[1].ID))
+	rest, err := s.PendingOutbox(ctx, 100)
+	require.NoError(t, err)
+	require.Len(t, rest, 3)
+	assert.Greater(t, rest[0].ID, msgs[1].ID)
+	require.NoError(t, s.MarkSent(ctx, rest[0].ID, rest[0].ID)) // twice is harmless
+	require.NoError(t, s.MarkSent(ctx))
+	rest, err = s.PendingOutbox(ctx, 100)
+	require.NoError(t, err)
+	assert.Len(t, rest, 2)
+}
+
+func outboxRelayPublishesInOrderAndMarksSent(t *testing.T, s OutboxStore) {
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		_, err := s.Append(ctx, "a", sourcing.Any, events(4, "e")...)
 		require.NoError(t, err)
 		_, err = s.Append(ctx, "b", sourcing.Any, events(2, "e")...)
 		require.NoError(t, err)
-		// The bus refuses the second event of stream a once.
-		pub := &recordingPublisher{failOnce: map[string]bool{}}
-		msgs, err := s.PendingOutbox(ctx, 100)
-		require.NoError(t, err)
-		pub.failOnce[msgs[1].Event.ID()] = true
-		r := &sourcing.Relay{Outbox: s, Bus: pub}
-		_, err = r.Flush(ctx)
-		require.Error(t, err)
-		assert.True(t, errors.Is(err, errRefused), "the cause is kept: %v", err)
-		left, err := s.PendingOutbox(ctx, 100)
-		require.NoError(t, err)
-		require.Len(t, left, 2, "a's refused event and the one after it stay pending")
-		assert.Equal(t, msgs[1].ID, left[0].ID)
-		assert.Equal(t, msgs[2].ID, left[1].ID)
-		n, err := r.Flush(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, 2, n)
-		assertStreamOrder(t, s, pub.all(), false)
-	})
+	}
+	pub := &recordingPublisher{}
+	r := &sourcing.Relay{Outbox: s, Bus: pub, BatchSize: 5}
+	n, err := r.Flush(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 18, n)
+	left, err := s.PendingOutbox(ctx, 100)
+	require.NoError(t, err)
+	assert.Empty(t, left)
+	assertStreamOrder(t, s, pub.all(), true)
+	for _, p := range pub.all() {
+		assert.Equal(t, "topic-"+p.stream[:1], p.topic)
+	}
+}
+
+func outboxRelayHoldsBackAStreamAfterAFailure(t *testing.T, s OutboxStore) {
+	ctx := context.Background()
+	_, err := s.Append(ctx, "a", sourcing.Any, events(3, "e")...)
+	require.NoError(t, err)
+	_, err = s.Append(ctx, "b", sourcing.Any, events(2, "e")...)
+	require.NoError(t, err)
+	// The bus refuses the second event of stream a once.
+	pub := &recordingPublisher{failOnce: map[string]bool{}}
+	msgs, err := s.PendingOutbox(ctx, 100)
+	require.NoError(t, err)
+	pub.failOnce[msgs[1].Event.ID()] = true
+	r := &sourcing.Relay{Outbox: s, Bus: pub}
+	_, err = r.Flush(ctx)
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, errRefused), "the cause is kept: %v", err)
+	left, err := s.PendingOutbox(ctx, 100)
+	require.NoError(t, err)
+	require.Len(t, left, 2, "a's refused event and the one after it stay pending")
+	assert.Equal(t, msgs[1].ID, left[0].ID)
+	assert.Equal(t, msgs[2].ID, left[1].ID)
+	n, err := r.Flush(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	assertStreamOrder(t, s, pub.all(), false)
 }
 
 var errRefused = errors.New("storetest: publish refused")

@@ -20,21 +20,14 @@ import (
 // refused and changes nothing; keys are independent and may hold any
 // printable text; concurrent advances of a key keep the highest.
 func TestSequenceStore(t *testing.T, newStore func(t *testing.T) sequence.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s sequence.Store)
-	}{
+	tests := cases[sequence.Store]{
 		{"UnknownKeyIsZero", seqUnknown},
 		{"AdvanceStoresAHigherSequence", seqAdvance},
 		{"LowerOrEqualSequenceIsRefused", seqStale},
 		{"KeysAreIndependent", seqKeys},
 		{"ConcurrentAdvancesKeepTheHighest", seqConcurrent},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newStore(t))
-		})
-	}
+	tests.run(t, newStore)
 }
 
 func lastSeq(t *testing.T, s sequence.Store, key string) uint64 {

@@ -14,6 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Event Grid speaks CloudEvents 1.0 in the JSON event format natively, so an
@@ -36,7 +37,7 @@ import (
 
 // toAzure converts an event for the Azure SDK clients and returns the size of
 // its JSON form, which is what Event Grid counts against its limits.
-func toAzure(e *crossbus.Event) (messaging.CloudEvent, int, error) {
+func toAzure(e *driver.Event) (messaging.CloudEvent, int, error) {
 	ce := messaging.CloudEvent{
 		ID:          e.ID(),
 		Source:      e.Source(),
@@ -81,7 +82,7 @@ func toAzure(e *crossbus.Event) (messaging.CloudEvent, int, error) {
 // dataJSON chooses how the Azure SDK writes the data: json.RawMessage becomes
 // "data" as is, a string becomes a "data" string, []byte becomes
 // "data_base64".
-func dataJSON(e *crossbus.Event) any {
+func dataJSON(e *driver.Event) any {
 	d := e.DataEncoded
 	if d == nil {
 		return nil
@@ -139,7 +140,7 @@ func isTextType(ct string) bool {
 // DecodeCloudEvent decodes one CloudEvent in the JSON event format (the form
 // Event Grid stores, delivers and returns from a receive). It accepts events
 // written by any CloudEvents producer and reports which attribute is wrong.
-func DecodeCloudEvent(raw []byte) (*crossbus.Event, error) {
+func DecodeCloudEvent(raw []byte) (*driver.Event, error) {
 	if !utf8.Valid(raw) {
 		return nil, errNotUTF8
 	}
@@ -199,7 +200,7 @@ func structuredJSONData(raw []byte) ([]byte, bool) {
 }
 
 // normalizeTime keeps times in UTC, as crossbus writes them.
-func normalizeTime(e *crossbus.Event) {
+func normalizeTime(e *driver.Event) {
 	if t := e.Time(); !t.IsZero() {
 		e.SetTime(t.UTC())
 	}

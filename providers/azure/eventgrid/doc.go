@@ -13,13 +13,35 @@
 //   - Webhook is the http.Handler those pushes arrive at: CloudEvents 1.0
 //     schema with the abuse-protection OPTIONS handshake, or the Event Grid
 //     event schema with its SubscriptionValidationEvent; single events and
-//     batches; optional authentication. Each event runs through a
-//     crossbus.Endpoint, the same pipeline a pulled event runs through.
+//     batches. Each event runs through a crossbus.Endpoint, the same
+//     pipeline a pulled event runs through.
 //
 // Sub-package functions serves endpoints as an Azure Functions custom
 // handler (Service Bus and Event Grid triggers); sub-package egtest is an
 // HTTPS test server that speaks the Event Grid data plane the Azure SDK
 // clients use.
+//
+// # Authenticating pushes
+//
+// A Webhook authenticates its callers unless told otherwise: NewWebhook
+// refuses WebhookOptions that set neither Auth nor
+// InsecureNoAuthentication. Event Grid offers two ways, each one line:
+//
+//	// Microsoft Entra ID delivery authentication: Event Grid sends a token
+//	// for the webhook's application; EntraID checks it against the tenant's keys.
+//	eventgrid.WebhookOptions{Auth: eventgrid.BearerToken{Verifier: eventgrid.NewEntraID(tenantID, "api://my-webhook")}}
+//
+//	// A secret in the endpoint URL (https://host/events?secret=...) or in a
+//	// delivery header of the event subscription.
+//	eventgrid.WebhookOptions{Auth: eventgrid.SharedSecret{Secret: os.Getenv("WEBHOOK_SECRET")}}
+//
+// Authentication runs on the URL and headers before a byte of the body is
+// read; refused requests get 401, which Event Grid does not retry (503 if
+// the tenant's keys cannot be fetched, which it does). NewWebhook refuses
+// an Auth that would refuse everything (an empty secret, a bearer token
+// without verifier, an EntraID without tenant or audience). Set
+// InsecureNoAuthentication only behind something that authenticates
+// callers itself, or for local development.
 //
 // # URLs
 //

@@ -9,6 +9,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Event types Event Grid sends to a webhook about the subscription itself.
@@ -50,7 +51,7 @@ type eventGridEvent struct {
 //
 // metadataVersion is dropped: it versions the envelope, not the event. id,
 // topic and eventType are required.
-func DecodeEventGridEvent(raw []byte) (*crossbus.Event, error) {
+func DecodeEventGridEvent(raw []byte) (*driver.Event, error) {
 	if !utf8.Valid(raw) {
 		return nil, errNotUTF8
 	}
@@ -61,7 +62,7 @@ func DecodeEventGridEvent(raw []byte) (*crossbus.Event, error) {
 	return g.cloudEvent()
 }
 
-func (g *eventGridEvent) cloudEvent() (*crossbus.Event, error) {
+func (g *eventGridEvent) cloudEvent() (*driver.Event, error) {
 	for _, f := range [...]struct{ name, v string }{{"id", g.ID}, {"topic", g.Topic}, {"eventType", g.EventType}} {
 		if f.v == "" {
 			return nil, fmt.Errorf("eventgrid: Event Grid event %q: %s is missing", g.ID, f.name)
@@ -96,7 +97,7 @@ func (g *eventGridEvent) cloudEvent() (*crossbus.Event, error) {
 
 // DecodeEvent decodes one JSON event in either schema: an object with
 // "specversion" is a CloudEvent, one with "eventType" an Event Grid event.
-func DecodeEvent(raw []byte) (*crossbus.Event, error) {
+func DecodeEvent(raw []byte) (*driver.Event, error) {
 	if !utf8.Valid(raw) {
 		return nil, errNotUTF8
 	}
@@ -108,7 +109,7 @@ func DecodeEvent(raw []byte) (*crossbus.Event, error) {
 }
 
 // decode finishes DecodeEvent for an object already read into g.
-func (g *eventGridEvent) decode(raw []byte) (*crossbus.Event, error) {
+func (g *eventGridEvent) decode(raw []byte) (*driver.Event, error) {
 	switch {
 	case g.SpecVersion != "":
 		return DecodeCloudEvent(raw)

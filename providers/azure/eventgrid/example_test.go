@@ -70,8 +70,9 @@ func ExampleNamespace_open() {
 	defer bus.Close(ctx)
 }
 
-// Serve an Event Grid webhook subscription: the handler answers the
-// validation handshakes and runs each pushed event through the route.
+// Serve an Event Grid webhook subscription: the handler checks the secret
+// in the subscription's endpoint URL, answers the validation handshakes and
+// runs each pushed event through the route.
 func ExampleNewWebhook() {
 	ctx := context.Background()
 	bus, _ := crossbus.New(memory.New(memory.Options{AutoCreate: true}))
@@ -83,7 +84,8 @@ func ExampleNewWebhook() {
 	if err != nil {
 		panic(err)
 	}
-	hook, err := eventgrid.NewWebhook(ep, eventgrid.WebhookOptions{Auth: eventgrid.SharedSecret{Secret: "s3cret"}})
+	secret := "kX3v9qR2mT7wZ1pL" // in production: a long random secret, e.g. os.Getenv("WEBHOOK_SECRET")
+	hook, err := eventgrid.NewWebhook(ep, eventgrid.WebhookOptions{Auth: eventgrid.SharedSecret{Secret: secret}})
 	if err != nil {
 		panic(err)
 	}
@@ -92,22 +94,54 @@ func ExampleNewWebhook() {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	// What Event Grid sends for a blob upload (Event Grid event schema).
+	// What Event Grid sends for a blob upload (Event Grid event schema) to
+	// the subscription's endpoint URL, https://host/events?secret=....
 	body := `[{"id":"1","topic":"/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct",
 	  "subject":"/blobServices/default/containers/uploads/blobs/cat.png","eventType":"Microsoft.Storage.BlobCreated",
 	  "eventTime":"2026-11-29T10:00:00Z","data":{"api":"PutBlob"},"dataVersion":"1.0","metadataVersion":"1"}]`
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/events?secret=s3cret", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("aeg-delivery-count", "0")
-	resp, err := http.DefaultClient.Do(req)
+	send := func(url string) int {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("aeg-delivery-count", "0")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	fmt.Println("without the secret:", send(srv.URL+"/events"))
+	fmt.Println("with it:", send(srv.URL+"/events?secret="+secret))
+	// Output:
+	// without the secret: 401
+	// handled Microsoft.Storage.BlobCreated /blobServices/default/containers/uploads/blobs/cat.png
+	// with it: 200
+}
+
+// Authenticate Event Grid's pushes with Microsoft Entra ID: the event
+// subscription delivers with Entra ID authentication to the webhook's
+// application, and the Webhook accepts only Event Grid's tokens for it,
+// checked against the tenant's published keys before the body is read.
+func ExampleNewEntraID() {
+	ctx := context.Background()
+	bus, _ := crossbus.New(memory.New(memory.Options{AutoCreate: true}))
+	defer bus.Close(ctx)
+	ep, err := bus.NewEndpoint("uploads", "thumbnails", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
+		return nil
+	}), crossbus.WithDeadLetterTopic("uploads-dead"))
 	if err != nil {
 		panic(err)
 	}
-	resp.Body.Close()
-	fmt.Println("status", resp.StatusCode)
-	// Output:
-	// handled Microsoft.Storage.BlobCreated /blobServices/default/containers/uploads/blobs/cat.png
-	// status 200
+	hook, err := eventgrid.NewWebhook(ep, eventgrid.WebhookOptions{
+		Auth: eventgrid.BearerToken{Verifier: eventgrid.NewEntraID(
+			"72f988bf-86f1-41af-91ab-2d7cd011db47", // the tenant of the webhook's application
+			"api://thumbnails-webhook",             // its Application ID URI, as the event subscription names it
+		)},
+	})
+	if err != nil {
+		panic(err)
+	}
+	http.Handle("/events", hook)
 }
 
 // Publish to a basic topic, which pushes to its subscribers.

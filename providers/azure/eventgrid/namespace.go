@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -14,23 +13,16 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 func init() {
-	crossbus.Register("azeventgridns", func(ctx context.Context, u *url.URL) (driver.Provider, error) {
-		o, err := namespaceOptionsFromURL(u)
-		if err != nil {
-			return nil, err
-		}
+	crossbus.Register("azeventgridns", providerkit.Opener(namespaceOptionsFromURL, func(_ context.Context, o NamespaceOptions) (*Namespace, error) {
 		return NewNamespace(o)
-	})
-	crossbus.Register("azeventgrid", func(ctx context.Context, u *url.URL) (driver.Provider, error) {
-		o, err := topicsOptionsFromURL(u)
-		if err != nil {
-			return nil, err
-		}
+	}))
+	crossbus.Register("azeventgrid", providerkit.Opener(topicsOptionsFromURL, func(_ context.Context, o TopicsOptions) (*Topics, error) {
 		return NewTopics(o)
-	})
+	}))
 }
 
 // Namespace is the crossbus provider for Event Grid namespaces: it publishes
@@ -48,10 +40,10 @@ type Namespace struct {
 	opts NamespaceOptions
 	pub  publisher
 
-	mu        sync.Mutex
-	senders   map[string]*aznamespaces.SenderClient
-	receivers map[*receiver]struct{}
-	closed    bool
+	receivers providerkit.Receivers[*receiver]
+
+	mu      sync.Mutex
+	senders map[string]*aznamespaces.SenderClient
 }
 
 // NewNamespace returns a provider for the namespace at opts.Endpoint.
@@ -60,7 +52,7 @@ func NewNamespace(opts NamespaceOptions) (*Namespace, error) {
 		return nil, err
 	}
 	return &Namespace{opts: opts, pub: publisher{maxCount: MaxNamespaceBatch, what: "namespace topic"},
-		senders: map[string]*aznamespaces.SenderClient{}, receivers: map[*receiver]struct{}{}}, nil
+		senders: map[string]*aznamespaces.SenderClient{}}, nil
 }
 
 // Capabilities reports what Event Grid namespaces do natively.
@@ -100,7 +92,7 @@ func (n *Namespace) As(target any) bool {
 func (n *Namespace) SenderClient(topic string) (*aznamespaces.SenderClient, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
+	if n.receivers.Closed() {
 		return nil, fmt.Errorf("eventgrid: namespace provider: %w", driver.ErrClosed)
 	}
 	if c := n.senders[topic]; c != nil {
@@ -132,7 +124,7 @@ func (n *Namespace) ReceiverClient(topic, subscription string) (*aznamespaces.Re
 
 // Publish sends events to a namespace topic in batches of at most 1,000
 // events and 1 MiB of JSON; see publisher for how failures are isolated.
-func (n *Namespace) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
+func (n *Namespace) Publish(ctx context.Context, topic string, events []*driver.Event) error {
 	c, err := n.SenderClient(topic)
 	if err != nil {
 		return err
@@ -174,12 +166,10 @@ func (n *Namespace) Subscribe(ctx context.Context, spec driver.SubscriptionSpec)
 		return nil, mapError(fmt.Sprintf("open event subscription %q of topic %q", spec.Name, spec.Topic), err, driver.ErrSubscriptionNotFound)
 	}
 	r := newReceiver(n, c, spec)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
+	if !n.receivers.Add(r) {
+		_ = r.Close(ctx)
 		return nil, fmt.Errorf("eventgrid: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
-	n.receivers[r] = struct{}{}
 	return r, nil
 }
 
@@ -190,27 +180,8 @@ const MaxDeliveryCount = 10
 // probeLockToken is a lock token that matches no event.
 const probeLockToken = "crossbus-subscription-probe"
 
-func (n *Namespace) forget(r *receiver) {
-	n.mu.Lock()
-	delete(n.receivers, r)
-	n.mu.Unlock()
-}
-
 // Close stops every receiver opened from the provider.
 func (n *Namespace) Close(ctx context.Context) error {
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return nil
-	}
-	n.closed = true
-	rs := make([]*receiver, 0, len(n.receivers))
-	for r := range n.receivers {
-		rs = append(rs, r)
-	}
-	n.mu.Unlock()
-	for _, r := range rs {
-		_ = r.Close(ctx)
-	}
-	return nil
+	_, err := n.receivers.Close(ctx)
+	return err
 }

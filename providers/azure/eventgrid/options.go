@@ -1,6 +1,8 @@
 package eventgrid
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 // DefaultKeyEnv is the environment variable the URL openers read an access
@@ -64,15 +67,13 @@ func (o *NamespaceOptions) validate() error {
 	if err := checkAuth("NamespaceOptions", o.Key, o.Credential); err != nil {
 		return err
 	}
+	o.LockDuration = cmp.Or(o.LockDuration, DefaultLockDuration)
+	o.MaxWaitTime = cmp.Or(o.MaxWaitTime, 60*time.Second)
 	switch {
-	case o.LockDuration == 0:
-		o.LockDuration = DefaultLockDuration
 	case o.LockDuration < 0 || o.LockDuration > MaxLockDuration:
 		return fmt.Errorf("%w: NamespaceOptions.LockDuration must be between 0 and %v, got %v", driver.ErrInvalidOption, MaxLockDuration, o.LockDuration)
 	}
 	switch {
-	case o.MaxWaitTime == 0:
-		o.MaxWaitTime = 60 * time.Second
 	case o.MaxWaitTime < MinMaxWaitTime || o.MaxWaitTime > MaxMaxWaitTime:
 		return fmt.Errorf("%w: NamespaceOptions.MaxWaitTime must be between %v and %v, got %v", driver.ErrInvalidOption, MinMaxWaitTime, MaxMaxWaitTime, o.MaxWaitTime)
 	}
@@ -130,55 +131,33 @@ func checkAuth(what, key string, cred azcore.TokenCredential) error {
 	return nil
 }
 
-// urlParams reads the query parameters the openers share and reports unknown
-// ones.
-type urlParams struct {
-	v     url.Values
-	known []string
-}
-
-func (p *urlParams) get(name string) string {
-	p.known = append(p.known, name)
-	return p.v.Get(name)
-}
-
-func (p *urlParams) unknown() error {
-	for k := range p.v {
-		found := false
-		for _, n := range p.known {
-			found = found || n == k
+// durationParam is a duration parameter that also takes whole seconds
+// ("60" is "60s").
+func durationParam(name string, p *time.Duration, doc string) providerkit.Param {
+	return providerkit.Func(name, doc, func(v string) error {
+		if n, err := strconv.Atoi(v); err == nil {
+			*p = time.Duration(n) * time.Second
+			return nil
 		}
-		if !found {
-			return fmt.Errorf("%w: unknown parameter %q (known: %s)", driver.ErrInvalidURL, k, strings.Join(p.known, ", "))
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("not a duration (e.g. 60s)")
 		}
-	}
-	return nil
+		*p = d
+		return nil
+	})
 }
 
-func (p *urlParams) duration(name string) (time.Duration, error) {
-	s := p.get(name)
-	if s == "" {
-		return 0, nil
-	}
-	if n, err := strconv.Atoi(s); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%w: parameter %s=%q is not a duration (e.g. 60s)", driver.ErrInvalidURL, name, s)
-	}
-	return d, nil
+// keyEnvParam names the environment variable the access key is read from.
+func keyEnvParam(env *string) providerkit.Param {
+	return providerkit.String("keyenv", env, "environment variable holding the access key (default "+DefaultKeyEnv+")")
 }
 
-// credentials returns the key from the environment variable the URL names
-// (keyenv=, default AZURE_EVENTGRID_KEY) or, when it is unset, the Azure
-// default credential chain (environment, workload identity, managed
-// identity, Azure CLI).
-func (p *urlParams) credentials() (string, azcore.TokenCredential, error) {
-	env := p.get("keyenv")
-	if env == "" {
-		env = DefaultKeyEnv
-	}
+// credentials returns the key from the environment variable env (default
+// AZURE_EVENTGRID_KEY) or, when it is unset, the Azure default credential
+// chain (environment, workload identity, managed identity, Azure CLI).
+func credentials(env string) (string, azcore.TokenCredential, error) {
+	env = cmp.Or(env, DefaultKeyEnv)
 	if key := os.Getenv(env); key != "" {
 		return key, nil, nil
 	}
@@ -199,27 +178,29 @@ func namespaceOptionsFromURL(u *url.URL) (NamespaceOptions, error) {
 	if u.Path != "" && u.Path != "/" {
 		return o, fmt.Errorf("%w: %s URL takes no path (topics and subscriptions are named by Publish and Subscribe), got %q", driver.ErrInvalidURL, u.Scheme, u.Path)
 	}
-	p := &urlParams{v: u.Query()}
 	o.Endpoint = "https://" + u.Host
+	var env string
+	params := providerkit.Params{
+		durationParam("lockduration", &o.LockDuration, "the event subscriptions' receive lock duration"),
+		durationParam("maxwait", &o.MaxWaitTime, "longest wait of one receive request"),
+		providerkit.Func("deadletter", "native or topic (the default)", func(v string) error {
+			switch v {
+			case "", "topic":
+				o.NativeDeadLetter = false
+			case "native":
+				o.NativeDeadLetter = true
+			default:
+				return errors.New("want native or topic")
+			}
+			return nil
+		}),
+		keyEnvParam(&env),
+	}
+	if err := params.Parse(u.Scheme+" URL", u.Query()); err != nil {
+		return o, err
+	}
 	var err error
-	if o.LockDuration, err = p.duration("lockduration"); err != nil {
-		return o, err
-	}
-	if o.MaxWaitTime, err = p.duration("maxwait"); err != nil {
-		return o, err
-	}
-	switch dl := p.get("deadletter"); dl {
-	case "", "topic":
-	case "native":
-		o.NativeDeadLetter = true
-	default:
-		return o, fmt.Errorf("%w: parameter deadletter=%q: want native or topic", driver.ErrInvalidURL, dl)
-	}
-	p.get("keyenv")
-	if err := p.unknown(); err != nil {
-		return o, err
-	}
-	o.Key, o.Credential, err = p.credentials()
+	o.Key, o.Credential, err = credentials(env)
 	return o, err
 }
 
@@ -231,8 +212,14 @@ func topicsOptionsFromURL(u *url.URL) (TopicsOptions, error) {
 	if u.Host == "" {
 		return o, fmt.Errorf("%w: %s URL needs the topic endpoint host, e.g. %s://my-topic.westeurope-1.eventgrid.azure.net", driver.ErrInvalidURL, u.Scheme, u.Scheme)
 	}
-	p := &urlParams{v: u.Query()}
-	name := p.get("topic")
+	var name, env string
+	params := providerkit.Params{
+		providerkit.String("topic", &name, "the topic's name in Publish (default: the host's first label)"),
+		keyEnvParam(&env),
+	}
+	if err := params.Parse(u.Scheme+" URL", u.Query()); err != nil {
+		return o, err
+	}
 	if name == "" {
 		name, _, _ = strings.Cut(u.Hostname(), ".")
 	}
@@ -241,11 +228,7 @@ func topicsOptionsFromURL(u *url.URL) (TopicsOptions, error) {
 		path = "/api/events"
 	}
 	o.Endpoints = map[string]string{name: "https://" + u.Host + path}
-	p.get("keyenv")
-	if err := p.unknown(); err != nil {
-		return o, err
-	}
 	var err error
-	o.Key, o.Credential, err = p.credentials()
+	o.Key, o.Credential, err = credentials(env)
 	return o, err
 }

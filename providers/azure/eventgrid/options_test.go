@@ -37,7 +37,7 @@ func TestNamespaceURL(t *testing.T) {
 		{url: "azeventgridns://ns/orders", wantErr: "takes no path"},
 		{url: "azeventgridns://ns?deadletter=blob", wantErr: "deadletter"},
 		{url: "azeventgridns://ns?lockduration=soon", wantErr: "lockduration"},
-		{url: "azeventgridns://ns?subscription=x", wantErr: `unknown parameter "subscription"`},
+		{url: "azeventgridns://ns?subscription=x", wantErr: `unknown azeventgridns URL parameter "subscription"`},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			u, err := url.Parse(tc.url)

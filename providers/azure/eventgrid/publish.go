@@ -43,7 +43,7 @@ type publisher struct {
 	what     string // "namespace topic" or "topic", for messages
 }
 
-func (p publisher) publish(ctx context.Context, topic string, events []*crossbus.Event, send sendFunc) error {
+func (p publisher) publish(ctx context.Context, topic string, events []*driver.Event, send sendFunc) error {
 	errs := make([]error, len(events))
 	conv := make([]messaging.CloudEvent, 0, len(events))
 	idx := make([]int, 0, len(events))
@@ -99,7 +99,7 @@ func (p publisher) sendIsolating(ctx context.Context, topic string, batch []mess
 
 // collect turns per-event errors into the Provider.Publish result: nil, the
 // one error every event failed with, or a *crossbus.PublishError.
-func collect(events []*crossbus.Event, errs []error) error {
+func collect(events []*driver.Event, errs []error) error {
 	var failed []crossbus.EventError
 	same := true
 	for i, err := range errs {

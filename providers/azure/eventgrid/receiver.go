@@ -13,7 +13,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/aznamespaces"
 
-	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 )
 
@@ -133,7 +132,7 @@ func (r *receiver) poll(ctx context.Context, maxEvents int32) ([]received, error
 type received struct {
 	token string
 	count int
-	ev    *crossbus.Event
+	ev    *driver.Event
 	err   error           // the event did not decode
 	raw   json.RawMessage // the event as it arrived, when it did not decode
 }
@@ -175,14 +174,14 @@ func decodeReceiveResult(body []byte) ([]received, error) {
 // returns ErrClosed. Deliveries already returned can still be settled.
 func (r *receiver) Close(ctx context.Context) error {
 	r.closeFn()
-	r.ns.forget(r)
+	r.ns.receivers.Remove(r)
 	return nil
 }
 
 // delivery is one locked event.
 type delivery struct {
 	r  *receiver
-	ev *crossbus.Event
+	ev *driver.Event
 	// decodeErr says why the event Event Grid delivered does not decode;
 	// ev is then its placeholder (UndecodableEvent).
 	decodeErr error
@@ -195,7 +194,7 @@ type delivery struct {
 	renewed time.Time // when the lock was last taken or renewed; guarded by r.mu
 }
 
-func (d *delivery) Event() *crossbus.Event { return d.ev }
+func (d *delivery) Event() *driver.Event { return d.ev }
 
 // DecodeError implements driver.Undecodable: nil unless the event does
 // not decode.

@@ -9,7 +9,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/messaging"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/azeventgrid"
 
-	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 )
 
@@ -85,7 +84,7 @@ func (t *Topics) Client(topic string) (*azeventgrid.Client, error) {
 
 // Publish sends events to a basic topic in batches of at most 5,000 events
 // and 1 MiB of JSON, isolating refused events as Namespace.Publish does.
-func (t *Topics) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
+func (t *Topics) Publish(ctx context.Context, topic string, events []*driver.Event) error {
 	c, err := t.Client(topic)
 	if err != nil {
 		return err

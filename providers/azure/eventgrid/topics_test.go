@@ -125,7 +125,7 @@ func TestWebhookEndToEndFromABasicEventGridSchemaTopic(t *testing.T) {
 	srv := newServer(t)
 	_, err := srv.CreateBasicTopic("storage", egtest.EventGridSchema)
 	require.NoError(t, err)
-	p := newPushEnv(t, eventgrid.WebhookOptions{})
+	p := newPushEnv(t, eventgrid.WebhookOptions{InsecureNoAuthentication: true})
 	ctx := testCtx(t)
 	require.NoError(t, srv.AddWebhook(ctx, "storage", egtest.Webhook{Name: "thumbnails", URL: p.srv.URL + "/events"}),
 		"the SubscriptionValidationEvent handshake succeeds")
@@ -189,7 +189,7 @@ func TestWebhookBatchRetryWithIdempotentHandlers(t *testing.T) {
 	ep, err := b.NewEndpoint("orders", "billing", s, crossbus.WithDeadLetterTopic("dead"),
 		crossbus.WithIdempotency(crossbus.NewMemoryIdempotencyStore(0), crossbus.IdempotencyOptions{}))
 	require.NoError(t, err)
-	hook, err := eventgrid.NewWebhook(ep, eventgrid.WebhookOptions{})
+	hook, err := eventgrid.NewWebhook(ep, eventgrid.WebhookOptions{InsecureNoAuthentication: true})
 	require.NoError(t, err)
 	web := httptest.NewServer(hook)
 	defer web.Close()

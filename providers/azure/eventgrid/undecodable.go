@@ -17,7 +17,7 @@ import (
 // the raw event's "id" member (or a hash of raw when it has none), and its
 // source the raw event's "source" (CloudEvents) or "topic" (Event Grid
 // schema) member when that is a URI reference, else fallbackSource.
-func UndecodableEvent(raw []byte, fallbackSource string) *crossbus.Event {
+func UndecodableEvent(raw []byte, fallbackSource string) *driver.Event {
 	var probe struct {
 		ID     any `json:"id"`
 		Source any `json:"source"`
@@ -60,7 +60,7 @@ func (u undecodable) DecodeError() error { return u.err }
 // event and, when decodeErr is not nil, marks it undecodable
 // (driver.Undecodable) so that the portable layer dead-letters it; the
 // *driver.PushDelivery reports the outcome either way.
-func PushDelivery(e *crossbus.Event, attempt int, decodeErr error) (*driver.PushDelivery, driver.Delivery) {
+func PushDelivery(e *driver.Event, attempt int, decodeErr error) (*driver.PushDelivery, driver.Delivery) {
 	d := driver.NewPushDelivery(e, attempt)
 	if decodeErr != nil {
 		return d, undecodable{PushDelivery: d, err: decodeErr}

@@ -1,6 +1,7 @@
 package eventgrid
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,20 +21,35 @@ import (
 // abuse-protection handshake and with every CloudEvents delivery.
 const Origin = "eventgrid.azure.net"
 
-// DefaultMaxBodyBytes bounds a push request body. Event Grid batches are at
+// DefaultMaxBodyBytes bounds a push request body unless
+// WebhookOptions.MaxBodyBytes says otherwise. Event Grid batches are at
 // most 1 MiB; the margin covers other senders.
 const DefaultMaxBodyBytes = 4 << 20
 
-// WebhookOptions configure a Webhook. The zero value is valid.
+// WebhookOptions configure a Webhook. A Webhook authenticates its callers
+// unless told otherwise: set Auth, or set InsecureNoAuthentication where
+// something in front of the Webhook already authenticates them.
 type WebhookOptions struct {
-	// Auth authenticates every request; nil accepts all. A request it
-	// refuses gets 401, which Event Grid does not retry.
+	// Auth authenticates every request before its body is read: a refused
+	// request gets 401, which Event Grid does not retry, and not a byte of
+	// its body is read. SharedSecret (a secret in the endpoint URL or a
+	// delivery header) or BearerToken with EntraID (Microsoft Entra ID
+	// delivery authentication). NewWebhook refuses options with neither
+	// Auth nor InsecureNoAuthentication, and an Auth that would refuse
+	// every request (an empty secret, a bearer token without verifier).
 	Auth Authenticator
+	// InsecureNoAuthentication accepts every caller without checking who
+	// it is. Set it only where something in front of the Webhook
+	// authenticates callers (an API gateway, App Service authentication)
+	// or for local development; anywhere else anyone who can reach the URL
+	// can inject events. It cannot be combined with Auth.
+	InsecureNoAuthentication bool
 	// AllowUnauthenticatedHandshake exempts the validation handshakes (the
-	// CloudEvents OPTIONS request and the Event Grid
-	// SubscriptionValidationEvent) from Auth, for secrets sent as delivery
-	// headers, which the handshake may not carry. Deliveries are still
-	// authenticated.
+	// CloudEvents OPTIONS request, and a POST marked "aeg-event-type:
+	// SubscriptionValidation" whose body is a SubscriptionValidationEvent)
+	// from Auth, for secrets sent as delivery headers, which the handshake
+	// may not carry. Such a POST is read up to 64 KiB and answered 401
+	// unless it is a validation; deliveries are always authenticated.
 	AllowUnauthenticatedHandshake bool
 	// AllowedOrigins are the WebHook-Request-Origin values the CloudEvents
 	// handshake grants (default: Event Grid's, "eventgrid.azure.net").
@@ -41,18 +58,27 @@ type WebhookOptions struct {
 	// AllowedRate is the WebHook-Allowed-Rate granted, in requests per
 	// minute (0 grants "*", no limit).
 	AllowedRate int
-	// MaxBodyBytes bounds a request body (default DefaultMaxBodyBytes);
-	// larger requests get 413.
+	// MaxBodyBytes bounds a request body: 0 means DefaultMaxBodyBytes, a
+	// negative value is refused by NewWebhook. A request over the limit
+	// gets 413 and is not read further (not at all when its Content-Length
+	// says so).
 	MaxBodyBytes int64
 	// Concurrency is how many events of one batch are handled at once
 	// (default 1: one after another, in delivery order).
 	Concurrency int
 }
 
+// maxHandshakeBytes bounds the body of an unauthenticated validation
+// handshake (AllowUnauthenticatedHandshake); a SubscriptionValidationEvent
+// is well under 1 KiB.
+const maxHandshakeBytes = 64 << 10
+
 // Webhook is the http.Handler for Event Grid webhook event subscriptions
 // (basic topics, system topics, domains and namespace push subscriptions).
-// It answers the validation handshakes, decodes each push (see DecodePush)
-// and runs every event through a crossbus.Endpoint, so filters, middleware,
+// It authenticates each request (WebhookOptions.Auth) before reading its
+// body, answers the validation handshakes, decodes each push (see
+// DecodePush) and runs every event through a crossbus.Endpoint, so
+// filters, middleware,
 // idempotency, the retry policy and dead-lettering behave as for pulled
 // events. The attempt number is Event Grid's aeg-delivery-count header + 1.
 //
@@ -71,17 +97,36 @@ type WebhookOptions struct {
 //     it is delivered as undecodable (driver.Undecodable), and the
 //     portable layer dead-letters its placeholder (UndecodableEvent) to the
 //     route's dead-letter topic without running the handler;
-//   - 401: authentication failed (not retried); 413: body too large.
+//   - 401: authentication failed (not retried), answered before a byte of
+//     the body is read; 503 when the authenticator cannot fetch its keys;
+//   - 413: body over MaxBodyBytes, answered without reading further.
 type Webhook struct {
 	ep   *crossbus.Endpoint
 	opts WebhookOptions
 }
 
 // NewWebhook returns a Webhook that delivers to ep (see Router.Endpoint and
-// Bus.NewEndpoint).
+// Bus.NewEndpoint). It refuses options that set neither Auth nor
+// InsecureNoAuthentication (or both), an Auth that would refuse every
+// request, and negative MaxBodyBytes, AllowedRate or Concurrency.
 func NewWebhook(ep *crossbus.Endpoint, opts WebhookOptions) (*Webhook, error) {
 	if ep == nil {
 		return nil, fmt.Errorf("%w: eventgrid: NewWebhook needs an endpoint", driver.ErrInvalidOption)
+	}
+	switch {
+	case opts.Auth == nil && !opts.InsecureNoAuthentication:
+		return nil, fmt.Errorf("%w: eventgrid: NewWebhook: no WebhookOptions.Auth: set one (eventgrid.SharedSecret{Secret: ...}, "+
+			"or eventgrid.BearerToken{Verifier: eventgrid.NewEntraID(tenantID, audience)}), or set "+
+			"WebhookOptions.InsecureNoAuthentication to accept unauthenticated callers (local development, "+
+			"or behind something that authenticates them)", driver.ErrInvalidOption)
+	case opts.Auth != nil && opts.InsecureNoAuthentication:
+		return nil, fmt.Errorf("%w: eventgrid: NewWebhook: WebhookOptions.Auth and WebhookOptions.InsecureNoAuthentication are both set; set one", driver.ErrInvalidOption)
+	}
+	if err := validate(opts.Auth); err != nil {
+		return nil, fmt.Errorf("%w: eventgrid: NewWebhook: WebhookOptions.Auth: %v", driver.ErrInvalidOption, err)
+	}
+	if opts.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("%w: eventgrid: WebhookOptions.MaxBodyBytes must not be negative (0 means DefaultMaxBodyBytes), got %d", driver.ErrInvalidOption, opts.MaxBodyBytes)
 	}
 	if opts.AllowedRate < 0 {
 		return nil, fmt.Errorf("%w: eventgrid: WebhookOptions.AllowedRate must not be negative, got %d", driver.ErrInvalidOption, opts.AllowedRate)
@@ -92,12 +137,10 @@ func NewWebhook(ep *crossbus.Endpoint, opts WebhookOptions) (*Webhook, error) {
 	if len(opts.AllowedOrigins) == 0 {
 		opts.AllowedOrigins = []string{Origin}
 	}
-	if opts.MaxBodyBytes <= 0 {
+	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if opts.Concurrency == 0 {
-		opts.Concurrency = 1
-	}
+	opts.Concurrency = cmp.Or(opts.Concurrency, 1)
 	return &Webhook{ep: ep, opts: opts}, nil
 }
 
@@ -114,22 +157,40 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (w *Webhook) authenticate(rw http.ResponseWriter, r *http.Request) bool {
+// authenticate runs Auth; nil without one (InsecureNoAuthentication).
+func (w *Webhook) authenticate(r *http.Request) error {
 	if w.opts.Auth == nil {
-		return true
+		return nil
 	}
-	if err := w.opts.Auth.Authenticate(r); err != nil {
-		rw.Header().Set("WWW-Authenticate", "Bearer")
-		http.Error(rw, "unauthorized", http.StatusUnauthorized)
-		return false
+	return w.opts.Auth.Authenticate(r)
+}
+
+// refuse answers a request that was not authenticated, without reading its
+// body: the connection is closed so the server does not read it either.
+func refuse(rw http.ResponseWriter, err error) {
+	rw.Header().Set("Connection", "close")
+	if errors.Is(err, ErrKeysUnavailable) {
+		http.Error(rw, "cannot authenticate the request now", http.StatusServiceUnavailable)
+		return
 	}
-	return true
+	rw.Header().Set("WWW-Authenticate", "Bearer")
+	http.Error(rw, "unauthorized", http.StatusUnauthorized)
+}
+
+// tooLarge answers a request whose body is over limit, without reading
+// further.
+func tooLarge(rw http.ResponseWriter, limit int64) {
+	rw.Header().Set("Connection", "close")
+	http.Error(rw, fmt.Sprintf("request body over %d bytes", limit), http.StatusRequestEntityTooLarge)
 }
 
 // handshake answers the CloudEvents webhook abuse-protection request.
 func (w *Webhook) handshake(rw http.ResponseWriter, r *http.Request) {
-	if !w.opts.AllowUnauthenticatedHandshake && !w.authenticate(rw, r) {
-		return
+	if !w.opts.AllowUnauthenticatedHandshake {
+		if err := w.authenticate(r); err != nil {
+			refuse(rw, err)
+			return
+		}
 	}
 	origin := r.Header.Get("WebHook-Request-Origin")
 	if origin == "" {
@@ -152,26 +213,52 @@ func (w *Webhook) handshake(rw http.ResponseWriter, r *http.Request) {
 }
 
 func (w *Webhook) deliver(rw http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, w.opts.MaxBodyBytes))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			http.Error(rw, fmt.Sprintf("request body over %d bytes", w.opts.MaxBodyBytes), http.StatusRequestEntityTooLarge)
+	// Authenticate first, from the URL and headers alone. With
+	// AllowUnauthenticatedHandshake, a request that says it is a
+	// validation handshake is read (to 64 KiB) to see whether it is one.
+	handshakeOnly := false
+	if err := w.authenticate(r); err != nil {
+		if !w.opts.AllowUnauthenticatedHandshake || !strings.EqualFold(r.Header.Get("aeg-event-type"), "SubscriptionValidation") {
+			refuse(rw, err)
 			return
 		}
-		http.Error(rw, "cannot read request body", http.StatusBadRequest)
+		handshakeOnly = true
+	}
+	limit := w.opts.MaxBodyBytes
+	if handshakeOnly {
+		limit = min(limit, maxHandshakeBytes)
+	}
+	if r.ContentLength > limit {
+		if handshakeOnly {
+			refuse(rw, ErrUnauthenticated)
+			return
+		}
+		tooLarge(rw, limit)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, limit))
+	if err != nil {
+		var over *http.MaxBytesError
+		switch {
+		case errors.As(err, &over) && handshakeOnly:
+			refuse(rw, ErrUnauthenticated)
+		case errors.As(err, &over):
+			tooLarge(rw, limit)
+		default:
+			http.Error(rw, "cannot read request body", http.StatusBadRequest)
+		}
 		return
 	}
 	push, derr := DecodePush(r.Header, body)
-	isValidation := derr == nil && push.ValidationCode != ""
-	if !(isValidation && w.opts.AllowUnauthenticatedHandshake) && !w.authenticate(rw, r) {
+	if handshakeOnly && (derr != nil || push.ValidationCode == "") {
+		refuse(rw, ErrUnauthenticated) // not a handshake: the exemption does not apply
 		return
 	}
 	if derr != nil {
 		http.Error(rw, derr.Error(), http.StatusBadRequest)
 		return
 	}
-	if isValidation {
+	if push.ValidationCode != "" {
 		rw.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(rw).Encode(map[string]string{"validationResponse": push.ValidationCode})
 		return

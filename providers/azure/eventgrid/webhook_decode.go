@@ -15,6 +15,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/driver"
 )
 
 // Push is a decoded Event Grid push request.
@@ -22,7 +23,7 @@ type Push struct {
 	// Events to dispatch, in delivery order. An event of a batch that does
 	// not decode is its UndecodableEvent placeholder, with the reason at the
 	// same index of DecodeErrors.
-	Events []*crossbus.Event
+	Events []*driver.Event
 	// DecodeErrors is nil when every event decoded; otherwise it has an
 	// entry for each of Events, set for those that did not decode.
 	DecodeErrors []error
@@ -62,7 +63,7 @@ func DecodePush(header http.Header, body []byte) (Push, error) {
 		if err != nil {
 			return Push{}, err
 		}
-		return Push{Events: []*crossbus.Event{ev}}, nil
+		return Push{Events: []*driver.Event{ev}}, nil
 	case mt == "application/cloudevents-batch+json":
 		var raws []json.RawMessage
 		if err := json.Unmarshal(body, &raws); err != nil {
@@ -87,7 +88,7 @@ func decodeBinary(header http.Header, body []byte) (Push, error) {
 		return Push{}, fmt.Errorf("eventgrid: decode binary-mode CloudEvent: %w", err)
 	}
 	normalizeTime(ev)
-	return Push{Events: []*crossbus.Event{ev}}, nil
+	return Push{Events: []*driver.Event{ev}}, nil
 }
 
 func decodeJSON(body []byte) (Push, error) {
@@ -151,8 +152,8 @@ func decodeJSON(body []byte) (Push, error) {
 // decodeAll decodes the elements of a CloudEvents batch; an element that is
 // a JSON object but not a valid event is kept undecodable, anything else
 // refuses the batch.
-func decodeAll(raws []json.RawMessage, decode func([]byte) (*crossbus.Event, error)) (Push, error) {
-	p := Push{Events: make([]*crossbus.Event, 0, len(raws))}
+func decodeAll(raws []json.RawMessage, decode func([]byte) (*driver.Event, error)) (Push, error) {
+	p := Push{Events: make([]*driver.Event, 0, len(raws))}
 	for i, raw := range raws {
 		ev, err := decode(raw)
 		switch {
@@ -167,7 +168,7 @@ func decodeAll(raws []json.RawMessage, decode func([]byte) (*crossbus.Event, err
 	return p, nil
 }
 
-func (p *Push) add(ev *crossbus.Event) {
+func (p *Push) add(ev *driver.Event) {
 	p.Events = append(p.Events, ev)
 	if p.DecodeErrors != nil {
 		p.DecodeErrors = append(p.DecodeErrors, nil)

@@ -190,10 +190,10 @@ func TestWebhookCloudEventsAbuseProtectionHandshake(t *testing.T) {
 		wantRate    string
 		wantConsent bool
 	}{
-		{"event grid is allowed by default", eventgrid.WebhookOptions{}, "eventgrid.azure.net", 200, "eventgrid.azure.net", "*", true},
-		{"other origins are not", eventgrid.WebhookOptions{}, "attacker.example.com", 403, "", "", false},
-		{"a listed origin and a rate", eventgrid.WebhookOptions{AllowedOrigins: []string{"events.example.com"}, AllowedRate: 120}, "events.example.com", 200, "events.example.com", "120", true},
-		{"wildcard", eventgrid.WebhookOptions{AllowedOrigins: []string{"*"}}, "anyone.example.com", 200, "anyone.example.com", "*", true},
+		{"event grid is allowed by default", eventgrid.WebhookOptions{InsecureNoAuthentication: true}, "eventgrid.azure.net", 200, "eventgrid.azure.net", "*", true},
+		{"other origins are not", eventgrid.WebhookOptions{InsecureNoAuthentication: true}, "attacker.example.com", 403, "", "", false},
+		{"a listed origin and a rate", eventgrid.WebhookOptions{InsecureNoAuthentication: true, AllowedOrigins: []string{"events.example.com"}, AllowedRate: 120}, "events.example.com", 200, "events.example.com", "120", true},
+		{"wildcard", eventgrid.WebhookOptions{InsecureNoAuthentication: true, AllowedOrigins: []string{"*"}}, "anyone.example.com", 200, "anyone.example.com", "*", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPushEnv(t, tc.opts)
@@ -208,7 +208,7 @@ func TestWebhookCloudEventsAbuseProtectionHandshake(t *testing.T) {
 }
 
 func TestWebhookEventGridSubscriptionValidation(t *testing.T) {
-	p := newPushEnv(t, eventgrid.WebhookOptions{})
+	p := newPushEnv(t, eventgrid.WebhookOptions{InsecureNoAuthentication: true})
 	body := `[{"id":"2d1781af","topic":"/subscriptions/0000/resourceGroups/rg/providers/Microsoft.EventGrid/topics/t","subject":"",
 	  "data":{"validationCode":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6","validationUrl":"https://rp-eastus2.eventgrid.azure.net:553/eventsubscriptions/s/validate?id=512d38b6"},
 	  "eventType":"Microsoft.EventGrid.SubscriptionValidationEvent","eventTime":"2026-11-29T10:00:00Z","metadataVersion":"1","dataVersion":"2"}]`
@@ -227,7 +227,7 @@ func TestWebhookEventGridSubscriptionValidation(t *testing.T) {
 }
 
 func TestWebhookCloudEventsSingleAndBatch(t *testing.T) {
-	p := newPushEnv(t, eventgrid.WebhookOptions{})
+	p := newPushEnv(t, eventgrid.WebhookOptions{InsecureNoAuthentication: true})
 	p.do(t, pushReq{body: cloudEventJSON("e1"), header: map[string]string{"Content-Type": "application/cloudevents+json; charset=utf-8", "aeg-delivery-count": "0"}, expects: 200})
 	p.do(t, pushReq{body: "[" + cloudEventJSON("e2") + "," + cloudEventJSON("e3") + "," + cloudEventJSON("e4") + "]",
 		header: map[string]string{"Content-Type": "application/cloudevents-batch+json; charset=utf-8", "aeg-delivery-count": "0"}, expects: 200})
@@ -241,7 +241,7 @@ func TestWebhookCloudEventsSingleAndBatch(t *testing.T) {
 }
 
 func TestWebhookEventGridSchemaMapsToCloudEvents(t *testing.T) {
-	p := newPushEnv(t, eventgrid.WebhookOptions{})
+	p := newPushEnv(t, eventgrid.WebhookOptions{InsecureNoAuthentication: true})
 	p.do(t, pushReq{body: blobCreated, header: map[string]string{"Content-Type": "application/json", "aeg-event-type": "Notification", "aeg-delivery-count": "0"}, expects: 200})
 	evs, _ := p.sink.handled()
 	require.Len(t, evs, 2)
@@ -295,7 +295,7 @@ func TestWebhookStatusCodesTellEventGridWhatToDo(t *testing.T) {
 		{name: "a body over the limit is 413", req: pushReq{body: `[` + strings.Repeat(" ", 5<<20) + `]`, header: map[string]string{"Content-Type": "application/json"}, expects: 413}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newPushEnv(t, eventgrid.WebhookOptions{})
+			p := newPushEnv(t, eventgrid.WebhookOptions{InsecureNoAuthentication: true})
 			p.sink.fail = tc.fail
 			if tc.req.header == nil {
 				tc.req.header = map[string]string{}
@@ -321,7 +321,7 @@ func TestWebhookStatusCodesTellEventGridWhatToDo(t *testing.T) {
 }
 
 func TestWebhookAttemptComesFromTheDeliveryCount(t *testing.T) {
-	p := newPushEnv(t, eventgrid.WebhookOptions{})
+	p := newPushEnv(t, eventgrid.WebhookOptions{InsecureNoAuthentication: true})
 	for _, count := range []string{"", "0", "1", "garbage"} {
 		p.do(t, pushReq{body: cloudEventJSON("a"), header: map[string]string{"Content-Type": "application/cloudevents+json", "aeg-delivery-count": count}, expects: 200})
 	}
@@ -353,7 +353,7 @@ func TestWebhookAuthentication(t *testing.T) {
 		opts eventgrid.WebhookOptions
 		reqs []pushReq
 	}{
-		{"off: anyone may push", eventgrid.WebhookOptions{}, []pushReq{
+		{"off: anyone may push", eventgrid.WebhookOptions{InsecureNoAuthentication: true}, []pushReq{
 			{body: cloudEventJSON("a"), header: ce, expects: 200},
 			{method: http.MethodOptions, header: origin, expects: 200},
 		}},
@@ -370,8 +370,11 @@ func TestWebhookAuthentication(t *testing.T) {
 			{body: cloudEventJSON("a"), header: with(ce, "X-Webhook-Secret", "s3cret"), expects: 200},
 			{body: cloudEventJSON("a"), header: ce, expects: 401},
 			{method: http.MethodOptions, header: origin, expects: 200},
-			{body: validation, header: eg, expects: 200},
+			{body: validation, header: with(eg, "aeg-event-type", "SubscriptionValidation"), expects: 200},
+			{body: validation, header: eg, expects: 401}, // Event Grid marks its handshakes
 			{body: blobCreated, header: eg, expects: 401},
+			{body: blobCreated, header: with(eg, "aeg-event-type", "SubscriptionValidation"), expects: 401}, // marked, but not a handshake
+			{body: cloudEventJSON("a"), header: with(ce, "aeg-event-type", "SubscriptionValidation"), expects: 401},
 		}},
 		{"Entra ID bearer token", eventgrid.WebhookOptions{Auth: bearer}, []pushReq{
 			{body: cloudEventJSON("a"), header: with(ce, "Authorization", "Bearer entra-token"), expects: 200},
@@ -402,7 +405,7 @@ func TestWebhookAuthentication(t *testing.T) {
 // The CloudEvents SDK's HTTP client pushes to the webhook in binary and
 // structured mode; the webhook's status codes come back as its results.
 func TestWebhookAcceptsTheCloudEventsSDKClient(t *testing.T) {
-	p := newPushEnv(t, eventgrid.WebhookOptions{})
+	p := newPushEnv(t, eventgrid.WebhookOptions{InsecureNoAuthentication: true})
 	c, err := ceclient.NewHTTP(cehttp.WithTarget(p.srv.URL + "/events"))
 	require.NoError(t, err)
 	ctx := testCtx(t)
@@ -436,12 +439,12 @@ func TestWebhookAcceptsTheCloudEventsSDKClient(t *testing.T) {
 }
 
 func TestNewWebhookValidatesOptions(t *testing.T) {
-	_, err := eventgrid.NewWebhook(nil, eventgrid.WebhookOptions{})
+	_, err := eventgrid.NewWebhook(nil, eventgrid.WebhookOptions{InsecureNoAuthentication: true})
 	require.ErrorIs(t, err, crossbus.ErrInvalidOption)
 	b := newBus(t, memory.New(memory.Options{AutoCreate: true}))
 	ep, err := b.NewEndpoint("topic", "sub", newSink(), crossbus.WithDeadLetterTopic("dead"))
 	require.NoError(t, err)
-	_, err = eventgrid.NewWebhook(ep, eventgrid.WebhookOptions{AllowedRate: -1})
+	_, err = eventgrid.NewWebhook(ep, eventgrid.WebhookOptions{InsecureNoAuthentication: true, AllowedRate: -1})
 	require.ErrorIs(t, err, crossbus.ErrInvalidOption)
 	assert.Contains(t, err.Error(), "AllowedRate")
 }

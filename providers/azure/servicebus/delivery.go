@@ -39,7 +39,7 @@ const (
 type delivery struct {
 	set settler
 	msg *azservicebus.ReceivedMessage
-	ev  *crossbus.Event
+	ev  *driver.Event
 	// decodeErr says why a message that claims to be a CloudEvent is not
 	// one; ev is then its placeholder (UndecodableEvent).
 	decodeErr error
@@ -56,8 +56,8 @@ type delivery struct {
 	lockMu sync.Mutex // serialises lock renewals (they write msg.LockedUntil)
 }
 
-func (d *delivery) Event() *crossbus.Event { return d.ev }
-func (d *delivery) Attempt() int           { return d.attempt }
+func (d *delivery) Event() *driver.Event { return d.ev }
+func (d *delivery) Attempt() int         { return d.attempt }
 
 // DecodeError implements driver.Undecodable: nil unless the message
 // claims to be a CloudEvent and is not a valid one.
@@ -155,8 +155,8 @@ func settleError(id string, err error) error {
 
 // deadLetterOptions carries the dead-letter info as Service Bus's reason
 // and description and as crossbus's extension properties.
-func deadLetterOptions(ev *crossbus.Event, info driver.DeadLetterInfo, prefix string) *azservicebus.DeadLetterOptions {
-	marked := driver.DeadLetterEvent(&crossbus.Event{Context: ev.Context.Clone()}, info)
+func deadLetterOptions(ev *driver.Event, info driver.DeadLetterInfo, prefix string) *azservicebus.DeadLetterOptions {
+	marked := driver.DeadLetterEvent(&driver.Event{Context: ev.Context.Clone()}, info)
 	props := map[string]any{}
 	for _, name := range []string{driver.ExtDeadLetterReason, driver.ExtDeadLetterAttempts, driver.ExtDeadLetterTopic,
 		driver.ExtDeadLetterSubscription, driver.ExtDeadLetterTime} {
@@ -168,21 +168,9 @@ func deadLetterOptions(ev *crossbus.Event, info driver.DeadLetterInfo, prefix st
 	}
 	full := crossbus.ExtensionString(&marked, driver.ExtDeadLetterReason)
 	reason, _, _ := strings.Cut(full, "\n")
-	reason = truncate(reason, 256)
+	reason = driver.TruncateUTF8(reason, 256)
 	return &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: &full, PropertiesToModify: props}
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !isRuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-func isRuneStart(b byte) bool { return b&0xc0 != 0x80 }
 
 // delayer holds nacked messages locked until their delay has passed, then
 // abandons them.

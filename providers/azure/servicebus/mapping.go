@@ -17,15 +17,16 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/cewire"
 )
 
 // Application property prefixes of the CloudEvents AMQP binding. Messages
 // are written with PropertyPrefix; both are read.
 const (
 	// PropertyPrefix is written before every CloudEvents attribute name.
-	PropertyPrefix = "cloudEvents_"
+	PropertyPrefix = cewire.AMQPPrefix
 	// PropertyPrefixColon is the binding's other prefix, accepted on read.
-	PropertyPrefixColon = "cloudEvents:"
+	PropertyPrefixColon = cewire.AMQPPrefixColon
 
 	// ForeignEventType is the type given to messages that carry no
 	// CloudEvents attributes (see EventFromMessage).
@@ -41,11 +42,11 @@ const (
 // detection recognises a re-published event), SessionID the partitionkey
 // extension (so session-enabled entities keep per-key order), and Subject
 // the event's subject.
-func MessageFromEvent(e *crossbus.Event) (*azservicebus.Message, error) {
+func MessageFromEvent(e *driver.Event) (*azservicebus.Message, error) {
 	return messageFromEvent(e, PropertyPrefix)
 }
 
-func messageFromEvent(e *crossbus.Event, prefix string) (*azservicebus.Message, error) {
+func messageFromEvent(e *driver.Event, prefix string) (*azservicebus.Message, error) {
 	ctx, ok := e.Context.(*event.EventContextV1)
 	if !ok || ctx == nil {
 		return nil, fmt.Errorf("servicebus: event %q is not a CloudEvents 1.0 event", e.ID())
@@ -121,7 +122,7 @@ func propertyValue(v any) (any, error) {
 // application property whose name is a valid extension name (lower-case
 // letters and digits) and whose value has a CloudEvents type becomes an
 // extension.
-func EventFromMessage(m *azservicebus.ReceivedMessage, path string) (*crossbus.Event, error) {
+func EventFromMessage(m *azservicebus.ReceivedMessage, path string) (*driver.Event, error) {
 	if m.ContentType != nil && strings.HasPrefix(strings.ToLower(*m.ContentType), structuredPrefix) {
 		return structuredEvent(m)
 	}
@@ -129,7 +130,7 @@ func EventFromMessage(m *azservicebus.ReceivedMessage, path string) (*crossbus.E
 	binding := false
 	var errs []error
 	for k, v := range m.ApplicationProperties {
-		name, ok := attributeName(k)
+		name, ok := cewire.AMQPAttributeName(k)
 		if !ok {
 			continue
 		}
@@ -159,88 +160,27 @@ func EventFromMessage(m *azservicebus.ReceivedMessage, path string) (*crossbus.E
 	return &e, nil
 }
 
-// attributeName strips a binding prefix (case-insensitively) from an
-// application property name.
-func attributeName(k string) (string, bool) {
-	if len(k) <= len(PropertyPrefix) || !strings.EqualFold(k[:len("cloudEvents")], "cloudEvents") {
-		return "", false
-	}
-	if sep := k[len("cloudEvents")]; sep != '_' && sep != ':' {
-		return "", false
-	}
-	return strings.ToLower(k[len(PropertyPrefix):]), true
-}
-
-// setAttribute sets one context attribute from its AMQP or string form.
+// setAttribute sets one context attribute or extension from its AMQP value:
+// a string as the binding's text, a time as the time attribute, another
+// value of a context attribute as its text, and of an extension as the
+// CloudEvents type it maps onto.
 func setAttribute(ctx *event.EventContextV1, name string, v any) error {
-	str := func() (string, error) {
-		switch x := v.(type) {
-		case string:
-			return x, nil
-		case nil:
-			return "", errors.New("is null")
-		}
-		return fmt.Sprint(v), nil
-	}
-	switch name {
-	case "specversion":
-		s, err := str()
-		if err == nil && s != event.CloudEventsVersionV1 {
-			err = fmt.Errorf("specversion %q is not supported (want %q)", s, event.CloudEventsVersionV1)
-		}
-		return err
-	case "id":
-		s, err := str()
-		ctx.ID = s
-		return err
-	case "source":
-		s, err := str()
-		if err != nil {
-			return err
-		}
-		u, perr := url.Parse(s)
-		if perr != nil {
-			return fmt.Errorf("source %q is not a URI reference: %w", s, perr)
-		}
-		ctx.Source = types.URIRef{URL: *u}
-		return nil
-	case "type":
-		s, err := str()
-		ctx.Type = s
-		return err
-	case "subject":
-		s, err := str()
-		ctx.Subject = &s
-		return err
-	case "dataschema":
-		s, err := str()
-		if err != nil {
-			return err
-		}
-		u, perr := url.Parse(s)
-		if perr != nil {
-			return fmt.Errorf("dataschema %q is not a URI: %w", s, perr)
-		}
-		ctx.DataSchema = &types.URI{URL: *u}
-		return nil
-	case "time":
-		switch x := v.(type) {
-		case time.Time:
+	switch x := v.(type) {
+	case nil:
+		return errors.New("is null")
+	case string:
+		return cewire.SetAttribute(ctx, name, x, sources)
+	case time.Time:
+		if name == "time" {
 			ctx.Time = &types.Timestamp{Time: x.UTC()}
 			return nil
-		case string:
-			t, err := types.ParseTime(x)
-			if err != nil {
-				return err
-			}
-			ctx.Time = &types.Timestamp{Time: t}
-			return nil
 		}
+	}
+	if name == "time" {
 		return fmt.Errorf("time has type %T", v)
-	case "datacontenttype":
-		s, err := str()
-		ctx.DataContentType = &s
-		return err
+	}
+	if cewire.IsContextAttribute(name) {
+		return cewire.SetAttribute(ctx, name, fmt.Sprint(v), sources)
 	}
 	ev, err := extensionValue(v)
 	if err != nil {
@@ -248,6 +188,9 @@ func setAttribute(ctx *event.EventContextV1, name string, v any) error {
 	}
 	return ctx.SetExtension(name, ev)
 }
+
+// sources caches the parsed sources of received events.
+var sources = cewire.NewSourceCache(1024)
 
 // extensionValue converts an AMQP property value to a CloudEvents one.
 func extensionValue(v any) (any, error) {
@@ -273,7 +216,7 @@ func extensionValue(v any) (any, error) {
 }
 
 // setBody sets data from the message body.
-func setBody(e *crossbus.Event, body []byte, contentType *string) {
+func setBody(e *driver.Event, body []byte, contentType *string) {
 	if len(body) == 0 && contentType == nil {
 		return
 	}
@@ -286,7 +229,7 @@ func textual(ct string) bool {
 	return strings.HasPrefix(ct, "text/") || strings.Contains(ct, "json") || strings.Contains(ct, "xml")
 }
 
-func structuredEvent(m *azservicebus.ReceivedMessage) (*crossbus.Event, error) {
+func structuredEvent(m *azservicebus.ReceivedMessage) (*driver.Event, error) {
 	var e event.Event
 	if err := json.Unmarshal(m.Body, &e); err != nil {
 		return nil, fmt.Errorf("servicebus: message %q: structured CloudEvent: %w", m.MessageID, err)
@@ -326,7 +269,7 @@ func entitySource(path string) *url.URL {
 // MessageID (or "<path>/<sequence number>"), source = "/" + path, data = the
 // body, and the application properties (values as strings) with the
 // message's content-type in the rawheaders extension.
-func UndecodableEvent(m *azservicebus.ReceivedMessage, path string) *crossbus.Event {
+func UndecodableEvent(m *azservicebus.ReceivedMessage, path string) *driver.Event {
 	var headers map[string]string
 	if len(m.ApplicationProperties) > 0 || m.ContentType != nil {
 		headers = make(map[string]string, len(m.ApplicationProperties)+1)
@@ -353,9 +296,9 @@ func UndecodableEvent(m *azservicebus.ReceivedMessage, path string) *crossbus.Ev
 // withDeadLetterProperties sets the dead-letter extensions that DeadLetter
 // wrote as application properties on e (the placeholder of a dead letter
 // that is not a CloudEvent).
-func withDeadLetterProperties(e *crossbus.Event, m *azservicebus.ReceivedMessage) {
+func withDeadLetterProperties(e *driver.Event, m *azservicebus.ReceivedMessage) {
 	for k, v := range m.ApplicationProperties {
-		name, ok := attributeName(k)
+		name, ok := cewire.AMQPAttributeName(k)
 		if !ok {
 			continue
 		}
@@ -371,7 +314,7 @@ func withDeadLetterProperties(e *crossbus.Event, m *azservicebus.ReceivedMessage
 
 // foreignEvent applies the documented rule to a message that is not a
 // CloudEvent; it never fails.
-func foreignEvent(m *azservicebus.ReceivedMessage, path string) (*crossbus.Event, error) {
+func foreignEvent(m *azservicebus.ReceivedMessage, path string) (*driver.Event, error) {
 	ctx := &event.EventContextV1{ID: messageID(m, path), Type: ForeignEventType}
 	ctx.Source = types.URIRef{URL: *entitySource(path)}
 	if m.EnqueuedTime != nil {
@@ -386,7 +329,7 @@ func foreignEvent(m *azservicebus.ReceivedMessage, path string) (*crossbus.Event
 		ctx.DataContentType = &ct
 	}
 	for k, v := range m.ApplicationProperties {
-		if !validExtensionName(k) || k == "data" || k == "data_base64" {
+		if !cewire.ValidExtensionName(k) {
 			continue
 		}
 		if ev, err := extensionValue(v); err == nil {
@@ -403,17 +346,4 @@ func foreignEvent(m *azservicebus.ReceivedMessage, path string) (*crossbus.Event
 		e.DataBase64 = len(e.DataEncoded) > 0
 	}
 	return &e, nil
-}
-
-func validExtensionName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }

@@ -16,11 +16,11 @@ import (
 
 // sender returns the cached SDK sender for an entity (a topic or queue).
 func (p *Provider) sender(entity string) (*azservicebus.Sender, error) {
-	if p.closed.Load() {
-		return nil, fmt.Errorf("servicebus: send to %q: %w", entity, driver.ErrClosed)
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.receivers.Closed() {
+		return nil, fmt.Errorf("servicebus: send to %q: %w", entity, driver.ErrClosed)
+	}
 	if s := p.senders[entity]; s != nil {
 		return s, nil
 	}
@@ -48,7 +48,7 @@ func (p *Provider) dropSender(entity string, s *azservicebus.Sender) {
 // Publish sends the events to the topic or queue named topic, in order,
 // in as few message batches as the link's size limit allows. A batch is
 // atomic on Service Bus, so a failed batch fails exactly its events.
-func (p *Provider) Publish(ctx context.Context, topic string, events []*crossbus.Event) error {
+func (p *Provider) Publish(ctx context.Context, topic string, events []*driver.Event) error {
 	s, err := p.sender(topic)
 	if err != nil {
 		return err
@@ -73,19 +73,19 @@ type publication struct {
 	topic    string
 	batch    *azservicebus.MessageBatch
 	inBatch  []int
-	events   []*crossbus.Event
+	events   []*driver.Event
 	failed   []crossbus.EventError
 	accepted int
 	firstErr error // the first send error
 	broken   error // no batch can be made: every later event fails with it
 }
 
-func (pub *publication) fail(i int, e *crossbus.Event, err error) {
+func (pub *publication) fail(i int, e *driver.Event, err error) {
 	pub.failed = append(pub.failed, crossbus.EventError{Index: i, EventID: e.ID(), Err: err})
 }
 
 // add puts msg in the open batch, sending the batch first when full.
-func (pub *publication) add(ctx context.Context, i int, e *crossbus.Event, msg *azservicebus.Message) {
+func (pub *publication) add(ctx context.Context, i int, e *driver.Event, msg *azservicebus.Message) {
 	for attempt := 0; attempt < 2; attempt++ {
 		if pub.broken != nil {
 			pub.fail(i, e, pub.broken)
@@ -192,7 +192,7 @@ func (p *Provider) sendError(entity string, s *azservicebus.Sender, err error) e
 // Schedule publishes events to appear on the topic or queue at time at
 // (Service Bus scheduled messages). It returns one sequence number per
 // event, for CancelScheduled. Events are validated like Bus.Publish does.
-func (p *Provider) Schedule(ctx context.Context, topic string, at time.Time, events ...*crossbus.Event) ([]int64, error) {
+func (p *Provider) Schedule(ctx context.Context, topic string, at time.Time, events ...*driver.Event) ([]int64, error) {
 	msgs := make([]*azservicebus.Message, 0, len(events))
 	for i, e := range events {
 		if err := crossbus.Validate(e); err != nil {

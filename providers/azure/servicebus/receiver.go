@@ -13,7 +13,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/go-amqp"
 
-	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 )
 
@@ -26,7 +25,7 @@ const maxReceive = 5000
 // requires sessions, receive through sessions (see the package
 // documentation).
 func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
-	if p.closed.Load() {
+	if p.receivers.Closed() {
 		return nil, fmt.Errorf("servicebus: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
 	ent := p.entity(spec.Topic, spec.Name)
@@ -47,7 +46,7 @@ func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) 
 // itself (MaxDeliveryCountExceeded, TTLExpiredException, ...), ones made
 // from DeadLetterReason, DeadLetterErrorDescription and the delivery count.
 func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (driver.Receiver, error) {
-	if p.closed.Load() {
+	if p.receivers.Closed() {
 		return nil, fmt.Errorf("servicebus: subscribe dead letters of %q: %w", subscription, driver.ErrClosed)
 	}
 	return p.openReceiver(ctx, p.entity(topic, subscription), true)
@@ -82,7 +81,10 @@ func (p *Provider) openReceiver(ctx context.Context, ent entity, dead bool) (*re
 	} else {
 		r.delays = newDelayer()
 	}
-	p.track(r)
+	if !p.receivers.Add(r) {
+		_ = r.Close(ctx)
+		return nil, fmt.Errorf("servicebus: receiver for %q: %w", ent.path(), driver.ErrClosed)
+	}
 	return r, nil
 }
 
@@ -202,7 +204,7 @@ func (r *receiver) delivery(m *azservicebus.ReceivedMessage, now time.Time) *del
 // withDeadLetterInfo makes sure a dead letter carries the dead-letter
 // extensions, deriving them from Service Bus's properties when crossbus did
 // not write them.
-func withDeadLetterInfo(ev *crossbus.Event, m *azservicebus.ReceivedMessage, ent entity) *crossbus.Event {
+func withDeadLetterInfo(ev *driver.Event, m *azservicebus.ReceivedMessage, ent entity) *driver.Event {
 	if _, ok := driver.DeadLetterInfoOf(ev); ok {
 		return ev
 	}
@@ -240,7 +242,7 @@ func (r *receiver) Close(ctx context.Context) error {
 		if err := r.sb.Close(ctx); err != nil {
 			r.closeErr = fmt.Errorf("servicebus: close receiver of %q: %w", r.ent.path(), err)
 		}
-		r.p.forget(r)
+		r.p.receivers.Remove(r)
 	})
 	return r.closeErr
 }

@@ -1,15 +1,14 @@
 package servicebus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 // Scheme is the URL scheme the provider registers: azuresb://NAMESPACE.
@@ -40,13 +40,7 @@ const (
 )
 
 func init() {
-	crossbus.Register(Scheme, func(ctx context.Context, u *url.URL) (driver.Provider, error) {
-		o, err := optionsFromURL(u)
-		if err != nil {
-			return nil, err
-		}
-		return New(ctx, o)
-	})
+	crossbus.Register(Scheme, providerkit.Opener(optionsFromURL, New))
 }
 
 // Options configure a Provider. One of Client, ConnectionString, or
@@ -90,9 +84,12 @@ type Options struct {
 	// (default 1s).
 	SessionIdleTimeout time.Duration
 	// PropertyPrefix is the application property prefix written before
-	// attribute names: PropertyPrefix ("cloudEvents_", the default) or
-	// PropertyPrefixColon ("cloudEvents:", which the CloudEvents Go SDK's
-	// AMQP binding reads). Both are always read.
+	// attribute names (URL: propertyprefix=cloudEvents_ or cloudEvents:):
+	// PropertyPrefix ("cloudEvents_", the default: the AMQP binding's
+	// preferred prefix, which Service Bus, Event Grid and Azure Functions
+	// use) or PropertyPrefixColon ("cloudEvents:", the only prefix the
+	// CloudEvents Go SDK's AMQP binding reads). Both are always read,
+	// whatever is written.
 	PropertyPrefix string
 }
 
@@ -116,21 +113,11 @@ func (o *Options) setDefaults() error {
 	default:
 		return fmt.Errorf("%w: servicebus PropertyPrefix must be %q or %q, got %q", driver.ErrInvalidOption, PropertyPrefix, PropertyPrefixColon, o.PropertyPrefix)
 	}
-	if o.LockDuration == 0 {
-		o.LockDuration = DefaultLockDuration
-	}
-	if o.MaxMessageBytes == 0 {
-		o.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	if o.MaxRedeliveryDelay == 0 {
-		o.MaxRedeliveryDelay = DefaultMaxRedeliveryDelay
-	}
-	if o.MaxConcurrentSessions == 0 {
-		o.MaxConcurrentSessions = DefaultMaxConcurrentSessions
-	}
-	if o.SessionIdleTimeout == 0 {
-		o.SessionIdleTimeout = DefaultSessionIdleTimeout
-	}
+	o.LockDuration = cmp.Or(o.LockDuration, DefaultLockDuration)
+	o.MaxMessageBytes = cmp.Or(o.MaxMessageBytes, DefaultMaxMessageBytes)
+	o.MaxRedeliveryDelay = cmp.Or(o.MaxRedeliveryDelay, DefaultMaxRedeliveryDelay)
+	o.MaxConcurrentSessions = cmp.Or(o.MaxConcurrentSessions, DefaultMaxConcurrentSessions)
+	o.SessionIdleTimeout = cmp.Or(o.SessionIdleTimeout, DefaultSessionIdleTimeout)
 	return nil
 }
 
@@ -141,41 +128,27 @@ func optionsFromURL(u *url.URL) (Options, error) {
 		return o, fmt.Errorf("%w: azuresb URL takes no path (name entities in Publish and Subscribe), got %q", driver.ErrInvalidURL, u.Path)
 	}
 	credential := ""
-	for k, vs := range u.Query() {
-		v := vs[len(vs)-1]
-		var err error
-		switch k {
-		case "queue":
-			for _, v := range vs {
-				for _, q := range strings.Split(v, ",") {
-					if q = strings.TrimSpace(q); q != "" {
-						o.Queues = append(o.Queues, q)
-					}
+	params := providerkit.Params{
+		{Name: "queue", Doc: "entities that are queues, comma-separated, repeatable", Each: true, Parse: func(v string) error {
+			for _, q := range strings.Split(v, ",") {
+				if q = strings.TrimSpace(q); q != "" {
+					o.Queues = append(o.Queues, q)
 				}
 			}
-		case "credential":
-			credential = v
-			if v != "default" && v != "connectionstring" {
-				err = errors.New(`want "default" (azidentity's default chain) or "connectionstring"`)
-			}
-		case "lockduration":
-			o.LockDuration, err = time.ParseDuration(v)
-		case "maxmessagebytes":
-			o.MaxMessageBytes, err = strconv.Atoi(v)
-		case "maxredeliverydelay":
-			o.MaxRedeliveryDelay, err = time.ParseDuration(v)
-		case "sessions":
-			o.MaxConcurrentSessions, err = strconv.Atoi(v)
-		case "sessionidle":
-			o.SessionIdleTimeout, err = time.ParseDuration(v)
-		case "propertyprefix":
-			o.PropertyPrefix = v
-		default:
-			return o, fmt.Errorf("%w: unknown azuresb URL parameter %q (known: queue, credential, lockduration, maxmessagebytes, maxredeliverydelay, sessions, sessionidle, propertyprefix)", driver.ErrInvalidURL, k)
-		}
-		if err != nil {
-			return o, fmt.Errorf("%w: azuresb URL parameter %s=%q: %v", driver.ErrInvalidURL, k, v, err)
-		}
+			return nil
+		}},
+		providerkit.OneOf("credential", &credential, `"default" (azidentity's default chain) or "connectionstring"`,
+			providerkit.Choice[string]{Text: "default", Value: "default"},
+			providerkit.Choice[string]{Text: "connectionstring", Value: "connectionstring"}),
+		providerkit.Duration("lockduration", &o.LockDuration, "the entities' lock duration"),
+		providerkit.Int("maxmessagebytes", &o.MaxMessageBytes, "the tier's message size limit"),
+		providerkit.Duration("maxredeliverydelay", &o.MaxRedeliveryDelay, "longest delay Nack honours by holding the lock"),
+		providerkit.Int("sessions", &o.MaxConcurrentSessions, "sessions an ordered subscription works on at once"),
+		providerkit.Duration("sessionidle", &o.SessionIdleTimeout, "how long a session receiver waits for another message"),
+		providerkit.String("propertyprefix", &o.PropertyPrefix, "cloudEvents_ or cloudEvents:"),
+	}
+	if err := params.Parse("azuresb URL", u.Query()); err != nil {
+		return o, err
 	}
 	cs := os.Getenv(EnvConnectionString)
 	if credential == "default" || credential == "" && cs == "" {
@@ -219,10 +192,10 @@ type Provider struct {
 	opts       Options
 	queues     map[string]bool
 
-	mu        sync.Mutex
-	senders   map[string]*azservicebus.Sender
-	receivers map[driver.Receiver]struct{}
-	closed    atomic.Bool
+	receivers providerkit.Receivers[driver.Receiver]
+
+	mu      sync.Mutex
+	senders map[string]*azservicebus.Sender
 }
 
 // New returns a provider for the namespace that o names.
@@ -230,8 +203,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	p := &Provider{opts: o, queues: map[string]bool{}, senders: map[string]*azservicebus.Sender{},
-		receivers: map[driver.Receiver]struct{}{}}
+	p := &Provider{opts: o, queues: map[string]bool{}, senders: map[string]*azservicebus.Sender{}}
 	for _, q := range o.Queues {
 		p.queues[strings.ToLower(q)] = true
 	}
@@ -284,23 +256,15 @@ func (p *Provider) As(target any) bool {
 // Close closes the provider's receivers and senders, and the SDK client
 // when the provider created it.
 func (p *Provider) Close(ctx context.Context) error {
-	if p.closed.Swap(true) {
+	first, err := p.receivers.Close(ctx)
+	if !first {
 		return nil
 	}
-	p.mu.Lock()
-	recvs := make([]driver.Receiver, 0, len(p.receivers))
-	for r := range p.receivers {
-		recvs = append(recvs, r)
-	}
+	errs := []error{err}
+	p.mu.Lock() // sender makes no sender once the receivers are closed
 	senders := p.senders
 	p.senders = map[string]*azservicebus.Sender{}
 	p.mu.Unlock()
-	var errs []error
-	for _, r := range recvs {
-		if err := r.Close(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	for _, s := range senders {
 		_ = s.Close(ctx)
 	}
@@ -310,18 +274,6 @@ func (p *Provider) Close(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func (p *Provider) track(r driver.Receiver) {
-	p.mu.Lock()
-	p.receivers[r] = struct{}{}
-	p.mu.Unlock()
-}
-
-func (p *Provider) forget(r driver.Receiver) {
-	p.mu.Lock()
-	delete(p.receivers, r)
-	p.mu.Unlock()
 }
 
 // entity is a queue, or a topic's subscription.

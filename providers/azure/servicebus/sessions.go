@@ -75,7 +75,10 @@ func (p *Provider) subscribeSessions(ctx context.Context, ent entity, ordered bo
 		go r.work(first)
 		first = nil
 	}
-	p.track(r)
+	if !p.receivers.Add(r) {
+		_ = r.Close(ctx)
+		return nil, fmt.Errorf("servicebus: session receiver for %q: %w", ent.path(), driver.ErrClosed)
+	}
 	return r, nil
 }
 
@@ -308,7 +311,7 @@ func (r *sessionReceiver) Close(ctx context.Context) error {
 		r.cancel()
 		r.wg.Wait()
 		r.drain()
-		r.p.forget(r)
+		r.p.receivers.Remove(r)
 	})
 	return nil
 }

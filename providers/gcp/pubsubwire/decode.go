@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/cewire"
 )
 
 // Attributes Pub/Sub adds to a message it forwards to a dead-letter topic.
@@ -182,40 +180,14 @@ func decodeBinary(m *Message) (event.Event, error) {
 		switch name := strings.ToLower(k[len(AttrPrefix):]); name {
 		case "specversion":
 			specversion = v
-		case "id":
-			ctx.ID = v
-		case "source":
-			if u, ok := parseSource(v); ok {
-				ctx.Source = u
-			} else {
-				problems = append(problems, fmt.Sprintf("%s %q is not a URI reference", k, v))
-			}
-		case "type":
-			ctx.Type = v
-		case "subject":
-			s := v
-			ctx.Subject = &s
-		case "time":
-			t, err := types.ParseTime(v)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("%s %q is not an RFC 3339 time", k, v))
-				continue
-			}
-			ctx.Time = &types.Timestamp{Time: t}
-		case "dataschema":
-			if u := types.ParseURI(v); u != nil {
-				ctx.DataSchema = u
-			} else {
-				problems = append(problems, fmt.Sprintf("%s %q is not a URI", k, v))
-			}
 		case "datacontenttype":
 			ceContentType = v
 		default:
-			if validExtensionName(name) {
-				if ctx.Extensions == nil {
-					ctx.Extensions = make(map[string]any, len(m.Attributes))
-				}
-				ctx.Extensions[name] = v
+			if !cewire.IsContextAttribute(name) && !cewire.ValidExtensionName(name) {
+				continue // not an attribute: ignored
+			}
+			if err := cewire.SetAttribute(ctx, name, v, sources); err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", k, err))
 			}
 		}
 	}
@@ -242,41 +214,7 @@ func decodeBinary(m *Message) (event.Event, error) {
 
 // sources caches parsed sources: a subscription sees few distinct sources,
 // and parsing a URI costs more than the rest of decoding an event.
-var sources struct {
-	m sync.Map // string -> types.URIRef
-	n atomic.Int32
-}
-
-const maxCachedSources = 1024
-
-func parseSource(s string) (types.URIRef, bool) {
-	if u, ok := sources.m.Load(s); ok {
-		return u.(types.URIRef), true
-	}
-	u := types.ParseURIRef(s)
-	if u == nil {
-		return types.URIRef{}, false
-	}
-	if sources.n.Add(1) <= maxCachedSources {
-		sources.m.Store(s, *u)
-	}
-	return *u, true
-}
-
-// validExtensionName reports whether name may be a CloudEvents extension:
-// lower-case letters and digits, not a core attribute.
-func validExtensionName(name string) bool {
-	if name == "" || name == "data" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+var sources = cewire.NewSourceCache(1024)
 
 // addDeadLetterInfo maps the attributes Pub/Sub adds when it forwards a
 // message to a dead-letter topic onto the crossbus dead-letter extensions,

@@ -51,10 +51,14 @@
 //     after the policy's attempts, where it can be inspected.
 //     Options.AcknowledgeMalformed answers 204 instead (and logs the
 //     request), for deployments that prefer to drop poison requests;
-//   - 401 Unauthorized when a Verifier is set and the request carries no
-//     valid token; 503 when the verifier cannot fetch signing keys;
-//   - 405 for methods other than POST, 413 for bodies over MaxBodyBytes,
-//     415 for CloudEvents batches and structured formats other than JSON.
+//   - 401 Unauthorized when the request carries no valid token, answered
+//     before a byte of the body is read; 503 when the verifier cannot fetch
+//     signing keys;
+//   - 405 for methods other than POST; 413 for bodies over
+//     Options.MaxBodyBytes (default DefaultMaxBodyBytes), answered without
+//     reading further (without reading at all when the Content-Length
+//     says so); 415 for CloudEvents batches and structured formats other
+//     than JSON.
 //
 // # Attempts
 //
@@ -68,12 +72,31 @@
 //
 // # Authentication
 //
-// Cloud Run services deployed with --no-allow-unauthenticated check the
-// caller's identity before the request reaches the Handler. Elsewhere, set
-// Options.Verifier to a GoogleOIDC: it checks the Google-signed OIDC token
-// Pub/Sub push and Eventarc send in the Authorization header (issuer
-// accounts.google.com, the configured audience, and optionally the
-// service account email) against Google's published keys.
+// A Handler authenticates its callers unless told otherwise: NewHandler
+// refuses Options that set neither a Verifier nor
+// InsecureNoAuthentication. Pub/Sub push subscriptions and Eventarc
+// triggers with a service account send a Google-signed OIDC token in the
+// Authorization header; one line checks it:
+//
+//	push.Options{Verifier: push.NewGoogleOIDC(audience, serviceAccountEmail)}
+//
+// GoogleOIDC checks the RS256 signature against Google's published keys
+// (fetched and cached), the issuer (accounts.google.com), the audience,
+// the expiry and the service account's email. The audience is the push
+// subscription's (--push-auth-token-audience; by default its push endpoint
+// URL); an Eventarc trigger pushes through a subscription named in its
+// transport, whose audience "gcloud pubsub subscriptions describe" shows.
+// The email is the subscription's or the trigger's service account
+// (--push-auth-service-account, --service-account). The token is checked
+// before the body is read, so a caller without one costs no more than its
+// headers.
+//
+// Set InsecureNoAuthentication instead only where the platform already
+// authenticates every caller, as Cloud Run does for a service deployed
+// with --no-allow-unauthenticated (its IAM invoker check runs before the
+// request reaches the Handler), or for local development. Checking the
+// token as well costs little and keeps the service safe if it is ever
+// redeployed with --allow-unauthenticated.
 //
 // # Deploying on Cloud Run with an Eventarc trigger for Cloud Storage
 //
@@ -84,7 +107,10 @@
 //		bus, _ := crossbus.Open(ctx, "gcppubsub://projects/my-project") // for the dead-letter topic
 //		ep, _ := bus.NewEndpoint("uploads", "resizer", crossbus.Typed(resize),
 //			crossbus.WithDeadLetterTopic("uploads-dead-letters"))
-//		h, _ := push.NewHandler(ep, push.Options{})
+//		h, _ := push.NewHandler(ep, push.Options{Verifier: push.NewGoogleOIDC(
+//			"https://resizer-abc123-uc.a.run.app/events/uploads", // the audience of the trigger's tokens
+//			"resizer-trigger@my-project.iam.gserviceaccount.com", // the trigger's service account
+//		)})
 //		http.Handle("POST /events/uploads", h)
 //		log.Fatal(http.ListenAndServe(":"+os.Getenv("PORT"), nil))
 //	}

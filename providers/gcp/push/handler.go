@@ -1,6 +1,7 @@
 package push
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -20,13 +21,30 @@ import (
 // envelope, with room for its attributes.
 const DefaultMaxBodyBytes = 16 << 20
 
-// Options configure a Handler. The zero value is valid.
+// Options configure a Handler. A Handler authenticates its callers unless
+// told otherwise: set Verifier (normally NewGoogleOIDC), or set
+// InsecureNoAuthentication where something in front of the Handler already
+// authenticates them.
 type Options struct {
-	// Verifier checks each request before its body is read; nil accepts
-	// every request (Cloud Run already checks invokers of services deployed
-	// with --no-allow-unauthenticated).
+	// Verifier checks each request before its body is read: a refused
+	// request gets 401 (503 when the verifier cannot fetch its keys) and
+	// not a byte of its body is read. Normally a GoogleOIDC
+	// (NewGoogleOIDC(audience, serviceAccountEmail)). NewHandler refuses
+	// Options with neither a Verifier nor InsecureNoAuthentication, and
+	// calls the Verifier's Validate method, when it has one, to refuse a
+	// verifier that would refuse every request.
 	Verifier Verifier
-	// MaxBodyBytes bounds a request body (default DefaultMaxBodyBytes).
+	// InsecureNoAuthentication accepts every caller without checking who
+	// it is. Set it only where the platform authenticates callers before
+	// they reach the Handler (a Cloud Run service deployed with
+	// --no-allow-unauthenticated, whose IAM invoker check runs first) or
+	// for local development; anywhere else anyone who can reach the URL
+	// can inject events. It cannot be combined with a Verifier.
+	InsecureNoAuthentication bool
+	// MaxBodyBytes bounds a request body: 0 means DefaultMaxBodyBytes, a
+	// negative value is refused by NewHandler. A request over the limit
+	// gets 413 and is not read further (not at all when its Content-Length
+	// says so).
 	MaxBodyBytes int64
 	// Topic is the resource name of the topic behind a Pub/Sub push
 	// subscription, "projects/P/topics/T", used as the source of plain
@@ -51,18 +69,37 @@ type Handler struct {
 	attempts *attempts.Counter
 }
 
+// validator is a Verifier that can tell before it is used that it would
+// refuse every request, as GoogleOIDC can; NewHandler calls Validate.
+type validator interface {
+	Validate() error
+}
+
 // NewHandler returns a Handler delivering to ep. Make ep with
-// Bus.NewEndpoint or Router.Endpoint.
+// Bus.NewEndpoint or Router.Endpoint. It refuses Options that set neither
+// Verifier nor InsecureNoAuthentication (or both), a GoogleOIDC without
+// an audience or a service account email, and a negative MaxBodyBytes.
 func NewHandler(ep *crossbus.Endpoint, opts Options) (*Handler, error) {
 	if ep == nil {
 		return nil, fmt.Errorf("%w: push: NewHandler(nil endpoint)", driver.ErrInvalidOption)
 	}
+	switch {
+	case opts.Verifier == nil && !opts.InsecureNoAuthentication:
+		return nil, fmt.Errorf("%w: push: NewHandler: no Options.Verifier: set one (push.NewGoogleOIDC(audience, serviceAccountEmail)), "+
+			"or set Options.InsecureNoAuthentication to accept unauthenticated callers (local development, "+
+			"or a Cloud Run service deployed with --no-allow-unauthenticated)", driver.ErrInvalidOption)
+	case opts.Verifier != nil && opts.InsecureNoAuthentication:
+		return nil, fmt.Errorf("%w: push: NewHandler: Options.Verifier and Options.InsecureNoAuthentication are both set; set one", driver.ErrInvalidOption)
+	}
+	if v, ok := opts.Verifier.(validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: push: NewHandler: %v", driver.ErrInvalidOption, err)
+		}
+	}
 	if opts.MaxBodyBytes < 0 {
-		return nil, fmt.Errorf("%w: push: MaxBodyBytes must not be negative, got %d", driver.ErrInvalidOption, opts.MaxBodyBytes)
+		return nil, fmt.Errorf("%w: push: Options.MaxBodyBytes must not be negative (0 means DefaultMaxBodyBytes), got %d", driver.ErrInvalidOption, opts.MaxBodyBytes)
 	}
-	if opts.MaxBodyBytes == 0 {
-		opts.MaxBodyBytes = DefaultMaxBodyBytes
-	}
+	opts.MaxBodyBytes = cmp.Or(opts.MaxBodyBytes, DefaultMaxBodyBytes)
 	h := &Handler{ep: ep, opts: opts, log: opts.Logger, attempts: attempts.New(0)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -70,9 +107,10 @@ func NewHandler(ep *crossbus.Endpoint, opts Options) (*Handler, error) {
 	return h, nil
 }
 
-// ServeHTTP decodes the request, runs the endpoint's pipeline for its event
-// and answers: 204 once the event is settled for good, 503 with Retry-After
-// to have it retried, 4xx for requests that are not accepted.
+// ServeHTTP verifies the caller before it reads a byte of the body, then
+// decodes the request, runs the endpoint's pipeline for its event and
+// answers: 204 once the event is settled for good, 503 with Retry-After to
+// have it retried, 4xx for requests that are not accepted.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -82,6 +120,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.opts.Verifier != nil {
 		if err := h.opts.Verifier.Verify(r.Context(), r); err != nil {
 			h.log.Warn("push: request not verified", "error", err, "remote", r.RemoteAddr)
+			// The body is left unread: the connection is not reused, so the
+			// server does not read the rest of it either.
+			w.Header().Set("Connection", "close")
 			if errors.Is(err, ErrKeysUnavailable) {
 				http.Error(w, "push: cannot verify the token now", http.StatusServiceUnavailable)
 				return
@@ -90,6 +131,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, prefixed(err.Error()), http.StatusUnauthorized)
 			return
 		}
+	}
+	if r.ContentLength > h.opts.MaxBodyBytes {
+		w.Header().Set("Connection", "close")
+		http.Error(w, fmt.Sprintf("push: body over %d bytes", h.opts.MaxBodyBytes), http.StatusRequestEntityTooLarge)
+		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
 	if err != nil {

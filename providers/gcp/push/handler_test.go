@@ -113,7 +113,7 @@ func sampleEvent() cloudevents.Event {
 }
 
 func TestCloudEventsSDKClientSendsBinaryAndStructured(t *testing.T) {
-	f := newFixture(t, push.Options{})
+	f := newFixture(t, push.Options{InsecureNoAuthentication: true})
 	c, err := cloudevents.NewClientHTTP()
 	require.NoError(t, err)
 	ctx := cloudevents.ContextWithTarget(context.Background(), f.srv.URL)
@@ -140,7 +140,7 @@ func TestCloudEventsSDKClientSendsBinaryAndStructured(t *testing.T) {
 }
 
 func TestFailedHandlerAsksForRetryThenDeadLetters(t *testing.T) {
-	f := newFixture(t, push.Options{})
+	f := newFixture(t, push.Options{InsecureNoAuthentication: true})
 	f.setFail(func(context.Context, *crossbus.Event) error { return errors.New("thumbnail service down") })
 	c, err := cloudevents.NewClientHTTP()
 	require.NoError(t, err)
@@ -176,7 +176,7 @@ func TestFailedHandlerAsksForRetryThenDeadLetters(t *testing.T) {
 }
 
 func TestRetryAfterCarriesThePolicyDelay(t *testing.T) {
-	f := newFixture(t, push.Options{})
+	f := newFixture(t, push.Options{InsecureNoAuthentication: true})
 	f.setFail(func(context.Context, *crossbus.Event) error { return errors.New("busy") })
 	resp := f.post(t, map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t"}, "")
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
@@ -187,7 +187,7 @@ func TestRetryAfterCarriesThePolicyDelay(t *testing.T) {
 // both spellings of the ids), for a message crossbus published in binary
 // mode, with a dead-letter policy's deliveryAttempt.
 func TestPubSubPushEnvelopeOfABindingMessage(t *testing.T) {
-	f := newFixture(t, push.Options{})
+	f := newFixture(t, push.Options{InsecureNoAuthentication: true})
 	data := base64.StdEncoding.EncodeToString([]byte(`{"amount":5}`))
 	body := `{
 	  "message": {
@@ -217,7 +217,7 @@ func TestPubSubPushEnvelopeOfABindingMessage(t *testing.T) {
 }
 
 func TestPubSubPushEnvelopeOfAPlainMessage(t *testing.T) {
-	f := newFixture(t, push.Options{Topic: "projects/my-project/topics/legacy"})
+	f := newFixture(t, push.Options{InsecureNoAuthentication: true, Topic: "projects/my-project/topics/legacy"})
 	body := `{"message":{"attributes":{"origin":"cron"},"data":"aGVsbG8=","messageId":"136969346945","publishTime":"2026-11-29T10:00:00Z"},
 	  "subscription":"projects/my-project/subscriptions/legacy-push"}`
 	resp := f.post(t, map[string]string{"Content-Type": "application/json"}, body)
@@ -246,7 +246,7 @@ type storageObject struct {
 // An Eventarc delivery of a Cloud Storage object-finalized event, with the
 // headers and body shape Eventarc sends to Cloud Run.
 func TestEventarcCloudStorageObjectFinalized(t *testing.T) {
-	f := newFixture(t, push.Options{})
+	f := newFixture(t, push.Options{InsecureNoAuthentication: true})
 	var got storageObject
 	var subject string
 	f.setFail(func(ctx context.Context, e *crossbus.Event) error {
@@ -282,7 +282,7 @@ func TestEventarcCloudStorageObjectFinalized(t *testing.T) {
 // Eventarc delivers Pub/Sub messages as messagePublished events; when the
 // message is a CloudEvent in the binding's form, the route sees that event.
 func TestEventarcMessagePublishedIsUnwrapped(t *testing.T) {
-	f := newFixture(t, push.Options{})
+	f := newFixture(t, push.Options{InsecureNoAuthentication: true})
 	inner := crossbus.NewEvent("com.example.order.placed", "/shop")
 	inner.SetID("order-7")
 	require.NoError(t, crossbus.SetData(&inner, map[string]int{"amount": 9}))
@@ -301,7 +301,7 @@ func TestEventarcMessagePublishedIsUnwrapped(t *testing.T) {
 }
 
 func TestRejectedRequests(t *testing.T) {
-	f := newFixture(t, push.Options{MaxBodyBytes: 1024})
+	f := newFixture(t, push.Options{InsecureNoAuthentication: true, MaxBodyBytes: 1024})
 	tests := []struct {
 		name   string
 		method string
@@ -334,7 +334,7 @@ func TestRejectedRequests(t *testing.T) {
 }
 
 func TestAcknowledgeMalformedDropsPoisonRequests(t *testing.T) {
-	f := newFixture(t, push.Options{AcknowledgeMalformed: true})
+	f := newFixture(t, push.Options{InsecureNoAuthentication: true, AcknowledgeMalformed: true})
 	assert.Equal(t, http.StatusNoContent, f.post(t, nil, "not an envelope").StatusCode)
 	assert.Equal(t, http.StatusUnsupportedMediaType,
 		f.post(t, map[string]string{"Content-Type": "application/cloudevents-batch+json"}, "[]").StatusCode,
@@ -342,13 +342,13 @@ func TestAcknowledgeMalformedDropsPoisonRequests(t *testing.T) {
 }
 
 func TestNewHandlerChecksItsArguments(t *testing.T) {
-	_, err := push.NewHandler(nil, push.Options{})
+	_, err := push.NewHandler(nil, push.Options{InsecureNoAuthentication: true})
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
-	f := newFixture(t, push.Options{})
+	f := newFixture(t, push.Options{InsecureNoAuthentication: true})
 	ep, err := f.bus.NewEndpoint("uploads", "thumbnails", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }),
 		crossbus.WithDeadLetterTopic("dead"))
 	require.NoError(t, err)
-	_, err = push.NewHandler(ep, push.Options{MaxBodyBytes: -1})
+	_, err = push.NewHandler(ep, push.Options{InsecureNoAuthentication: true, MaxBodyBytes: -1})
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
 	assert.Contains(t, fmt.Sprint(err), "MaxBodyBytes")
 }
@@ -357,7 +357,7 @@ func TestNewHandlerChecksItsArguments(t *testing.T) {
 // one never reaches the handler: the portable layer dead-letters its
 // placeholder with the decode error, and the push is acknowledged.
 func TestPubSubPushOfAMalformedCloudEventIsDeadLetteredByTheCore(t *testing.T) {
-	f := newFixture(t, push.Options{Topic: "projects/my-project/topics/uploads"})
+	f := newFixture(t, push.Options{InsecureNoAuthentication: true, Topic: "projects/my-project/topics/uploads"})
 	for name, msg := range map[string]string{
 		"structured": `{"attributes":{"content-type":"application/cloudevents+json"},"data":"` +
 			base64.StdEncoding.EncodeToString([]byte(`{"specversion":"1.0",`)) + `","messageId":"m-structured"}`,
@@ -399,7 +399,7 @@ func TestPubSubPushOfAMalformedCloudEventIsDeadLetteredByTheCore(t *testing.T) {
 // A refused token gets 401 with the reason once, and push.ErrUnauthorized
 // is a crossbus.ErrUnauthorized.
 func TestUnauthorizedResponseNamesTheReasonOnce(t *testing.T) {
-	f := newFixture(t, push.Options{Verifier: push.NewGoogleOIDC("https://push.example", "")})
+	f := newFixture(t, push.Options{Verifier: push.NewGoogleOIDC("https://push.example", pusher)})
 	req, err := http.NewRequest(http.MethodPost, f.srv.URL, strings.NewReader(""))
 	require.NoError(t, err)
 	resp, err := f.srv.Client().Do(req)

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -52,15 +53,23 @@ var GoogleIssuers = []string{"accounts.google.com", "https://accounts.google.com
 // GoogleOIDC verifies the OIDC token that Pub/Sub push subscriptions and
 // Eventarc triggers with a service account send as "Authorization: Bearer
 // <JWT>": an RS256 signature by one of Google's published keys, a Google
-// issuer, the expected audience, a time window, and optionally the service
-// account's email. Create it with NewGoogleOIDC; it is safe for concurrent
-// use and caches the keys as long as Google's response allows.
+// issuer, the expected audience, a time window (the token must have an
+// expiry), and the email of the service account that requested it, which
+// Google must have verified. Create it with NewGoogleOIDC; it is safe for
+// concurrent use and caches the keys as long as Google's response allows
+// (at most a day), fetching them again early only for a key id it does
+// not know, at most every 30 seconds.
+//
+// Both the audience and the email are required: any Google account can
+// obtain a Google-signed token for any audience, so the audience alone
+// does not say who is calling. NewHandler refuses a GoogleOIDC without
+// them, and Verify refuses every token.
 type GoogleOIDC struct {
 	// Audience the token must be issued for: the push subscription's
 	// configured audience (by default its push endpoint URL).
 	Audience string
-	// Email, when set, is the service account that must have requested the
-	// token (the push subscription's or trigger's service account).
+	// Email is the service account that must have requested the token
+	// (the push subscription's or the trigger's service account).
 	Email string
 	// Issuers accepted (default GoogleIssuers).
 	Issuers []string
@@ -76,10 +85,27 @@ type GoogleOIDC struct {
 	keys *keySet
 }
 
-// NewGoogleOIDC returns a verifier for tokens issued for audience, signed
-// for email when email is not empty.
+// NewGoogleOIDC returns a verifier for tokens issued for audience and
+// requested by the service account email: the one line that authenticates
+// a Handler,
+//
+//	push.Options{Verifier: push.NewGoogleOIDC("https://svc-abc-uc.a.run.app/events", "pusher@my-project.iam.gserviceaccount.com")}
 func NewGoogleOIDC(audience, email string) *GoogleOIDC {
 	return &GoogleOIDC{Audience: audience, Email: email}
+}
+
+// Validate reports settings with which Verify would refuse every token: no
+// audience or no service account email. NewHandler calls it.
+func (v *GoogleOIDC) Validate() error {
+	switch {
+	case v == nil:
+		return errors.New("Options.Verifier is a nil *GoogleOIDC")
+	case v.Audience == "":
+		return errors.New("GoogleOIDC.Audience is empty: set the audience of the push subscription or trigger (by default its push endpoint URL)")
+	case v.Email == "":
+		return errors.New("GoogleOIDC.Email is empty: set the service account the push subscription or trigger authenticates as (any Google account can obtain a token for an audience)")
+	}
+	return nil
 }
 
 type jwtHeader struct {
@@ -121,8 +147,8 @@ func unauthorized(format string, args ...any) error {
 
 // Verify implements Verifier.
 func (v *GoogleOIDC) Verify(ctx context.Context, r *http.Request) error {
-	if v.Audience == "" {
-		return unauthorized("verifier has no audience configured")
+	if err := v.Validate(); err != nil {
+		return unauthorized("verifier not configured: %v", err)
 	}
 	auth := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(auth, " ")
@@ -174,9 +200,7 @@ func (v *GoogleOIDC) check(c *claims) error {
 	if v.Now != nil {
 		now = v.Now()
 	}
-	if leeway == 0 {
-		leeway = time.Minute
-	}
+	leeway = cmp.Or(leeway, time.Minute)
 	switch {
 	case c.Exp == nil:
 		return unauthorized("token has no expiry")
@@ -187,13 +211,11 @@ func (v *GoogleOIDC) check(c *claims) error {
 	case c.Nbf != nil && time.Unix(*c.Nbf, 0).After(now.Add(leeway)):
 		return unauthorized("token not valid before %v", time.Unix(*c.Nbf, 0).UTC())
 	}
-	if v.Email != "" {
-		if c.Email != v.Email {
-			return unauthorized("token email %q is not %q", c.Email, v.Email)
-		}
-		if !c.EmailVerified {
-			return unauthorized("token email %q is not verified", c.Email)
-		}
+	if c.Email != v.Email {
+		return unauthorized("token email %q is not %q", c.Email, v.Email)
+	}
+	if !c.EmailVerified {
+		return unauthorized("token email %q is not verified", c.Email)
 	}
 	return nil
 }

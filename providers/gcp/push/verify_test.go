@@ -177,7 +177,7 @@ func TestGoogleOIDCVerifierFollowsKeyRotationAndOutages(t *testing.T) {
 	jwks := newJWKS(t, map[string]*rsa.PublicKey{"key-a": &a.PublicKey})
 	clock := time.Now()
 	var mu sync.Mutex
-	v := push.NewGoogleOIDC(audience, "")
+	v := push.NewGoogleOIDC(audience, pusher)
 	v.JWKSURL = jwks.URL
 	v.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
@@ -209,10 +209,19 @@ func TestGoogleOIDCVerifierFollowsKeyRotationAndOutages(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 }
 
-func TestGoogleOIDCWithoutAudienceRefusesEverything(t *testing.T) {
+// A verifier without an audience or a service account would let any
+// Google account in: Verify refuses every token (and NewHandler refuses the
+// verifier, see TestNewHandlerRefusesAGoogleOIDCThatWouldLetAnyoneIn).
+func TestGoogleOIDCWithoutAudienceOrEmailRefusesEverything(t *testing.T) {
 	a, _ := testKeys(t)
-	v := push.NewGoogleOIDC("", "")
-	r := httptest.NewRequest(http.MethodPost, "/", nil)
-	r.Header.Set("Authorization", "Bearer "+sign(t, a, "key-a", goodClaims(time.Now())))
-	assert.ErrorIs(t, v.Verify(context.Background(), r), push.ErrUnauthorized)
+	jwks := newJWKS(t, map[string]*rsa.PublicKey{"key-a": &a.PublicKey})
+	for _, v := range []*push.GoogleOIDC{push.NewGoogleOIDC("", pusher), push.NewGoogleOIDC(audience, ""), push.NewGoogleOIDC("", "")} {
+		v.JWKSURL = jwks.URL
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		r.Header.Set("Authorization", "Bearer "+sign(t, a, "key-a", goodClaims(time.Now())))
+		err := v.Verify(context.Background(), r)
+		assert.ErrorIs(t, err, push.ErrUnauthorized, "audience %q email %q", v.Audience, v.Email)
+		assert.ErrorContains(t, err, "not configured")
+	}
+	assert.Zero(t, jwks.fetches.Load(), "no key is fetched for a verifier that cannot accept anything")
 }

@@ -14,10 +14,11 @@ import (
 )
 
 // A custom handler with a Service Bus triggered function named Billing,
-// whose function.json binds the trigger as "message". In a Function App the
-// main function ends with
+// whose function.json binds the trigger as "message". The Functions host
+// invokes it over the loopback interface, and the handler accepts loopback
+// callers only. In a Function App the main function ends with
 //
-//	log.Fatal(http.ListenAndServe(functions.ListenAddress(), h))
+//	log.Fatal(http.ListenAndServe(functions.ListenAddress(), h)) // 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT
 func ExampleHandler() {
 	ctx := context.Background()
 	bus, _ := crossbus.New(memory.New(memory.Options{AutoCreate: true}))
@@ -30,11 +31,14 @@ func ExampleHandler() {
 	if err != nil {
 		panic(err)
 	}
-	h := functions.NewHandler()
+	h, err := functions.NewHandler(functions.Options{Auth: functions.LoopbackOnly{}})
+	if err != nil {
+		panic(err)
+	}
 	if err := h.Register(functions.Function{Name: "Billing", Trigger: functions.ServiceBus, Binding: "message", Endpoint: ep}); err != nil {
 		panic(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(h) // on 127.0.0.1, as the host's invocations arrive
 	defer srv.Close()
 
 	// What the Functions host posts for a message a crossbus publisher sent.

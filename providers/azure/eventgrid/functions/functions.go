@@ -15,7 +15,12 @@
 //     becomes that event; any other message is mapped by the rule of the
 //     Service Bus provider (providers/azure/servicebus EventFromMessage), so
 //     a handler sees the same event whether the message is pulled or
-//     pushed. The attempt is the message's DeliveryCount.
+//     pushed. The attempt is the message's DeliveryCount. A message the
+//     host passes without MessageId and SequenceNumber gets the id
+//     "<Entity>/sha256-<digest>", a digest of its enqueued time, session,
+//     content type, subject, properties and body (identical messages of
+//     one batch are numbered "#2", "#3", ...), so the idempotency
+//     middleware tells messages apart and still recognises a redelivery.
 //   - eventGridTrigger: one event in either schema (see
 //     eventgrid.DecodeEvent). The Functions host does not pass Event Grid's
 //     delivery count on, so the attempt is 1 unless the function has a retry
@@ -34,6 +39,27 @@
 // trigger data, a body that is not base64 where DataType says binary)
 // answers 400, which fails the invocation, so Service Bus eventually moves
 // the message to its own dead-letter queue.
+//
+// # Authentication
+//
+// A Handler authenticates its callers unless told otherwise: NewHandler
+// refuses Options that set neither Auth nor InsecureNoAuthentication. The
+// Functions host starts the custom handler and invokes it over the
+// loopback interface (http://127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT) with
+// no credential of its own, so the custom-handler model's authentication
+// is the network: listen on the loopback interface only (ListenAddress)
+// and accept only loopback peers,
+//
+//	h, err := functions.NewHandler(functions.Options{Auth: functions.LoopbackOnly{}})
+//	...
+//	log.Fatal(http.ListenAndServe(functions.ListenAddress(), h))
+//
+// When something else posts the invocations (a proxy that adds a header, a
+// test harness), an eventgrid.SharedSecret fits: Options{Auth:
+// eventgrid.SharedSecret{Secret: ...}}. Callers are checked before a byte
+// of the body is read: a refused one gets 403 (not a loopback peer) or 401
+// (no valid secret). InsecureNoAuthentication accepts every caller; set it
+// only for local development.
 package functions
 
 import (
@@ -42,7 +68,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -95,15 +123,90 @@ type Function struct {
 	Entity string
 }
 
-// Handler is the custom handler's http.Handler. Register functions before
-// serving.
+// Options configure a Handler.
+type Options struct {
+	// Auth authenticates every invocation before its body is read:
+	// LoopbackOnly for the Functions host (see the package documentation),
+	// or an eventgrid.SharedSecret. NewHandler refuses Options with neither
+	// Auth nor InsecureNoAuthentication, and an Auth that would refuse
+	// every request (an empty secret).
+	Auth eventgrid.Authenticator
+	// InsecureNoAuthentication accepts every caller without checking who
+	// it is: anyone who can reach the port can inject events. Set it only
+	// for local development. It cannot be combined with Auth.
+	InsecureNoAuthentication bool
+	// MaxBodyBytes bounds an invocation body: 0 means DefaultMaxBodyBytes,
+	// a negative value is refused by NewHandler. An invocation over the
+	// limit gets 413 and is not read further (not at all when its
+	// Content-Length says so).
+	MaxBodyBytes int64
+}
+
+// DefaultMaxBodyBytes bounds an invocation body unless Options.MaxBodyBytes
+// says otherwise: a batch of Service Bus messages, base64-encoded by the
+// host, with their metadata.
+const DefaultMaxBodyBytes = 8 << 20
+
+// ErrNotLoopback is matched by the error of LoopbackOnly for a caller that
+// is not on the loopback interface; the Handler answers it 403.
+var ErrNotLoopback = errors.New("functions: caller is not on the loopback interface")
+
+// LoopbackOnly is the Authenticator of the Functions custom-handler model:
+// the Functions host runs the handler next to itself and invokes it over
+// the loopback interface, so a caller whose address (the connection's
+// peer, not a header) is not a loopback address is refused. Pair it with
+// ListenAddress, which listens on the loopback interface only. Behind a
+// reverse proxy on the same machine every caller is a loopback peer: use a
+// secret there instead.
+type LoopbackOnly struct{}
+
+// Authenticate implements eventgrid.Authenticator.
+func (LoopbackOnly) Authenticate(r *http.Request) error {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%w: %q", ErrNotLoopback, r.RemoteAddr)
+}
+
+// Handler is the custom handler's http.Handler. Make it with NewHandler and
+// register functions before serving.
 type Handler struct {
+	auth     eventgrid.Authenticator
+	maxBytes int64
+
 	mu  sync.RWMutex
 	fns map[string]*Function
 }
 
-// NewHandler returns a Handler with no functions.
-func NewHandler() *Handler { return &Handler{fns: map[string]*Function{}} }
+// NewHandler returns a Handler with no functions. It refuses Options that
+// set neither Auth nor InsecureNoAuthentication (or both), an Auth that
+// would refuse every request, and a negative MaxBodyBytes.
+func NewHandler(opts Options) (*Handler, error) {
+	switch {
+	case opts.Auth == nil && !opts.InsecureNoAuthentication:
+		return nil, fmt.Errorf("%w: functions: NewHandler: no Options.Auth: set one (functions.LoopbackOnly{} for the Functions host, "+
+			"or eventgrid.SharedSecret{Secret: ...}), or set Options.InsecureNoAuthentication to accept every caller "+
+			"(local development)", driver.ErrInvalidOption)
+	case opts.Auth != nil && opts.InsecureNoAuthentication:
+		return nil, fmt.Errorf("%w: functions: NewHandler: Options.Auth and Options.InsecureNoAuthentication are both set; set one", driver.ErrInvalidOption)
+	}
+	if v, ok := opts.Auth.(interface{ Validate() error }); ok { // eventgrid.SharedSecret, BearerToken
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: functions: NewHandler: Options.Auth: %v", driver.ErrInvalidOption, err)
+		}
+	}
+	if opts.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("%w: functions: Options.MaxBodyBytes must not be negative (0 means DefaultMaxBodyBytes), got %d", driver.ErrInvalidOption, opts.MaxBodyBytes)
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return &Handler{auth: opts.Auth, maxBytes: opts.MaxBodyBytes, fns: map[string]*Function{}}, nil
+}
 
 // Register adds a function. It reports missing or inconsistent fields.
 func (h *Handler) Register(f Function) error {
@@ -131,17 +234,16 @@ func (h *Handler) Register(f Function) error {
 	return nil
 }
 
-// ListenAddress is the address the Functions host expects the handler on:
-// ":" + $FUNCTIONS_CUSTOMHANDLER_PORT, or ":8080" outside the host.
+// ListenAddress is the address the Functions host invokes the handler at:
+// "127.0.0.1:" + $FUNCTIONS_CUSTOMHANDLER_PORT, or "127.0.0.1:8080" outside
+// the host. It is on the loopback interface only, so nothing but the
+// processes of the machine (the host's) can reach the handler.
 func ListenAddress() string {
 	if p := os.Getenv("FUNCTIONS_CUSTOMHANDLER_PORT"); p != "" {
-		return ":" + p
+		return "127.0.0.1:" + p
 	}
-	return ":8080"
+	return "127.0.0.1:8080"
 }
-
-// MaxInvocationBytes bounds an invocation request body.
-const MaxInvocationBytes = 8 << 20
 
 // Response is the body a custom handler returns to the Functions host.
 type Response struct {
@@ -150,8 +252,25 @@ type Response struct {
 	ReturnValue any            `json:"ReturnValue"`
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. The caller is authenticated before
+// anything else, and before a byte of the body is read.
 func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if h.auth != nil {
+		if err := h.auth.Authenticate(r); err != nil {
+			// The body is left unread: the connection is not reused, so
+			// the server does not read the rest of it either.
+			rw.Header().Set("Connection", "close")
+			switch {
+			case errors.Is(err, ErrNotLoopback):
+				respond(rw, http.StatusForbidden, []string{"crossbus: invocations come from the loopback interface only"})
+			case errors.Is(err, eventgrid.ErrKeysUnavailable):
+				respond(rw, http.StatusServiceUnavailable, []string{"crossbus: cannot authenticate the invocation now"})
+			default:
+				respond(rw, http.StatusUnauthorized, []string{"crossbus: invocation not authenticated"})
+			}
+			return
+		}
+	}
 	name := strings.Trim(r.URL.Path, "/")
 	h.mu.RLock()
 	f := h.fns[strings.ToLower(name)]
@@ -165,11 +284,17 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "the Functions host invokes with POST", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, MaxInvocationBytes))
+	tooLarge := []string{fmt.Sprintf("crossbus: invocation over %d bytes", h.maxBytes)}
+	if r.ContentLength > h.maxBytes {
+		rw.Header().Set("Connection", "close")
+		respond(rw, http.StatusRequestEntityTooLarge, tooLarge)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, h.maxBytes))
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			respond(rw, http.StatusRequestEntityTooLarge, []string{fmt.Sprintf("crossbus: invocation over %d bytes", MaxInvocationBytes)})
+		var over *http.MaxBytesError
+		if errors.As(err, &over) {
+			respond(rw, http.StatusRequestEntityTooLarge, tooLarge)
 			return
 		}
 		respond(rw, http.StatusBadRequest, []string{"crossbus: cannot read the invocation: " + err.Error()})

@@ -40,7 +40,9 @@ const maxAttempts = 4
 
 func newApp(t *testing.T, fns ...functions.Function) *app {
 	t.Helper()
-	a := &app{h: functions.NewHandler(), mem: memory.New(memory.Options{})}
+	h, err := functions.NewHandler(functions.Options{Auth: functions.LoopbackOnly{}}) // httptest serves on 127.0.0.1
+	require.NoError(t, err)
+	a := &app{h: h, mem: memory.New(memory.Options{})}
 	ctx := context.Background()
 	require.NoError(t, a.mem.CreateTopic(ctx, "dead"))
 	require.NoError(t, a.mem.CreateSubscription(ctx, "dead", "reader", false))
@@ -371,7 +373,8 @@ func TestRegisterValidatesFunctions(t *testing.T) {
 	require.NoError(t, err)
 	ep, err := b.NewEndpoint("topic", "sub", crossbus.HandlerFunc(func(context.Context, *crossbus.Event) error { return nil }), crossbus.WithDeadLetterTopic("dead"))
 	require.NoError(t, err)
-	h := functions.NewHandler()
+	h, err := functions.NewHandler(functions.Options{Auth: functions.LoopbackOnly{}})
+	require.NoError(t, err)
 	for _, tc := range []struct {
 		f    functions.Function
 		want string
@@ -394,7 +397,7 @@ func TestRegisterValidatesFunctions(t *testing.T) {
 
 func TestListenAddressFollowsTheFunctionsHost(t *testing.T) {
 	t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", "")
-	assert.Equal(t, ":8080", functions.ListenAddress())
+	assert.Equal(t, "127.0.0.1:8080", functions.ListenAddress())
 	t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", "36123")
-	assert.Equal(t, ":36123", functions.ListenAddress())
+	assert.Equal(t, "127.0.0.1:36123", functions.ListenAddress(), "the loopback interface only, where the host invokes")
 }

@@ -57,7 +57,7 @@ func Decode(f *Function, body []byte) ([]Invocation, error) {
 		return []Invocation{in}, nil
 	}
 	if !f.Many {
-		in, err := f.serviceBusMessage(raw, meta, -1)
+		in, err := f.serviceBusMessage(raw, meta, -1, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -68,8 +68,9 @@ func Decode(f *Function, body []byte) ([]Invocation, error) {
 		return nil, fmt.Errorf("functions: %s: Data.%s is not an array of messages (cardinality many): %w", f.Name, f.Binding, err)
 	}
 	out := make([]Invocation, 0, len(items))
+	seen := map[string]int{}
 	for i, it := range items {
-		in, err := f.serviceBusMessage(it, meta, i)
+		in, err := f.serviceBusMessage(it, meta, i, seen)
 		if err != nil {
 			return nil, err
 		}

@@ -1,9 +1,13 @@
 package functions
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,6 +15,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/cewire"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid"
 )
 
@@ -28,7 +33,9 @@ const ForeignEventType = "com.microsoft.servicebus.message"
 //     binding's binary mode; both separators are read): each names an
 //     attribute or extension (a missing id is the MessageId), the body is the
 //     data and the message's content type its datacontenttype;
-//   - otherwise: id <- MessageId (or "<Entity>/<SequenceNumber>"), source <-
+//   - otherwise: id <- MessageId (or "<Entity>/<SequenceNumber>", or, when
+//     the host passes neither, "<Entity>/sha256-<digest>": see
+//     messageDigest), source <-
 //     "/<Entity>", type <- ForeignEventType, time <- EnqueuedTimeUtc,
 //     subject <- Subject (Label), datacontenttype <- ContentType, data <-
 //     body, partitionkey <- SessionId, and each application property whose
@@ -39,7 +46,11 @@ const ForeignEventType = "com.microsoft.servicebus.message"
 // event (id and source as for a message without CloudEvents attributes,
 // the body as data, the application properties and content type in the
 // rawheaders extension). Errors are for invocations that are malformed.
-func (f *Function) serviceBusMessage(raw json.RawMessage, meta metadata, i int) (Invocation, error) {
+//
+// seen counts the digests given so far in the invocation, so that identical
+// messages without a MessageId or SequenceNumber in one batch get distinct
+// ids; it may be nil for a single message.
+func (f *Function) serviceBusMessage(raw json.RawMessage, meta metadata, i int, seen map[string]int) (Invocation, error) {
 	where := f.Name
 	if i >= 0 {
 		where = fmt.Sprintf("%s message %d", f.Name, i)
@@ -69,6 +80,15 @@ func (f *Function) serviceBusMessage(raw json.RawMessage, meta metadata, i int) 
 		sessionID:   meta.str("SessionId", i),
 		sequence:    meta.str("SequenceNumber", i),
 		enqueued:    meta.str("EnqueuedTimeUtc", i),
+	}
+	if msg.messageID == "" && msg.sequence == "" {
+		msg.digest = msg.messageDigest()
+		if seen != nil {
+			seen[msg.digest]++
+			if n := seen[msg.digest]; n > 1 {
+				msg.digest += "#" + strconv.Itoa(n)
+			}
+		}
 	}
 	ev, err := msg.event()
 	if err != nil {
@@ -102,6 +122,33 @@ type sbMessage struct {
 	props                                   map[string]any
 	entity, contentType, messageID, subject string
 	sessionID, sequence, enqueued           string
+	// digest identifies a message without MessageId and SequenceNumber.
+	digest string
+}
+
+// messageDigest identifies a message that the host passed without a
+// MessageId or a SequenceNumber by what it carries: a SHA-256 over its
+// enqueued time, session, content type, subject, application properties
+// and body. A redelivery of the message has the same digest, so the
+// idempotency middleware recognises it; different messages have different
+// ones. Identical messages in one batch are told apart by their order
+// ("#2", "#3", ...); identical messages in separate invocations, with the
+// same enqueued time, are taken for one.
+func (m sbMessage) messageDigest() string {
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	props, _ := json.Marshal(m.props) // map keys are sorted: the same properties, the same bytes
+	for _, s := range []string{m.enqueued, m.sessionID, m.contentType, m.subject} {
+		field([]byte(s))
+	}
+	field(props)
+	field(m.body)
+	return "sha256-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func (m sbMessage) event() (*crossbus.Event, error) {
@@ -110,8 +157,8 @@ func (m sbMessage) event() (*crossbus.Event, error) {
 	}
 	attrs := map[string]any{}
 	for k, v := range m.props {
-		if len(k) > len("cloudEvents_") && strings.EqualFold(k[:len("cloudEvents")], "cloudEvents") && (k[11] == '_' || k[11] == ':') {
-			attrs[strings.ToLower(k[12:])] = v
+		if name, ok := cewire.AMQPAttributeName(k); ok {
+			attrs[name] = v
 		}
 	}
 	e := event.New()
@@ -144,8 +191,14 @@ func (m sbMessage) event() (*crossbus.Event, error) {
 func (m sbMessage) foreign(e *event.Event) {
 	entity := strings.TrimPrefix(m.entity, "/")
 	id := m.messageID
-	if id == "" {
-		id = entity + "/" + firstNonEmpty(m.sequence, "0")
+	switch {
+	case id != "":
+	case m.sequence != "":
+		id = entity + "/" + m.sequence
+	case m.digest != "":
+		id = entity + "/" + m.digest
+	default:
+		id = entity + "/" + m.messageDigest()
 	}
 	e.SetID(id)
 	if entity == "" {
@@ -161,7 +214,7 @@ func (m sbMessage) foreign(e *event.Event) {
 		e.SetSubject(m.subject)
 	}
 	for k, v := range m.props {
-		if validExtensionName(k) {
+		if cewire.ValidExtensionName(k) {
 			_ = e.Context.SetExtension(k, extensionValue(v)) // context attribute names are refused: fine
 		}
 	}
@@ -170,43 +223,28 @@ func (m sbMessage) foreign(e *event.Event) {
 	}
 }
 
-func validExtensionName(k string) bool {
-	if k == "" || k == "data" || k == "data_base64" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
 // binaryMode sets the attributes the cloudEvents_ properties carry.
 func binaryMode(e *event.Event, attrs map[string]any) error {
 	if sv, _ := attrs["specversion"].(string); sv != event.CloudEventsVersionV1 {
 		return fmt.Errorf("cloudEvents_specversion is %v, want %q", attrs["specversion"], event.CloudEventsVersionV1)
 	}
+	ctx := e.Context.(*event.EventContextV1) // event.New makes a V1 context
 	for name, v := range attrs {
 		s, isString := v.(string)
-		switch name {
-		case "specversion", "datacontenttype":
-		case "id":
-			e.SetID(s)
-		case "source":
-			e.SetSource(s)
-		case "type":
-			e.SetType(s)
-		case "subject":
-			e.SetSubject(s)
-		case "dataschema":
-			e.SetDataSchema(s)
-		case "time":
+		switch {
+		case name == "specversion" || name == "datacontenttype": // checked above; set by the caller
+		case name == "time":
 			t, err := parseTime(s)
 			if !isString || err != nil {
 				return fmt.Errorf("cloudEvents_time %v is not an RFC 3339 time", v)
 			}
 			e.SetTime(t)
+		case isString:
+			if err := cewire.SetAttribute(ctx, name, s, sources); err != nil {
+				return fmt.Errorf("cloudEvents_%s: %w", name, err)
+			}
+		case cewire.IsContextAttribute(name):
+			return fmt.Errorf("cloudEvents_%s %v is not a string", name, v)
 		default:
 			if err := e.Context.SetExtension(name, extensionValue(v)); err != nil {
 				return fmt.Errorf("cloudEvents_%s: %w", name, err)
@@ -215,6 +253,9 @@ func binaryMode(e *event.Event, attrs map[string]any) error {
 	}
 	return nil
 }
+
+// sources caches the parsed sources of binary-mode messages.
+var sources = cewire.NewSourceCache(1024)
 
 // extensionValue converts a JSON property value to a CloudEvents type:
 // integral numbers to Integer, other numbers to their text.

@@ -1,62 +1,11 @@
-// Package cewire holds what the header-based CloudEvents bindings (NATS,
-// Kafka) share when they read binary-mode events: setting a context
-// attribute from its wire text, the required-attribute check, and a cache of
-// parsed sources.
 package cewire
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 )
-
-// SourceCache caches parsed event sources: a consumer sees the same few
-// sources over and over, and parsing a URI reference costs more than the rest
-// of the decoding together. It holds at most its size and is emptied when full.
-type SourceCache struct {
-	size int
-	mu   sync.RWMutex
-	m    map[string]types.URIRef
-}
-
-// NewSourceCache returns a cache of at most size sources.
-func NewSourceCache(size int) *SourceCache {
-	return &SourceCache{size: size, m: map[string]types.URIRef{}}
-}
-
-// Parse returns the URI reference s (ok false when s is not one).
-func (c *SourceCache) Parse(s string) (types.URIRef, bool) {
-	c.mu.RLock()
-	u, ok := c.m[s]
-	c.mu.RUnlock()
-	if ok {
-		return u, true
-	}
-	p := types.ParseURIRef(s)
-	if p == nil {
-		return types.URIRef{}, false
-	}
-	c.mu.Lock()
-	if len(c.m) >= c.size {
-		clear(c.m)
-	}
-	c.m[s] = *p
-	c.mu.Unlock()
-	return *p, true
-}
-
-// ParseBytes is Parse for a header value; a cached source costs no copy.
-func (c *SourceCache) ParseBytes(b []byte) (types.URIRef, bool) {
-	c.mu.RLock()
-	u, ok := c.m[string(b)]
-	c.mu.RUnlock()
-	if ok {
-		return u, true
-	}
-	return c.Parse(string(b))
-}
 
 // CheckRequired reports a missing id, source or type, naming the header
 // (prefix + attribute) it should have come in; what names the binding.
@@ -120,17 +69,12 @@ func SetAttribute(ctx *event.EventContextV1, name, v string, sources *SourceCach
 	return nil
 }
 
-// ValidExtensionName reports whether name is a CloudEvents extension name:
-// lower-case a-z and 0-9, and not data or data_base64.
-func ValidExtensionName(name string) bool {
-	if name == "" || name == "data" || name == "data_base64" {
-		return false
+// IsContextAttribute reports whether name is one of the CloudEvents 1.0
+// context attributes, which an extension may not be named after.
+func IsContextAttribute(name string) bool {
+	switch name {
+	case "id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema":
+		return true
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
+	return false
 }
