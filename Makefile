@@ -21,6 +21,9 @@ check:
 	@# interop/amqpsdk is a module of its own (the CloudEvents SDK's AMQP
 	@# binding needs go-amqp v0.17); interop's TestAMQP builds and runs it.
 	cd interop/amqpsdk && $(GO) vet ./... && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	@# bench/ is a module of its own (the peer comparison's dependencies stay
+	@# out of the library's go.mod); it is vetted here, run only by make peers.
+	cd bench && $(GO) vet ./... && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 test: deps
 	set -a; . ./.test-env; set +a; $(GO) test -race -timeout 20m ./...
