@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -15,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/crossbus/crossbus"
-	_ "github.com/crossbus/crossbus/providers/nats" // nats://
+	cbnats "github.com/crossbus/crossbus/providers/nats" // and nats://
 )
 
 // startNATS starts the embedded JetStream server every NATS scenario uses:
@@ -106,8 +105,7 @@ type rawNATSRunner struct {
 	js      jetstream.JetStream
 	t       *tracker
 	cfg     Config
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
+	cc      jetstream.ConsumeContext
 	futures []jetstream.PubAckFuture
 }
 
@@ -146,27 +144,22 @@ func openRawNATS(ctx context.Context, cfg Config) (Runner, error) {
 	if err != nil {
 		return fail(err)
 	}
-	fetchCtx, stop := context.WithCancel(context.Background())
-	r := &rawNATSRunner{env: env, nc: nc, js: js, t: newTracker(), cfg: cfg, stop: stop}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for fetchCtx.Err() == nil {
-			batch, err := cons.Fetch(max(cfg.Batch, 1), jetstream.FetchMaxWait(time.Second))
-			if err != nil {
-				if fetchCtx.Err() == nil && !errors.Is(err, natsio.ErrConnectionClosed) {
-					time.Sleep(10 * time.Millisecond)
-				}
-				continue
-			}
-			for m := range batch.Messages() {
-				r.t.handle() // the handler decodes nothing
-				_ = m.Ack()
-			}
-		}
-	}()
+	r := &rawNATSRunner{env: env, nc: nc, js: js, t: newTracker(), cfg: cfg}
+	// A pull consumer that keeps rawPrefetch messages buffered, crossbus's
+	// default prefetch for providers/nats; the callback is the handler.
+	r.cc, err = cons.Consume(func(m jetstream.Msg) {
+		r.t.handle() // the handler decodes nothing
+		_ = m.Ack()
+	}, jetstream.PullMaxMessages(rawPrefetch))
+	if err != nil {
+		return fail(err)
+	}
 	return r, nil
 }
+
+// rawPrefetch is how many messages the raw consumer buffers ahead of its
+// handler: crossbus's providers/nats default.
+const rawPrefetch = cbnats.DefaultPrefetch
 
 func (r *rawNATSRunner) Run(ctx context.Context, n int) error {
 	batch := max(r.cfg.Batch, 1)
@@ -203,9 +196,8 @@ func (r *rawNATSRunner) Run(ctx context.Context, n int) error {
 }
 
 func (r *rawNATSRunner) Close(context.Context) error {
-	r.stop()
-	r.nc.Close() // ends a Fetch in progress
-	r.wg.Wait()
+	r.cc.Stop()
+	r.nc.Close()
 	r.env.close()
 	return nil
 }

@@ -31,7 +31,10 @@ type Config struct {
 	// has that knob (crossbus's WithConcurrency, Go CDK's Receive loops).
 	Concurrency int
 	// Batch is how many events one publish call carries in the NATS
-	// scenarios (the in-process ones publish one event per call).
+	// scenarios. The default is 1, as in the in-process scenarios, which
+	// always publish one event per call: every row then does the same work,
+	// and a NATS publish waits for the stream's acknowledgement of its one
+	// event before the next is built.
 	Batch int
 	// Dir holds the embedded NATS server's storage; empty means a new
 	// temporary directory.
@@ -41,7 +44,7 @@ type Config struct {
 // DefaultConfig is what cmd/peers and the Go benchmarks use unless told
 // otherwise.
 func DefaultConfig() Config {
-	return Config{Window: 1024, Concurrency: 8, Batch: 100}
+	return Config{Window: 1024, Concurrency: 8, Batch: 1}
 }
 
 // Runner is an opened scenario: Run(n) publishes n events and returns once
@@ -63,17 +66,17 @@ type Scenario struct {
 // Scenarios lists every scenario in table order.
 func Scenarios() []Scenario {
 	return []Scenario{
-		{"crossbus/plain", "memory", "mem://, Router, one route", openCrossbusMem(memPlain)},
+		{"crossbus/plain", "memory", "mem://, Router, one route, default options (8 handlers)", openCrossbusMem(memPlain)},
 		{"crossbus/idempotency", "memory", "plain + WithIdempotency(MemoryIdempotencyStore)", openCrossbusMem(memIdempotency)},
 		{"crossbus/ordered", "memory", "plain + WithOrdering, 100 partition keys", openCrossbusMem(memOrdered)},
 		{"crossbus/filter", "memory", "plain + WithFilter(TypeIs(type)), matching", openCrossbusMem(memFilter)},
 		{"crossbus/retry-default", "memory", "plain + WithRetry(DefaultRetryPolicy()), no failures", openCrossbusMem(memRetry)},
-		{"watermill/router", "memory", "GoChannel + message.Router, no middleware", openWatermillGoChannel(false)},
-		{"watermill/router+retry+recoverer", "memory", "GoChannel + Router with middleware.Retry and middleware.Recoverer", openWatermillGoChannel(true)},
-		{"gocdk/mempubsub", "memory", "mempubsub topic + subscription, Receive/Ack loops", openGoCDK},
-		{"crossbus/nats", "nats", "providers/nats on the embedded server, Router", openCrossbusNATS},
-		{"nats.go/jetstream", "nats", "raw nats.go jetstream: PublishMsgAsync, pull Fetch/Ack", openRawNATS},
-		{"watermill/jetstream", "nats", "watermill-nats/v2 jetstream Publisher/Subscriber + Router", openWatermillJetStream},
+		{"watermill/router", "memory", "GoChannel (default config) + message.Router, no middleware", openWatermillGoChannel(false)},
+		{"watermill/router+retry+recoverer", "memory", "GoChannel + Router with middleware.Retry (crossbus's default policy) and middleware.Recoverer", openWatermillGoChannel(true)},
+		{"gocdk/mempubsub", "memory", "mempubsub topic + subscription, 8 Receive/Ack loops", openGoCDK},
+		{"crossbus/nats", "nats", "providers/nats on the embedded server, Router, default options (8 handlers, prefetch 256)", openCrossbusNATS},
+		{"nats.go/jetstream", "nats", "raw nats.go jetstream: PublishMsgAsync then wait for its ack, pull Consume (256 buffered), Ack", openRawNATS},
+		{"watermill/jetstream", "nats", "watermill-nats/v2 jetstream Publisher/Subscriber (pull Consume, AckAsync) + Router", openWatermillJetStream},
 	}
 }
 

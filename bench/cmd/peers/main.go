@@ -6,7 +6,11 @@
 // Every scenario runs -runs times, alternating (the order of the scenarios is
 // reversed on every other round, so a change of machine load hits them
 // alike), each run in a fresh child process so that no scenario inherits
-// another's heap, goroutines or server. The table shows medians.
+// another's heap, goroutines or server. Each run measures the process's CPU
+// time (getrusage: every goroutine, the garbage collector and, for NATS, the
+// embedded server) and wall time over its timed section only. The table
+// shows medians, ratios to the crossbus row of the group as medians of the
+// per-round ratios, and whether issue 20's goals are met.
 package main
 
 import (
@@ -111,12 +115,14 @@ func main() {
 	}
 	loadEnd := loadAvg()
 
-	fmt.Printf("`go run ./cmd/peers %s` — %s, GOMAXPROCS %d, %d runs each (alternating), medians; %s in all\n\n",
-		strings.Join(os.Args[1:], " "), runtime.Version(), runtime.GOMAXPROCS(0), *runs, time.Since(started).Round(time.Second))
+	fmt.Printf("`go run ./cmd/peers %s` on %s — %s %s/%s, GOMAXPROCS %d, %s; %d rounds, every scenario once a round in a fresh process (order reversed every other round); medians; %s in all\n\n",
+		strings.Join(os.Args[1:], " "), started.UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.GOOS, runtime.GOARCH,
+		runtime.GOMAXPROCS(0), cpuModel(), *runs, time.Since(started).Round(time.Second))
 	fmt.Printf("Load average (1/5/15 min): %.2f %.2f %.2f at the start, %.2f %.2f %.2f at the end; 1-min load before each run: min %.2f, median %.2f, max %.2f.\n\n",
 		loadStart[0], loadStart[1], loadStart[2], loadEnd[0], loadEnd[1], loadEnd[2],
 		slices.Min(loads), median(loads), slices.Max(loads))
-	printTable(sel, results)
+	printTable(sel, results, *batch)
+	printGoals(sel, results)
 }
 
 func runOne(exe string, args []string) (peers.Result, error) {
@@ -160,10 +166,14 @@ func runChild(name string, cfg peers.Config, n, warmup int, profile string) erro
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
-func printTable(sel []peers.Scenario, results map[string][]peers.Result) {
+func printTable(sel []peers.Scenario, results map[string][]peers.Result, batch int) {
+	perCall := "one event per publish call"
+	if batch > 1 {
+		perCall = fmt.Sprintf("%d events per publish call", batch)
+	}
 	groups := []struct{ name, title, base string }{
 		{"memory", "In-process: one event per publish call", "crossbus/plain"},
-		{"nats", "Embedded NATS JetStream: 100 events per publish call", "crossbus/nats"},
+		{"nats", "Embedded NATS JetStream (file storage): " + perCall, "crossbus/nats"},
 	}
 	for _, g := range groups {
 		var rows []peers.Scenario
@@ -175,31 +185,99 @@ func printTable(sel []peers.Scenario, results map[string][]peers.Result) {
 		if len(rows) == 0 {
 			continue
 		}
-		baseCPU, baseWall := 0.0, 0.0
-		if rs, ok := results[g.base]; ok {
-			baseCPU, baseWall = median(field(rs, cpu)), median(field(rs, wall))
-		}
+		base := results[g.base] // nil when the base row was not selected
 		fmt.Printf("%s (%d events a run):\n\n", g.title, results[rows[0].Name][0].Events)
-		fmt.Println("| scenario | CPU µs/event | CPU × " + g.base + " | wall µs/event | wall × " + g.base + " | events/s (wall) | allocs/event | B/event | CPU µs/event, all runs |")
+		fmt.Println("| scenario | CPU µs/event | CPU × " + g.base + " | wall µs/event | wall × " + g.base + " | events/s (wall) | allocs/event | B/event | CPU µs/event, each round |")
 		fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---|")
 		for _, s := range rows {
 			rs := results[s.Name]
-			c, w := median(field(rs, cpu)), median(field(rs, wall))
 			var all []string
 			for _, r := range rs {
 				all = append(all, fmt.Sprintf("%.2f", r.CPUNs/1000))
 			}
+			w := median(field(rs, wall))
 			fmt.Printf("| %s | %.2f | %s | %.2f | %s | %s | %.1f | %s | %s |\n",
-				s.Name, c/1000, ratio(c, baseCPU), w/1000, ratio(w, baseWall), thousands(1e9/w),
+				s.Name, median(field(rs, cpu))/1000, ratioText(rs, base, cpu), w/1000, ratioText(rs, base, wall), thousands(1e9/w),
 				median(field(rs, allocs)), thousands(median(field(rs, bytesPer))), strings.Join(all, ", "))
 		}
 		fmt.Println()
 	}
+	fmt.Println("The × columns are medians of the per-round ratios (each run divided by the base row's run of the same round), so a change of machine load between rounds cancels out.")
+	fmt.Println()
 	fmt.Println("Scenarios:")
 	fmt.Println()
 	for _, s := range sel {
 		fmt.Printf("- `%s`: %s\n", s.Name, s.Desc)
 	}
+	fmt.Println()
+}
+
+// printGoals checks issue 20's goals against the measured CPU time: crossbus
+// plain uses at most a tenth of the CPU per event of Watermill's router, and
+// every crossbus row is cheaper than every peer library's row of its group
+// (the raw nats.go client is the floor a library adds to, not a peer).
+func printGoals(sel []peers.Scenario, results map[string][]peers.Result) {
+	fmt.Println("Goals (CPU time per event):")
+	fmt.Println()
+	if plain, wm := results["crossbus/plain"], results["watermill/router"]; plain != nil && wm != nil {
+		r := medianRatio(wm, plain, cpu)
+		verdict := "met"
+		if r < 10 {
+			verdict = fmt.Sprintf("missed: crossbus/plain would need %.2f µs/event, %.1f× less than it uses", median(field(wm, cpu))/1000/10, 10/r)
+		}
+		fmt.Printf("- crossbus/plain ≤ 1/10 of watermill/router: watermill/router uses %.1f× the CPU of crossbus/plain — %s.\n", r, verdict)
+	}
+	for _, group := range []string{"memory", "nats"} {
+		var ours, theirs []peers.Scenario
+		for _, s := range sel {
+			switch {
+			case s.Group != group:
+			case strings.HasPrefix(s.Name, "crossbus/"):
+				ours = append(ours, s)
+			case strings.HasPrefix(s.Name, "nats.go/"): // the floor, not a peer
+			default:
+				theirs = append(theirs, s)
+			}
+		}
+		if len(ours) == 0 || len(theirs) == 0 {
+			continue
+		}
+		cheapest := theirs[0]
+		for _, t := range theirs[1:] {
+			if median(field(results[t.Name], cpu)) < median(field(results[cheapest.Name], cpu)) {
+				cheapest = t
+			}
+		}
+		for _, o := range ours {
+			r := medianRatio(results[o.Name], results[cheapest.Name], cpu)
+			verdict := "cheapest"
+			if r >= 1 {
+				verdict = "NOT cheapest"
+			}
+			fmt.Printf("- %s: %s — %.2f× the CPU of the cheapest peer in its group (%s).\n", o.Name, verdict, r, cheapest.Name)
+		}
+	}
+	if cb, raw := results["crossbus/nats"], results["nats.go/jetstream"]; cb != nil && raw != nil {
+		fmt.Printf("- crossbus/nats over the raw nats.go client (the floor): %.2f× its CPU per event.\n", medianRatio(cb, raw, cpu))
+	}
+}
+
+// medianRatio is the median over rounds of xs[i]/base[i].
+func medianRatio(xs, base []peers.Result, f func(peers.Result) float64) float64 {
+	var rs []float64
+	for i := range min(len(xs), len(base)) {
+		if b := f(base[i]); b > 0 {
+			rs = append(rs, f(xs[i])/b)
+		}
+	}
+	return median(rs)
+}
+
+func ratioText(xs, base []peers.Result, f func(peers.Result) float64) string {
+	if len(base) == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", medianRatio(xs, base, f))
 }
 
 func cpu(r peers.Result) float64      { return r.CPUNs }
@@ -227,13 +305,6 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func ratio(x, base float64) string {
-	if base == 0 {
-		return "–"
-	}
-	return fmt.Sprintf("%.2f×", x/base)
-}
-
 func thousands(x float64) string {
 	s := fmt.Sprintf("%.0f", x)
 	var b strings.Builder
@@ -255,4 +326,18 @@ func loadAvg() [3]float64 {
 	}
 	_, _ = fmt.Sscan(string(b), &l[0], &l[1], &l[2])
 	return l
+}
+
+// cpuModel is the processor's name from /proc/cpuinfo.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
 }
