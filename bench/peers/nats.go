@@ -246,7 +246,7 @@ func openWatermillJetStream(ctx context.Context, cfg Config) (Runner, error) {
 	if err != nil {
 		return fail(err)
 	}
-	r.batch = max(cfg.Batch, 1)
+	r.batch, r.msgID = max(cfg.Batch, 1), true
 	r.closers = append(r.closers, sub.Close, pub.Close)
 	return &watermillJSRunner{watermillRunner: r, env: env}, nil
 }

@@ -75,8 +75,8 @@ func Scenarios() []Scenario {
 		{"watermill/router+retry+recoverer", "memory", "GoChannel + Router with middleware.Retry (crossbus's default policy) and middleware.Recoverer", openWatermillGoChannel(true)},
 		{"gocdk/mempubsub", "memory", "mempubsub topic + subscription, 8 Receive/Ack loops", openGoCDK},
 		{"crossbus/nats", "nats", "providers/nats on the embedded server, Router, default options (8 handlers, prefetch 256)", openCrossbusNATS},
-		{"nats.go/jetstream", "nats", "raw nats.go jetstream: PublishMsgAsync then wait for its ack, pull Consume (256 buffered), Ack", openRawNATS},
-		{"watermill/jetstream", "nats", "watermill-nats/v2 jetstream Publisher/Subscriber (pull Consume, AckAsync) + Router", openWatermillJetStream},
+		{"nats.go/jetstream", "nats", "raw nats.go jetstream: PublishMsgAsync with CloudEvents headers and Nats-Msg-Id, wait for its ack; pull Consume (256 buffered), Ack", openRawNATS},
+		{"watermill/jetstream", "nats", "watermill-nats/v2 jetstream Publisher/Subscriber (pull Consume, AckAsync) + Router; Nats-Msg-Id set as crossbus does", openWatermillJetStream},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	natsio "github.com/nats-io/nats.go"
 )
 
 // watermillRetry is Watermill's Retry middleware set to crossbus's default
@@ -30,6 +31,7 @@ type watermillRunner struct {
 	t       *tracker
 	cfg     Config
 	batch   int
+	msgID   bool // set Nats-Msg-Id
 	closers []func() error
 }
 
@@ -73,20 +75,28 @@ func startWatermill(ctx context.Context, cfg Config, pub message.Publisher, sub 
 	return &watermillRunner{pub: pub, router: router, t: t, cfg: cfg}, nil
 }
 
-func newWatermillMessage() *message.Message {
-	m := message.NewMessage(watermill.NewUUID(), payload) // fresh UUIDv4 id
+// newWatermillMessage builds one message. With msgID set, the id also goes
+// to the Nats-Msg-Id header (watermill-nats copies metadata to headers), so
+// the stream tracks it for duplicates as it does for crossbus and the raw
+// client.
+func newWatermillMessage(msgID bool) *message.Message {
+	id := watermill.NewUUID() // fresh UUIDv4 id
+	m := message.NewMessage(id, payload)
 	m.Metadata.Set("type", eventType)
+	if msgID {
+		m.Metadata.Set(natsio.MsgIdHdr, id)
+	}
 	return m
 }
 
 func (r *watermillRunner) Run(ctx context.Context, n int) error {
 	return drive(r.t, n, r.batch, r.cfg.Window, func(i, k int) error {
 		if k == 1 {
-			return r.pub.Publish("orders", newWatermillMessage())
+			return r.pub.Publish("orders", newWatermillMessage(r.msgID))
 		}
 		msgs := make([]*message.Message, k)
 		for j := range msgs {
-			msgs[j] = newWatermillMessage()
+			msgs[j] = newWatermillMessage(r.msgID)
 		}
 		return r.pub.Publish("orders", msgs...)
 	})
