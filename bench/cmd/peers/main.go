@@ -115,8 +115,8 @@ func main() {
 	}
 	loadEnd := loadAvg()
 
-	fmt.Printf("`go run ./cmd/peers %s` on %s — %s %s/%s, GOMAXPROCS %d, %s; %d rounds, every scenario once a round in a fresh process (order reversed every other round); medians; %s in all\n\n",
-		strings.Join(os.Args[1:], " "), started.UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.GOOS, runtime.GOARCH,
+	fmt.Printf("`%s` on %s — %s %s/%s, GOMAXPROCS %d, %s; %d rounds, every scenario once a round in a fresh process (order reversed every other round); medians; %s in all\n\n",
+		strings.Join(append([]string{"go run ./cmd/peers"}, os.Args[1:]...), " "), started.UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.GOOS, runtime.GOARCH,
 		runtime.GOMAXPROCS(0), cpuModel(), *runs, time.Since(started).Round(time.Second))
 	fmt.Printf("Load average (1/5/15 min): %.2f %.2f %.2f at the start, %.2f %.2f %.2f at the end; 1-min load before each run: min %.2f, median %.2f, max %.2f.\n\n",
 		loadStart[0], loadStart[1], loadStart[2], loadEnd[0], loadEnd[1], loadEnd[2],
