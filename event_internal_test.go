@@ -29,3 +29,13 @@ func BenchmarkSourceOf(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkNewEvent(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		e := NewEvent("com.example.order.placed", "/orders")
+		if e.Context == nil {
+			b.Fatal("no context")
+		}
+	}
+}
