@@ -84,6 +84,7 @@ func guarantees() []struct {
 		{"NamesAndExtensionValuesFollowThePortableRules", testPortableRules},
 		{"NamesItsSystemAndReachesItsNativeClient", testNamesItselfAndReachesItsClient},
 		{"DeadLettersListGroupRedrivePurge", testDeadLetterOps},
+		{"FilteredSubscriptionNeverReceivesANonMatchingEvent", testFilteredSubscription},
 	}
 }
 
