@@ -12,6 +12,7 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 
+	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp"
 	"github.com/crossbus/crossbus/providers/providertest"
@@ -59,6 +60,16 @@ func (h *harness) CreateTopic(ctx context.Context, topic string) error {
 
 func (h *harness) CreateSubscription(ctx context.Context, topic, sub string, o providertest.SubscriptionOptions) error {
 	cfg := gcp.SubscriptionConfig{Ordered: o.Ordered}
+	if o.FilterPattern != "" {
+		// As AutoCreate does: the route's pattern becomes the filter.
+		f, err := crossbus.CompilePattern(o.FilterPattern)
+		if err != nil {
+			return err
+		}
+		if cfg.Filter, _, err = gcp.SubscriptionFilter(f); err != nil {
+			return err
+		}
+	}
 	if h.native {
 		cfg.DeadLetterTopic = sub + "-dlq"
 		cfg.MaxDeliveryAttempts = min(max(o.MaxAttempts, 5), 100)
@@ -97,7 +108,8 @@ func (h *harness) Features() providertest.Features {
 		// pstest scans a subscription's whole backlog on every pull, so a
 		// pull costs time proportional to the backlog; 4,000 events keep
 		// the no-loss test to seconds under the race detector.
-		LoadEvents: 4000,
+		LoadEvents:    4000,
+		NativeFilters: true,
 	}
 }
 

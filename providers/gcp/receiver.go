@@ -42,6 +42,7 @@ type receiver struct {
 	maxBytes      int
 	attempts      *attempts.Counter // nil when Pub/Sub counts attempts
 	settler       *settler
+	native        driver.NativeFilter // the subscription's filter
 
 	closeCtx context.Context // cancelled by Close: ends pulls in flight
 	cancel   context.CancelFunc
@@ -60,7 +61,13 @@ type receiver struct {
 var (
 	_ driver.Receiver             = (*receiver)(nil)
 	_ driver.ReceiverCapabilities = (*receiver)(nil)
+	_ driver.NativeFiltering      = (*receiver)(nil)
 )
+
+// NativeFilter reports the subscription's filter, exact when it is the
+// translation of the route's pattern (SubscriptionFilter) and that
+// translation is exact.
+func (r *receiver) NativeFilter() driver.NativeFilter { return r.native }
 
 // Capabilities reports the subscription's own capabilities: native dead
 // letters when it has a dead-letter policy, its ordering, and the lease.

@@ -135,7 +135,7 @@ func testFilteredSubscription(t *testing.T, e *env) {
 	defer mu.Unlock()
 	native, pushed := s.NativeFilter()
 	if e.f.NativeFilters {
-		assert.Empty(t, stray, "the service delivered events the native filter excludes")
+		assert.Empty(t, stray, "the service delivered %d events the native filter excludes", len(stray))
 		if pushed {
 			t.Logf("native filter: %s (exact: %v)", native.Expression, native.Exact)
 		}
