@@ -56,6 +56,10 @@ type EntityOptions struct {
 	// DuplicateDetectionWindow, when positive, drops a message whose
 	// MessageID was already accepted within the window. Queues and topics.
 	DuplicateDetectionWindow time.Duration
+	// Filter is the SQL filter expression of the rule a subscription is
+	// created with (DefaultRuleName); "" selects every message
+	// (TrueFilter). Subscriptions; see SQLFilter and AddRule.
+	Filter string
 }
 
 func (o EntityOptions) withDefaults() EntityOptions {
@@ -207,10 +211,16 @@ func (s *Server) CreateTopic(name string, o EntityOptions) error {
 	return nil
 }
 
-// CreateSubscription creates a subscription of a topic. It receives every
-// message sent to the topic from now on (Service Bus's default rule).
+// CreateSubscription creates a subscription of a topic. It receives the
+// messages sent to the topic from now on that o.Filter selects (every
+// message without one: Service Bus's default rule). An invalid filter fails
+// with an error wrapping ErrInvalidFilter.
 func (s *Server) CreateSubscription(topicName, name string, o EntityOptions) error {
 	if err := checkName(name); err != nil {
+		return err
+	}
+	rule, err := compileRule(Rule{Name: DefaultRuleName, Filter: o.Filter})
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -228,6 +238,7 @@ func (s *Server) CreateSubscription(topicName, name string, o EntityOptions) err
 	o = o.withDefaults()
 	o.DuplicateDetectionWindow = 0
 	st := newStore(s, t.name+"/Subscriptions/"+name, o)
+	st.rules = []compiledRule{rule}
 	next := make(map[string]*store, len(t.subs)+1)
 	for k, v := range t.subs {
 		next[k] = v

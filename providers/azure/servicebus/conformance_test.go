@@ -8,6 +8,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/sbtest"
 	"github.com/crossbus/crossbus/providers/azure/servicebus"
@@ -49,10 +50,22 @@ func (h *harness) CreateTopic(_ context.Context, topic string) error {
 }
 
 func (h *harness) CreateSubscription(_ context.Context, topic, sub string, o providertest.SubscriptionOptions) error {
+	var filter string
+	if o.FilterPattern != "" {
+		// The route's pattern becomes the subscription's rule.
+		f, err := crossbus.CompilePattern(o.FilterPattern)
+		if err != nil {
+			return err
+		}
+		if filter, _, err = servicebus.SQLFilter(f); err != nil {
+			return err
+		}
+	}
 	return h.srv.CreateSubscription(topic, sub, sbtest.EntityOptions{
 		LockDuration:     lockDuration,
 		MaxDeliveryCount: max(o.MaxAttempts, 10) + 5, // the portable policy decides, not the broker
 		RequiresSession:  o.Ordered,
+		Filter:           filter,
 	})
 }
 
@@ -79,7 +92,7 @@ func (h *harness) PublishRaw(ctx context.Context, topic string, payload []byte) 
 func (h *harness) AsTarget() any { return new(*azservicebus.Client) }
 
 func (h *harness) Features() providertest.Features {
-	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 20 * time.Second}
+	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 20 * time.Second, NativeFilters: true}
 }
 
 func newServer(t testing.TB) *sbtest.Server {
