@@ -74,11 +74,18 @@
 //     expires; its unsettled messages then count a failed delivery and
 //     return, in sequence order. Locked sessions receive in sequence order.
 //
+//   - Management: the ATOM (XML over HTTPS) API the SDK's admin.Client
+//     speaks, for creating, reading and deleting queues, topics,
+//     subscriptions (with their default rule) and rules, on a TLS listener
+//     of its own; HTTPClient returns the client to hand to admin.Client.
+//     Requests must carry a SAS token signed with the namespace key (or a
+//     bearer token, accepted unverified).
+//
 // # Where it differs from Service Bus
 //
-//   - Nothing is durable; entities are created and deleted only through
-//     this package's Go API (no ATOM management API, so the SDK's admin client does not
-//     work). Rule actions, correlation filters, filter parameters and the
+//   - Nothing is durable. The management API creates, reads and deletes
+//     entities but does not update them, and reports only their main
+//     settings (no runtime counts; see Counts). Rule actions, correlation filters, filter parameters and the
 //     newid() and property() functions are not emulated; comparing values
 //     of unrelated types is unknown rather than a filter evaluation error.
 //   - Time to live is stored and returned but messages never expire;

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
@@ -75,8 +76,9 @@ func (o EntityOptions) withDefaults() EntityOptions {
 // Server is a Service Bus-compatible AMQP 1.0 broker for tests. See the
 // package documentation for what it emulates. It is safe for concurrent use.
 type Server struct {
-	opts Options
-	ln   net.Listener
+	opts  Options
+	ln    net.Listener
+	admin *httptest.Server // the management API (see HTTPClient)
 
 	mu     sync.Mutex
 	queues map[string]*store // queues by lower-case name
@@ -111,6 +113,7 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, ln: ln, queues: map[string]*store{}, topics: map[string]*topic{},
 		conns: map[*conn]struct{}{}, done: make(chan struct{})}
+	s.startAdmin()
 	s.wg.Add(2)
 	go s.accept()
 	go s.clock()
@@ -142,6 +145,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	close(s.done)
 	err := s.ln.Close()
+	s.admin.Close()
 	for _, c := range conns {
 		c.shutdown()
 	}

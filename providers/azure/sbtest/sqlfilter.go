@@ -645,7 +645,7 @@ type (
 		v    valueNode
 		list []valueNode
 	}
-	likeNode struct{ v, pattern, escape valueNode }
+	likeNode  struct{ v, pattern, escape valueNode }
 	arithNode struct {
 		op   string
 		l, r valueNode
@@ -1007,13 +1007,25 @@ var sysProps = map[string]func(m *amqp.Message) any{
 		}
 		return fmt.Sprint(m.Properties.CorrelationID)
 	},
-	"label":            func(m *amqp.Message) any { return props(m, func(p *amqp.MessageProperties) *string { return p.Subject }) },
-	"subject":          func(m *amqp.Message) any { return props(m, func(p *amqp.MessageProperties) *string { return p.Subject }) },
-	"to":               func(m *amqp.Message) any { return props(m, func(p *amqp.MessageProperties) *string { return p.To }) },
-	"replyto":          func(m *amqp.Message) any { return props(m, func(p *amqp.MessageProperties) *string { return p.ReplyTo }) },
-	"sessionid":        func(m *amqp.Message) any { return props(m, func(p *amqp.MessageProperties) *string { return p.GroupID }) },
-	"replytosessionid": func(m *amqp.Message) any { return props(m, func(p *amqp.MessageProperties) *string { return p.ReplyToGroupID }) },
-	"contenttype":      func(m *amqp.Message) any { return props(m, func(p *amqp.MessageProperties) *string { return p.ContentType }) },
+	"label": func(m *amqp.Message) any {
+		return props(m, func(p *amqp.MessageProperties) *string { return p.Subject })
+	},
+	"subject": func(m *amqp.Message) any {
+		return props(m, func(p *amqp.MessageProperties) *string { return p.Subject })
+	},
+	"to": func(m *amqp.Message) any { return props(m, func(p *amqp.MessageProperties) *string { return p.To }) },
+	"replyto": func(m *amqp.Message) any {
+		return props(m, func(p *amqp.MessageProperties) *string { return p.ReplyTo })
+	},
+	"sessionid": func(m *amqp.Message) any {
+		return props(m, func(p *amqp.MessageProperties) *string { return p.GroupID })
+	},
+	"replytosessionid": func(m *amqp.Message) any {
+		return props(m, func(p *amqp.MessageProperties) *string { return p.ReplyToGroupID })
+	},
+	"contenttype": func(m *amqp.Message) any {
+		return props(m, func(p *amqp.MessageProperties) *string { return p.ContentType })
+	},
 }
 
 func props(m *amqp.Message, get func(p *amqp.MessageProperties) *string) any {
