@@ -30,9 +30,10 @@ const (
 // with nothing left unsettled, then accept the next session. Session locks
 // are renewed while held, so deliveries need no lease extension.
 type sessionReceiver struct {
-	p    *Provider
-	ent  entity
-	caps driver.Capabilities
+	p      *Provider
+	ent    entity
+	caps   driver.Capabilities
+	native driver.NativeFilter
 
 	out     chan *delivery
 	errs    chan error
