@@ -111,7 +111,7 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 			if pctx.Err() == nil && (grpcCode(err) == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded)) {
 				continue // the long poll ended empty
 			}
-			return 0, r.receiveErr(ctx, subscriptionError("pull", r.sub, err))
+			return 0, r.receiveErr(ctx, r.p.watch.explain(subscriptionError("pull", r.sub, err)))
 		}
 		if k := r.deliver(resp.GetReceivedMessages(), buf, n); k > 0 {
 			return k, nil

@@ -58,7 +58,7 @@ func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) 
 		}
 	}
 	if err != nil {
-		return nil, subscriptionError("open", name, err)
+		return nil, p.watch.explain(subscriptionError("open", name, err))
 	}
 	if info.known && spec.Topic != "" {
 		want := p.topicName(spec.Topic)

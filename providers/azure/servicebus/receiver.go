@@ -100,7 +100,7 @@ func (p *Provider) openReceiver(ctx context.Context, ent entity, dead bool) (*re
 	}
 	if _, err := sb.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: ptr(int64(math.MaxInt64))}); err != nil {
 		_ = sb.Close(context.WithoutCancel(ctx))
-		return nil, receiveError(ent, err)
+		return nil, p.probe.explain(receiveError(ent, err))
 	}
 	caps := p.Capabilities()
 	caps.Ordering = false

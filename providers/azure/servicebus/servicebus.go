@@ -216,6 +216,8 @@ type Provider struct {
 	mu      sync.Mutex
 	senders map[string]*azservicebus.Sender
 
+	probe *transportProbe // explains failures that say nothing
+
 	adminOnce sync.Once
 	admin     *admin.Client
 	adminErr  error
@@ -226,7 +228,8 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	p := &Provider{opts: o, queues: map[string]bool{}, senders: map[string]*azservicebus.Sender{}}
+	p := &Provider{opts: o, queues: map[string]bool{}, senders: map[string]*azservicebus.Sender{},
+		probe: &transportProbe{endpoint: o.endpoint()}}
 	for _, q := range o.Queues {
 		p.queues[strings.ToLower(q)] = true
 	}

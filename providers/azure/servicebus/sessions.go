@@ -55,7 +55,7 @@ func (p *Provider) subscribeSessions(ctx context.Context, ent entity, ordered bo
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
-		return nil, ctx.Err()
+		return nil, p.probe.explain(fmt.Errorf("servicebus: session receiver for %q: %w", ent.path(), ctx.Err()))
 	case isNoSession(err):
 		first = nil
 	case isNotFound(err):
@@ -64,7 +64,7 @@ func (p *Provider) subscribeSessions(ctx context.Context, ent entity, ordered bo
 		return nil, fmt.Errorf("servicebus: %w: ordered delivery on Service Bus uses sessions, and %q does not require sessions (create it with RequiresSession): %v",
 			driver.ErrNotSupported, ent.path(), err)
 	default:
-		return nil, receiveError(ent, err)
+		return nil, p.probe.explain(receiveError(ent, err))
 	}
 	caps := p.Capabilities()
 	caps.LeaseExtension = false // the receiver renews session locks itself
