@@ -101,8 +101,9 @@ func (h *harness) CreateSubscription(ctx context.Context, topic, sub string, o p
 	enveloped := h.subs%2 == 0
 	h.mu.Unlock()
 	route := aws.Route{Subscription: sub, Topic: topic, FIFO: h.fifo, MaxReceiveCount: maxReceives, Enveloped: enveloped}
-	if o.FilterPattern != "" && h.svc == aws.EventBridge {
-		// The rule routing to the queue gets the route's pattern.
+	if o.FilterPattern != "" && (h.svc == aws.EventBridge || h.svc == aws.SNS && h.mode == aws.Structured) {
+		// The rule routing to the queue gets the route's pattern; an SNS
+		// subscription, its filter policy.
 		f, err := crossbus.CompilePattern(o.FilterPattern)
 		if err != nil {
 			return err
@@ -205,7 +206,7 @@ func (h *harness) AsTarget() any { return new(*sqs.Client) }
 
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 20 * time.Second, LoadEvents: loadEvents,
-		NativeFilters: h.svc == aws.EventBridge}
+		NativeFilters: h.svc == aws.EventBridge || h.svc == aws.SNS && h.mode == aws.Structured}
 }
 
 func runConformance(t *testing.T, svc aws.Service, fifo bool, mode aws.Mode) {
