@@ -21,10 +21,10 @@
 //     request's message-id as correlation-id and an int status-code. SAS
 //     tokens are verified against the key in ConnectionString (401 when the
 //     signature, key name or expiry is wrong); JWTs are accepted unverified.
-//   - Entities: queues, topics with subscriptions, entity paths "q", "t/Subscriptions/s" and their
-//     "/$DeadLetterQueue" sub-queues; names are case-insensitive; sending to
-//     or receiving from a missing entity fails the attach with amqp:not-found.
-//     Deleting an entity (DeleteQueue, DeleteTopic, DeleteSubscription)
+//   - Entities: queues, topics with subscriptions, entity paths "q",
+//     "t/Subscriptions/s" and their "/$DeadLetterQueue" sub-queues; names
+//     are case-insensitive; sending to or receiving from a missing entity
+//     fails the attach with amqp:not-found. Deleting an entity (DeleteQueue, DeleteTopic, DeleteSubscription)
 //     detaches the receive links attached to it with amqp:not-found, and
 //     sends and settlements on it fail with amqp:not-found from then on.
 //   - Subscription rules: a topic message is copied into each subscription
@@ -73,7 +73,6 @@
 //     the link detaches or the session lock (LockDuration, renewable)
 //     expires; its unsettled messages then count a failed delivery and
 //     return, in sequence order. Locked sessions receive in sequence order.
-//
 //   - Management: the ATOM (XML over HTTPS) API the SDK's admin.Client
 //     speaks, for creating, reading and deleting queues, topics,
 //     subscriptions (with their default rule) and rules, on a TLS listener
@@ -85,9 +84,10 @@
 //
 //   - Nothing is durable. The management API creates, reads and deletes
 //     entities but does not update them, and reports only their main
-//     settings (no runtime counts; see Counts). Rule actions, correlation filters, filter parameters and the
-//     newid() and property() functions are not emulated; comparing values
-//     of unrelated types is unknown rather than a filter evaluation error.
+//     settings (no runtime counts; see Counts). Rule actions, correlation
+//     filters, filter parameters and the newid() and property() functions
+//     are not emulated; comparing values of unrelated types is unknown
+//     rather than a filter evaluation error.
 //   - Time to live is stored and returned but messages never expire;
 //     auto-forwarding, transactions, partitioned entities, message
 //     enrichment beyond the annotations above and the transfer dead-letter
