@@ -83,13 +83,21 @@ func testFilteredSubscription(t *testing.T, e *env) {
 				mu.Unlock()
 				_ = d.Ack(context.WithoutCancel(ctx))
 			}
-			if err != nil {
-				if ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-					mu.Lock()
-					recvErr = err
-					mu.Unlock()
-				}
+			switch {
+			case err == nil:
+			case ctx.Err() != nil:
 				return
+			case fatalReceiveError(err):
+				mu.Lock()
+				recvErr = err
+				mu.Unlock()
+				return
+			default: // transient, as the portable layer takes it: try again
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
 			}
 		}
 	}
@@ -142,4 +150,16 @@ func testFilteredSubscription(t *testing.T, e *env) {
 		return
 	}
 	t.Logf("no native filter: %d of %d non-matching events reached the receiver and routes skip them locally", len(stray), len(unwanted))
+}
+
+// fatalReceiveError reports a Receive error retrying cannot fix (see
+// driver.Receiver).
+func fatalReceiveError(err error) bool {
+	for _, fatal := range []error{driver.ErrClosed, driver.ErrSubscriptionNotFound, driver.ErrTopicNotFound,
+		driver.ErrUnauthorized, driver.ErrInvalidOption, driver.ErrNotSupported} {
+		if errors.Is(err, fatal) {
+			return true
+		}
+	}
+	return driver.IsPermanent(err)
 }
