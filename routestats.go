@@ -24,7 +24,7 @@ func (s *Subscription) accepts(e *Event) bool {
 			return false
 		}
 	}
-	return s.cfg.filter == nil || s.cfg.filter.Match(e)
+	return s.cfg.filter == nil || s.filteredNatively || s.cfg.filter.Match(e)
 }
 
 // routeStats are a route's live counters, kept across the router's runs.

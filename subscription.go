@@ -44,6 +44,9 @@ type Subscription struct {
 	tel         *subTelemetry
 	stats       *routeStats
 
+	native           driver.NativeFilter // what the provider filters before delivering
+	filteredNatively bool                // native is exactly the route's pattern
+
 	running   atomic.Int64 // handlers running now
 	abandoned atomic.Bool  // shutdown gave up on running handlers: their results are ignored
 
@@ -99,6 +102,10 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	if rc, ok := recv.(driver.ReceiverCapabilities); ok {
 		caps = rc.Capabilities()
 	}
+	var native driver.NativeFilter
+	if nf, ok := recv.(driver.NativeFiltering); ok {
+		native = nf.NativeFilter()
+	}
 	if !caps.NativeDeadLetter && cfg.deadLetterTopic == "" {
 		_ = recv.Close(ctx)
 		return nil, errorf("%w: subscription %q: the provider has no native dead-letter queue here; set WithDeadLetterTopic so failed events are kept",
@@ -114,6 +121,10 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	}
 	s := newSubscription(b, topic, name, cfg, caps)
 	s.recv = recv
+	s.native = native
+	// An exact native filter has already excluded every event the route's
+	// pattern would skip: matching again would only cost time.
+	s.filteredNatively = native.Exact && native.Expression != "" && spec.FilterPattern != ""
 	if cfg.batchHandler == nil {
 		s.handler = s.buildHandler(h)
 	}
@@ -194,6 +205,15 @@ type providerClock interface {
 // are not runs.
 type handlerObserver interface {
 	ObserveHandler(topic, subscription string, h Handler) Handler
+}
+
+// NativeFilter reports the filter the provider applies to the subscription
+// before delivering (a Pub/Sub subscription filter, a Service Bus rule, an
+// EventBridge rule) and whether it is exactly the route's filter, in which
+// case the route does not match deliveries again. ok is false when the
+// provider does not filter this subscription natively.
+func (s *Subscription) NativeFilter() (f driver.NativeFilter, ok bool) {
+	return s.native, s.native.Expression != ""
 }
 
 // Topic and Name identify the subscription.

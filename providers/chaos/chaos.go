@@ -398,6 +398,7 @@ var (
 		"IdempotentConsumerSkipsDuplicates",
 		"AllAttributesExtensionsAndBinaryDataRoundTrip",
 		"PublisherReuseAndHandlerChangesAreIsolated",
+		"FilteredSubscriptionNeverReceivesANonMatchingEvent",
 	}
 	// GuaranteesUnderOrderKeepingFaults hold with reordering between keys,
 	// delays that keep a key's order, receive errors and slow settlements:
@@ -414,5 +415,6 @@ var (
 		"PermanentErrorDeadLettersAfterOneAttempt",
 		"PanicIsRecoveredAndDeadLettered",
 		"OrderedPerKeyWithConcurrentWorkers",
+		"FilteredSubscriptionNeverReceivesANonMatchingEvent",
 	}
 )

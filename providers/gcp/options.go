@@ -74,7 +74,9 @@ type Options struct {
 
 	// AutoCreate creates a missing topic when publishing and a missing
 	// topic or subscription when subscribing (for development and tests;
-	// production entities are provisioned explicitly).
+	// production entities are provisioned explicitly). A subscription it
+	// creates gets the route's event pattern as its Pub/Sub filter (see
+	// SubscriptionFilter).
 	AutoCreate bool
 
 	// Logger receives failures that happen after the call that caused

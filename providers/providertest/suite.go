@@ -85,6 +85,7 @@ func guarantees() []struct {
 		{"NamesItsSystemAndReachesItsNativeClient", testNamesItselfAndReachesItsClient},
 		{"DeadLettersListGroupRedrivePurge", testDeadLetterOps},
 		{"EventsOutliveTheirDelivery", testEventsOutliveTheirDelivery},
+		{"FilteredSubscriptionNeverReceivesANonMatchingEvent", testFilteredSubscription},
 	}
 }
 
