@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
@@ -51,17 +52,29 @@ const (
 func NewEvent(eventType, source string) Event {
 	now := time.Now()
 	b := &newContext{ts: types.Timestamp{Time: now.UTC()}}
-	b.ctx = event.EventContextV1{ID: newV7(now), Type: eventType, Time: &b.ts}
+	b.ctx = event.EventContextV1{ID: b.newID(now), Type: eventType, Time: &b.ts}
 	if !setPathSource(&b.ctx.Source, source) {
 		b.ctx.SetSource(source) // parses it; a bad one is reported by Validate
 	}
 	return Event{Context: &b.ctx}
 }
 
-// newContext is a new event's context and timestamp, allocated together.
+// newContext is a new event's context, timestamp and id text, allocated
+// together.
 type newContext struct {
 	ctx event.EventContextV1
 	ts  types.Timestamp
+	id  [36]byte
+}
+
+// newID writes a UUIDv7 for t into b.id and returns it as a string that
+// shares b.id's memory: b.id is never written again, so the string stays
+// immutable, and it keeps b alive like any pointer into it.
+func (b *newContext) newID(t time.Time) string {
+	if !putV7(&b.id, t) {
+		return uuid.NewString() // only when the system's random source fails
+	}
+	return unsafe.String(&b.id[0], len(b.id))
 }
 
 // setPathSource sets a source that is a plain path ("/shop/orders") without
@@ -80,13 +93,14 @@ func setPathSource(u *types.URIRef, s string) bool {
 	return true
 }
 
-// newV7 returns a UUIDv7 (RFC 9562) for t: 48 bits of Unix milliseconds, 12
-// bits of the sub-millisecond fraction (so ids of one process sort by time),
-// and 62 random bits.
-func newV7(t time.Time) string {
+// putV7 writes the text of a UUIDv7 (RFC 9562) for t into b: 48 bits of
+// Unix milliseconds, 12 bits of the sub-millisecond fraction (so ids of one
+// process sort by time), and 62 random bits. It reports false when the
+// system's random source fails.
+func putV7(b *[36]byte, t time.Time) bool {
 	var u [16]byte
 	if _, err := rand.Read(u[:]); err != nil {
-		return uuid.NewString() // only when the system's random source fails
+		return false
 	}
 	ms := uint64(t.UnixMilli())
 	frac := uint64(t.Nanosecond()%1_000_000) * 4096 / 1_000_000
@@ -95,7 +109,6 @@ func newV7(t time.Time) string {
 	u[7] = byte(frac)
 	u[8] = u[8]&0x3f | 0x80
 	const hex = "0123456789abcdef"
-	var b [36]byte
 	j := 0
 	for i, v := range u {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
@@ -105,7 +118,7 @@ func newV7(t time.Time) string {
 		b[j], b[j+1] = hex[v>>4], hex[v&15]
 		j += 2
 	}
-	return string(b[:])
+	return true
 }
 
 // SetData encodes v as the event's data. A []byte is stored as is with

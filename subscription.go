@@ -107,6 +107,11 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	if cfg.ackDeadline == 0 {
 		cfg.ackDeadline = caps.DefaultAckDeadline
 	}
+	if cfg.clock == nil {
+		if pc, ok := b.p.(providerClock); ok {
+			cfg.clock = pc.Clock() // nil keeps the system clock
+		}
+	}
 	s := newSubscription(b, topic, name, cfg, caps)
 	s.recv = recv
 	if cfg.batchHandler == nil {
@@ -164,10 +169,31 @@ func (s *Subscription) buildHandler(h Handler) Handler {
 	if s.cfg.timeout > 0 {
 		h = timeout(s.cfg.timeout)(h)
 	}
+	if o, ok := s.bus.p.(handlerObserver); ok {
+		h = o.ObserveHandler(s.topic, s.name, h)
+	}
 	if s.cfg.idem != nil {
 		h = idempotent(s.cfg.idem, s.name, s.log)(h)
 	}
 	return h
+}
+
+// providerClock is implemented by providers that keep a time of their own
+// (a memory provider given a fake clock): routes that set no clock
+// (WithClock) take it, so the route's waits and the provider's leases and
+// delays follow one time. A nil Clock means the system clock.
+type providerClock interface {
+	Clock() Clock
+}
+
+// handlerObserver is implemented by providers that watch handling (the
+// recording provider of package crossbustest): every route's handler, with
+// its middleware and timeout, is wrapped by ObserveHandler, inside the
+// filter and idempotency, so the observer sees each run of the handler and
+// what it returned — events a filter skipped or that idempotency found done
+// are not runs.
+type handlerObserver interface {
+	ObserveHandler(topic, subscription string, h Handler) Handler
 }
 
 // Topic and Name identify the subscription.
@@ -368,6 +394,10 @@ func (s *Subscription) process(hctx context.Context, d driver.Delivery) {
 	e := d.Event()
 	attempt := max(d.Attempt(), 1)
 	if s.undecodable(hctx, d) {
+		return
+	}
+	if s.references(e) {
+		s.processReferenced(hctx, d, e, attempt)
 		return
 	}
 	if !s.accepts(e) {

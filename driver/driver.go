@@ -158,7 +158,9 @@ type ReceiverCapabilities interface {
 // Delivery is one delivery of an event to a consumer. Exactly one of Ack,
 // Nack or DeadLetter settles it; calls after the first return an error.
 type Delivery interface {
-	// Event is the delivered event. Do not modify it.
+	// Event is the delivered event. Do not modify it. A provider must not
+	// reuse it once the delivery settles: the engine logs from it after
+	// settling and a handler may keep it after returning.
 	Event() *Event
 	// Attempt is the delivery attempt, 1 for the first, as the provider
 	// counts it (redeliveries included).

@@ -16,7 +16,8 @@
 // (endpoint=host:port, insecure=true for emulators), publish batching
 // (publishdelay, publishcount, publishbytes), receive flow control
 // (maxoutstandingmessages, maxoutstandingbytes), the default lease
-// (ackdeadline), the content mode (contentmode=binary|structured), ordering
+// (ackdeadline), the content mode (contentmode=binary|structured), the
+// spelling of the content-type attribute (attributespelling=google|sdk), ordering
 // keys (orderingkeys=false) and provisioning (autocreate=true, for
 // development). The HTTP push receiver for Eventarc, Cloud Run and Pub/Sub
 // push subscriptions is in the sub-package push.
@@ -28,7 +29,10 @@
 // for datacontenttype and the data as the message body; structured mode
 // (application/cloudevents+json) per event when the attributes would break
 // Pub/Sub's limits (100 attributes, 256-byte keys, 1024-byte values).
-// partitionkey becomes the ordering key. Messages that no CloudEvents
+// partitionkey becomes the ordering key. Options.AttributeSpelling
+// (attributespelling=sdk) writes "Content-Type" instead, the only spelling
+// the CloudEvents Go SDK's Pub/Sub binding reads; both are read. Messages
+// that no CloudEvents
 // producer wrote are delivered as google.cloud.pubsub.topic.v1.messagePublished
 // events, the way Eventarc delivers them.
 //

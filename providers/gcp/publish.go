@@ -46,7 +46,7 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*driver.E
 		}
 	}
 	for i, e := range events {
-		m, _, err := pubsubwire.Encode(e, p.opts.ContentMode)
+		m, _, err := pubsubwire.Encoder{Mode: p.opts.ContentMode, Spelling: p.opts.AttributeSpelling}.Encode(e)
 		if p.opts.DisableOrderingKeys {
 			m.OrderingKey = ""
 		}

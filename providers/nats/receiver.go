@@ -331,7 +331,7 @@ func (r *receiver) newDelivery(msg jetstream.Msg) *delivery {
 	if md != nil && md.NumDelivered > 0 {
 		d.attempt = int(min(md.NumDelivered, 1<<31-1))
 	}
-	if err := DecodeMsg(msg.Headers(), msg.Data(), &d.ev); err != nil {
+	if err := r.p.codec.Decode(msg.Headers(), msg.Data(), &d.ev); err != nil {
 		d.decodeErr = err
 		var id string
 		if md != nil {

@@ -21,7 +21,39 @@ import (
 // Run runs every conformance test against the provider that mk's harnesses
 // reach. Each guarantee is one subtest, named for what it proves.
 func Run(t *testing.T, mk func(t *testing.T) Harness) {
-	tests := []struct {
+	for _, tc := range guarantees() {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newEnv(t, mk))
+		})
+	}
+}
+
+// RunGuarantees runs the named conformance tests only (the subtest names of
+// Run), for providers that keep some guarantees under conditions where
+// others cannot hold — a fault-injecting wrapper proves that these survive
+// its faults. An unknown name fails the test.
+func RunGuarantees(t *testing.T, mk func(t *testing.T) Harness, names ...string) {
+	byName := map[string]func(t *testing.T, e *env){}
+	for _, tc := range guarantees() {
+		byName[tc.name] = tc.fn
+	}
+	for _, name := range names {
+		fn, ok := byName[name]
+		if !ok {
+			t.Errorf("providertest: no guarantee named %q", name)
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			fn(t, newEnv(t, mk))
+		})
+	}
+}
+
+func guarantees() []struct {
+	name string
+	fn   func(t *testing.T, e *env)
+} {
+	return []struct {
 		name string
 		fn   func(t *testing.T, e *env)
 	}{
@@ -52,11 +84,7 @@ func Run(t *testing.T, mk func(t *testing.T) Harness) {
 		{"NamesAndExtensionValuesFollowThePortableRules", testPortableRules},
 		{"NamesItsSystemAndReachesItsNativeClient", testNamesItselfAndReachesItsClient},
 		{"DeadLettersListGroupRedrivePurge", testDeadLetterOps},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newEnv(t, mk))
-		})
+		{"EventsOutliveTheirDelivery", testEventsOutliveTheirDelivery},
 	}
 }
 

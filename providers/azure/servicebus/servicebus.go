@@ -84,9 +84,12 @@ type Options struct {
 	// (default 1s).
 	SessionIdleTimeout time.Duration
 	// PropertyPrefix is the application property prefix written before
-	// attribute names: PropertyPrefix ("cloudEvents_", the default) or
-	// PropertyPrefixColon ("cloudEvents:", which the CloudEvents Go SDK's
-	// AMQP binding reads). Both are always read.
+	// attribute names (URL: propertyprefix=cloudEvents_ or cloudEvents:):
+	// PropertyPrefix ("cloudEvents_", the default: the AMQP binding's
+	// preferred prefix, which Service Bus, Event Grid and Azure Functions
+	// use) or PropertyPrefixColon ("cloudEvents:", the only prefix the
+	// CloudEvents Go SDK's AMQP binding reads). Both are always read,
+	// whatever is written.
 	PropertyPrefix string
 }
 
