@@ -549,5 +549,5 @@ func (s *Subscription) nack(d driver.Delivery, delay time.Duration) {
 
 func (s *Subscription) attrs(d driver.Delivery, attempt int, kv ...any) []any {
 	e := d.Event()
-	return append([]any{"subscription", s.name, "topic", s.topic, "eventID", e.ID(), "eventType", e.Type(), "source", e.Source(), "attempt", attempt}, kv...)
+	return append([]any{"subscription", s.name, "topic", s.topic, "eventID", e.ID(), "eventType", e.Type(), "source", sourceOf(e), "attempt", attempt}, kv...)
 }

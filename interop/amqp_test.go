@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,7 +52,8 @@ func amqpPeer(t *testing.T) string {
 	amqpPeerOnce.Do(func() {
 		goBin, err := exec.LookPath("go")
 		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+			// The go command that runs the tests, when it is not on PATH.
+			goBin = filepath.Join(build.Default.GOROOT, "bin", "go")
 		}
 		dir, err := os.MkdirTemp("", "crossbus-amqpsdk")
 		if err != nil {

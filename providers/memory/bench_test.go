@@ -15,6 +15,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/benchcpu"
 	"github.com/crossbus/crossbus/providers/memory"
 )
 
@@ -162,7 +163,7 @@ func benchPublishHandle(b *testing.B, rt benchRoute, opts ...crossbus.BusOption)
 	b.ReportAllocs()
 	runtime.GC() // the setup's garbage is not the measured work's
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu := benchcpu.Start()
 	for i := 0; i < n; i += batch {
 		for int64(i*subs)-handled.Load() > int64(window*subs) {
 			time.Sleep(20 * time.Microsecond) // wait without spinning: CPU time is measured
@@ -182,7 +183,7 @@ func benchPublishHandle(b *testing.B, rt benchRoute, opts ...crossbus.BusOption)
 	}
 	<-done
 	b.StopTimer()
-	if used := cpuTime() - cpu0; cpu0 > 0 && used > 0 {
+	if used, ok := cpu.Used(); ok {
 		b.ReportMetric(float64(used.Nanoseconds())/float64(n), "cpu-ns/event")
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
