@@ -44,11 +44,18 @@ func TestKafka(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 
+	// One subscription name on both topics, both open at once, as on every
+	// other provider: each is a consumer group of its own.
+	readers := map[string]driver.Receiver{}
+	for _, mode := range []string{"binary", "structured"} {
+		r, err := p.Subscribe(ctx, driver.SubscriptionSpec{Topic: mode, Name: "reader"})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = r.Close(context.Background()) })
+		readers[mode] = r
+	}
 	for _, mode := range []string{"binary", "structured"} {
 		t.Run("SDK "+mode+" to crossbus", func(t *testing.T) {
-			r, err := p.Subscribe(ctx, driver.SubscriptionSpec{Topic: mode, Name: "reader-" + mode})
-			require.NoError(t, err)
-			defer r.Close(ctx)
+			r := readers[mode]
 			s, err := cekafka.NewSender(brokers, saramaConfig(), mode)
 			require.NoError(t, err)
 			defer s.Close(ctx)

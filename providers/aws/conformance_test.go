@@ -205,8 +205,10 @@ func sqsText(b []byte) (rune, bool) {
 func (h *harness) AsTarget() any { return new(*sqs.Client) }
 
 func (h *harness) Features() providertest.Features {
+	// A subscription is the SQS queue of its name: provisioned on a second
+	// topic, the queue receives both topics' events (fan-in).
 	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 20 * time.Second, LoadEvents: loadEvents,
-		NativeFilters: h.svc == aws.EventBridge || h.svc == aws.SNS && h.mode == aws.Structured}
+		NativeFilters: h.svc == aws.EventBridge || h.svc == aws.SNS && h.mode == aws.Structured, GlobalSubscriptionNames: true}
 }
 
 func runConformance(t *testing.T, svc aws.Service, fifo bool, mode aws.Mode) {

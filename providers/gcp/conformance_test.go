@@ -109,8 +109,11 @@ func (h *harness) AsTarget() any { return new(*pubsub.Client) }
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{
 		UnknownTopicFails: true,
-		AckDeadline:       2 * time.Second,
-		Timeout:           20 * time.Second,
+		// A subscription is projects/P/subscriptions/S: one topic each
+		// (Subscribe refuses it on another topic with ErrInvalidOption).
+		GlobalSubscriptionNames: true,
+		AckDeadline:             2 * time.Second,
+		Timeout:                 20 * time.Second,
 		// pstest scans a subscription's whole backlog on every pull, so a
 		// pull costs time proportional to the backlog; 4,000 events keep
 		// the no-loss test to seconds under the race detector.

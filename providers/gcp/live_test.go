@@ -93,7 +93,7 @@ func (h *liveHarness) CreateSubscription(ctx context.Context, topic, sub string,
 
 func (h *liveHarness) Features() providertest.Features {
 	return providertest.Features{UnknownTopicFails: true, AckDeadline: 10 * time.Second, Timeout: 90 * time.Second, LoadEvents: 2000,
-		NativeFilters: true}
+		NativeFilters: true, GlobalSubscriptionNames: true}
 }
 
 func (h *liveHarness) cleanup() {

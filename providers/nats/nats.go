@@ -67,12 +67,19 @@
 // SubscriptionSpec.Ordered (crossbus.WithOrdering) therefore uses a consumer
 // with the "pinned client" priority policy (nats-server 2.11 or later; it is
 // set when crossbus creates the consumer): the server sends its messages to
-// one client at a time, and another client takes over only after the pinned
-// one stopped pulling for Options.PinnedTTL. Inside that process the portable
-// layer keeps per-key order and runs different keys in parallel. During a
-// take-over, events the old client had not settled are redelivered after
-// their ack wait, so order across a failover is best effort;
-// Capabilities.Ordering is reported false for that reason.
+// one client at a time. Inside that process the portable layer keeps per-key
+// order and runs different keys in parallel. A pinned client that closes
+// gracefully (its events settled) releases the pin, so another client takes
+// over at once; one that crashes or stalls keeps it until it has not pulled
+// for Options.PinnedTTL. After a crash, the events the old client had not
+// settled are redelivered after their ack wait, after newer events of their
+// key that the new client has already received, so order across a crash is
+// not kept; Capabilities.Ordering is reported false for that reason. The
+// recipe that restores it: stamp a per-key sequence when publishing
+// (sequence.Stamper) and apply events through sequence.LatestWins with a
+// store the processes share (see the example "OrderAcrossACrash"), or, where
+// every event must be applied in order, use sequence.Resequence on an
+// unordered route.
 package nats
 
 import (

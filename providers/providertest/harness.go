@@ -73,6 +73,14 @@ type Features struct {
 	// filters). Without it the suite only checks that routes filter
 	// locally.
 	NativeFilters bool
+	// GlobalSubscriptionNames: a subscription's name is unique in the
+	// provider's project or account, not within its topic (a Pub/Sub
+	// subscription, an SQS queue), so one name cannot be subscribed to
+	// two topics and keep them apart. The guarantee
+	// OneSubscriptionNameOnTwoTopicsKeepsThemApart is skipped. The zero
+	// value is the stricter contract: a subscription is named within its
+	// topic.
+	GlobalSubscriptionNames bool
 }
 
 func (f Features) withDefaults(caps driver.Capabilities) Features {

@@ -60,6 +60,7 @@ func guarantees() []struct {
 		{"AllAttributesExtensionsAndBinaryDataRoundTrip", testRoundTrip},
 		{"BatchPublishReportsPerEventFailures", testBatchPerEventFailures},
 		{"FanOutToTwoSubscriptions", testFanOut},
+		{"OneSubscriptionNameOnTwoTopicsKeepsThemApart", testSubscriptionNamePerTopic},
 		{"CompetingConsumersHandleEachEventOnce", testCompetingConsumers},
 		{"NackRedeliversWithRisingAttempts", testNackRedelivery},
 		{"DelayedRedeliveryNotEarlierThanAsked", testDelayedRedelivery},
@@ -216,6 +217,61 @@ func testFanOut(t *testing.T, e *env) {
 	defer c1.mu.Unlock()
 	for id, n := range c1.count {
 		assert.Equal(t, 1, n, "event %s handled %d times by the healthy subscriber", id, n)
+	}
+}
+
+// testSubscriptionNamePerTopic subscribes one subscription name to two
+// topics at once (a service's "audit" subscription on every topic it
+// audits): a subscription is named within its topic, so each receives
+// all of its own topic's events and none of the other's, and the second
+// one starting does not disturb the first. Providers whose subscription
+// names are global (Features.GlobalSubscriptionNames) are exempt.
+func testSubscriptionNamePerTopic(t *testing.T, e *env) {
+	if e.f.GlobalSubscriptionNames {
+		t.Skip("subscription names are unique in the project or account on this provider, not within a topic (Features.GlobalSubscriptionNames)")
+	}
+	b := e.bus()
+	topics := [2]string{e.topic(), e.topic()}
+	sub := e.name("sub")
+	var cs [2]*collector
+	for i, topic := range topics {
+		require.NoError(t, e.h.CreateSubscription(e.ctx, topic, sub, SubscriptionOptions{}), "CreateSubscription %q on topic %q", sub, topic)
+		cs[i] = newCollector()
+		subscribe(t, e, b, topic, sub, cs[i].handler(nil))
+	}
+	var want [2]map[string]bool
+	for round := range 3 {
+		for i, topic := range topics {
+			if want[i] == nil {
+				want[i] = map[string]bool{}
+			}
+			evs := events(5)
+			for _, ev := range evs {
+				ev.SetSubject(fmt.Sprintf("topic %d round %d", i, round))
+				want[i][ev.ID()] = true
+			}
+			require.NoError(t, b.Publish(e.ctx, topic, evs...), "publish to topic %d", i)
+		}
+	}
+	for i := range topics {
+		cs[i].waitFor(t, e.f.Timeout, fmt.Sprintf("15 events of topic %d on its subscription", i), func() bool {
+			cs[i].mu.Lock()
+			defer cs[i].mu.Unlock()
+			n := 0
+			for id := range cs[i].count {
+				if want[i][id] {
+					n++
+				}
+			}
+			return n == len(want[i])
+		})
+	}
+	for i := range topics {
+		cs[i].mu.Lock()
+		for _, ev := range cs[i].events {
+			assert.True(t, want[i][ev.ID()], "the subscription on topic %d received %q (%s), an event of the other topic", i, ev.ID(), ev.Subject())
+		}
+		cs[i].mu.Unlock()
 	}
 }
 
