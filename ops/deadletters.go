@@ -193,9 +193,12 @@ type scan struct {
 	truncated bool
 	taken     bool // some dead letter was taken out (acked)
 
-	mu       sync.Mutex // guards the deliveries while keepLeases runs
+	// mu guards the deliveries: take, release and each lease renewal hold
+	// it, so a renewal never reaches a delivery that was settled.
+	mu       sync.Mutex
 	stopKeep chan struct{}
 	stopOnce sync.Once
+	keepDone chan struct{}
 }
 
 // leaseEvery is how often a read renews the leases of the dead letters it
@@ -206,10 +209,30 @@ const (
 	leaseFor   = 30 * time.Second
 )
 
-// keepLeases renews the leases of held deliveries until release.
+// held is one delivery a scan holds and the item it belongs to.
+type held struct {
+	it *item
+	le driver.LeaseExtender
+	dv driver.Delivery
+}
+
+// keepLeases renews the leases of held deliveries until release. Each
+// renewal runs with mu held and only for a delivery still held: a renewal
+// that reached the provider after the delivery was returned would hide it
+// again (an SQS visibility change after the one that made it visible).
 func (s *scan) keepLeases() {
+	defer close(s.keepDone)
 	t := time.NewTicker(leaseEvery)
 	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopKeep:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		select {
 		case <-s.stopKeep:
@@ -217,20 +240,29 @@ func (s *scan) keepLeases() {
 		case <-t.C:
 		}
 		s.mu.Lock()
-		var held []driver.LeaseExtender
+		var hs []held
 		for _, it := range s.items {
 			for _, dv := range it.ds {
 				if le, ok := dv.(driver.LeaseExtender); ok {
-					held = append(held, le)
+					hs = append(hs, held{it: it, le: le, dv: dv})
 				}
 			}
 		}
 		s.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), leaseEvery)
-		for _, le := range held {
-			_ = le.ExtendLease(ctx, leaseFor)
+		for _, h := range hs {
+			select {
+			case <-s.stopKeep:
+				return
+			default:
+			}
+			s.mu.Lock()
+			if slices.Contains(h.it.ds, h.dv) {
+				rctx, rcancel := context.WithTimeout(ctx, leaseEvery)
+				_ = h.le.ExtendLease(rctx, leaseFor)
+				rcancel()
+			}
+			s.mu.Unlock()
 		}
-		cancel()
 	}
 }
 
@@ -249,7 +281,7 @@ func (d *DeadLetters) read(ctx context.Context) (*scan, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &scan{d: d, recv: recv, byID: map[string]*item{}, stopKeep: make(chan struct{})}
+	s := &scan{d: d, recv: recv, byID: map[string]*item{}, stopKeep: make(chan struct{}), keepDone: make(chan struct{})}
 	go s.keepLeases()
 	buf := make([]driver.Delivery, 64)
 	wait := d.opts.Wait
@@ -338,8 +370,16 @@ func (s *scan) take(ctx context.Context, it *item) error {
 
 // release returns every dead letter not taken out to the queue and closes
 // the receiver. It runs even when ctx has ended.
+//
+// Lease renewal stops first (one in flight is cancelled and waited for), so
+// no renewal follows a return. The dead letters are returned before the
+// receiver closes: a receiver's deliveries are settled while it is open
+// (Service Bus settles on the link that received a message, and refuses
+// once it closed), and closing then gives back what the receiver took
+// meanwhile (a NATS pull's buffer, a poll that outlived its Receive).
 func (s *scan) release(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stopKeep) })
+	<-s.keepDone
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -349,10 +389,6 @@ func (s *scan) release(ctx context.Context) error {
 	if s.taken && isLog {
 		errs = append(errs, s.rewrite(ctx, lt))
 	}
-	// Close first: a receiver that is still open could be handed the
-	// returned dead letters again (a pull consumer's outstanding request),
-	// and they would then stay leased to a closed receiver.
-	errs = append(errs, s.recv.Close(ctx))
 	for _, it := range s.items {
 		for _, dv := range it.ds {
 			if err := dv.Nack(ctx, 0); err != nil {
@@ -367,6 +403,7 @@ func (s *scan) release(ctx context.Context) error {
 		}
 	}
 	s.others = nil
+	errs = append(errs, s.recv.Close(ctx))
 	return errors.Join(errs...)
 }
 
