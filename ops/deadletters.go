@@ -42,6 +42,13 @@ type Source struct {
 	// published. With Subscription set, only the dead letters of that
 	// route are listed (a dead-letter topic may be shared by routes); with
 	// Topic and Subscription empty, every dead letter in it is.
+	//
+	// Every read counts a delivery of each dead letter in that
+	// subscription. So that reads do not use up its maximum delivery count
+	// (Event Grid: 10 at most), a read re-publishes to the dead-letter topic
+	// the dead letters delivered 5 times or more and takes the originals
+	// out: the copies keep their IDs, and the topic's other subscriptions,
+	// if any, get them again. Give the subscription a maximum above 5.
 	DeadLetterTopic        string `json:"deadLetterTopic,omitempty"`
 	DeadLetterSubscription string `json:"deadLetterSubscription,omitempty"`
 }
