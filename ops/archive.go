@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -111,18 +110,18 @@ type Archive struct {
 // NewArchive returns an archive of opts.Topics in store.
 func NewArchive(store ArchiveStore, opts ArchiveOptions) (*Archive, error) {
 	if store == nil {
-		return nil, fmt.Errorf("%w: crossbus/ops: NewArchive needs a store", crossbus.ErrInvalidOption)
+		return nil, errorf("%w: NewArchive needs a store", crossbus.ErrInvalidOption)
 	}
 	if len(opts.Topics) == 0 {
-		return nil, fmt.Errorf("%w: crossbus/ops: NewArchive needs at least one topic", crossbus.ErrInvalidOption)
+		return nil, errorf("%w: NewArchive needs at least one topic", crossbus.ErrInvalidOption)
 	}
 	if opts.MaxAge < 0 || opts.MaxBytes < 0 || opts.TrimEvery < 0 {
-		return nil, fmt.Errorf("%w: crossbus/ops: archive MaxAge, MaxBytes and TrimEvery must not be negative", crossbus.ErrInvalidOption)
+		return nil, errorf("%w: archive MaxAge, MaxBytes and TrimEvery must not be negative", crossbus.ErrInvalidOption)
 	}
 	a := &Archive{store: store, opts: opts, topics: map[string]bool{}, log: opts.Logger}
 	for _, t := range opts.Topics {
 		if err := crossbus.ValidateName(t); err != nil {
-			return nil, fmt.Errorf("crossbus/ops: archive topic: %w", err)
+			return nil, errorf("archive topic: %w", err)
 		}
 		a.topics[t] = true
 	}

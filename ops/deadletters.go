@@ -42,6 +42,13 @@ type Source struct {
 	// published. With Subscription set, only the dead letters of that
 	// route are listed (a dead-letter topic may be shared by routes); with
 	// Topic and Subscription empty, every dead letter in it is.
+	//
+	// Every read counts a delivery of each dead letter in that
+	// subscription. So that reads do not use up its maximum delivery count
+	// (Event Grid: 10 at most), a read re-publishes to the dead-letter topic
+	// the dead letters delivered 5 times or more and takes the originals
+	// out: the copies keep their IDs, and the topic's other subscriptions,
+	// if any, get them again. Give the subscription a maximum above 5.
 	DeadLetterTopic        string `json:"deadLetterTopic,omitempty"`
 	DeadLetterSubscription string `json:"deadLetterSubscription,omitempty"`
 }
@@ -56,10 +63,10 @@ func (s Source) String() string {
 func (s Source) check() error {
 	if s.DeadLetterTopic != "" || s.DeadLetterSubscription != "" {
 		if err := crossbus.ValidateName(s.DeadLetterTopic); err != nil {
-			return fmt.Errorf("crossbus/ops: dead-letter topic: %w", err)
+			return errorf("dead-letter topic: %w", err)
 		}
 		if err := crossbus.ValidateName(s.DeadLetterSubscription); err != nil {
-			return fmt.Errorf("crossbus/ops: dead-letter subscription: %w", err)
+			return errorf("dead-letter subscription: %w", err)
 		}
 		return nil
 	}
@@ -68,10 +75,10 @@ func (s Source) check() error {
 
 func (s Source) checkRoute() error {
 	if err := crossbus.ValidateName(s.Topic); err != nil {
-		return fmt.Errorf("crossbus/ops: topic: %w", err)
+		return errorf("topic: %w", err)
 	}
 	if err := crossbus.ValidateName(s.Subscription); err != nil {
-		return fmt.Errorf("crossbus/ops: subscription: %w", err)
+		return errorf("subscription: %w", err)
 	}
 	return nil
 }
@@ -154,13 +161,13 @@ type DeadLetters struct {
 // NewDeadLetters returns the dead-letter operations of src on bus.
 func NewDeadLetters(bus *crossbus.Bus, src Source, opts Options) (*DeadLetters, error) {
 	if bus == nil {
-		return nil, fmt.Errorf("%w: crossbus/ops: NewDeadLetters needs a bus", crossbus.ErrInvalidOption)
+		return nil, errorf("%w: NewDeadLetters needs a bus", crossbus.ErrInvalidOption)
 	}
 	if err := src.check(); err != nil {
 		return nil, err
 	}
 	if opts.Wait < 0 || opts.Idle < 0 || opts.MaxScan < 0 {
-		return nil, fmt.Errorf("%w: crossbus/ops: negative read option", crossbus.ErrInvalidOption)
+		return nil, errorf("%w: negative read option", crossbus.ErrInvalidOption)
 	}
 	return &DeadLetters{bus: bus, src: src, opts: opts.withDefaults()}, nil
 }
@@ -193,9 +200,12 @@ type scan struct {
 	truncated bool
 	taken     bool // some dead letter was taken out (acked)
 
-	mu       sync.Mutex // guards the deliveries while keepLeases runs
+	// mu guards the deliveries: take, release and each lease renewal hold
+	// it, so a renewal never reaches a delivery that was settled.
+	mu       sync.Mutex
 	stopKeep chan struct{}
 	stopOnce sync.Once
+	keepDone chan struct{}
 }
 
 // leaseEvery is how often a read renews the leases of the dead letters it
@@ -206,10 +216,30 @@ const (
 	leaseFor   = 30 * time.Second
 )
 
-// keepLeases renews the leases of held deliveries until release.
+// held is one delivery a scan holds and the item it belongs to.
+type held struct {
+	it *item
+	le driver.LeaseExtender
+	dv driver.Delivery
+}
+
+// keepLeases renews the leases of held deliveries until release. Each
+// renewal runs with mu held and only for a delivery still held: a renewal
+// that reached the provider after the delivery was returned would hide it
+// again (an SQS visibility change after the one that made it visible).
 func (s *scan) keepLeases() {
+	defer close(s.keepDone)
 	t := time.NewTicker(leaseEvery)
 	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopKeep:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		select {
 		case <-s.stopKeep:
@@ -217,20 +247,29 @@ func (s *scan) keepLeases() {
 		case <-t.C:
 		}
 		s.mu.Lock()
-		var held []driver.LeaseExtender
+		var hs []held
 		for _, it := range s.items {
 			for _, dv := range it.ds {
 				if le, ok := dv.(driver.LeaseExtender); ok {
-					held = append(held, le)
+					hs = append(hs, held{it: it, le: le, dv: dv})
 				}
 			}
 		}
 		s.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), leaseEvery)
-		for _, le := range held {
-			_ = le.ExtendLease(ctx, leaseFor)
+		for _, h := range hs {
+			select {
+			case <-s.stopKeep:
+				return
+			default:
+			}
+			s.mu.Lock()
+			if slices.Contains(h.it.ds, h.dv) {
+				rctx, rcancel := context.WithTimeout(ctx, leaseEvery)
+				_ = h.le.ExtendLease(rctx, leaseFor)
+				rcancel()
+			}
+			s.mu.Unlock()
 		}
-		cancel()
 	}
 }
 
@@ -241,15 +280,18 @@ func (d *DeadLetters) read(ctx context.Context) (*scan, error) {
 	if d.src.DeadLetterTopic != "" {
 		recv, err = d.bus.Provider().Subscribe(ctx, driver.SubscriptionSpec{Topic: d.src.DeadLetterTopic, Name: d.src.DeadLetterSubscription})
 		if err != nil {
-			err = fmt.Errorf("crossbus/ops: read %s: %w", d.src, err)
+			err = errorf("read %s: %w", d.src, err)
 		}
 	} else {
 		recv, err = d.bus.DeadLetters(ctx, d.src.Topic, d.src.Subscription)
+		if err != nil {
+			err = errorf("%w", err) // the root's error names the route
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	s := &scan{d: d, recv: recv, byID: map[string]*item{}, stopKeep: make(chan struct{})}
+	s := &scan{d: d, recv: recv, byID: map[string]*item{}, stopKeep: make(chan struct{}), keepDone: make(chan struct{})}
 	go s.keepLeases()
 	buf := make([]driver.Delivery, 64)
 	wait := d.opts.Wait
@@ -264,13 +306,13 @@ func (d *DeadLetters) read(ctx context.Context) (*scan, error) {
 		if err != nil {
 			if ctx.Err() != nil {
 				s.release(ctx)
-				return nil, fmt.Errorf("crossbus/ops: read %s: %w", d.src, ctx.Err())
+				return nil, errorf("read %s: %w", d.src, ctx.Err())
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
 				break // quiet: everything was read
 			}
 			s.release(ctx)
-			return nil, fmt.Errorf("crossbus/ops: read %s: %w", d.src, err)
+			return nil, errorf("read %s: %w", d.src, err)
 		}
 		for _, dv := range buf[:n] {
 			s.add(dv)
@@ -331,15 +373,23 @@ func (s *scan) take(ctx context.Context, it *item) error {
 	delete(s.byID, it.dl.ID)
 	s.taken = true
 	if !acked && first != nil {
-		return fmt.Errorf("crossbus/ops: remove dead letter %s: %w", it.dl.ID, first)
+		return errorf("remove dead letter %s: %w", it.dl.ID, first)
 	}
 	return nil
 }
 
 // release returns every dead letter not taken out to the queue and closes
 // the receiver. It runs even when ctx has ended.
+//
+// Lease renewal stops first (one in flight is cancelled and waited for), so
+// no renewal follows a return. The dead letters are returned before the
+// receiver closes: a receiver's deliveries are settled while it is open
+// (Service Bus settles on the link that received a message, and refuses
+// once it closed), and closing then gives back what the receiver took
+// meanwhile (a NATS pull's buffer, a poll that outlived its Receive).
 func (s *scan) release(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stopKeep) })
+	<-s.keepDone
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -349,10 +399,9 @@ func (s *scan) release(ctx context.Context) error {
 	if s.taken && isLog {
 		errs = append(errs, s.rewrite(ctx, lt))
 	}
-	// Close first: a receiver that is still open could be handed the
-	// returned dead letters again (a pull consumer's outstanding request),
-	// and they would then stay leased to a closed receiver.
-	errs = append(errs, s.recv.Close(ctx))
+	if !isLog && s.d.src.DeadLetterTopic != "" {
+		errs = append(errs, s.refresh(ctx))
+	}
 	for _, it := range s.items {
 		for _, dv := range it.ds {
 			if err := dv.Nack(ctx, 0); err != nil {
@@ -367,7 +416,74 @@ func (s *scan) release(ctx context.Context) error {
 		}
 	}
 	s.others = nil
+	errs = append(errs, s.recv.Close(ctx))
 	return errors.Join(errs...)
+}
+
+// refreshAt is the delivery count from which a read of a dead-letter topic
+// re-publishes a dead letter it returns (see Source.DeadLetterTopic).
+const refreshAt = 5
+
+// refresh re-publishes to the dead-letter topic, unchanged, the dead letters
+// that stay and were delivered refreshAt times or more, and takes the
+// originals out. Every read counts a delivery of each dead letter in the
+// subscription it reads, and a subscription that counts deliveries drops or
+// moves a message at its maximum (Event Grid: at most 10; Service Bus: 10
+// by default; SQS: the queue's maxReceiveCount): without this, listing the
+// dead letters a few times would lose them. The copy is the same event, so
+// its ID is the same. If the publish fails the originals stay (and a
+// dead letter published but not taken out is there twice, with one ID:
+// reads show it once and operations take out both).
+func (s *scan) refresh(ctx context.Context) error {
+	var evs []*crossbus.Event
+	var done [][]driver.Delivery
+	due := func(ds []driver.Delivery) bool {
+		for _, dv := range ds {
+			if dv.Attempt() >= refreshAt {
+				return true
+			}
+		}
+		return false
+	}
+	var items []*item
+	for _, it := range s.items {
+		if due(it.ds) {
+			evs = append(evs, it.ds[0].Event())
+			done = append(done, it.ds)
+			items = append(items, it)
+		}
+	}
+	var others []driver.Delivery
+	for _, dv := range s.others {
+		if dv.Attempt() >= refreshAt {
+			evs = append(evs, dv.Event())
+			done = append(done, []driver.Delivery{dv})
+		} else {
+			others = append(others, dv)
+		}
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := s.d.bus.Provider().Publish(ctx, s.d.src.DeadLetterTopic, evs); err != nil {
+		return errorf("re-publish %d dead letter(s) delivered %d times or more to %s: %w", len(evs), refreshAt, s.d.src, err)
+	}
+	var first error
+	for _, ds := range done {
+		for _, dv := range ds {
+			if err := dv.Ack(ctx); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	for _, it := range items {
+		it.ds = nil
+	}
+	s.others = others
+	if first != nil {
+		return errorf("take out re-published dead letters of %s: %w", s.d.src, first)
+	}
+	return nil
 }
 
 // rewrite re-appends the dead letters that stay to the end of a log-shaped
@@ -391,7 +507,7 @@ func (s *scan) rewrite(ctx context.Context, lt logTopic) error {
 		topic = lt.DeadLetterQueueTopic(s.d.src.Topic, s.d.src.Subscription)
 	}
 	if err := s.d.bus.Provider().Publish(ctx, topic, stay); err != nil {
-		return fmt.Errorf("crossbus/ops: keep dead letters in %s: %w", s.d.src, err)
+		return errorf("keep dead letters in %s: %w", s.d.src, err)
 	}
 	for _, it := range items {
 		for _, dv := range it.ds {
@@ -437,7 +553,7 @@ func DeadLetterID(source, id, subscription string, at time.Time) string {
 func checkID(id string) error {
 	raw, err := base64.RawURLEncoding.DecodeString(id)
 	if err != nil || strings.Count(string(raw), "\x00") != 3 {
-		return fmt.Errorf("%w: crossbus/ops: %q is not a dead-letter id", crossbus.ErrInvalidOption, id)
+		return errorf("%w: %q is not a dead-letter id", crossbus.ErrInvalidOption, id)
 	}
 	return nil
 }
@@ -468,7 +584,7 @@ type Page struct {
 // List returns a page of dead letters, oldest first.
 func (d *DeadLetters) List(ctx context.Context, o ListOptions) (Page, error) {
 	if o.Limit < 0 || o.Limit > 1000 {
-		return Page{}, fmt.Errorf("%w: crossbus/ops: limit %d is outside 1–1000", crossbus.ErrInvalidOption, o.Limit)
+		return Page{}, errorf("%w: limit %d is outside 1–1000", crossbus.ErrInvalidOption, o.Limit)
 	}
 	if o.Limit == 0 {
 		o.Limit = 50
@@ -477,7 +593,7 @@ func (d *DeadLetters) List(ctx context.Context, o ListOptions) (Page, error) {
 	if o.Page != "" {
 		n, err := strconv.Atoi(o.Page)
 		if err != nil || n < 0 {
-			return Page{}, fmt.Errorf("%w: crossbus/ops: page token %q is not one List returned", crossbus.ErrInvalidOption, o.Page)
+			return Page{}, errorf("%w: page token %q is not one List returned", crossbus.ErrInvalidOption, o.Page)
 		}
 		offset = n
 	}
@@ -493,7 +609,7 @@ func (d *DeadLetters) List(ctx context.Context, o ListOptions) (Page, error) {
 		}
 	}
 	if o.Group != "" && len(all) == 0 {
-		return Page{}, fmt.Errorf("%w: crossbus/ops: no group %q in %s", ErrNotFound, o.Group, d.src)
+		return Page{}, errorf("%w: no group %q in %s", ErrNotFound, o.Group, d.src)
 	}
 	p := Page{Total: len(all), Truncated: s.truncated, Items: []DeadLetter{}}
 	if offset < len(all) {
@@ -556,7 +672,7 @@ func (d *DeadLetters) Get(ctx context.Context, id string) (DeadLetter, error) {
 	defer s.release(ctx)
 	it, ok := s.byID[id]
 	if !ok {
-		return DeadLetter{}, fmt.Errorf("%w: crossbus/ops: no dead letter %s in %s", ErrNotFound, id, d.src)
+		return DeadLetter{}, errorf("%w: no dead letter %s in %s", ErrNotFound, id, d.src)
 	}
 	return it.dl, nil
 }
@@ -586,7 +702,7 @@ func (sel Selection) check() error {
 		n++
 	}
 	if n != 1 {
-		return fmt.Errorf("%w: crossbus/ops: select dead letters by ids, by group or all (exactly one)", crossbus.ErrInvalidOption)
+		return errorf("%w: select dead letters by ids, by group or all (exactly one)", crossbus.ErrInvalidOption)
 	}
 	return nil
 }
@@ -605,7 +721,7 @@ func (s *scan) pick(sel Selection) ([]*item, error) {
 			}
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("%w: crossbus/ops: no group %q in %s", ErrNotFound, sel.Group, s.d.src)
+			return nil, errorf("%w: no group %q in %s", ErrNotFound, sel.Group, s.d.src)
 		}
 		return out, nil
 	default:
@@ -622,7 +738,7 @@ func (s *scan) pick(sel Selection) ([]*item, error) {
 			}
 		}
 		if len(missing) > 0 {
-			return nil, fmt.Errorf("%w: crossbus/ops: no dead letter %s in %s", ErrNotFound, strings.Join(missing, ", "), s.d.src)
+			return nil, errorf("%w: no dead letter %s in %s", ErrNotFound, strings.Join(missing, ", "), s.d.src)
 		}
 		return out, nil
 	}
@@ -670,11 +786,11 @@ func (d *DeadLetters) Redrive(ctx context.Context, sel Selection, o RedriveOptio
 		return Result{}, err
 	}
 	if !(o.Rate > 0) {
-		return Result{}, fmt.Errorf("%w: crossbus/ops: redrive rate must be above 0 events per second, got %v", crossbus.ErrInvalidOption, o.Rate)
+		return Result{}, errorf("%w: redrive rate must be above 0 events per second, got %v", crossbus.ErrInvalidOption, o.Rate)
 	}
 	if o.To != "" {
 		if err := crossbus.ValidateName(o.To); err != nil {
-			return Result{}, fmt.Errorf("crossbus/ops: redrive to: %w", err)
+			return Result{}, errorf("redrive to: %w", err)
 		}
 	}
 	s, err := d.read(ctx)
@@ -689,7 +805,7 @@ func (d *DeadLetters) Redrive(ctx context.Context, sel Selection, o RedriveOptio
 	if o.To == "" {
 		for _, it := range items {
 			if it.dl.Topic == "" {
-				return Result{}, errors.Join(fmt.Errorf("%w: crossbus/ops: dead letter %s names no origin topic; redrive it with To", crossbus.ErrInvalidOption, it.dl.ID), s.release(ctx))
+				return Result{}, errors.Join(errorf("%w: dead letter %s names no origin topic; redrive it with To", crossbus.ErrInvalidOption, it.dl.ID), s.release(ctx))
 			}
 		}
 	}
@@ -721,7 +837,7 @@ func (d *DeadLetters) Redrive(ctx context.Context, sel Selection, o RedriveOptio
 	}
 	relErr := s.release(ctx)
 	if opErr != nil {
-		return res, fmt.Errorf("crossbus/ops: redrive stopped after %d of %d (the rest stay dead-lettered): %w", res.Done, res.Selected, errors.Join(opErr, relErr))
+		return res, errorf("redrive stopped after %d of %d (the rest stay dead-lettered): %w", res.Done, res.Selected, errors.Join(opErr, relErr))
 	}
 	return res, relErr
 }
@@ -781,7 +897,7 @@ func (d *DeadLetters) Purge(ctx context.Context, sel Selection, o PurgeOptions) 
 	}
 	relErr := s.release(ctx)
 	if opErr != nil {
-		return res, fmt.Errorf("crossbus/ops: purge stopped after %d of %d: %w", res.Done, res.Selected, errors.Join(opErr, relErr))
+		return res, errorf("purge stopped after %d of %d: %w", res.Done, res.Selected, errors.Join(opErr, relErr))
 	}
 	return res, relErr
 }

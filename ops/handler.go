@@ -92,20 +92,20 @@ type Handler struct {
 // without authentication unless UnauthenticatedLoopbackOnly says so.
 func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if cfg.Bus == nil {
-		return nil, fmt.Errorf("%w: crossbus/ops: NewHandler needs a bus", crossbus.ErrInvalidOption)
+		return nil, errorf("%w: NewHandler needs a bus", crossbus.ErrInvalidOption)
 	}
 	if cfg.Token == "" && cfg.Authorize == nil && !cfg.UnauthenticatedLoopbackOnly {
-		return nil, fmt.Errorf("%w: crossbus/ops: the admin handler needs authentication: set Token or Authorize (or UnauthenticatedLoopbackOnly for local use)", crossbus.ErrInvalidOption)
+		return nil, errorf("%w: the admin handler needs authentication: set Token or Authorize (or UnauthenticatedLoopbackOnly for local use)", crossbus.ErrInvalidOption)
 	}
 	if cfg.Token != "" && len(cfg.Token) < 16 {
-		return nil, fmt.Errorf("%w: crossbus/ops: admin token too short (%d characters; use at least 16)", crossbus.ErrInvalidOption, len(cfg.Token))
+		return nil, errorf("%w: admin token too short (%d characters; use at least 16)", crossbus.ErrInvalidOption, len(cfg.Token))
 	}
 	for _, s := range cfg.Sources {
 		if err := s.check(); err != nil {
 			return nil, err
 		}
 		if err := s.checkRoute(); err != nil {
-			return nil, fmt.Errorf("crossbus/ops: a handler's source names its route: %w", err)
+			return nil, errorf("a handler's source names its route: %w", err)
 		}
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), running: map[string]context.CancelFunc{}}

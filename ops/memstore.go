@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -143,7 +142,7 @@ func (m *MemoryArchiveStore) LoadReplay(_ context.Context, id string) (ReplaySta
 	defer m.mu.Unlock()
 	r, ok := m.replays[id]
 	if !ok {
-		return ReplayState{}, fmt.Errorf("%w: crossbus/ops: no replay %q", ErrNotFound, id)
+		return ReplayState{}, errorf("%w: no replay %q", ErrNotFound, id)
 	}
 	return r, nil
 }

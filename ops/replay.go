@@ -63,20 +63,20 @@ type ReplayState struct {
 // check refuses requests that cannot work or would never end.
 func (r *ReplayRequest) check() (*crossbus.EventPattern, error) {
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: crossbus/ops: replay: "+format, append([]any{crossbus.ErrInvalidOption}, a...)...)
+		return errorf("%w: replay: "+format, append([]any{crossbus.ErrInvalidOption}, a...)...)
 	}
 	if err := crossbus.ValidateName(r.Topic); err != nil {
-		return nil, fmt.Errorf("crossbus/ops: replay topic: %w", err)
+		return nil, errorf("replay topic: %w", err)
 	}
 	if r.Target == "" {
 		r.Target = r.Topic
 	}
 	if err := crossbus.ValidateName(r.Target); err != nil {
-		return nil, fmt.Errorf("crossbus/ops: replay target: %w", err)
+		return nil, errorf("replay target: %w", err)
 	}
 	if r.Subscription != "" {
 		if err := crossbus.ValidateName(r.Subscription); err != nil {
-			return nil, fmt.Errorf("crossbus/ops: replay subscription: %w", err)
+			return nil, errorf("replay subscription: %w", err)
 		}
 	}
 	if !(r.Rate > 0) {
@@ -93,7 +93,7 @@ func (r *ReplayRequest) check() (*crossbus.EventPattern, error) {
 	if r.Pattern != "" {
 		var err error
 		if p, err = crossbus.CompilePattern(r.Pattern); err != nil {
-			return nil, fmt.Errorf("crossbus/ops: replay pattern: %w", err)
+			return nil, errorf("replay pattern: %w", err)
 		}
 	}
 	return p, nil
@@ -108,7 +108,7 @@ type Replayer struct {
 // NewReplayer returns a Replayer that reads store and publishes on bus.
 func NewReplayer(bus *crossbus.Bus, store ArchiveStore) (*Replayer, error) {
 	if bus == nil || store == nil {
-		return nil, fmt.Errorf("%w: crossbus/ops: NewReplayer needs a bus and a store", crossbus.ErrInvalidOption)
+		return nil, errorf("%w: NewReplayer needs a bus and a store", crossbus.ErrInvalidOption)
 	}
 	return &Replayer{bus: bus, store: store}, nil
 }
@@ -124,7 +124,7 @@ func (rp *Replayer) Prepare(ctx context.Context, req ReplayRequest) (ReplayState
 		st, err := rp.store.LoadReplay(ctx, req.ID)
 		if err == nil {
 			if st.Status == ReplayDone {
-				return st, fmt.Errorf("%w: crossbus/ops: replay %q is already done", crossbus.ErrInvalidOption, req.ID)
+				return st, errorf("%w: replay %q is already done", crossbus.ErrInvalidOption, req.ID)
 			}
 			return st, nil
 		}
@@ -132,7 +132,7 @@ func (rp *Replayer) Prepare(ctx context.Context, req ReplayRequest) (ReplayState
 			return ReplayState{}, err
 		}
 		if err := crossbus.ValidateName(req.ID); err != nil {
-			return ReplayState{}, fmt.Errorf("crossbus/ops: replay id: %w", err)
+			return ReplayState{}, errorf("replay id: %w", err)
 		}
 	}
 	if _, err := req.check(); err != nil {
@@ -149,11 +149,11 @@ func (rp *Replayer) Prepare(ctx context.Context, req ReplayRequest) (ReplayState
 	}
 	total, err := rp.store.Count(ctx, ArchiveQuery{Topic: req.Topic, From: req.From, To: req.To})
 	if err != nil {
-		return ReplayState{}, fmt.Errorf("crossbus/ops: replay %s: count: %w", req.ID, err)
+		return ReplayState{}, errorf("replay %s: count: %w", req.ID, err)
 	}
 	st := ReplayState{ReplayRequest: req, Status: ReplayInterrupted, Total: total, Started: now, Updated: now}
 	if err := rp.store.SaveReplay(ctx, st); err != nil {
-		return ReplayState{}, fmt.Errorf("crossbus/ops: replay %s: save: %w", req.ID, err)
+		return ReplayState{}, errorf("replay %s: save: %w", req.ID, err)
 	}
 	return st, nil
 }
@@ -206,7 +206,7 @@ func (rp *Replayer) Run(ctx context.Context, id string, progress func(ReplayStat
 		return err
 	}
 	if err := save(ReplayRunning, ""); err != nil {
-		return st, fmt.Errorf("crossbus/ops: replay %s: save progress: %w", id, err)
+		return st, errorf("replay %s: save progress: %w", id, err)
 	}
 	pace := newPacer(req.Rate)
 	for {
@@ -216,7 +216,7 @@ func (rp *Replayer) Run(ctx context.Context, id string, progress func(ReplayStat
 		}
 		if len(page) == 0 {
 			if err := save(ReplayDone, ""); err != nil {
-				return st, fmt.Errorf("crossbus/ops: replay %s: save progress: %w", id, err)
+				return st, errorf("replay %s: save progress: %w", id, err)
 			}
 			return st, nil
 		}
@@ -241,7 +241,7 @@ func (rp *Replayer) Run(ctx context.Context, id string, progress func(ReplayStat
 			st.AfterSeq = a.Seq
 			st.Published++
 			if err := save(ReplayRunning, ""); err != nil {
-				return st, fmt.Errorf("crossbus/ops: replay %s: save progress: %w", id, err)
+				return st, errorf("replay %s: save progress: %w", id, err)
 			}
 		}
 	}
@@ -253,6 +253,6 @@ func (rp *Replayer) stop(ctx context.Context, st *ReplayState, save func(string,
 	if ctx.Err() != nil {
 		status, cause = ReplayInterrupted, ctx.Err()
 	}
-	err := fmt.Errorf("crossbus/ops: replay %s %s after %d events: %w", st.ID, status, st.Published, cause)
+	err := errorf("replay %s %s after %d events: %w", st.ID, status, st.Published, cause)
 	return errors.Join(err, save(status, cause.Error()))
 }

@@ -37,7 +37,7 @@ const (
 	replaySource    = "orders"
 	replayTarget    = "orders-replayed"
 	replayCheck     = "check"
-	replayRate      = 60.0
+	replayRate      = 40.0
 )
 
 func openCrashWorld(t testing.TB, dir string, archive bool) (*crossbus.Bus, *sqlite.DB, *ops.Archive) {

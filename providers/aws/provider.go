@@ -124,6 +124,12 @@ type Provider struct {
 	buses     sync.Map // EventBridge buses known to exist
 
 	receivers providerkit.Receivers[*receiver]
+
+	// life ends the receive polls that outlive their receivers (see
+	// providerkit.Polls); polls counts them.
+	life    context.Context
+	endLife context.CancelFunc
+	polls   sync.WaitGroup
 }
 
 // New returns a Provider. ctx bounds loading the AWS configuration.
@@ -166,6 +172,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	for name, u := range o.Queues {
 		p.queueURLs.Store(name, u)
 	}
+	p.life, p.endLife = context.WithCancel(context.Background())
 	return p, nil
 }
 
@@ -224,9 +231,13 @@ func (p *Provider) As(target any) bool {
 }
 
 // Close stops every receiver opened from the provider, waiting (until ctx
-// ends) for their queued deletes.
+// ends) for their queued deletes, and ends the long polls still running.
 func (p *Provider) Close(ctx context.Context) error {
-	_, err := p.receivers.Close(ctx)
+	first, err := p.receivers.Close(ctx)
+	if first {
+		p.endLife()
+		providerkit.Wait(ctx, &p.polls)
+	}
 	return err
 }
 

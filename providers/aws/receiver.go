@@ -16,6 +16,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 const (
@@ -31,7 +32,8 @@ var systemAttrs = []sqstypes.MessageSystemAttributeName{
 }
 
 // receiver consumes one SQS queue. Receive may be called from several
-// goroutines at once: each call is its own ReceiveMessage long poll.
+// goroutines at once. Its long polls run on the provider's lifetime, not on
+// a Receive's context (see Receive).
 type receiver struct {
 	p       *Provider
 	q       queueInfo
@@ -40,13 +42,16 @@ type receiver struct {
 	caps    driver.Capabilities
 	deletes *batcher
 	changes *batcher
+	polls   *providerkit.Polls[*delivery]
 
 	closed    atomic.Bool
-	closeCtx  context.Context
-	stop      context.CancelFunc
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// pollSlack is how much longer than its WaitTime a ReceiveMessage call may
+// take before it is given up.
+const pollSlack = 30 * time.Second
 
 // Subscribe opens a receiver on the SQS queue named by spec.Name (a queue
 // name, a name without its ".fifo" suffix, a URL, or a name mapped by
@@ -86,11 +91,11 @@ func (p *Provider) newReceiver(name string, q queueInfo, lease time.Duration) (*
 	caps.NativeDeadLetter = q.dlqURL != ""
 	caps.DefaultAckDeadline = time.Duration(vis) * time.Second
 	r := &receiver{p: p, q: q, name: name, vis: vis, caps: caps}
-	r.closeCtx, r.stop = context.WithCancel(context.Background())
 	r.deletes = newBatcher(maxInflightCalls, r.sendDeletes)
 	r.changes = newBatcher(maxInflightCalls, r.sendVisibility)
+	r.polls = providerkit.NewPolls(p.life, &p.polls, r.giveBack)
 	if !p.receivers.Add(r) {
-		r.stop()
+		r.polls.Close()
 		return nil, fmt.Errorf("aws: subscribe %q: %w", name, driver.ErrClosed)
 	}
 	return r, nil
@@ -110,38 +115,61 @@ func visibilitySeconds(d time.Duration) int32 {
 func (r *receiver) Capabilities() driver.Capabilities { return r.caps }
 
 // Receive long-polls the queue until at least one message arrives.
+//
+// When ctx ends (or the receiver closes) while a ReceiveMessage long poll
+// is in flight, Receive returns at once but the call is not cancelled: SQS
+// may already have taken messages for it, and a cancelled call would leave
+// them invisible until their visibility timeout. The poll runs to its end
+// (at most WaitTime); what it takes goes to the next Receive, or, once the
+// receiver is closed, straight back to the queue (visibility 0). The next
+// Receive waits for that poll instead of starting another.
 func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	if len(buf) == 0 {
 		return 0, nil
 	}
-	rctx, cancel := context.WithCancel(ctx)
+	if r.closed.Load() {
+		return 0, fmt.Errorf("aws: receive from %s: %w", r.q.url, driver.ErrClosed)
+	}
+	ds, err := r.polls.Receive(ctx, min(len(buf), maxBatch), r.poll)
+	switch {
+	case errors.Is(err, providerkit.ErrPollsClosed):
+		return 0, fmt.Errorf("aws: receive from %s: %w", r.q.url, driver.ErrClosed)
+	case err != nil:
+		return 0, err
+	}
+	for i, d := range ds {
+		buf[i] = d
+	}
+	return len(ds), nil
+}
+
+// poll is one ReceiveMessage long poll, on the provider's lifetime.
+func (r *receiver) poll(ctx context.Context, max int) ([]*delivery, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.p.opts.WaitTime+pollSlack)
 	defer cancel()
-	stop := context.AfterFunc(r.closeCtx, cancel)
-	defer stop()
-	in := &sqs.ReceiveMessageInput{QueueUrl: &r.q.url, MaxNumberOfMessages: int32(min(len(buf), maxBatch)),
+	in := &sqs.ReceiveMessageInput{QueueUrl: &r.q.url, MaxNumberOfMessages: int32(max),
 		WaitTimeSeconds: int32(r.p.opts.WaitTime / time.Second), VisibilityTimeout: r.vis,
 		MessageAttributeNames: []string{"All"}, MessageSystemAttributeNames: systemAttrs}
-	for {
-		if r.closed.Load() {
-			return 0, fmt.Errorf("aws: receive from %s: %w", r.q.url, driver.ErrClosed)
+	out, err := r.p.sqs.ReceiveMessage(ctx, in)
+	if err != nil {
+		if r.p.life.Err() != nil {
+			return nil, fmt.Errorf("aws: receive from %s: %w", r.q.url, driver.ErrClosed)
 		}
-		out, err := r.p.sqs.ReceiveMessage(rctx, in)
-		if err != nil {
-			switch {
-			case ctx.Err() != nil:
-				return 0, ctx.Err()
-			case r.closed.Load():
-				return 0, fmt.Errorf("aws: receive from %s: %w", r.q.url, driver.ErrClosed)
-			}
-			return 0, mapErr(fmt.Errorf("aws: ReceiveMessage from %s: %w", r.q.url, err), driver.ErrSubscriptionNotFound)
+		return nil, mapErr(fmt.Errorf("aws: ReceiveMessage from %s: %w", r.q.url, err), driver.ErrSubscriptionNotFound)
+	}
+	ds := make([]*delivery, len(out.Messages))
+	for i, m := range out.Messages {
+		ds[i] = r.delivery(m)
+	}
+	return ds, nil
+}
+
+// giveBack makes messages that no Receive took visible again at once.
+func (r *receiver) giveBack(ds []*delivery) {
+	for _, d := range ds {
+		if d.settle() {
+			r.changes.add(&batchItem{handle: d.handle, msgID: d.msgID, done: make(chan struct{})})
 		}
-		if len(out.Messages) == 0 {
-			continue
-		}
-		for i, m := range out.Messages {
-			buf[i] = r.delivery(m)
-		}
-		return len(out.Messages), nil
 	}
 }
 
@@ -165,12 +193,14 @@ func (r *receiver) delivery(m sqstypes.Message) *delivery {
 	return d
 }
 
-// Close stops receiving and waits (until ctx ends) for queued deletes and
-// visibility changes to be sent.
+// Close stops receiving, makes the messages that polls took after their
+// Receive had returned visible again, and waits (until ctx ends) for queued
+// deletes and visibility changes to be sent. A long poll still running
+// returns what it takes to the queue when it ends.
 func (r *receiver) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
-		r.stop()
+		r.giveBack(r.polls.Close())
 		if err := r.deletes.wait(ctx); err != nil {
 			r.closeErr = fmt.Errorf("aws: close receiver of %s: queued deletes not sent: %w", r.q.url, err)
 		} else if err := r.changes.wait(ctx); err != nil {

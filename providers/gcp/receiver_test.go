@@ -444,3 +444,31 @@ func TestPullErrorsStopOrRetryByTheirCode(t *testing.T) {
 		})
 	}
 }
+
+// A lease extension followed at once by a Nack of the same message (both
+// queued before the settler sends) ends with the Nack's deadline: the
+// message comes back at once, not after the extended lease. The queued
+// deadline changes of one message are not reordered.
+func TestTheLastQueuedDeadlineOfAMessageWins(t *testing.T) {
+	f := newFixture(t, gcp.SubscriptionConfig{})
+	evs := f.publish(t, 8)
+	r := f.receiver(t, driver.SubscriptionSpec{Topic: "orders", Name: "billing", AckDeadline: 10 * time.Second})
+	var ds []driver.Delivery
+	for len(ds) < len(evs) {
+		ds = append(ds, receive(t, r, len(evs)-len(ds))...)
+	}
+	ctx := context.Background()
+	for _, d := range ds {
+		require.NoError(t, d.(driver.LeaseExtender).ExtendLease(ctx, 60*time.Second))
+		require.NoError(t, d.Nack(ctx, 0))
+	}
+	for _, ev := range evs {
+		eventually(t, 5*time.Second, "settlements sent", func() bool { return len(f.modacks(t, ev.ID())) > 0 })
+		got := f.modacks(t, ev.ID())
+		assert.Equal(t, int32(0), got[len(got)-1], "the Nack's deadline is the last one sent for %s: %v", ev.ID(), got)
+	}
+	again := 0
+	for again < len(evs) {
+		again += len(receive(t, r, len(evs)))
+	}
+}

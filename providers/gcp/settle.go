@@ -34,9 +34,12 @@ type settler struct {
 	sub    string
 	log    *slog.Logger
 
-	mu       sync.Mutex
-	acks     []string
-	modacks  map[int32][]string // by deadline in seconds; 0 is a nack
+	mu   sync.Mutex
+	acks []string
+	// modacks is the deadline (seconds; 0 is a nack) queued for each ack
+	// id: the last one asked for, so that a lease extension and the Nack
+	// right after it, sent together, never arrive the wrong way round.
+	modacks  map[string]int32
 	stopped  bool
 	started  uint64              // sends started so far
 	inflight map[uint64]struct{} // sends not finished, by start number
@@ -48,7 +51,7 @@ type settler struct {
 }
 
 func newSettler(client *vkit.SubscriptionAdminClient, sub string, log *slog.Logger) *settler {
-	s := &settler{client: client, sub: sub, log: log, modacks: map[int32][]string{}, inflight: map[uint64]struct{}{},
+	s := &settler{client: client, sub: sub, log: log, modacks: map[string]int32{}, inflight: map[uint64]struct{}{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.loop()
 	return s
@@ -78,7 +81,9 @@ func (s *settler) modack(secs int32, ids ...string) bool {
 		return false
 	}
 	wasEmpty := len(s.acks) == 0 && len(s.modacks) == 0
-	s.modacks[secs] = append(s.modacks[secs], ids...)
+	for _, id := range ids {
+		s.modacks[id] = secs
+	}
 	s.mu.Unlock()
 	if wasEmpty {
 		s.wake()
@@ -169,9 +174,13 @@ func (s *settler) loop() {
 func (s *settler) send(ctx context.Context) {
 	s.mu.Lock()
 	acks := s.acks
-	var modacks map[int32][]string
-	if len(s.modacks) > 0 { // hand the map over; an empty one stays, unread
-		modacks, s.modacks = s.modacks, map[int32][]string{}
+	var modacks map[int32][]string // by deadline
+	if len(s.modacks) > 0 {
+		modacks = map[int32][]string{}
+		for id, secs := range s.modacks {
+			modacks[secs] = append(modacks[secs], id)
+		}
+		clear(s.modacks)
 	}
 	s.acks = nil
 	if len(acks) == 0 && len(modacks) == 0 {

@@ -42,6 +42,12 @@ type Namespace struct {
 
 	receivers providerkit.Receivers[*receiver]
 
+	// life ends the receive polls that outlive their receivers (see
+	// providerkit.Polls); polls counts them.
+	life    context.Context
+	endLife context.CancelFunc
+	polls   sync.WaitGroup
+
 	mu      sync.Mutex
 	senders map[string]*aznamespaces.SenderClient
 }
@@ -51,8 +57,10 @@ func NewNamespace(opts NamespaceOptions) (*Namespace, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	return &Namespace{opts: opts, pub: publisher{maxCount: MaxNamespaceBatch, what: "namespace topic"},
-		senders: map[string]*aznamespaces.SenderClient{}}, nil
+	n := &Namespace{opts: opts, pub: publisher{maxCount: MaxNamespaceBatch, what: "namespace topic"},
+		senders: map[string]*aznamespaces.SenderClient{}}
+	n.life, n.endLife = context.WithCancel(context.Background())
+	return n, nil
 }
 
 // Capabilities reports what Event Grid namespaces do natively.
@@ -180,8 +188,13 @@ const MaxDeliveryCount = 10
 // probeLockToken is a lock token that matches no event.
 const probeLockToken = "crossbus-subscription-probe"
 
-// Close stops every receiver opened from the provider.
+// Close stops every receiver opened from the provider and ends the receive
+// polls still running.
 func (n *Namespace) Close(ctx context.Context) error {
-	_, err := n.receivers.Close(ctx)
+	first, err := n.receivers.Close(ctx)
+	if first {
+		n.endLife()
+		providerkit.Wait(ctx, &n.polls)
+	}
 	return err
 }

@@ -14,12 +14,15 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/aznamespaces"
 
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/providerkit"
 )
 
 // MaxReceiveEvents is the most events one receive request returns.
 const MaxReceiveEvents = 100
 
-// receiver pulls from one queue event subscription.
+// receiver pulls from one queue event subscription. Its receive requests
+// run on the namespace provider's lifetime, not on a Receive's context (see
+// Receive).
 type receiver struct {
 	ns         *Namespace
 	c          *aznamespaces.ReceiverClient
@@ -27,21 +30,23 @@ type receiver struct {
 	maxWait    int32 // seconds
 	lock       time.Duration
 	settle     *settler
+	polls      *providerkit.Polls[*delivery]
 
 	mu          sync.Mutex
 	outstanding map[*delivery]struct{} // returned, not yet settled
-
-	closeCtx context.Context
-	closeFn  context.CancelFunc
 }
 
 func newReceiver(ns *Namespace, c *aznamespaces.ReceiverClient, spec driver.SubscriptionSpec) *receiver {
 	r := &receiver{ns: ns, c: c, topic: spec.Topic, sub: spec.Name, maxWait: int32(ns.opts.MaxWaitTime / time.Second),
 		lock: ns.opts.LockDuration, outstanding: map[*delivery]struct{}{}}
 	r.settle = &settler{r: r, lanes: map[settleOp]*lane{}}
-	r.closeCtx, r.closeFn = context.WithCancel(context.Background())
+	r.polls = providerkit.NewPolls(ns.life, &ns.polls, r.giveBack)
 	return r
 }
+
+// pollSlack is how much longer than its MaxWaitTime a receive request may
+// take before it is given up.
+const pollSlack = 30 * time.Second
 
 // Receive long-polls Event Grid until at least one event is available. Each
 // returned delivery holds a lock for the subscription's lock duration. An
@@ -51,52 +56,60 @@ func newReceiver(ns *Namespace, c *aznamespaces.ReceiverClient, spec driver.Subs
 // driver.ErrSubscriptionNotFound, and 401 or 403 with
 // driver.ErrUnauthorized: the portable layer stops the subscription.
 //
-// When ctx ends or the receiver closes while a poll is in flight, the
-// request is cancelled; if Event Grid had just locked events for it, they
-// come back after the lock duration, with their delivery count raised.
+// When ctx ends or the receiver closes while a receive request is in
+// flight, Receive returns at once but the request is not cancelled: Event
+// Grid may already have locked events for it, and a cancelled request would
+// leave them locked to nobody until the lock expires (and count a
+// delivery). The request runs to its end (at most MaxWaitTime); what it
+// gets goes to the next Receive, or, once the receiver is closed, is
+// released at once. The next Receive waits for that request instead of
+// making another.
 func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, error) {
 	if len(buf) == 0 {
 		return 0, fmt.Errorf("%w: eventgrid: Receive needs a buffer of at least one delivery", driver.ErrInvalidOption)
 	}
-	maxEvents := int32(min(len(buf), MaxReceiveEvents))
-	for {
-		if r.closeCtx.Err() != nil {
-			return 0, fmt.Errorf("eventgrid: receive from %s/%s: %w", r.topic, r.sub, driver.ErrClosed)
-		}
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		got, err := r.poll(ctx, maxEvents)
-		if err != nil {
-			return 0, err
-		}
-		now := time.Now()
-		r.mu.Lock()
-		for i, g := range got {
-			d := &delivery{r: r, ev: g.ev, token: g.token, attempt: g.count, renewed: now}
-			if g.err != nil {
-				// Not a CloudEvent crossbus can hand to a handler: the
-				// portable layer dead-letters it.
-				d.ev, d.decodeErr = UndecodableEvent(g.raw, "/topics/"+r.topic+"/eventsubscriptions/"+r.sub), g.err
-			}
-			r.outstanding[d] = struct{}{}
-			buf[i] = d
-		}
-		r.mu.Unlock()
-		if len(got) > 0 {
-			return len(got), nil
-		}
+	ds, err := r.polls.Receive(ctx, min(len(buf), MaxReceiveEvents), r.pollDeliveries)
+	switch {
+	case errors.Is(err, providerkit.ErrPollsClosed):
+		return 0, fmt.Errorf("eventgrid: receive from %s/%s: %w", r.topic, r.sub, driver.ErrClosed)
+	case err != nil:
+		return 0, err
 	}
+	for i, d := range ds {
+		buf[i] = d
+	}
+	return len(ds), nil
+}
+
+// pollDeliveries makes one receive request and locks in its deliveries.
+func (r *receiver) pollDeliveries(ctx context.Context, maxEvents int) ([]*delivery, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.maxWait)*time.Second+pollSlack)
+	defer cancel()
+	got, err := r.poll(ctx, int32(maxEvents))
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	ds := make([]*delivery, len(got))
+	r.mu.Lock()
+	for i, g := range got {
+		d := &delivery{r: r, ev: g.ev, token: g.token, attempt: g.count, renewed: now}
+		if g.err != nil {
+			// Not a CloudEvent crossbus can hand to a handler: the
+			// portable layer dead-letters it.
+			d.ev, d.decodeErr = UndecodableEvent(g.raw, "/topics/"+r.topic+"/eventsubscriptions/"+r.sub), g.err
+		}
+		r.outstanding[d] = struct{}{}
+		ds[i] = d
+	}
+	r.mu.Unlock()
+	return ds, nil
 }
 
 // poll makes one receive request.
 func (r *receiver) poll(ctx context.Context, maxEvents int32) ([]received, error) {
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(r.closeCtx, cancel)
-	defer stop()
 	var raw *http.Response
-	_, err := r.c.ReceiveEvents(policy.WithCaptureResponse(rctx, &raw),
+	_, err := r.c.ReceiveEvents(policy.WithCaptureResponse(ctx, &raw),
 		&aznamespaces.ReceiveEventsOptions{MaxEvents: &maxEvents, MaxWaitTime: &r.maxWait})
 	if raw != nil && raw.StatusCode == http.StatusOK {
 		// Decode the body ourselves, also when the SDK could not: the JSON
@@ -108,10 +121,10 @@ func (r *receiver) poll(ctx context.Context, maxEvents int32) ([]received, error
 			if derr == nil {
 				return res, nil
 			}
-			if r.closeCtx.Err() == nil && ctx.Err() == nil {
+			if ctx.Err() == nil {
 				return nil, derr
 			}
-			// A body cut short by Close or cancellation is not a bad result.
+			// A body cut short by the provider's Close is not a bad result.
 			err = derr
 		} else {
 			err = perr
@@ -120,12 +133,25 @@ func (r *receiver) poll(ctx context.Context, maxEvents int32) ([]received, error
 	switch {
 	case err == nil:
 		return nil, nil
-	case r.closeCtx.Err() != nil:
+	case r.ns.life.Err() != nil:
 		return nil, fmt.Errorf("eventgrid: receive from %s/%s: %w", r.topic, r.sub, driver.ErrClosed)
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
 	}
 	return nil, mapError(fmt.Sprintf("receive from event subscription %q of topic %q", r.sub, r.topic), err, driver.ErrSubscriptionNotFound)
+}
+
+// giveBack releases events that no Receive handed out.
+func (r *receiver) giveBack(ds []*delivery) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, d := range ds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = d.Nack(ctx, 0) // on failure the lock expires: same outcome, later
+		}()
+	}
+	wg.Wait()
 }
 
 // received is one entry of a receive result.
@@ -170,10 +196,12 @@ func decodeReceiveResult(body []byte) ([]received, error) {
 	return out, nil
 }
 
-// Close stops the receiver: a poll in flight is cancelled and Receive
-// returns ErrClosed. Deliveries already returned can still be settled.
+// Close stops the receiver: Receive returns ErrClosed, and events that
+// receive requests got after their Receive had returned are released. A
+// receive request still running releases what it gets when it ends.
+// Deliveries already returned can still be settled.
 func (r *receiver) Close(ctx context.Context) error {
-	r.closeFn()
+	r.giveBack(r.polls.Close())
 	r.ns.receivers.Remove(r)
 	return nil
 }

@@ -188,7 +188,11 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 		if r.closed.Load() {
 			return 0, fmt.Errorf("servicebus: receive from %q: %w", r.ent.path(), driver.ErrClosed)
 		}
-		msgs, err := r.sb.ReceiveMessages(ctx, min(len(buf), maxReceive), nil)
+		want := min(len(buf), maxReceive)
+		if r.dead {
+			want = 1
+		}
+		msgs, err := r.sb.ReceiveMessages(ctx, want, nil)
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
@@ -203,9 +207,37 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 			buf[i] = r.delivery(m, now)
 		}
 		if len(msgs) > 0 {
-			return len(msgs), nil
+			n := len(msgs)
+			if r.dead {
+				n = r.more(ctx, buf, n)
+			}
+			return n, nil
 		}
 	}
+}
+
+// followWait bounds the wait for each further message of a dead-letter
+// receiver's Receive once it has one.
+const followWait = 20 * time.Millisecond
+
+// more fills buf after its first n deliveries with the messages that arrive
+// one after another without a pause, asking for one at a time (see
+// SubscribeDeadLetters).
+func (r *receiver) more(ctx context.Context, buf []driver.Delivery, n int) int {
+	for n < len(buf) && !r.closed.Load() {
+		fctx, cancel := context.WithTimeout(ctx, followWait)
+		msgs, err := r.sb.ReceiveMessages(fctx, 1, nil)
+		cancel()
+		if err != nil || len(msgs) == 0 {
+			break
+		}
+		now := time.Now()
+		for _, m := range msgs {
+			buf[n] = r.delivery(m, now)
+			n++
+		}
+	}
+	return n
 }
 
 // delivery decodes m. A message that claims to be a CloudEvent and is not
