@@ -1,19 +1,20 @@
 package crossbus
 
-import "context"
+import (
+	"context"
 
-// WithAfterPublish calls hook after every Publish on the bus with the events
-// the provider accepted (never the refused or failed ones), in order, before
-// Publish returns. Hooks run one after another in the publishing goroutine,
-// so they add to Publish's latency; they must not modify or keep the events
-// (clone what they keep) and cannot fail the publish. The ops package's
-// archive is such a hook.
-func WithAfterPublish(hook func(ctx context.Context, topic string, events []*Event)) BusOption {
-	return func(b *Bus) error {
-		if hook == nil {
-			return errNilOption("WithAfterPublish")
+	"github.com/crossbus/crossbus/internal/publishhook"
+)
+
+// After-publish hooks (internal/publishhook) see what a bus published: the
+// ops package's archive installs one with its BusOption.
+func init() {
+	publishhook.Install = func(bus any, h publishhook.Hook) error {
+		b, ok := bus.(*Bus)
+		if !ok || b == nil || h == nil {
+			return errorf("%w: an after-publish hook needs a bus and a hook", ErrInvalidOption)
 		}
-		b.afterPublish = append(b.afterPublish, hook)
+		b.afterPublish = append(b.afterPublish, h)
 		return nil
 	}
 }

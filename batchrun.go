@@ -247,9 +247,13 @@ func (s *Subscription) receiveGatedBatch(ctx context.Context, buf []driver.Deliv
 // addReceived adds received deliveries to b, acking those the filter skips
 // and dead-lettering those that carry no event.
 func (s *Subscription) addReceived(b *batch, ds []driver.Delivery, forming *leaseSlot) {
+	var ok bool
 	for i, d := range ds {
 		ds[i] = nil
 		if s.undecodable(s.handlerCtx, d) {
+			continue
+		}
+		if d, ok = s.batchItem(s.handlerCtx, d, max(d.Attempt(), 1)); !ok {
 			continue
 		}
 		if !s.accepts(d.Event()) {

@@ -17,6 +17,9 @@ import (
 
 // runBatch runs the batch handler once over b and settles every delivery.
 func (s *Subscription) runBatch(hctx context.Context, b batch) {
+	if b = s.resolveHeld(hctx, b); b.len() == 0 {
+		return
+	}
 	permit, admitted := s.admit(b.ds...)
 	if !admitted {
 		return

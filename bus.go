@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/datahook"
+	"github.com/crossbus/crossbus/internal/publishhook"
 )
 
 // registry maps URL schemes to openers. Like database/sql's driver list, it is
@@ -23,6 +25,12 @@ var registry = struct {
 // Register makes a provider available under a URL scheme. It panics if the
 // scheme is empty, the opener nil, or the scheme already registered, as
 // database/sql.Register does: these are programming errors found at start-up.
+//
+// A scheme ending in '+' is a prefix, for providers that wrap another
+// (providers/chaos registers "chaos+"): it opens every URL whose scheme
+// starts with it and is not registered itself ("chaos+mem://",
+// "chaos+nats+embedded:///dir"); the opener gets the whole URL and opens
+// the inner one.
 func Register(scheme string, open driver.Opener) {
 	if scheme == "" || open == nil {
 		panic("crossbus: Register needs a scheme and an opener")
@@ -61,6 +69,9 @@ func Open(ctx context.Context, rawURL string, opts ...BusOption) (*Bus, error) {
 	}
 	registry.RLock()
 	open := registry.openers[u.Scheme]
+	if open == nil {
+		open = prefixOpener(u.Scheme)
+	}
 	registry.RUnlock()
 	if open == nil {
 		known := schemes()
@@ -72,6 +83,19 @@ func Open(ctx context.Context, rawURL string, opts ...BusOption) (*Bus, error) {
 		return nil, errorf("open %s: %w", u.Redacted(), err)
 	}
 	return New(p, opts...)
+}
+
+// prefixOpener returns the opener of the longest registered prefix scheme
+// (one ending in '+') that scheme starts with; registry is read-locked.
+func prefixOpener(scheme string) driver.Opener {
+	var open driver.Opener
+	best := 0
+	for k, o := range registry.openers {
+		if strings.HasSuffix(k, "+") && len(k) > best && len(scheme) > len(k) && strings.HasPrefix(scheme, k) {
+			open, best = o, len(k)
+		}
+	}
+	return open
 }
 
 // Publisher publishes events. *Bus implements it; services that only publish
@@ -107,6 +131,7 @@ type Bus struct {
 	p    driver.Provider
 	caps driver.Capabilities
 	log  *slog.Logger
+	data datahook.Hook // the claim check (package claimcheck), or nil
 
 	tel     telemetry
 	closed  atomic.Bool
@@ -114,7 +139,7 @@ type Bus struct {
 	mu      sync.Mutex    // guards subs
 	subs    map[*Subscription]struct{}
 
-	afterPublish []func(ctx context.Context, topic string, events []*Event) // WithAfterPublish
+	afterPublish []publishhook.Hook // internal/publishhook
 }
 
 // New returns a Bus over a provider (for providers not opened by URL).
@@ -160,11 +185,16 @@ func (b *Bus) Publish(ctx context.Context, topic string, events ...*Event) error
 		return errorf("publish to %q: %w", topic, err)
 	}
 	var failed []EventError
+	events, dataErrs := b.offload(ctx, events) // copies with data held by the claim check
 	// Fast path: every event valid, no copy of the slice.
 	send := events
 	index := []int(nil) // index[i] is send[i]'s position in events; nil = identity
 	for i, e := range events {
-		if err := b.check(e); err != nil {
+		err := errorAt(dataErrs, i)
+		if err == nil {
+			err = b.check(e)
+		}
+		if err != nil {
 			if failed == nil {
 				send = make([]*Event, 0, len(events))
 				send = append(send, events[:i]...)

@@ -1,20 +1,21 @@
 package crossbus
 
 import (
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"mime"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 	"github.com/crossbus/crossbus/internal/cewire"
-	"github.com/google/uuid"
 )
 
 // Event is a CloudEvent: the CloudEvents SDK's event type, so events built with
@@ -51,43 +52,52 @@ const (
 func NewEvent(eventType, source string) Event {
 	now := time.Now()
 	b := &newContext{ts: types.Timestamp{Time: now.UTC()}}
-	b.ctx = event.EventContextV1{ID: newV7(now), Type: eventType, Time: &b.ts}
+	b.ctx = event.EventContextV1{ID: b.newID(now), Type: eventType, Time: &b.ts}
 	if !setPathSource(&b.ctx.Source, source) {
 		b.ctx.SetSource(source) // parses it; a bad one is reported by Validate
 	}
 	return Event{Context: &b.ctx}
 }
 
-// newContext is a new event's context and timestamp, allocated together.
+// newContext is a new event's context, timestamp and id text, allocated
+// together.
 type newContext struct {
 	ctx event.EventContextV1
 	ts  types.Timestamp
+	id  [36]byte
+}
+
+// newID writes a UUIDv7 for t into b.id and returns it as a string that
+// shares b.id's memory: b.id is never written again, so the string stays
+// immutable, and it keeps b alive like any pointer into it.
+func (b *newContext) newID(t time.Time) string {
+	putV7(&b.id, t)
+	return unsafe.String(&b.id[0], len(b.id))
 }
 
 // setPathSource sets a source that is a plain path ("/shop/orders") without
-// parsing it, and reports whether it was one.
+// parsing it, and reports whether it was one (see plainPath: a path that
+// prints as it is, so Source returns it unchanged).
 func setPathSource(u *types.URIRef, s string) bool {
-	if s == "" || s[0] != '/' || len(s) > 1 && s[1] == '/' {
+	if !plainPath(s) {
 		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || c == '%' || c == '?' || c == '#' || c == ':' || c == '\\' {
-			return false
-		}
 	}
 	u.Path = s
 	return true
 }
 
-// newV7 returns a UUIDv7 (RFC 9562) for t: 48 bits of Unix milliseconds, 12
-// bits of the sub-millisecond fraction (so ids of one process sort by time),
-// and 62 random bits.
-func newV7(t time.Time) string {
+// putV7 writes the text of a UUIDv7 (RFC 9562) for t into b: 48 bits of
+// Unix milliseconds, 12 bits of the sub-millisecond fraction (so ids of one
+// process sort by time), and 62 random bits.
+func putV7(b *[36]byte, t time.Time) {
+	// The random bits come from the runtime's ChaCha8 generator, seeded
+	// from the operating system's entropy for each thread: ids must be
+	// unique and unpredictable enough not to collide, not secret, and
+	// reading crypto/rand for each event costs more than the rest of
+	// NewEvent together.
 	var u [16]byte
-	if _, err := rand.Read(u[:]); err != nil {
-		return uuid.NewString() // only when the system's random source fails
-	}
+	binary.LittleEndian.PutUint64(u[:8], mrand.Uint64())
+	binary.LittleEndian.PutUint64(u[8:], mrand.Uint64())
 	ms := uint64(t.UnixMilli())
 	frac := uint64(t.Nanosecond()%1_000_000) * 4096 / 1_000_000
 	u[0], u[1], u[2], u[3], u[4], u[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
@@ -95,7 +105,6 @@ func newV7(t time.Time) string {
 	u[7] = byte(frac)
 	u[8] = u[8]&0x3f | 0x80
 	const hex = "0123456789abcdef"
-	var b [36]byte
 	j := 0
 	for i, v := range u {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
@@ -105,7 +114,6 @@ func newV7(t time.Time) string {
 		b[j], b[j+1] = hex[v>>4], hex[v&15]
 		j += 2
 	}
-	return string(b[:])
 }
 
 // SetData encodes v as the event's data. A []byte is stored as is with
@@ -401,4 +409,37 @@ func ExtensionString(e *Event, name string) string {
 		return f
 	}
 	return s
+}
+
+// sourceOf returns e.Source() without building the string when the source
+// is a plain path (as most are), which the SDK's URIRef.String allocates
+// for each call.
+func sourceOf(e *Event) string {
+	if v1, ok := e.Context.(*event.EventContextV1); ok && v1 != nil {
+		u := &v1.Source.URL
+		if u.Scheme == "" && u.Opaque == "" && u.User == nil && u.Host == "" && u.RawPath == "" &&
+			!u.ForceQuery && u.RawQuery == "" && u.Fragment == "" && u.RawFragment == "" && !u.OmitHost &&
+			plainPath(u.Path) {
+			return u.Path
+		}
+	}
+	return e.Source()
+}
+
+// plainPath reports whether p is an absolute path that a URL prints as it
+// is: no "//" start and only characters that need no escaping in a path.
+func plainPath(p string) bool {
+	if p == "" || p[0] != '/' || len(p) > 1 && p[1] == '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '/', c == '-', c == '.', c == '_', c == '~', c == '$', c == '&', c == '+', c == ',', c == ';', c == '=', c == '@':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/crossbus/crossbus/internal/publishhook"
 	"go.opentelemetry.io/otel/propagation"
 )
 
@@ -87,4 +88,15 @@ func NewTestRateLimiter(eventsPerSecond float64, burst int, c Clock) (*RateLimit
 		l.bind(c)
 	}
 	return l, err
+}
+
+// WithAfterPublish installs an after-publish hook, for the external tests
+// (packages install theirs through internal/publishhook).
+func WithAfterPublish(hook func(ctx context.Context, topic string, events []*Event)) BusOption {
+	return func(b *Bus) error {
+		if hook == nil {
+			return errNilOption("WithAfterPublish")
+		}
+		return publishhook.Install(b, hook)
+	}
 }

@@ -8,9 +8,12 @@ import (
 )
 
 // Filter decides whether a route handles an event. Filters run locally for
-// every provider; a provider may also push an equivalent filter down to the
-// service to save traffic (see EventBridgePattern, PubSubFilter,
-// ServiceBusFilter), never to change results.
+// every provider; a provider may also push an event pattern down to the
+// service to save traffic, never to change results (a Pub/Sub subscription
+// filter, a Service Bus rule, an EventBridge rule, an SNS filter policy; see
+// the README's Filters section). A route skips its own matching only when
+// the provider reports that the subscription's filter is exactly its
+// pattern (Subscription.NativeFilter).
 type Filter interface {
 	Match(e *Event) bool
 }

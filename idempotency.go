@@ -170,7 +170,7 @@ func Idempotent(store IdempotencyStore, opts IdempotencyOptions) (Middleware, er
 func defaultIdempotencyKey(subscription string, e *Event) string {
 	ctx, ok := e.Context.(*event.EventContextV1)
 	if !ok || ctx == nil {
-		return subscription + "\x00" + e.Source() + "\x00" + e.ID()
+		return subscription + "\x00" + sourceOf(e) + "\x00" + e.ID()
 	}
 	return subscription + "\x00" + sourceKey(&ctx.Source) + "\x00" + ctx.ID
 }

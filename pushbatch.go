@@ -32,6 +32,10 @@ func (ep *Endpoint) DeliverBatch(ctx context.Context, ds []driver.Delivery) {
 		if s.undecodable(ctx, d) {
 			continue
 		}
+		var ok bool
+		if d, ok = s.batchItem(ctx, d, max(d.Attempt(), 1)); !ok {
+			continue
+		}
 		if !s.accepts(d.Event()) {
 			s.ack(d)
 			continue

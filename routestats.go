@@ -19,12 +19,12 @@ const extTargetSubscription = "targetsubscription"
 // accepts reports whether the subscription handles e: the route's filter
 // matches, and the event is not meant for another subscription only.
 func (s *Subscription) accepts(e *Event) bool {
-	if v, ok := e.Extensions()[extTargetSubscription]; ok {
+	if v, ok := extension(e, extTargetSubscription); ok {
 		if name, isStr := v.(string); !isStr || name != s.name {
 			return false
 		}
 	}
-	return s.cfg.filter == nil || s.cfg.filter.Match(e)
+	return s.cfg.filter == nil || s.filteredNatively || s.cfg.filter.Match(e)
 }
 
 // routeStats are a route's live counters, kept across the router's runs.

@@ -44,6 +44,9 @@ type Subscription struct {
 	tel         *subTelemetry
 	stats       *routeStats
 
+	native           driver.NativeFilter // what the provider filters before delivering
+	filteredNatively bool                // native is exactly the route's pattern
+
 	running   atomic.Int64 // handlers running now
 	abandoned atomic.Bool  // shutdown gave up on running handlers: their results are ignored
 
@@ -99,6 +102,10 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	if rc, ok := recv.(driver.ReceiverCapabilities); ok {
 		caps = rc.Capabilities()
 	}
+	var native driver.NativeFilter
+	if nf, ok := recv.(driver.NativeFiltering); ok {
+		native = nf.NativeFilter()
+	}
 	if !caps.NativeDeadLetter && cfg.deadLetterTopic == "" {
 		_ = recv.Close(ctx)
 		return nil, errorf("%w: subscription %q: the provider has no native dead-letter queue here; set WithDeadLetterTopic so failed events are kept",
@@ -107,8 +114,17 @@ func (b *Bus) subscribe(ctx context.Context, topic, name string, h Handler, cfg 
 	if cfg.ackDeadline == 0 {
 		cfg.ackDeadline = caps.DefaultAckDeadline
 	}
+	if cfg.clock == nil {
+		if pc, ok := b.p.(providerClock); ok {
+			cfg.clock = pc.Clock() // nil keeps the system clock
+		}
+	}
 	s := newSubscription(b, topic, name, cfg, caps)
 	s.recv = recv
+	s.native = native
+	// An exact native filter has already excluded every event the route's
+	// pattern would skip: matching again would only cost time.
+	s.filteredNatively = native.Exact && native.Expression != "" && spec.FilterPattern != ""
 	if cfg.batchHandler == nil {
 		s.handler = s.buildHandler(h)
 	}
@@ -164,10 +180,40 @@ func (s *Subscription) buildHandler(h Handler) Handler {
 	if s.cfg.timeout > 0 {
 		h = timeout(s.cfg.timeout)(h)
 	}
+	if o, ok := s.bus.p.(handlerObserver); ok {
+		h = o.ObserveHandler(s.topic, s.name, h)
+	}
 	if s.cfg.idem != nil {
 		h = idempotent(s.cfg.idem, s.name, s.log)(h)
 	}
 	return h
+}
+
+// providerClock is implemented by providers that keep a time of their own
+// (a memory provider given a fake clock): routes that set no clock
+// (WithClock) take it, so the route's waits and the provider's leases and
+// delays follow one time. A nil Clock means the system clock.
+type providerClock interface {
+	Clock() Clock
+}
+
+// handlerObserver is implemented by providers that watch handling (the
+// recording provider of package crossbustest): every route's handler, with
+// its middleware and timeout, is wrapped by ObserveHandler, inside the
+// filter and idempotency, so the observer sees each run of the handler and
+// what it returned — events a filter skipped or that idempotency found done
+// are not runs.
+type handlerObserver interface {
+	ObserveHandler(topic, subscription string, h Handler) Handler
+}
+
+// NativeFilter reports the filter the provider applies to the subscription
+// before delivering (a Pub/Sub subscription filter, a Service Bus rule, an
+// EventBridge rule) and whether it is exactly the route's filter, in which
+// case the route does not match deliveries again. ok is false when the
+// provider does not filter this subscription natively.
+func (s *Subscription) NativeFilter() (f driver.NativeFilter, ok bool) {
+	return s.native, s.native.Expression != ""
 }
 
 // Topic and Name identify the subscription.
@@ -370,6 +416,10 @@ func (s *Subscription) process(hctx context.Context, d driver.Delivery) {
 	if s.undecodable(hctx, d) {
 		return
 	}
+	if s.references(e) {
+		s.processReferenced(hctx, d, e, attempt)
+		return
+	}
 	if !s.accepts(e) {
 		s.ack(d)
 		return
@@ -519,5 +569,5 @@ func (s *Subscription) nack(d driver.Delivery, delay time.Duration) {
 
 func (s *Subscription) attrs(d driver.Delivery, attempt int, kv ...any) []any {
 	e := d.Event()
-	return append([]any{"subscription", s.name, "topic", s.topic, "eventID", e.ID(), "eventType", e.Type(), "source", e.Source(), "attempt", attempt}, kv...)
+	return append([]any{"subscription", s.name, "topic", s.topic, "eventID", e.ID(), "eventType", e.Type(), "source", sourceOf(e), "attempt", attempt}, kv...)
 }

@@ -165,7 +165,7 @@ func (t *telemetry) publishSpan(ctx context.Context, topic string, events []*Eve
 		span.SetAttributes(attribute.String("messaging.message.id", e.ID()),
 			attribute.String("cloudevents.event_id", e.ID()),
 			attribute.String("cloudevents.event_type", e.Type()),
-			attribute.String("cloudevents.event_source", e.Source()))
+			attribute.String("cloudevents.event_source", sourceOf(e)))
 	}
 	inject(span.SpanContext(), events)
 	return span
@@ -296,7 +296,7 @@ func (st *subTelemetry) start(ctx context.Context, e *Event, attempt int, metric
 		span.SetAttributes(attribute.String("messaging.message.id", e.ID()),
 			attribute.String("cloudevents.event_id", e.ID()),
 			attribute.String("cloudevents.event_type", e.Type()),
-			attribute.String("cloudevents.event_source", e.Source()),
+			attribute.String("cloudevents.event_source", sourceOf(e)),
 			attribute.Int("messaging.message.delivery_attempt", attempt))
 	}
 	return ctx, span

@@ -97,11 +97,37 @@ type SubscriptionSpec struct {
 	DeadLetterTopic string
 	// FilterPattern is the route's filter as a canonical EventBridge event
 	// pattern (JSON), or "" when the route has no filter or one that is not
-	// an event pattern. The portable layer always applies the filter; a
-	// provider that creates the subscription may install an equivalent
-	// native filter (a Pub/Sub subscription filter, a Service Bus rule, an
-	// EventBridge rule) to save traffic, never to change results.
+	// an event pattern. A provider that creates the subscription may
+	// install an equivalent native filter (a Pub/Sub subscription filter, a
+	// Service Bus rule, an EventBridge rule) to save traffic, never to
+	// change results: the native filter must select every event the
+	// pattern matches. The portable layer applies the filter to every
+	// delivery unless the receiver reports, through NativeFiltering, that
+	// its subscription's native filter is exactly the pattern.
 	FilterPattern string
+}
+
+// NativeFilter describes the filter a subscription applies in the service,
+// before anything is delivered.
+type NativeFilter struct {
+	// Expression is the filter as the service holds it: a Pub/Sub filter,
+	// a Service Bus SQL expression, an EventBridge event pattern.
+	Expression string
+	// Exact reports that Expression selects exactly the events
+	// SubscriptionSpec.FilterPattern matches (among events in the form
+	// crossbus publishes), so the portable layer skips its own matching.
+	// A provider reports it only when it knows the subscription's filter
+	// is its exact translation of the pattern (it installed it, or read it
+	// back); otherwise the filter is a superset and the portable layer
+	// matches every delivery.
+	Exact bool
+}
+
+// NativeFiltering is implemented by receivers whose subscription has a
+// native filter. Receivers without one do not implement it, or return a
+// NativeFilter with an empty Expression.
+type NativeFiltering interface {
+	NativeFilter() NativeFilter
 }
 
 // Capabilities describes what a provider (or one of its receivers) does
@@ -158,7 +184,9 @@ type ReceiverCapabilities interface {
 // Delivery is one delivery of an event to a consumer. Exactly one of Ack,
 // Nack or DeadLetter settles it; calls after the first return an error.
 type Delivery interface {
-	// Event is the delivered event. Do not modify it.
+	// Event is the delivered event. Do not modify it. A provider must not
+	// reuse it once the delivery settles: the engine logs from it after
+	// settling and a handler may keep it after returning.
 	Event() *Event
 	// Attempt is the delivery attempt, 1 for the first, as the provider
 	// counts it (redeliveries included).

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/publishhook"
 )
 
 // ArchivedEvent is one published event as the archive keeps it.
@@ -150,9 +151,10 @@ func (a *Archive) Topics() []string {
 // Failures is how many events could not be archived.
 func (a *Archive) Failures() int64 { return a.failures.Load() }
 
-// BusOption installs the archive on a bus (crossbus.WithAfterPublish).
+// BusOption installs the archive on a bus: it sees every event the bus
+// publishes, after the provider accepted it.
 func (a *Archive) BusOption() crossbus.BusOption {
-	return crossbus.WithAfterPublish(a.archive)
+	return func(b *crossbus.Bus) error { return publishhook.Install(b, a.archive) }
 }
 
 func (a *Archive) archive(ctx context.Context, topic string, events []*crossbus.Event) {

@@ -15,6 +15,9 @@ root=$(pwd)
 export CROSSBUS_TEST_ENV="$root/.test-env"
 : > "$CROSSBUS_TEST_ENV"
 go mod download
+# The SDK's side of the AMQP interop tests is a module of its own
+# (interop/amqpsdk); interop's TestAMQP builds it.
+(cd interop/amqpsdk && go mod download)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 	export CROSSBUS_APT_UPDATED=
 fi

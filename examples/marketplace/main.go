@@ -50,6 +50,10 @@ type Config struct {
 	// Schema is the PostgreSQL schema; "" means a new one for the run,
 	// dropped at the end.
 	Schema string
+
+	// bus, when set (by tests), is a bus over a memory provider to run on
+	// instead of a new mem:// bus; the run leaves it open.
+	bus *crossbus.Bus
 }
 
 // Result is the final state of a run, for the test.
@@ -103,14 +107,17 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		cfg.DBPath = filepath.Join(dir, "marketplace.db")
 	}
 	tr := newTrace(out)
-	bus, err := crossbus.Open(ctx, "mem://")
-	if err != nil {
-		return res, err
+	bus := cfg.bus
+	if bus == nil {
+		var err error
+		if bus, err = crossbus.Open(ctx, "mem://"); err != nil {
+			return res, err
+		}
+		defer bus.Close(context.Background())
 	}
-	defer bus.Close(context.Background())
 	var mem *memory.Provider
 	if !bus.As(&mem) {
-		return res, fmt.Errorf("mem:// bus has no memory provider")
+		return res, fmt.Errorf("the bus has no memory provider")
 	}
 	db, err := openStore(ctx, cfg)
 	if err != nil {

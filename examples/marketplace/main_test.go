@@ -12,13 +12,66 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/crossbustest"
 	"github.com/crossbus/crossbus/patterns/chain"
 )
 
-// TestMarketplace runs the whole demo on a fresh database file and checks
-// the final state of every scenario.
+// TestMarketplace runs the whole demo on the test kit's bus and a fresh
+// database file, checks the final state of every scenario, and checks what
+// the kit saw on the bus: every event handled or dead-lettered where the
+// demo says, nothing left in flight.
 func TestMarketplace(t *testing.T) {
-	checkRun(t, Config{Events: 200, DBPath: filepath.Join(t.TempDir(), "marketplace.db")})
+	kit := crossbustest.New(t, crossbustest.WithRealClock()) // the chains' timers run on real time
+	checkRun(t, Config{Events: 200, DBPath: filepath.Join(t.TempDir(), "marketplace.db"), bus: kit.Bus()})
+	kit.WaitIdle()
+
+	// The only dead letter is the sign-up whose SMS the carrier never took.
+	dls := kit.DeadLetters("")
+	require.Len(t, dls, 1, kit.Report())
+	assert.Equal(t, "sms", dls[0].Subscription)
+	kit.AssertDeadLettered("sms", crossbus.Field("data", "user").Equals("u-3"), "carrier gateway timeout")
+
+	// Fan-out: each subscriber's handler ran once per sign-up, but for the
+	// flaky SMS sender's retries; u-2's duplicate reached every subscriber
+	// and was skipped by each.
+	signups := len(kit.Published(signupTopic))
+	assert.Equal(t, 5, signups, "four sign-ups and u-2's duplicate")
+	for _, sub := range []string{"email", "marketing", "analytics"} {
+		assert.Len(t, okRuns(kit.Handlings(sub)), 4, sub)
+		acked := 0
+		for _, st := range kit.Settlements(sub) {
+			if st.Outcome == crossbustest.Acked {
+				acked++
+			}
+		}
+		assert.Equal(t, signups, acked, "%s acked every sign-up, the duplicate too", sub)
+	}
+
+	// Event sourcing: accounting handled each relayed ledger event once.
+	relayed := kit.Published(payoutTopic)
+	ids := map[string]bool{}
+	for _, p := range relayed {
+		ids[p.Event.ID()] = true
+	}
+	handled := map[string]int{}
+	for _, h := range okRuns(kit.Handlings("accounting")) {
+		handled[h.Event.ID()]++
+	}
+	assert.Len(t, handled, len(ids), "every relayed ledger event reached accounting")
+	for id, n := range handled {
+		assert.Equal(t, 1, n, "ledger event %s handled once", id)
+	}
+}
+
+func okRuns(hs []crossbustest.Handling) []crossbustest.Handling {
+	var out []crossbustest.Handling
+	for _, h := range hs {
+		if h.OK() {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // TestMarketplaceOnPostgres runs the whole demo with its state in

@@ -282,7 +282,15 @@ func (a *app) orders(ctx context.Context) (OrdersResult, error) {
 			res.Errors[o.ID] = err.Error()
 		}
 	}
-	// Let the injected duplicates drain before reading the counters.
+	// Let the injected duplicates drain before reading the counters: a
+	// duplicate that arrived while its original ran is redelivered after
+	// a short delay and then skipped.
+	for _, st := range def.Steps {
+		topic := def.StepTopic(st)
+		if err := a.drain(ctx, topic, topic+"-worker"); err != nil {
+			return res, err
+		}
+	}
 	if err := worker.Close(ctx); err != nil {
 		return res, err
 	}
@@ -328,3 +336,19 @@ func (a *app) orders(ctx context.Context) (OrdersResult, error) {
 }
 
 func euros(cents int) string { return fmt.Sprintf("€%d.%02d", cents/100, cents%100) }
+
+// drain waits until a subscription holds no event: none waiting, leased or
+// delayed for redelivery.
+func (a *app) drain(ctx context.Context, topic, sub string) error {
+	for {
+		st, err := a.mem.Stats(topic, sub)
+		if err != nil || st.Waiting+st.InFlight+st.Delayed == 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("subscription %s still holds %d events: %w", sub, st.Waiting+st.InFlight+st.Delayed, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}

@@ -27,7 +27,13 @@ type Order struct {
 func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := run(ctx, os.Stdout); err != nil {
+	bus, err := crossbus.Open(ctx, "mem://")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "quickstart:", err)
+		os.Exit(1)
+	}
+	defer bus.Close(context.Background())
+	if _, err := run(ctx, bus, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
@@ -40,13 +46,11 @@ type Result struct {
 	DeadLettered []string
 }
 
-func run(ctx context.Context, out io.Writer) (Result, error) {
+// run runs the demo on bus, a bus over a memory provider (mem://, or the
+// test kit's).
+func run(ctx context.Context, bus *crossbus.Bus, out io.Writer) (Result, error) {
 	res := Result{Attempts: map[string]int{}}
-	bus, err := crossbus.Open(ctx, "mem://")
-	if err != nil {
-		return res, err
-	}
-	defer bus.Close(context.Background())
+	out = &syncWriter{w: out} // handlers print concurrently
 
 	var mu sync.Mutex
 	done := make(chan struct{}, 16)
@@ -115,7 +119,9 @@ func run(ctx context.Context, out io.Writer) (Result, error) {
 		}
 	}
 	var mem *memory.Provider
-	bus.As(&mem)
+	if !bus.As(&mem) {
+		return res, errors.New("the bus is not over a memory provider")
+	}
 	for ctx.Err() == nil {
 		if st, _ := mem.Stats("orders", "billing"); st.Waiting+st.InFlight+st.Delayed == 0 {
 			break
@@ -138,4 +144,16 @@ func run(ctx context.Context, out io.Writer) (Result, error) {
 	}
 	fmt.Fprintf(out, "order o-1 was delivered twice and charged %d time(s)\n", res.Attempts["o-1"])
 	return res, nil
+}
+
+// syncWriter serialises writes from concurrent handlers.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

@@ -35,7 +35,7 @@
 //
 // # Push-down
 //
-// ToEventBridge, ToPubSubFilter and ToServiceBusSQL translate a pattern to
-// a native filter and report whether it is exact or a superset; a caller
-// must keep matching locally unless it is exact.
+// ToEventBridge, ToPubSubFilter, ToServiceBusSQL and ToSNSFilterPolicy
+// translate a pattern to a native filter and report whether it is exact or
+// a superset; a caller must keep matching locally unless it is exact.
 package eventpattern

@@ -8,13 +8,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/benchcpu"
 	"github.com/crossbus/crossbus/providers/aws"
 	"github.com/crossbus/crossbus/providers/aws/awstest"
 )
@@ -78,7 +78,10 @@ func BenchmarkSQS(b *testing.B) {
 
 	b.Run("crossbus", func(b *testing.B) {
 		url := newQueue(b)
-		p, err := aws.New(ctx, aws.Options{Config: &cfg})
+		// Portable names for the queue, mapped onto its URL.
+		name := fmt.Sprintf("bench-%d", run)
+		p, err := aws.New(ctx, aws.Options{Config: &cfg, Queues: map[string]string{name: url},
+			Topics: func(topic string) ([]string, bool) { return []string{url}, topic == name }})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -92,24 +95,24 @@ func BenchmarkSQS(b *testing.B) {
 		done := make(chan struct{})
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu0, _ := processCPU()
+		cpu := benchcpu.Start()
 		calls0 := calls(srv)
-		sub, err := bus.Subscribe(ctx, url, url, crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
+		sub, err := bus.Subscribe(ctx, name, name, crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
 			if handled.Add(1) == int64(b.N) {
 				close(done)
 			}
 			return nil
-		}), crossbus.WithConcurrency(benchConsumers), crossbus.WithPrefetch(10), crossbus.WithDeadLetterTopic(url))
+		}), crossbus.WithConcurrency(benchConsumers), crossbus.WithPrefetch(10), crossbus.WithDeadLetterTopic(name))
 		if err != nil {
 			b.Fatal(err)
 		}
-		publishAll(b, b.N, func(from, to int) error { return bus.Publish(ctx, url, evs[from:to]...) })
+		publishAll(b, b.N, func(from, to int) error { return bus.Publish(ctx, name, evs[from:to]...) })
 		<-done
 		if err := sub.Close(ctx); err != nil { // waits for the queued deletes
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		report(b, srv, cpu0, calls0)
+		report(b, srv, cpu, calls0)
 		assertEmpty(b, client, url)
 	})
 
@@ -119,7 +122,7 @@ func BenchmarkSQS(b *testing.B) {
 		ct := map[string]sqstypes.MessageAttributeValue{aws.AttrContentType: {DataType: awssdk.String("String"), StringValue: awssdk.String(aws.StructuredContentType)}}
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu0, _ := processCPU()
+		cpu := benchcpu.Start()
 		calls0 := calls(srv)
 		var handled atomic.Int64
 		cctx, stop := context.WithCancel(ctx)
@@ -178,7 +181,7 @@ func BenchmarkSQS(b *testing.B) {
 		wg.Wait()
 		stop()
 		b.StopTimer()
-		report(b, srv, cpu0, calls0)
+		report(b, srv, cpu, calls0)
 		assertEmpty(b, client, url)
 	})
 }
@@ -187,12 +190,10 @@ func BenchmarkSQS(b *testing.B) {
 // and cpu-us/event (the CPU time of the whole process, client and test
 // server, per event: steadier than the wall clock when other work shares
 // the machine).
-func report(b *testing.B, srv *awstest.Server, cpu0 time.Duration, calls0 int) {
+func report(b *testing.B, srv *awstest.Server, cpu benchcpu.Clock, calls0 int) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(calls(srv)-calls0)/float64(b.N), "calls/event")
-	if cpu1, ok := processCPU(); ok {
-		b.ReportMetric(float64(cpu1-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-us/event")
-	}
+	cpu.Report(b, b.N)
 }
 
 // calls is how many requests the server handled so far.

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/aws"
 	"github.com/crossbus/crossbus/providers/aws/awstest"
@@ -99,7 +100,17 @@ func (h *harness) CreateSubscription(ctx context.Context, topic, sub string, o p
 	h.subs++
 	enveloped := h.subs%2 == 0
 	h.mu.Unlock()
-	out, err := h.admin.Provision(ctx, aws.Route{Subscription: sub, Topic: topic, FIFO: h.fifo, MaxReceiveCount: maxReceives, Enveloped: enveloped})
+	route := aws.Route{Subscription: sub, Topic: topic, FIFO: h.fifo, MaxReceiveCount: maxReceives, Enveloped: enveloped}
+	if o.FilterPattern != "" && (h.svc == aws.EventBridge || h.svc == aws.SNS && h.mode == aws.Structured) {
+		// The rule routing to the queue gets the route's pattern; an SNS
+		// subscription, its filter policy.
+		f, err := crossbus.CompilePattern(o.FilterPattern)
+		if err != nil {
+			return err
+		}
+		route.Filter = f
+	}
+	out, err := h.admin.Provision(ctx, route)
 	if err != nil {
 		return err
 	}
@@ -194,7 +205,10 @@ func sqsText(b []byte) (rune, bool) {
 func (h *harness) AsTarget() any { return new(*sqs.Client) }
 
 func (h *harness) Features() providertest.Features {
-	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 20 * time.Second, LoadEvents: loadEvents}
+	// A subscription is the SQS queue of its name: provisioned on a second
+	// topic, the queue receives both topics' events (fan-in).
+	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 20 * time.Second, LoadEvents: loadEvents,
+		NativeFilters: h.svc == aws.EventBridge || h.svc == aws.SNS && h.mode == aws.Structured, GlobalSubscriptionNames: true}
 }
 
 func runConformance(t *testing.T, svc aws.Service, fifo bool, mode aws.Mode) {

@@ -70,7 +70,7 @@ func (h *liveHarness) NewProvider(ctx context.Context) (driver.Provider, error) 
 }
 
 func (h *liveHarness) Features() providertest.Features {
-	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 60 * time.Second, LoadEvents: 500}
+	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 60 * time.Second, LoadEvents: 500, GlobalSubscriptionNames: true}
 }
 
 func (h *liveHarness) CreateSubscription(ctx context.Context, topic, sub string, o providertest.SubscriptionOptions) error {

@@ -31,9 +31,13 @@ type Route struct {
 	// Topic is the EventBridge bus or SNS topic (name or ARN) the queue
 	// receives from. The SQS service ignores it.
 	Topic string
-	// Filter is the route's filter (a crossbus event pattern). The rule
-	// gets its translation by RulePattern, so only matching
-	// events reach the queue; the route still runs the filter too.
+	// Filter is the route's filter (a crossbus event pattern). For
+	// EventBridge the rule gets its translation by RulePattern, so only
+	// matching events reach the queue. For SNS in Structured mode the
+	// subscription gets the filter policy SNSFilterPolicy writes (scope
+	// MessageBody), a superset of the filter, so most other events never
+	// reach the queue (in Binary mode events may fall back to structured,
+	// so no policy is set). The route still runs the filter too.
 	Filter crossbus.Filter
 	// Pattern is the rule's event pattern over the EventBridge envelope,
 	// for events crossbus did not publish (AWS service events); it
@@ -63,6 +67,7 @@ type Provisioned struct {
 	DeadLetterQueueURL string
 	RuleARN            string // EventBridge
 	SubscriptionARN    string // SNS
+	FilterPolicy       string // SNS: the subscription's filter policy, "" for none
 }
 
 // DetailPattern turns a crossbus filter pattern, which matches the
@@ -93,6 +98,26 @@ func RulePattern(f crossbus.Filter) (pattern []byte, exact bool, err error) {
 		return nil, false, fmt.Errorf("%w: EventBridge rule pattern: %w", driver.ErrNotSupported, err)
 	}
 	return eventpattern.ToEventBridge(p)
+}
+
+// SNSFilterPolicy translates a route filter into an SNS subscription filter
+// policy with the MessageBody scope, for events published to SNS in
+// Structured mode (the body is the event's JSON form). The policy is a
+// superset of the filter: it keeps only the conditions on id, source,
+// type, subject, datacontenttype and dataschema that SNS evaluates the
+// same way (exact strings, prefixes, exists, anything-but strings or one
+// prefix), at most 5 keys. A filter with none of them, or that is not an
+// event pattern, cannot be translated: the error wraps
+// driver.ErrNotSupported.
+func SNSFilterPolicy(f crossbus.Filter) (policy string, err error) {
+	p, err := eventpattern.FromFilter(f)
+	if err == nil {
+		var b []byte
+		if b, _, err = eventpattern.ToSNSFilterPolicy(p); err == nil {
+			return string(b), nil
+		}
+	}
+	return "", fmt.Errorf("%w: SNS filter policy: %w", driver.ErrNotSupported, err)
 }
 
 // matchAll is an event pattern every EventBridge event matches.
@@ -187,9 +212,16 @@ func (p *Provider) Provision(ctx context.Context, r Route) (Provisioned, error) 
 		if err = p.allowSend(ctx, out.QueueURL, out.QueueARN, "sns.amazonaws.com", topicARN); err != nil {
 			return out, err
 		}
+		attrs := map[string]string{"RawMessageDelivery": strconv.FormatBool(!r.Enveloped)}
+		if r.Filter != nil && p.opts.Mode == Structured {
+			if policy, perr := SNSFilterPolicy(r.Filter); perr == nil {
+				attrs["FilterPolicy"], attrs["FilterPolicyScope"] = policy, "MessageBody"
+				out.FilterPolicy = policy
+			}
+		}
 		var sub *sns.SubscribeOutput
 		sub, err = p.sns.Subscribe(ctx, &sns.SubscribeInput{TopicArn: &topicARN, Protocol: awssdk.String("sqs"), Endpoint: &out.QueueARN,
-			ReturnSubscriptionArn: true, Attributes: map[string]string{"RawMessageDelivery": strconv.FormatBool(!r.Enveloped)}})
+			ReturnSubscriptionArn: true, Attributes: attrs})
 		if err != nil {
 			return out, mapErr(fmt.Errorf("aws: subscribe queue %s to %s: %w", out.QueueARN, topicARN, err), driver.ErrTopicNotFound)
 		}

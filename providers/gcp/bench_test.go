@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/benchcpu"
 	"github.com/crossbus/crossbus/providers/gcp"
 	"github.com/crossbus/crossbus/providers/gcp/pubsubwire"
 )
@@ -91,7 +91,7 @@ func benchCrossbus(b *testing.B) {
 	handled := newCounter(b.N)
 	ctx := context.Background()
 	b.ReportAllocs()
-	cpu := startCPU()
+	cpu := benchcpu.Start()
 	b.ResetTimer()
 	for i := 0; i < b.N; i += benchBatch {
 		if err := bus.Publish(ctx, "bench", events[i:min(i+benchBatch, b.N)]...); err != nil {
@@ -109,7 +109,7 @@ func benchCrossbus(b *testing.B) {
 	require.NoError(b, s.Close(cctx)) // sends the queued acknowledgements
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	cpu.report(b)
+	cpu.Report(b, b.N)
 	require.NoError(b, bus.Close(cctx))
 }
 
@@ -132,7 +132,7 @@ func benchRaw(b *testing.B) {
 	var wg sync.WaitGroup
 	results := make([]*pubsub.PublishResult, 0, benchBatch)
 	b.ReportAllocs()
-	cpu := startCPU()
+	cpu := benchcpu.Start()
 	b.ResetTimer()
 	for i := 0; i < b.N; i += benchBatch {
 		results = results[:0]
@@ -167,26 +167,7 @@ func benchRaw(b *testing.B) {
 	acked.wait(b)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	cpu.report(b)
+	cpu.Report(b, b.N)
 	cancel()
 	wg.Wait()
-}
-
-// cpuClock measures the CPU time the process spends, client and in-process
-// server together: on a shared machine it compares the two sides more
-// steadily than wall-clock throughput does.
-type cpuClock struct{ start time.Duration }
-
-func startCPU() cpuClock { return cpuClock{start: processCPU()} }
-
-func (c cpuClock) report(b *testing.B) {
-	b.ReportMetric(float64((processCPU()-c.start).Microseconds())/float64(b.N), "cpu-µs/event")
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

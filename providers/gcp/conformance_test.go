@@ -12,6 +12,7 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 
+	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/gcp"
 	"github.com/crossbus/crossbus/providers/providertest"
@@ -29,6 +30,9 @@ type harness struct {
 	// dead-letter natively and attempts come from Pub/Sub.
 	native   bool
 	attempts *perSubscriptionAttempts
+	// autoCreate leaves subscriptions to the provider (Options.AutoCreate),
+	// which creates them when a route subscribes, with the route's filter.
+	autoCreate bool
 }
 
 var (
@@ -42,7 +46,7 @@ func newHarness(t *testing.T, native bool) *harness {
 }
 
 func (h *harness) NewProvider(ctx context.Context) (driver.Provider, error) {
-	p, err := gcp.New(ctx, gcp.Options{Project: project, Endpoint: h.srv.Addr, Insecure: true,
+	p, err := gcp.New(ctx, gcp.Options{Project: project, Endpoint: h.srv.Addr, Insecure: true, AutoCreate: h.autoCreate,
 		ClientOptions: []option.ClientOption{option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(h.attempts.intercept))}})
 	if err != nil {
 		return nil, err
@@ -58,7 +62,20 @@ func (h *harness) CreateTopic(ctx context.Context, topic string) error {
 }
 
 func (h *harness) CreateSubscription(ctx context.Context, topic, sub string, o providertest.SubscriptionOptions) error {
+	if h.autoCreate {
+		return nil // the route's Subscribe creates it
+	}
 	cfg := gcp.SubscriptionConfig{Ordered: o.Ordered}
+	if o.FilterPattern != "" {
+		// As AutoCreate does: the route's pattern becomes the filter.
+		f, err := crossbus.CompilePattern(o.FilterPattern)
+		if err != nil {
+			return err
+		}
+		if cfg.Filter, _, err = gcp.SubscriptionFilter(f); err != nil {
+			return err
+		}
+	}
 	if h.native {
 		cfg.DeadLetterTopic = sub + "-dlq"
 		cfg.MaxDeliveryAttempts = min(max(o.MaxAttempts, 5), 100)
@@ -92,12 +109,16 @@ func (h *harness) AsTarget() any { return new(*pubsub.Client) }
 func (h *harness) Features() providertest.Features {
 	return providertest.Features{
 		UnknownTopicFails: true,
-		AckDeadline:       2 * time.Second,
-		Timeout:           20 * time.Second,
+		// A subscription is projects/P/subscriptions/S: one topic each
+		// (Subscribe refuses it on another topic with ErrInvalidOption).
+		GlobalSubscriptionNames: true,
+		AckDeadline:             2 * time.Second,
+		Timeout:                 20 * time.Second,
 		// pstest scans a subscription's whole backlog on every pull, so a
 		// pull costs time proportional to the backlog; 4,000 events keep
 		// the no-loss test to seconds under the race detector.
-		LoadEvents: 4000,
+		LoadEvents:    4000,
+		NativeFilters: true,
 	}
 }
 
@@ -160,4 +181,19 @@ func TestConformance(t *testing.T) {
 		t.Parallel()
 		providertest.Run(t, func(t *testing.T) providertest.Harness { return newHarness(t, true) })
 	})
+}
+
+// TestConformanceAutoCreate runs guarantees with subscriptions the provider
+// creates itself when a route subscribes (Options.AutoCreate): with the
+// route's filter as their Pub/Sub filter, and with ordering for ordered
+// routes. (Guarantees that read a portable dead-letter topic need its
+// subscription to exist before anything is dead-lettered, so they run
+// only with the harness's own subscriptions.)
+func TestConformanceAutoCreate(t *testing.T) {
+	providertest.RunGuarantees(t, func(t *testing.T) providertest.Harness {
+		h := newHarness(t, false)
+		h.autoCreate = true
+		return h
+	}, "FilteredSubscriptionNeverReceivesANonMatchingEvent", "AllAttributesExtensionsAndBinaryDataRoundTrip",
+		"OrderedPerKeyWithConcurrentWorkers")
 }

@@ -16,7 +16,8 @@
 // (endpoint=host:port, insecure=true for emulators), publish batching
 // (publishdelay, publishcount, publishbytes), receive flow control
 // (maxoutstandingmessages, maxoutstandingbytes), the default lease
-// (ackdeadline), the content mode (contentmode=binary|structured), ordering
+// (ackdeadline), the content mode (contentmode=binary|structured), the
+// spelling of the content-type attribute (attributespelling=google|sdk), ordering
 // keys (orderingkeys=false) and provisioning (autocreate=true, for
 // development). The HTTP push receiver for Eventarc, Cloud Run and Pub/Sub
 // push subscriptions is in the sub-package push.
@@ -28,7 +29,10 @@
 // for datacontenttype and the data as the message body; structured mode
 // (application/cloudevents+json) per event when the attributes would break
 // Pub/Sub's limits (100 attributes, 256-byte keys, 1024-byte values).
-// partitionkey becomes the ordering key. Messages that no CloudEvents
+// partitionkey becomes the ordering key. Options.AttributeSpelling
+// (attributespelling=sdk) writes "Content-Type" instead, the only spelling
+// the CloudEvents Go SDK's Pub/Sub binding reads; both are read. Messages
+// that no CloudEvents
 // producer wrote are delivered as google.cloud.pubsub.topic.v1.messagePublished
 // events, the way Eventarc delivers them.
 //
@@ -147,12 +151,25 @@
 // CreateTopic and CreateSubscription (off the hot path, for development
 // and tests; Options.AutoCreate calls them on demand) create entities with
 // ordering, a dead-letter policy with its own subscription, a retry policy
-// and a subscription filter. A filter is the caller's Pub/Sub filter
-// expression over the ce- attributes, such as
-// `attributes.ce-type = "com.example.order.placed"`; it must select a
-// superset of what the route's own filter selects, since routes still
-// filter locally. Translating route filters automatically is not done
-// here yet.
+// and a subscription filter. A filter is a Pub/Sub filter expression over
+// the ce- attributes, such as
+// `attributes.ce-type = "com.example.order.placed"`; SubscriptionFilter
+// translates a route's event pattern into one. It must select a superset
+// of what the route's own filter selects.
+//
+// When AutoCreate creates a missing subscription for a route, the route's
+// event pattern becomes the subscription's filter: conditions on type,
+// source, subject, id, dataschema, datacontenttype and extensions (exact
+// values, prefixes, trailing-'*' wildcards, exists, anything-but values or
+// prefixes, "$or") are pushed down, so Pub/Sub acknowledges the events the
+// route would skip without delivering them. Conditions Pub/Sub filters
+// cannot express (anything on data, suffixes, numeric ranges,
+// equals-ignore-case, time) are left out, making the filter a superset.
+// Receivers compare the subscription's filter with the translation of
+// their route's pattern: when they are equal and the translation is exact
+// (driver.NativeFiltering), the route does not match deliveries again;
+// otherwise it does. A subscription's filter cannot be changed once it is
+// created: a route whose pattern changed needs a new subscription.
 //
 // # Testing
 //

@@ -22,3 +22,18 @@ func SubscriptionFilter(f crossbus.Filter) (filter string, exact bool, err error
 	}
 	return eventpattern.ToPubSubFilter(p)
 }
+
+// patternFilter translates a route's pattern as driver.SubscriptionSpec
+// carries it (canonical JSON, "" for none). ok is false when nothing of it
+// can be expressed in a Pub/Sub filter.
+func patternFilter(pattern string) (filter string, exact, ok bool) {
+	if pattern == "" {
+		return "", false, false
+	}
+	p, err := eventpattern.Compile([]byte(pattern))
+	if err != nil {
+		return "", false, false
+	}
+	filter, exact, err = eventpattern.ToPubSubFilter(p)
+	return filter, exact, err == nil
+}

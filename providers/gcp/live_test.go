@@ -70,6 +70,15 @@ func (h *liveHarness) CreateTopic(ctx context.Context, topic string) error {
 
 func (h *liveHarness) CreateSubscription(ctx context.Context, topic, sub string, o providertest.SubscriptionOptions) error {
 	cfg := gcp.SubscriptionConfig{Ordered: o.Ordered, AckDeadline: 10 * time.Second}
+	if o.FilterPattern != "" {
+		f, err := crossbus.CompilePattern(o.FilterPattern)
+		if err != nil {
+			return err
+		}
+		if cfg.Filter, _, err = gcp.SubscriptionFilter(f); err != nil {
+			return err
+		}
+	}
 	h.mu.Lock()
 	h.subs = append(h.subs, sub)
 	if h.native {
@@ -83,7 +92,8 @@ func (h *liveHarness) CreateSubscription(ctx context.Context, topic, sub string,
 }
 
 func (h *liveHarness) Features() providertest.Features {
-	return providertest.Features{UnknownTopicFails: true, AckDeadline: 10 * time.Second, Timeout: 90 * time.Second, LoadEvents: 2000}
+	return providertest.Features{UnknownTopicFails: true, AckDeadline: 10 * time.Second, Timeout: 90 * time.Second, LoadEvents: 2000,
+		NativeFilters: true, GlobalSubscriptionNames: true}
 }
 
 func (h *liveHarness) cleanup() {

@@ -44,6 +44,12 @@ type Options struct {
 	// when the attributes break Pub/Sub's limits) or
 	// pubsubwire.Structured.
 	ContentMode pubsubwire.Mode
+	// AttributeSpelling is how the attribute carrying datacontenttype (or,
+	// in structured mode, the event format) is spelt: pubsubwire.GoogleSpelling
+	// ("content-type", Google's binding; the default) or
+	// pubsubwire.SDKSpelling ("Content-Type", the only spelling the
+	// CloudEvents Go SDK's Pub/Sub binding reads). Both are always read.
+	AttributeSpelling pubsubwire.Spelling
 	// DisableOrderingKeys stops mapping the partitionkey extension onto
 	// the message's ordering key (it still travels as ce-partitionkey).
 	DisableOrderingKeys bool
@@ -68,7 +74,9 @@ type Options struct {
 
 	// AutoCreate creates a missing topic when publishing and a missing
 	// topic or subscription when subscribing (for development and tests;
-	// production entities are provisioned explicitly).
+	// production entities are provisioned explicitly). A subscription it
+	// creates gets the route's event pattern as its Pub/Sub filter (see
+	// SubscriptionFilter).
 	AutoCreate bool
 
 	// Logger receives failures that happen after the call that caused
@@ -91,6 +99,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: gcp: Options.Project is required (or Options.Client)", driver.ErrInvalidOption)
 	case o.ContentMode != pubsubwire.Binary && o.ContentMode != pubsubwire.Structured:
 		return fmt.Errorf("%w: gcp: Options.ContentMode %d is neither Binary nor Structured", driver.ErrInvalidOption, o.ContentMode)
+	case o.AttributeSpelling != pubsubwire.GoogleSpelling && o.AttributeSpelling != pubsubwire.SDKSpelling:
+		return fmt.Errorf("%w: gcp: Options.AttributeSpelling %d is neither GoogleSpelling nor SDKSpelling", driver.ErrInvalidOption, o.AttributeSpelling)
 	case o.PublishDelay < 0:
 		return fmt.Errorf("%w: gcp: Options.PublishDelay must not be negative, got %v", driver.ErrInvalidOption, o.PublishDelay)
 	case o.PublishCount < 0 || o.PublishCount > pubsub.MaxPublishRequestCount:
@@ -109,7 +119,8 @@ func (o *Options) validate() error {
 
 // OptionsFromURL parses "gcppubsub://projects/PROJECT?param=value&...". The
 // parameters (all optional) are endpoint (host:port), insecure (bool),
-// contentmode (binary|structured), orderingkeys (bool, default true),
+// contentmode (binary|structured), attributespelling (google|sdk),
+// orderingkeys (bool, default true),
 // publishdelay (duration), publishcount, publishbytes,
 // maxoutstandingmessages, maxoutstandingbytes, ackdeadline (duration) and
 // autocreate (bool).
@@ -137,6 +148,9 @@ func urlParams(o *Options) providerkit.Params {
 		providerkit.OneOf("contentmode", &o.ContentMode, "binary or structured",
 			providerkit.Choice[pubsubwire.Mode]{Text: "binary", Value: pubsubwire.Binary},
 			providerkit.Choice[pubsubwire.Mode]{Text: "structured", Value: pubsubwire.Structured}),
+		providerkit.OneOf("attributespelling", &o.AttributeSpelling, "google (content-type) or sdk (Content-Type, for CloudEvents Go SDK readers)",
+			providerkit.Choice[pubsubwire.Spelling]{Text: "google", Value: pubsubwire.GoogleSpelling},
+			providerkit.Choice[pubsubwire.Spelling]{Text: "sdk", Value: pubsubwire.SDKSpelling}),
 		providerkit.Func("orderingkeys", "bool: map the partition key onto the ordering key (default true)", func(v string) error {
 			on, err := strconv.ParseBool(v)
 			o.DisableOrderingKeys = !on

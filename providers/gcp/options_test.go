@@ -19,11 +19,11 @@ import (
 
 func TestOptionsFromURL(t *testing.T) {
 	u, _ := url.Parse("gcppubsub://projects/my-proj?endpoint=localhost:8085&insecure=true&contentmode=structured&orderingkeys=false" +
-		"&publishdelay=2ms&publishcount=50&publishbytes=100000&maxoutstandingmessages=10&maxoutstandingbytes=2048&ackdeadline=45s&autocreate=true")
+		"&attributespelling=sdk&publishdelay=2ms&publishcount=50&publishbytes=100000&maxoutstandingmessages=10&maxoutstandingbytes=2048&ackdeadline=45s&autocreate=true")
 	o, err := gcp.OptionsFromURL(u)
 	require.NoError(t, err)
 	assert.Equal(t, gcp.Options{Project: "my-proj", Endpoint: "localhost:8085", Insecure: true, ContentMode: pubsubwire.Structured,
-		DisableOrderingKeys: true, PublishDelay: 2 * time.Millisecond, PublishCount: 50, PublishBytes: 100000,
+		AttributeSpelling: pubsubwire.SDKSpelling, DisableOrderingKeys: true, PublishDelay: 2 * time.Millisecond, PublishCount: 50, PublishBytes: 100000,
 		MaxOutstandingMessages: 10, MaxOutstandingBytes: 2048, AckDeadline: 45 * time.Second, AutoCreate: true}, o)
 
 	bad := map[string]string{
@@ -33,6 +33,7 @@ func TestOptionsFromURL(t *testing.T) {
 		"gcppubsub://projects/p?colour=blue":                   `"colour"`,
 		"gcppubsub://projects/p?publishdelay=soon":             "publishdelay",
 		"gcppubsub://projects/p?contentmode=xml":               "contentmode",
+		"gcppubsub://projects/p?attributespelling=upper":       "attributespelling",
 		"gcppubsub://projects/p?insecure=true":                 "needs endpoint",
 		"gcppubsub://projects/p?ackdeadline=11m":               "AckDeadline",
 		"gcppubsub://projects/p?publishcount=5000":             "PublishCount",

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -38,6 +39,8 @@ type Provider struct {
 	log       *slog.Logger
 
 	receivers providerkit.Receivers[*receiver]
+	watch     *transportWatch // what the client's RPCs last failed with
+	abandon   chan struct{}   // closed when Close gives up on unsent publishes
 
 	mu         sync.Mutex
 	publishers map[string]*pubsub.Publisher // by topic resource name
@@ -55,13 +58,15 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		return nil, err
 	}
 	p := &Provider{opts: o, client: o.Client, publishers: map[string]*pubsub.Publisher{},
-		log: cmp.Or(o.Logger, slog.New(slog.DiscardHandler))}
+		log: cmp.Or(o.Logger, slog.New(slog.DiscardHandler)), watch: &transportWatch{}, abandon: make(chan struct{})}
 	if p.client == nil {
-		c, err := pubsub.NewClient(ctx, o.Project, o.clientOptions()...)
+		p.watch.endpoint = cmp.Or(o.Endpoint, os.Getenv("PUBSUB_EMULATOR_HOST"), defaultEndpoint)
+		c, err := pubsub.NewClient(ctx, o.Project, append(o.clientOptions(), p.watch.dialOptions()...)...)
 		if err != nil {
 			return nil, fmt.Errorf("gcp: new Pub/Sub client for project %q: %w", o.Project, err)
 		}
 		p.client, p.ownClient = c, true
+		abandonablePublishes(c, p.abandon)
 	}
 	p.project = cmp.Or(o.Project, p.client.Project())
 	return p, nil
@@ -118,7 +123,11 @@ func (p *Provider) subscriptionName(sub string) string {
 
 // Close stops every receiver (unsettled deliveries are returned for
 // redelivery), sends what the publishers still hold, and closes the client
-// if the provider dialled it.
+// if the provider dialled it. It returns by ctx's deadline: publishes still
+// unsent then (the client retries an unreachable service until the publish
+// timeout) are abandoned, and the error says so: the publishers stop
+// retrying, and the client's connections are closed so that attempts in
+// flight end; their goroutines end within seconds.
 func (p *Provider) Close(ctx context.Context) error {
 	first, err := p.receivers.Close(ctx)
 	if !first {
@@ -136,13 +145,26 @@ func (p *Provider) Close(ctx context.Context) error {
 		}
 		close(stopped)
 	}()
+	clientClosed := false
 	select {
 	case <-stopped:
 	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("gcp: stopping publishers: %w", ctx.Err()))
-		<-stopped // Stop is bounded by the publish timeout; never leave it running
+		// Publishes the client still retries (an unreachable endpoint)
+		// would hold Stop until the publish timeout. Closing the client's
+		// connections fails them at once, so Stop returns; those events
+		// were reported failed to their Publish calls, or will be.
+		errs = append(errs, p.watch.explain(fmt.Errorf("gcp: stopping publishers with messages still unsent: %w", ctx.Err())))
+		close(p.abandon)
+		if p.ownClient {
+			clientClosed = true
+			if err := p.client.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("gcp: close client: %w", err))
+			}
+		}
+		// The publishers now end within maxPublishBackoff (a client the
+		// caller made stays open: they end at their next attempt).
 	}
-	if p.ownClient {
+	if p.ownClient && !clientClosed {
 		if err := p.client.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("gcp: close client: %w", err))
 		}

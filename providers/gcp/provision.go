@@ -92,7 +92,7 @@ func (p *Provider) CreateSubscription(ctx context.Context, topic, sub string, cf
 	case codes.NotFound:
 		return fmt.Errorf("gcp: create subscription %q: %w: %w", sub, driver.ErrTopicNotFound, err)
 	}
-	return subscriptionError("create", s.Name, err)
+	return p.watch.explain(subscriptionError("create", s.Name, err))
 }
 
 func (p *Provider) subscriptionProto(topic, sub string, cfg SubscriptionConfig) (*pb.Subscription, error) {
@@ -161,7 +161,7 @@ func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription
 	name := p.subscriptionName(subscription)
 	info, err := p.subscriptionInfo(ctx, name)
 	if err != nil {
-		return nil, subscriptionError("read", name, err)
+		return nil, p.watch.explain(subscriptionError("read", name, err))
 	}
 	if !info.known {
 		return nil, fmt.Errorf("gcp: subscription %q: no permission to read its dead-letter policy: %w", name, driver.ErrNotSupported)

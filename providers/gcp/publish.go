@@ -46,7 +46,7 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*driver.E
 		}
 	}
 	for i, e := range events {
-		m, _, err := pubsubwire.Encode(e, p.opts.ContentMode)
+		m, _, err := pubsubwire.Encoder{Mode: p.opts.ContentMode, Spelling: p.opts.AttributeSpelling}.Encode(e)
 		if p.opts.DisableOrderingKeys {
 			m.OrderingKey = ""
 		}
@@ -65,7 +65,7 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*driver.E
 			continue
 		}
 		if _, err := r.Get(ctx); err != nil {
-			fail(i, topicError("publish to", topic, err))
+			fail(i, p.watch.explain(topicError("publish to", topic, err)))
 		}
 	}
 	for key := range heldKeys {
@@ -151,7 +151,7 @@ func (p *Provider) ensureTopic(ctx context.Context, name string) error {
 	defer cancel()
 	_, err := p.client.TopicAdminClient.CreateTopic(ctx, &pb.Topic{Name: name})
 	if err != nil && grpcCode(err) != codes.AlreadyExists {
-		return topicError("create", name, err)
+		return p.watch.explain(topicError("create", name, err))
 	}
 	return nil
 }

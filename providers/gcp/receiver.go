@@ -42,6 +42,7 @@ type receiver struct {
 	maxBytes      int
 	attempts      *attempts.Counter // nil when Pub/Sub counts attempts
 	settler       *settler
+	native        driver.NativeFilter // the subscription's filter
 
 	closeCtx context.Context // cancelled by Close: ends pulls in flight
 	cancel   context.CancelFunc
@@ -60,7 +61,13 @@ type receiver struct {
 var (
 	_ driver.Receiver             = (*receiver)(nil)
 	_ driver.ReceiverCapabilities = (*receiver)(nil)
+	_ driver.NativeFiltering      = (*receiver)(nil)
 )
+
+// NativeFilter reports the subscription's filter, exact when it is the
+// translation of the route's pattern (SubscriptionFilter) and that
+// translation is exact.
+func (r *receiver) NativeFilter() driver.NativeFilter { return r.native }
 
 // Capabilities reports the subscription's own capabilities: native dead
 // letters when it has a dead-letter policy, its ordering, and the lease.
@@ -104,7 +111,7 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 			if pctx.Err() == nil && (grpcCode(err) == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded)) {
 				continue // the long poll ended empty
 			}
-			return 0, r.receiveErr(ctx, subscriptionError("pull", r.sub, err))
+			return 0, r.receiveErr(ctx, r.p.watch.explain(subscriptionError("pull", r.sub, err)))
 		}
 		if k := r.deliver(resp.GetReceivedMessages(), buf, n); k > 0 {
 			return k, nil

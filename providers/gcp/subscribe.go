@@ -24,6 +24,7 @@ type subscriptionInfo struct {
 	ordered         bool
 	deadLetterTopic string
 	maxDelivery     int
+	filter          string // the subscription's filter, "" for none
 }
 
 // Subscribe opens a receiver on spec.Name, a subscription of spec.Topic
@@ -46,14 +47,18 @@ func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) 
 	if err != nil && grpcCode(err) == codes.NotFound && p.opts.AutoCreate && spec.Topic != "" {
 		err = p.CreateTopic(ctx, spec.Topic)
 		if err == nil {
-			err = p.CreateSubscription(ctx, spec.Topic, spec.Name, SubscriptionConfig{Ordered: spec.Ordered})
+			// The route's filter becomes the subscription's (its exact
+			// translation or a superset): Pub/Sub then acknowledges what the
+			// route would skip without delivering it.
+			filter, _, _ := patternFilter(spec.FilterPattern)
+			err = p.CreateSubscription(ctx, spec.Topic, spec.Name, SubscriptionConfig{Ordered: spec.Ordered, Filter: filter})
 		}
 		if err == nil {
 			info, err = p.subscriptionInfo(ctx, name)
 		}
 	}
 	if err != nil {
-		return nil, subscriptionError("open", name, err)
+		return nil, p.watch.explain(subscriptionError("open", name, err))
 	}
 	if info.known && spec.Topic != "" {
 		want := p.topicName(spec.Topic)
@@ -74,6 +79,10 @@ func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) 
 			"subscription", name, "maxDeliveryAttempts", info.maxDelivery, "retryMaxAttempts", spec.MaxAttempts)
 	}
 	r := p.newReceiver(name, info, spec.AckDeadline)
+	if info.filter != "" {
+		want, exact, ok := patternFilter(spec.FilterPattern)
+		r.native = driver.NativeFilter{Expression: info.filter, Exact: ok && exact && want == info.filter}
+	}
 	if !p.receivers.Add(r) {
 		_ = r.Close(ctx)
 		return nil, fmt.Errorf("gcp: subscribe: %w", driver.ErrClosed)
@@ -95,7 +104,7 @@ func (p *Provider) subscriptionInfo(ctx context.Context, name string) (subscript
 		return subscriptionInfo{}, err
 	}
 	info := subscriptionInfo{known: true, topic: s.GetTopic(), ordered: s.GetEnableMessageOrdering(),
-		ackDeadline: cmp.Or(time.Duration(s.GetAckDeadlineSeconds())*time.Second, defaultLease)}
+		ackDeadline: cmp.Or(time.Duration(s.GetAckDeadlineSeconds())*time.Second, defaultLease), filter: s.GetFilter()}
 	if dl := s.GetDeadLetterPolicy(); dl != nil && dl.GetDeadLetterTopic() != "" {
 		info.deadLetterTopic = dl.GetDeadLetterTopic()
 		info.maxDelivery = cmp.Or(int(dl.GetMaxDeliveryAttempts()), defaultMaxDeliveryAttempts)

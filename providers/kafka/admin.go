@@ -121,7 +121,7 @@ func (p *Provider) CreateTopic(ctx context.Context, topic string) error {
 	return p.ensureTopic(ctx, topic, true)
 }
 
-// CreateSubscription creates the consumer group of a subscription with its
+// CreateSubscription creates the consumer group of a subscription (GroupID) with its
 // offsets at the end of every partition of topic, so it receives every event
 // published from now on. A group that already has offsets for the topic is
 // left as it is.
@@ -129,7 +129,7 @@ func (p *Provider) CreateSubscription(ctx context.Context, topic, subscription s
 	if err := p.ensureTopic(ctx, topic, true); err != nil {
 		return err
 	}
-	return p.ensureGroup(ctx, topic, subscription, true)
+	return p.ensureGroup(ctx, topic, p.GroupID(topic, subscription), true)
 }
 
 // ensureGroup makes sure a group has committed offsets for topic; a new one

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/benchcpu"
 	"github.com/crossbus/crossbus/providers/kafka"
 )
 
@@ -64,6 +65,7 @@ func BenchmarkKafka(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := benchcpu.Start()
 		for i := 0; i < b.N; i += benchBatch {
 			if err := bus.Publish(ctx, topic, evs[i:min(i+benchBatch, b.N)]...); err != nil {
 				b.Fatal(err)
@@ -71,6 +73,7 @@ func BenchmarkKafka(b *testing.B) {
 		}
 		waitBench(b, done, &got)
 		b.StopTimer()
+		cpu.Report(b, b.N)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		_ = sub.Close(ctx)
 	})
@@ -122,6 +125,7 @@ func BenchmarkKafka(b *testing.B) {
 		recs := make([]*kgo.Record, 0, benchBatch)
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := benchcpu.Start()
 		for i := 0; i < b.N; i += benchBatch {
 			recs = recs[:0]
 			for _, e := range evs[i:min(i+benchBatch, b.N)] {
@@ -138,6 +142,7 @@ func BenchmarkKafka(b *testing.B) {
 		}
 		waitBench(b, done, &got)
 		b.StopTimer()
+		cpu.Report(b, b.N)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
 }

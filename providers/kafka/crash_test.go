@@ -115,7 +115,7 @@ func TestCrashBeforeCommitLosesNothing(t *testing.T) {
 	mu.Unlock()
 
 	adm := kadm.NewClient(newClient(t, c))
-	committed, err := adm.FetchOffsets(ctx, "billing")
+	committed, err := adm.FetchOffsets(ctx, p1.GroupID("events", "billing"))
 	require.NoError(t, err)
 	movedPast := 0
 	for part, off := range stuck {

@@ -167,7 +167,11 @@ func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription st
 	if err != nil {
 		return err
 	}
-	if err := p.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+	res, err := p.produce(ctx, []*kgo.Record{rec})
+	if err != nil {
+		return fmt.Errorf("kafka: store event %q in the dead-letter topic %q: no acknowledgement before the context ended: %w", dl.ID(), dlTopic, err)
+	}
+	if err := res.FirstErr(); err != nil {
 		return fmt.Errorf("kafka: store event %q in the dead-letter topic %q: %w", dl.ID(), dlTopic, p.produceErr(dlTopic, dl, err))
 	}
 	return nil

@@ -114,7 +114,7 @@ func (p *Provider) lookupTopic(ctx context.Context, topic string) (id kadm.Topic
 	rt := kmsg.NewMetadataRequestTopic()
 	rt.Topic = kmsg.StringPtr(topic)
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, p.cl)
+	resp, err := req.RequestWith(ctx, p.admc)
 	if err != nil {
 		return id, false, err
 	}

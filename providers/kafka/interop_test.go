@@ -19,11 +19,10 @@ import (
 	"github.com/crossbus/crossbus/providers/kafka"
 )
 
-// The CloudEvents Go SDK's Kafka bindings (protocol/kafka_sarama,
-// kafka_confluent and kafka_franz, separate modules) are not dependencies of
-// this module. These tests hold crossbus to the header conventions those
-// bindings use (Kafka protocol binding, binary content mode), driving the
-// SDK's own binding machinery through small adapters:
+// These tests hold the codec to the header conventions of the CloudEvents Go
+// SDK's Kafka bindings (Kafka protocol binding, binary content mode) without
+// a broker, driving the SDK's binding machinery through small adapters
+// (package interop runs the real kafka_sarama binding against kfake):
 //
 //   - writer: every context attribute is a header "ce_<name>" except
 //     datacontenttype, which is "content-type"; values are the canonical

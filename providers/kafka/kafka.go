@@ -9,8 +9,12 @@
 // # Mapping
 //
 // A topic is a Kafka topic; a subscription is a consumer group whose id is
-// the subscription name. A group made by crossbus (on first Subscribe with
-// AutoCreate, or with CreateSubscription) starts at the end of every
+// "<topic>/<subscription>" (Provider.GroupID), so one subscription name can
+// be used on several topics, as on every other provider, without their
+// consumers sharing, and rebalancing, one group. Options.Groups (the URL's
+// "group" parameter) names an existing group instead, such as one a service
+// used before this scoping. A group made by crossbus (on first Subscribe
+// with AutoCreate, or with CreateSubscription) starts at the end of every
 // partition, so it receives the events published after it was created.
 // Events travel in the CloudEvents Kafka binding's binary content mode: "ce_"
 // headers, the "content-type" header for datacontenttype, the data as value
@@ -114,6 +118,11 @@ const (
 	// (1,000,012 bytes) with room for record headers.
 	DefaultMaxEventBytes = 1_000_000 - 16<<10
 
+	// adminMetadataAge is the admin client's kgo.MetadataMinAge: how
+	// long it may answer from the metadata it has (a topic created a
+	// moment ago is seen after at most this long; franz-go's default is 5s).
+	adminMetadataAge = 100 * time.Millisecond
+
 	// closeFlushTimeout bounds Close's wait for records still being sent
 	// when its context has no deadline.
 	closeFlushTimeout = 10 * time.Second
@@ -151,6 +160,12 @@ type Options struct {
 	// MaxEventBytes is the largest event accepted (default 983,616 bytes,
 	// under Kafka's default 1 MB record limit).
 	MaxEventBytes int
+	// Groups maps subscriptions to the consumer groups that hold them,
+	// for groups that already exist under other names. A key is
+	// "<topic>/<subscription>" or a bare subscription name (on every
+	// topic); a subscription not listed uses "<topic>/<subscription>".
+	// In URLs: group=[<topic>/]<subscription>=<group>, repeatable.
+	Groups map[string]string
 	// Logger receives what the provider cannot return to a caller (commit
 	// and fetch failures). Default: discard.
 	Logger *slog.Logger
@@ -166,6 +181,11 @@ func (o *Options) fill() error {
 		return fmt.Errorf("%w: kafka CommitInterval and RevokeTimeout must not be negative", driver.ErrInvalidOption)
 	case o.Prefetch < 0 || o.MaxEventBytes < 0:
 		return fmt.Errorf("%w: kafka Prefetch and MaxEventBytes must not be negative", driver.ErrInvalidOption)
+	}
+	for k, g := range o.Groups {
+		if k == "" || g == "" {
+			return fmt.Errorf("%w: kafka Groups maps %q to %q: both must be non-empty", driver.ErrInvalidOption, k, g)
+		}
 	}
 	o.Partitions = cmp.Or(o.Partitions, DefaultPartitions)
 	o.ReplicationFactor = cmp.Or(o.ReplicationFactor, -1)
@@ -211,6 +231,18 @@ func urlParams(o *Options) providerkit.Params {
 		providerkit.Int("prefetch", &o.Prefetch, "records a consumer buffers ahead of its handlers"),
 		providerkit.Duration("revoketimeout", &o.RevokeTimeout, "how long a revoked partition waits for its records in handlers"),
 		providerkit.Int("maxeventbytes", &o.MaxEventBytes, "largest event accepted"),
+		{Name: "group", Doc: "[<topic>/]<subscription>=<group>: the existing consumer group of a subscription (repeatable)", Each: true,
+			Parse: func(v string) error {
+				k, g, ok := strings.Cut(v, "=")
+				if !ok || k == "" || g == "" {
+					return fmt.Errorf("want [<topic>/]<subscription>=<group>")
+				}
+				if o.Groups == nil {
+					o.Groups = map[string]string{}
+				}
+				o.Groups[k] = g
+				return nil
+			}},
 		providerkit.Func("clientid", "the client id of every client", func(v string) error {
 			o.ClientOpts = append(o.ClientOpts, kgo.ClientID(v))
 			return nil
@@ -228,8 +260,9 @@ func urlParams(o *Options) providerkit.Params {
 // Provider is the Kafka provider. It is safe for concurrent use.
 type Provider struct {
 	opts Options
-	cl   *kgo.Client // producer and admin client
-	adm  *kadm.Client
+	cl   *kgo.Client  // producer
+	admc *kgo.Client  // administration: topics, groups, offsets, metadata
+	adm  *kadm.Client // over admc
 
 	topics sync.Map // topic name -> struct{}: known to exist
 
@@ -249,7 +282,32 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		cl.Close()
 		return nil, fmt.Errorf("kafka: brokers %s do not answer: %w", strings.Join(o.Brokers, ","), err)
 	}
-	return &Provider{opts: o, cl: cl, adm: kadm.NewClient(cl)}, nil
+	// Administration has a client of its own with a short metadata age:
+	// the calls that follow a topic's creation (its end offsets, a new
+	// group's start) would otherwise wait out the 5s for which franz-go
+	// trusts the metadata that did not have the topic yet. The producer
+	// keeps franz-go's default, which spares the brokers metadata
+	// requests while partitions move.
+	admc, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.MetadataMinAge(adminMetadataAge)}, o.ClientOpts...)...)
+	if err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafka: admin client: %w", err)
+	}
+	return &Provider{opts: o, cl: cl, admc: admc, adm: kadm.NewClient(admc)}, nil
+}
+
+// GroupID is the consumer group of a subscription of topic: the group
+// Options.Groups names for "<topic>/<subscription>" or for the bare
+// subscription, otherwise "<topic>/<subscription>" (Kafka topic names
+// cannot contain '/', so no two topics' subscriptions share a group).
+func (p *Provider) GroupID(topic, subscription string) string {
+	if g, ok := p.opts.Groups[topic+"/"+subscription]; ok {
+		return g
+	}
+	if g, ok := p.opts.Groups[subscription]; ok {
+		return g
+	}
+	return topic + "/" + subscription
 }
 
 // Capabilities reports what Kafka does natively; see the package
@@ -268,7 +326,8 @@ func (p *Provider) Capabilities() driver.Capabilities {
 func (p *Provider) MessagingSystem() string { return "kafka" }
 
 // As reaches the native clients: target may be a **kgo.Client (the
-// producer/admin client) or a **kadm.Client.
+// producer) or a **kadm.Client (the admin client, on a kgo.Client of its
+// own).
 func (p *Provider) As(target any) bool {
 	switch t := target.(type) {
 	case **kgo.Client:
@@ -299,6 +358,7 @@ func (p *Provider) Close(ctx context.Context) error {
 		p.opts.Logger.Warn("kafka: records still unsent at close", "error", err)
 	}
 	p.cl.Close()
+	p.admc.Close()
 	return err
 }
 

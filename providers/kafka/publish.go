@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -37,8 +39,17 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*driver.E
 		index = append(index, i)
 	}
 	if len(recs) > 0 {
-		results := p.cl.ProduceSync(ctx, recs...)
-		if results.FirstErr() != nil {
+		results, err := p.produce(ctx, recs)
+		if err != nil {
+			// The context ended first: the outcome of every record sent is
+			// unknown (the client may still write them).
+			for _, i := range index {
+				failed = append(failed, crossbus.EventError{Index: i, EventID: events[i].ID(),
+					Err: fmt.Errorf("kafka: publish to %q: no acknowledgement from brokers %s before the context ended (the event may still be written): %w",
+						topic, strings.Join(p.opts.Brokers, ","), err)})
+			}
+			slices.SortFunc(failed, func(a, b crossbus.EventError) int { return a.Index - b.Index })
+		} else if results.FirstErr() != nil {
 			pos := make(map[*kgo.Record]int, len(recs))
 			for i, r := range recs {
 				pos[r] = index[i]
@@ -56,6 +67,33 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*driver.E
 		return nil
 	}
 	return &crossbus.PublishError{Failed: failed}
+}
+
+// produce sends recs and waits for the brokers' answers, or for ctx to end,
+// and then returns ctx's error. The client fails records still buffered
+// when their context ends, but not a request already sent (an idempotent
+// producer cannot know whether it was written), so during a broker outage
+// ProduceSync alone holds its caller until the connection gives up. The
+// goroutine that waits for it ends when the client settles the records: a
+// broker answers, they time out (kgo.RecordDeliveryTimeout), or Close
+// fails them.
+func (p *Provider) produce(ctx context.Context, recs []*kgo.Record) (kgo.ProduceResults, error) {
+	if ctx.Done() == nil {
+		return p.cl.ProduceSync(ctx, recs...), nil
+	}
+	done := make(chan kgo.ProduceResults, 1)
+	go func() { done <- p.cl.ProduceSync(ctx, recs...) }()
+	select {
+	case res := <-done:
+		return res, nil
+	case <-ctx.Done():
+		select {
+		case res := <-done: // answered at the same moment
+			return res, nil
+		default:
+		}
+		return nil, ctx.Err()
+	}
 }
 
 func (p *Provider) produceErr(topic string, e *driver.Event, err error) error {

@@ -81,7 +81,7 @@ func TestRevokedACLSurfacesAsUnauthorized(t *testing.T) {
 	}{
 		{"topic", kadm.NewACLs().Topics("events").Allow("User:app").AllowHosts("*").Operations(kadm.OpRead).
 			ResourcePatternType(kadm.ACLPatternLiteral), "TOPIC_AUTHORIZATION_FAILED"},
-		{"group", kadm.NewACLs().Groups("billing").Allow("User:app").AllowHosts("*").Operations(kadm.OpRead).
+		{"group", kadm.NewACLs().Groups("events/billing").Allow("User:app").AllowHosts("*").Operations(kadm.OpRead).
 			ResourcePatternType(kadm.ACLPatternLiteral), "GROUP_AUTHORIZATION_FAILED"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,8 +90,8 @@ func TestRevokedACLSurfacesAsUnauthorized(t *testing.T) {
 				kfake.User("PLAIN", "app", "app",
 					kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: "events", Pattern: lit, Operation: kmsg.ACLOperationDescribe, Allow: true},
 					kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: "events", Pattern: lit, Operation: kmsg.ACLOperationRead, Allow: true},
-					kfake.ACL{Resource: kmsg.ACLResourceTypeGroup, Name: "billing", Pattern: lit, Operation: kmsg.ACLOperationDescribe, Allow: true},
-					kfake.ACL{Resource: kmsg.ACLResourceTypeGroup, Name: "billing", Pattern: lit, Operation: kmsg.ACLOperationRead, Allow: true},
+					kfake.ACL{Resource: kmsg.ACLResourceTypeGroup, Name: "events/billing", Pattern: lit, Operation: kmsg.ACLOperationDescribe, Allow: true},
+					kfake.ACL{Resource: kmsg.ACLResourceTypeGroup, Name: "events/billing", Pattern: lit, Operation: kmsg.ACLOperationRead, Allow: true},
 				))
 			ctx := context.Background()
 			ao := testOptions(c)

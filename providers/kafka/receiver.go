@@ -18,7 +18,7 @@ import (
 // commitTimeout bounds one offset commit.
 const commitTimeout = 10 * time.Second
 
-// Subscribe joins the subscription's consumer group on topic (creating the
+// Subscribe joins the subscription's consumer group (GroupID) on topic (creating the
 // group at the end of the topic when AutoCreate is on) and returns a
 // receiver. The group is joined in the background; events published after
 // the group was created are delivered once it has partitions.
@@ -32,10 +32,11 @@ func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) 
 	if err := p.ensureTopic(ctx, spec.Topic, false); err != nil {
 		return nil, err
 	}
-	if err := p.ensureGroup(ctx, spec.Topic, spec.Name, false); err != nil {
+	group := p.GroupID(spec.Topic, spec.Name)
+	if err := p.ensureGroup(ctx, spec.Topic, group, false); err != nil {
 		return nil, err
 	}
-	return p.openReceiver(ctx, spec, false)
+	return p.openReceiver(ctx, spec, group, false)
 }
 
 // SubscribeDeadLetters opens a receiver over a subscription's dead-letter
@@ -49,12 +50,12 @@ func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription
 	if err := p.ensureTopic(ctx, dlTopic, true); err != nil {
 		return nil, err
 	}
-	return p.openReceiver(ctx, driver.SubscriptionSpec{Topic: dlTopic, Name: dlTopic}, true)
+	return p.openReceiver(ctx, driver.SubscriptionSpec{Topic: dlTopic, Name: dlTopic}, dlTopic, true)
 }
 
 var _ driver.DeadLetterReader = (*Provider)(nil)
 
-func (p *Provider) openReceiver(ctx context.Context, spec driver.SubscriptionSpec, dlq bool) (*receiver, error) {
+func (p *Provider) openReceiver(ctx context.Context, spec driver.SubscriptionSpec, group string, dlq bool) (*receiver, error) {
 	r := &receiver{
 		p:       p,
 		spec:    spec,
@@ -76,7 +77,7 @@ func (p *Provider) openReceiver(ctx context.Context, spec driver.SubscriptionSpe
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(p.opts.Brokers...),
-		kgo.ConsumerGroup(spec.Name),
+		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(spec.Topic),
 		kgo.DisableAutoCommit(),
 		// Partitions without a committed offset (added after the group

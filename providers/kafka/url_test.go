@@ -28,6 +28,17 @@ func TestOptionsFromURL(t *testing.T) {
 	assert.Equal(t, 1000, o.MaxEventBytes)
 	assert.Len(t, o.ClientOpts, 1)
 
+	u, _ = url.Parse("kafka://b1:9092?group=orders/billing=billing-v1&group=audit=legacy-audit")
+	o, err = kafka.OptionsFromURL(u)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"orders/billing": "billing-v1", "audit": "legacy-audit"}, o.Groups)
+	p, err := kafka.New(context.Background(), kafka.Options{Brokers: startCluster(t).ListenAddrs(), Groups: o.Groups})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	assert.Equal(t, "billing-v1", p.GroupID("orders", "billing"), "topic and subscription")
+	assert.Equal(t, "payments/billing", p.GroupID("payments", "billing"), "not mapped on another topic")
+	assert.Equal(t, "legacy-audit", p.GroupID("payments", "audit"), "a bare subscription is mapped on every topic")
+
 	u, _ = url.Parse("kafka://b1:9092")
 	o, err = kafka.OptionsFromURL(u)
 	require.NoError(t, err)
@@ -42,6 +53,8 @@ func TestBadURLsNameTheProblem(t *testing.T) {
 		{"kafka://b:9092?bogus=1", `unknown kafka URL parameter "bogus"`},
 		{"kafka://b:9092?partitions=many", "partitions"},
 		{"kafka://b:9092?commitinterval=often", "commitinterval"},
+		{"kafka://b:9092?group=billing", "group"},
+		{"kafka://b:9092?group=billing=", "group"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			_, err := crossbus.Open(ctx, tc.url)
@@ -54,6 +67,9 @@ func TestBadURLsNameTheProblem(t *testing.T) {
 	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
 	_, err = kafka.New(ctx, kafka.Options{Brokers: []string{"b:1"}, Prefetch: -1})
 	assert.ErrorContains(t, err, "Prefetch")
+	_, err = kafka.New(ctx, kafka.Options{Brokers: []string{"b:1"}, Groups: map[string]string{"billing": ""}})
+	assert.ErrorIs(t, err, crossbus.ErrInvalidOption)
+	assert.ErrorContains(t, err, "Groups")
 }
 
 func TestOpenByURLAndMissingEntities(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/benchcpu"
 	"github.com/crossbus/crossbus/providers/memory"
 )
 
@@ -35,6 +37,29 @@ type benchRoute struct {
 	keys       int  // partition keys (ordered)
 	idempotent bool // WithIdempotency on the memory store
 	filter     bool // a type filter that matches every event
+	workers    int  // WithConcurrency; 0 is 2 (8 when ordered)
+	dataSize   int  // bytes of data per event; 0 is a 7-byte JSON object
+	window     int  // most events unhandled per subscription; 0 is 8192
+}
+
+// BenchmarkScale shows how the cost per event grows with the number of
+// subscriptions of a topic, a route's concurrency, the event's size and the
+// backlog depth (how many events the publisher keeps unhandled). Its
+// cpu-ns/event figures are plotted by scripts/plot-scale (see
+// BENCHMARKS.md).
+func BenchmarkScale(b *testing.B) {
+	for _, n := range []int{1, 4, 16, 64} {
+		b.Run(fmt.Sprintf("subscriptions=%d", n), func(b *testing.B) { benchPublishHandle(b, benchRoute{subs: n}) })
+	}
+	for _, n := range []int{1, 2, 4, 8, 16, 32, 64} {
+		b.Run(fmt.Sprintf("concurrency=%d", n), func(b *testing.B) { benchPublishHandle(b, benchRoute{subs: 1, workers: n}) })
+	}
+	for _, n := range []int{100, 1024, 16 << 10, 256 << 10} {
+		b.Run(fmt.Sprintf("size=%d", n), func(b *testing.B) { benchPublishHandle(b, benchRoute{subs: 1, dataSize: n}) })
+	}
+	for _, n := range []int{64, 1024, 8192, 65536} {
+		b.Run(fmt.Sprintf("backlog=%d", n), func(b *testing.B) { benchPublishHandle(b, benchRoute{subs: 1, window: n}) })
+	}
 }
 
 // BenchmarkTracing is BenchmarkPublishHandle/subscriptions=1 with tracing off
@@ -68,7 +93,14 @@ func benchPublishHandle(b *testing.B, rt benchRoute, opts ...crossbus.BusOption)
 	n := b.N
 	// The publisher keeps at most window events unhandled, so latency is
 	// measured under load rather than as the depth of an unbounded backlog.
-	const window = 8192
+	window := 8192
+	if rt.window > 0 {
+		window = rt.window
+	}
+	data := []byte(`{"n":1}`)
+	if rt.dataSize > 0 {
+		data = []byte(`"` + strings.Repeat("x", rt.dataSize-2) + `"`)
+	}
 	// Events are built outside the timer and reused: a ring of 4 windows, so
 	// an event is published again only after its previous publication was
 	// handled (Publish copies events; the ring keeps the benchmark's own
@@ -76,7 +108,7 @@ func benchPublishHandle(b *testing.B, rt benchRoute, opts ...crossbus.BusOption)
 	// setup). Each publication gets a new id, its number, as a producer's
 	// new event would (idempotent consumers key on it), and a handler
 	// (which gets a copy) finds the slot from it without a lookup.
-	const ring = (4*window/batch + 1) * batch // a multiple of batch
+	ring := (4*window/batch + 1) * batch // a multiple of batch
 	slots := min(n, ring)
 	store := make([]crossbus.Event, slots)
 	evs := make([]*crossbus.Event, slots)
@@ -84,7 +116,7 @@ func benchPublishHandle(b *testing.B, rt benchRoute, opts ...crossbus.BusOption)
 		store[i] = crossbus.NewEvent("com.example.bench", "/bench")
 		e := &store[i]
 		e.SetID(strconv.Itoa(i))
-		e.SetData("application/json", []byte(`{"n":1}`))
+		e.SetData("application/json", data)
 		if keys > 0 {
 			crossbus.SetPartitionKey(e, fmt.Sprintf("k%d", i%keys))
 		}
@@ -102,6 +134,9 @@ func benchPublishHandle(b *testing.B, rt benchRoute, opts ...crossbus.BusOption)
 		opts := []crossbus.RouteOption{crossbus.WithPrefetch(64), crossbus.WithConcurrency(2)}
 		if ordered {
 			opts = append(opts, crossbus.WithOrdering(), crossbus.WithConcurrency(8))
+		}
+		if rt.workers > 0 {
+			opts = append(opts, crossbus.WithConcurrency(rt.workers))
 		}
 		if rt.idempotent {
 			opts = append(opts, crossbus.WithIdempotency(crossbus.NewMemoryIdempotencyStore(0), crossbus.IdempotencyOptions{}))
@@ -128,9 +163,9 @@ func benchPublishHandle(b *testing.B, rt benchRoute, opts ...crossbus.BusOption)
 	b.ReportAllocs()
 	runtime.GC() // the setup's garbage is not the measured work's
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu := benchcpu.Start()
 	for i := 0; i < n; i += batch {
-		for int64(i*subs)-handled.Load() > window*int64(subs) {
+		for int64(i*subs)-handled.Load() > int64(window*subs) {
 			time.Sleep(20 * time.Microsecond) // wait without spinning: CPU time is measured
 		}
 		end := min(i+batch, n)
@@ -148,7 +183,7 @@ func benchPublishHandle(b *testing.B, rt benchRoute, opts ...crossbus.BusOption)
 	}
 	<-done
 	b.StopTimer()
-	if used := cpuTime() - cpu0; cpu0 > 0 && used > 0 {
+	if used, ok := cpu.Used(); ok {
 		b.ReportMetric(float64(used.Nanoseconds())/float64(n), "cpu-ns/event")
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"maps"
+	"unsafe"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/crossbus/crossbus/driver"
@@ -25,17 +26,10 @@ type eventCopy struct {
 func (c *eventCopy) copyInto(src *driver.Event, arena []byte) []byte {
 	c.ev = driver.Event{DataBase64: src.DataBase64}
 	if v1, ok := src.Context.(*event.EventContextV1); ok && v1 != nil {
-		reuse := c.ctx.Extensions // a recycled copy's map
 		c.ctx = *v1
 		c.ctx.Extensions = nil
 		if len(v1.Extensions) > 0 {
-			if reuse != nil {
-				clear(reuse)
-				maps.Copy(reuse, v1.Extensions)
-				c.ctx.Extensions = reuse
-			} else {
-				c.ctx.Extensions = maps.Clone(v1.Extensions)
-			}
+			c.ctx.Extensions = maps.Clone(v1.Extensions)
 		}
 		c.ev.Context = &c.ctx
 	} else if src.Context != nil {
@@ -51,11 +45,25 @@ func (c *eventCopy) copyInto(src *driver.Event, arena []byte) []byte {
 	return arena
 }
 
+// smallCopy is the copy of one small event with its data, allocated
+// together (the common publish of one event).
+type smallCopy struct {
+	c    eventCopy
+	data [smallData]byte
+}
+
+const smallData = 128
+
 // copyEvents copies events into one block with one data arena.
 func copyEvents(events []*driver.Event) []eventCopy {
 	size := 0
 	for _, e := range events {
 		size += len(e.DataEncoded)
+	}
+	if len(events) == 1 && size <= smallData {
+		sc := new(smallCopy)
+		sc.c.copyInto(events[0], sc.data[:size])
+		return unsafe.Slice(&sc.c, 1)
 	}
 	block := make([]eventCopy, len(events))
 	arena := make([]byte, size)

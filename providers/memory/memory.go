@@ -65,6 +65,15 @@ type Options struct {
 	// attempt (nothing is dropped); read or purge the dead letters to make
 	// room.
 	MaxDeadLetters int
+	// Clock is the provider's time: delivery leases, delayed redelivery
+	// (Nack with a delay) and lease extension follow it (default the
+	// system clock). With a fake clock (package clocktest) a delayed
+	// redelivery comes due when the test advances the clock past it, and
+	// a lease runs out only when the clock passes its deadline. Routes on
+	// a bus over this provider that set no clock of their own
+	// (crossbus.WithClock) take this one, so in-place retries, rate limits
+	// and breakers keep the same time.
+	Clock crossbus.Clock
 }
 
 func optionsFromURL(u *url.URL) (Options, error) {
@@ -125,6 +134,19 @@ func New(o Options) *Provider {
 	o.MaxEventBytes = cmp.Or(o.MaxEventBytes, 1<<20)
 	o.MaxDeadLetters = cmp.Or(o.MaxDeadLetters, 10_000)
 	return &Provider{opts: o, topics: map[string]*topic{}, done: make(chan struct{})}
+}
+
+// Clock returns the clock set in Options.Clock, or nil when the provider
+// follows the system clock. A bus over the provider gives it to routes that
+// set no clock of their own.
+func (p *Provider) Clock() crossbus.Clock { return p.opts.Clock }
+
+// nanotime is the provider's time in Unix nanoseconds.
+func (p *Provider) nanotime() int64 {
+	if p.opts.Clock != nil {
+		return p.opts.Clock.Now().UnixNano()
+	}
+	return time.Now().UnixNano()
 }
 
 // Capabilities reports the memory provider's native features.
@@ -357,3 +379,17 @@ func (p *Provider) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// newTimer makes a timer on the provider's clock.
+func (p *Provider) newTimer(d time.Duration) crossbus.Timer {
+	if p.opts.Clock != nil {
+		return p.opts.Clock.NewTimer(d)
+	}
+	return sysTimer{time.NewTimer(d)}
+}
+
+type sysTimer struct{ t *time.Timer }
+
+func (t sysTimer) C() <-chan time.Time        { return t.t.C }
+func (t sysTimer) Stop() bool                 { return t.t.Stop() }
+func (t sysTimer) Reset(d time.Duration) bool { return t.t.Reset(d) }

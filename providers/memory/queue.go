@@ -2,7 +2,6 @@ package memory
 
 import (
 	"container/heap"
-	"time"
 
 	"github.com/crossbus/crossbus/driver"
 )
@@ -193,5 +192,3 @@ func (q *queue) nextDue() int64 {
 	}
 	return d
 }
-
-func nanotime() int64 { return time.Now().UnixNano() }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/crossbus/crossbus"
@@ -154,40 +153,19 @@ type receiver struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
-	blocks    sync.Pool // *deliveryBlock, reused once all their deliveries settled
 }
 
 // deliveryBlock holds the deliveries of one Receive, with their events'
-// copies and data. Once every delivery in it has settled, the block is reused
-// for a later Receive, so steady delivery allocates nothing per event: the
-// contract forbids keeping a delivery's event after its handler returned.
+// copies and data, allocated together. Blocks are never reused: a handler
+// may keep its event after it returned (to record it, or to hand it to
+// another goroutine), and the engine may read it after settling.
 type deliveryBlock struct {
-	ds      []delivery
-	arena   []byte
-	pending atomic.Int32
+	ds    []delivery
+	arena []byte
 }
 
-func (r *receiver) block(n, dataBytes int) *deliveryBlock {
-	b, _ := r.blocks.Get().(*deliveryBlock)
-	if b == nil {
-		b = &deliveryBlock{}
-	}
-	if cap(b.ds) < n {
-		b.ds = make([]delivery, n)
-	}
-	b.ds = b.ds[:n]
-	if cap(b.arena) < dataBytes {
-		b.arena = make([]byte, dataBytes)
-	}
-	b.pending.Store(int32(n))
-	return b
-}
-
-// settled counts a delivery of b as settled; the last one recycles b.
-func (r *receiver) settled(b *deliveryBlock) {
-	if b != nil && b.pending.Add(-1) == 0 {
-		r.blocks.Put(b)
-	}
+func newBlock(n, dataBytes int) *deliveryBlock {
+	return &deliveryBlock{ds: make([]delivery, n), arena: make([]byte, dataBytes)}
 }
 
 func (r *receiver) wake() chan struct{} {
@@ -202,7 +180,7 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 	if len(buf) == 0 {
 		return 0, nil
 	}
-	var timer *time.Timer
+	var timer crossbus.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -230,16 +208,16 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 		}
 		var tc <-chan time.Time
 		if due > 0 {
-			wait := time.Duration(due - nanotime())
+			wait := time.Duration(due - r.p.nanotime())
 			if wait < time.Millisecond {
 				wait = time.Millisecond
 			}
 			if timer == nil {
-				timer = time.NewTimer(wait)
+				timer = r.p.newTimer(wait)
 			} else {
 				timer.Reset(wait)
 			}
-			tc = timer.C
+			tc = timer.C()
 		}
 		select {
 		case <-r.wake():
@@ -256,7 +234,7 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 // take leases up to len(buf) events. It returns how many, the next time
 // something becomes due, and whether more are deliverable right now.
 func (r *receiver) take(buf []driver.Delivery) (n int, due int64, more bool) {
-	now := nanotime()
+	now := r.p.nanotime()
 	s := r.s
 	s.mu.Lock()
 	r.q.expire(now)
@@ -281,10 +259,10 @@ func (r *receiver) take(buf []driver.Delivery) (n int, due int64, more bool) {
 	for _, m := range ms {
 		size += len(m.ev.DataEncoded)
 	}
-	blk := r.block(n, size)
+	blk := newBlock(n, size)
 	for i, m := range ms {
 		d := &blk.ds[i]
-		d.r, d.m, d.gen, d.attempt, d.blk = r, m, m.gen, m.attempts, blk
+		d.r, d.m, d.gen, d.attempt = r, m, m.gen, m.attempts
 		buf[i] = d
 	}
 	more = n == len(buf) && (r.q.fresh.n > 0 || len(r.q.retry) > 0)
@@ -313,7 +291,6 @@ type delivery struct {
 	m       *message
 	gen     uint32
 	attempt int
-	blk     *deliveryBlock
 	c       eventCopy
 }
 
@@ -334,7 +311,6 @@ func (d *delivery) Ack(ctx context.Context) error {
 		if d.r.q.ordered {
 			signal(d.r.wake())
 		}
-		d.r.settled(d.blk)
 	}
 	return err
 }
@@ -346,7 +322,7 @@ func (d *delivery) Nack(ctx context.Context, delay time.Duration) error {
 	if err == nil {
 		if delay > 0 {
 			m.state = stateDelayed
-			m.due = nanotime() + int64(delay)
+			m.due = d.r.p.nanotime() + int64(delay)
 			heap.Push(&d.r.q.delayed, m)
 		} else {
 			m.state = stateReady
@@ -356,7 +332,6 @@ func (d *delivery) Nack(ctx context.Context, delay time.Duration) error {
 	s.mu.Unlock()
 	if err == nil {
 		signal(d.r.wake())
-		d.r.settled(d.blk)
 	}
 	return err
 }
@@ -386,7 +361,6 @@ func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) e
 		if d.r.q.ordered {
 			signal(d.r.wake())
 		}
-		d.r.settled(d.blk)
 	}
 	return err
 }
@@ -399,7 +373,7 @@ func (d *delivery) ExtendLease(ctx context.Context, lease time.Duration) error {
 	if m.gen != d.gen || m.state != stateInflight {
 		return errStale
 	}
-	m.due = nanotime() + int64(lease)
+	m.due = d.r.p.nanotime() + int64(lease)
 	heap.Fix(&d.r.q.inflight, m.index)
 	return nil
 }

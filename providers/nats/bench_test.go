@@ -14,6 +14,7 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/benchcpu"
 	"github.com/crossbus/crossbus/providers/nats"
 )
 
@@ -65,6 +66,7 @@ func BenchmarkNATS(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := benchcpu.Start()
 		for i := 0; i < b.N; i += benchBatch {
 			if err := bus.Publish(ctx, topic, evs[i:min(i+benchBatch, b.N)]...); err != nil {
 				b.Fatal(err)
@@ -72,6 +74,7 @@ func BenchmarkNATS(b *testing.B) {
 		}
 		waitBench(b, done, &got)
 		b.StopTimer()
+		cpu.Report(b, b.N)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		_ = sub.Close(ctx)
 	})
@@ -116,6 +119,7 @@ func BenchmarkNATS(b *testing.B) {
 		futures := make([]jetstream.PubAckFuture, benchBatch)
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := benchcpu.Start()
 		for i := 0; i < b.N; i += benchBatch {
 			end := min(i+benchBatch, b.N)
 			for j := i; j < end; j++ {
@@ -141,6 +145,7 @@ func BenchmarkNATS(b *testing.B) {
 		}
 		waitBench(b, done, &got)
 		b.StopTimer()
+		cpu.Report(b, b.N)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
 }

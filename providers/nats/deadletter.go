@@ -32,7 +32,7 @@ func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription st
 	if err != nil {
 		return fmt.Errorf("nats: dead-letter queue of subscription %q: %w", subscription, err)
 	}
-	msg, err := EncodeMsg(ti.subject, dl)
+	msg, err := p.codec.Encode(ti.subject, dl)
 	if err != nil {
 		return err
 	}

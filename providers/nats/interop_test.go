@@ -19,12 +19,12 @@ import (
 	"github.com/crossbus/crossbus/providers/nats"
 )
 
-// The CloudEvents Go SDK's NATS and JetStream bindings (separate modules,
-// protocol/nats and protocol/nats_jetstream) are not dependencies of this
-// module. These tests hold crossbus to the header conventions those bindings
-// use, driving the SDK's own binding machinery (binding.EventMessage,
-// binding.ToEvent, the spec attribute table with the "ce-" prefix) through
-// small adapters that follow the conventions:
+// These tests hold the codec to the header conventions of the CloudEvents Go
+// SDK's NATS and JetStream bindings without a server, driving the SDK's
+// binding machinery (binding.EventMessage, binding.ToEvent, the spec
+// attribute table with the "ce-" prefix) through small adapters that follow
+// the conventions (package interop runs the real JetStream binding against
+// a server):
 //
 //   - writer: every context attribute, datacontenttype included, is a header
 //     "ce-<name>"; values are their canonical string form (time in RFC 3339

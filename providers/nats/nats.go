@@ -67,12 +67,19 @@
 // SubscriptionSpec.Ordered (crossbus.WithOrdering) therefore uses a consumer
 // with the "pinned client" priority policy (nats-server 2.11 or later; it is
 // set when crossbus creates the consumer): the server sends its messages to
-// one client at a time, and another client takes over only after the pinned
-// one stopped pulling for Options.PinnedTTL. Inside that process the portable
-// layer keeps per-key order and runs different keys in parallel. During a
-// take-over, events the old client had not settled are redelivered after
-// their ack wait, so order across a failover is best effort;
-// Capabilities.Ordering is reported false for that reason.
+// one client at a time. Inside that process the portable layer keeps per-key
+// order and runs different keys in parallel. A pinned client that closes
+// gracefully (its events settled) releases the pin, so another client takes
+// over at once; one that crashes or stalls keeps it until it has not pulled
+// for Options.PinnedTTL. After a crash, the events the old client had not
+// settled are redelivered after their ack wait, after newer events of their
+// key that the new client has already received, so order across a crash is
+// not kept; Capabilities.Ordering is reported false for that reason. The
+// recipe that restores it: stamp a per-key sequence when publishing
+// (sequence.Stamper) and apply events through sequence.LatestWins with a
+// store the processes share (see the example "OrderAcrossACrash"), or, where
+// every event must be applied in order, use sequence.Resequence on an
+// unordered route.
 package nats
 
 import (
@@ -182,6 +189,13 @@ type Options struct {
 	// MaxEventBytes is the largest event accepted (default: the server's
 	// max payload less 8 KiB for headers).
 	MaxEventBytes int
+	// HeaderValues is how ce- header values are written and read (URL:
+	// headervalues=verbatim|percent). The default, HeaderValuesVerbatim,
+	// round-trips with the CloudEvents Go SDK's NATS and JetStream
+	// bindings; HeaderValuesPercent follows the percent-encoding of the
+	// NATS binding's working draft. Publishers and subscribers of a subject
+	// must agree.
+	HeaderValues HeaderValues
 	// Logger receives what the provider cannot return to a caller
 	// (pull failures). Default: discard.
 	Logger *slog.Logger
@@ -201,6 +215,8 @@ func (o *Options) fill() error {
 		return fmt.Errorf("%w: nats needs Servers, Conn or EmbeddedDir", driver.ErrInvalidOption)
 	case o.EmbeddedListen != "" && o.EmbeddedDir == "":
 		return fmt.Errorf("%w: nats EmbeddedListen needs EmbeddedDir", driver.ErrInvalidOption)
+	case o.HeaderValues != HeaderValuesVerbatim && o.HeaderValues != HeaderValuesPercent:
+		return fmt.Errorf("%w: nats HeaderValues %d is neither HeaderValuesVerbatim nor HeaderValuesPercent", driver.ErrInvalidOption, o.HeaderValues)
 	case o.EmbeddedDir != "" && !filepath.IsAbs(o.EmbeddedDir):
 		return fmt.Errorf("%w: nats EmbeddedDir %q must be an absolute path", driver.ErrInvalidOption, o.EmbeddedDir)
 	}
@@ -274,6 +290,9 @@ func urlParams(o *Options) providerkit.Params {
 		providerkit.Int("prefetch", &o.Prefetch, "messages a receiver buffers ahead of its handlers"),
 		providerkit.Duration("pinnedttl", &o.PinnedTTL, "how long a pinned client may go without pulling"),
 		providerkit.Int("maxeventbytes", &o.MaxEventBytes, "largest event accepted"),
+		providerkit.OneOf("headervalues", &o.HeaderValues, "verbatim (as the CloudEvents Go SDK) or percent (the NATS binding's working draft)",
+			providerkit.Choice[HeaderValues]{Text: "verbatim", Value: HeaderValuesVerbatim},
+			providerkit.Choice[HeaderValues]{Text: "percent", Value: HeaderValuesPercent}),
 		providerkit.Func("name", "the connection's name", func(v string) error {
 			o.ConnOptions = append(o.ConnOptions, natsio.Name(v))
 			return nil
@@ -310,6 +329,7 @@ type Provider struct {
 	ownsConn bool
 	js       jetstream.JetStream
 	maxEvent int
+	codec    Codec
 
 	topics sync.Map // topic name -> *topicInfo
 
@@ -328,7 +348,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if err := o.fill(); err != nil {
 		return nil, err
 	}
-	p := &Provider{opts: o}
+	p := &Provider{opts: o, codec: Codec{HeaderValues: o.HeaderValues}}
 	switch {
 	case o.Conn != nil:
 		p.conn = o.Conn

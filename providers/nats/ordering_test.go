@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -100,5 +101,105 @@ func TestOrderedSubscriptionHasOneActiveClient(t *testing.T) {
 		for i, n := range got {
 			require.Equal(t, i, n, "account-%d: position %d holds %d", k, i, n)
 		}
+	}
+}
+
+// orderedPair opens two processes' buses on srv with the default PinnedTTL
+// (30s) and subscribes each to the ordered route ledger/postings; every
+// event a process handles goes to its channel.
+func orderedPair(t *testing.T, srv interface{ ClientURL() string }) (buses [2]*crossbus.Bus, subs [2]*crossbus.Subscription, got [2]chan string) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range 2 {
+		p, err := nats.New(ctx, nats.Options{Servers: srv.ClientURL(), AutoCreate: true})
+		require.NoError(t, err)
+		b, err := crossbus.New(p)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = b.Close(context.Background()) })
+		buses[i] = b
+		got[i] = make(chan string, 64)
+	}
+	for i := range 2 {
+		ch := got[i]
+		s, err := buses[i].Subscribe(ctx, "ledger", "postings", crossbus.HandlerFunc(func(ctx context.Context, e *crossbus.Event) error {
+			ch <- e.ID()
+			return nil
+		}), crossbus.WithOrdering())
+		require.NoError(t, err)
+		subs[i] = s
+		if i == 0 {
+			// The first process receives an event, so it holds the pin.
+			e := crossbus.NewEvent("com.example.posting", "/ordering-test")
+			require.NoError(t, buses[0].Publish(ctx, "ledger", &e))
+			select {
+			case id := <-ch:
+				require.Equal(t, e.ID(), id)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the first process received nothing")
+			}
+		}
+	}
+	return buses, subs, got
+}
+
+// pinnedClient is the client id the ordered consumer is pinned to ("" when none).
+func pinnedClient(t *testing.T, b *crossbus.Bus) string {
+	t.Helper()
+	var js jetstream.JetStream
+	require.True(t, b.As(&js))
+	ctx := context.Background()
+	stream, err := js.StreamNameBySubject(ctx, "ledger")
+	require.NoError(t, err)
+	c, err := js.Consumer(ctx, stream, "postings")
+	require.NoError(t, err)
+	info, err := c.Info(ctx)
+	require.NoError(t, err)
+	for _, g := range info.PriorityGroups {
+		return g.PinnedClientID
+	}
+	return ""
+}
+
+// TestGracefulCloseHandsAnOrderedRouteOver closes the pinned process of an
+// ordered route gracefully: it releases the pin, so the other process
+// receives the next event at once instead of after PinnedTTL (30s).
+func TestGracefulCloseHandsAnOrderedRouteOver(t *testing.T) {
+	srv := startServer(t, "")
+	ctx := context.Background()
+	buses, subs, got := orderedPair(t, srv)
+	require.NotEmpty(t, pinnedClient(t, buses[1]))
+
+	require.NoError(t, subs[0].Close(ctx))
+	e := crossbus.NewEvent("com.example.posting", "/ordering-test")
+	start := time.Now()
+	require.NoError(t, buses[1].Publish(ctx, "ledger", &e))
+	select {
+	case id := <-got[1]:
+		assert.Equal(t, e.ID(), id)
+		t.Logf("the successor received the next event %v after the publish", time.Since(start))
+	case <-time.After(time.Second):
+		t.Fatalf("the successor received nothing within 1s of the pinned process's graceful close (pin still held; pinned client %q)", pinnedClient(t, buses[1]))
+	}
+}
+
+// TestStandbyCloseKeepsTheActivePin closes the process that is not pinned:
+// the active process keeps its pin (a standby must not release another
+// client's pin) and keeps receiving.
+func TestStandbyCloseKeepsTheActivePin(t *testing.T) {
+	srv := startServer(t, "")
+	ctx := context.Background()
+	buses, subs, got := orderedPair(t, srv)
+	before := pinnedClient(t, buses[0])
+	require.NotEmpty(t, before)
+
+	require.NoError(t, subs[1].Close(ctx))
+	assert.Equal(t, before, pinnedClient(t, buses[0]), "the active process's pin")
+	e := crossbus.NewEvent("com.example.posting", "/ordering-test")
+	require.NoError(t, buses[0].Publish(ctx, "ledger", &e))
+	select {
+	case id := <-got[0]:
+		assert.Equal(t, e.ID(), id)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the active process stopped receiving")
 	}
 }

@@ -38,7 +38,7 @@ func (p *Provider) Publish(ctx context.Context, topic string, events []*driver.E
 		end := min(start+publishWindow, len(events))
 		for i := start; i < end; i++ {
 			futures[i-start] = nil
-			msg, err := EncodeMsg(ti.subject, events[i])
+			msg, err := p.codec.Encode(ti.subject, events[i])
 			if err != nil {
 				fail(i, err)
 				continue

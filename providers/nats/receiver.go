@@ -27,6 +27,13 @@ const restartDelay = time.Second
 // drainWait bounds how long Close returns buffered messages to the server.
 const drainWait = 5 * time.Second
 
+// unpinWait bounds how long Close spends releasing an ordered consumer's pin.
+const unpinWait = 2 * time.Second
+
+// pinHeader carries, on every message of a pinned-client consumer, the id
+// of the client the server pinned.
+const pinHeader = "Nats-Pin-Id"
+
 // Subscribe opens a receiver on a subscription's durable consumer (created
 // when AutoCreate is on). A positive spec.AckDeadline becomes the consumer's
 // AckWait, so lease extension (InProgress) renews exactly that lease.
@@ -101,6 +108,9 @@ type receiver struct {
 	cons     jetstream.Consumer
 	pinned   bool
 	caps     driver.Capabilities
+
+	pin       string       // the pin id this client was last given; written by pump, read by Close after pumpDone
+	unsettled atomic.Int64 // deliveries made and not settled
 
 	ctx    context.Context // cancelled by Close: ends a consumer lookup
 	cancel context.CancelFunc
@@ -186,11 +196,16 @@ func (r *receiver) pump() {
 			}
 			continue
 		}
+		if r.pinned {
+			if id := msg.Headers().Get(pinHeader); id != "" && id != r.pin {
+				r.pin = id
+			}
+		}
 		d := r.newDelivery(msg)
 		select {
 		case r.ch <- d:
 		case <-r.closing:
-			_ = msg.Nak()
+			_ = d.Nack(context.Background(), 0)
 		}
 	}
 }
@@ -273,6 +288,13 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 // Close stops pulling and returns every buffered, unhandled message to the
 // server at once (Nak), so other consumers get them without waiting for the
 // ack wait. Deliveries already handed out stay valid for settling.
+//
+// On an ordered (pinned-client) consumer, a client that holds the pin and
+// has settled everything it was handed releases the pin (unpin), so another
+// client takes over at once instead of after Options.PinnedTTL. A client
+// with deliveries still unsettled (a handler that outlived the drain) keeps
+// it: the pin then expires after PinnedTTL, and the events come back after
+// their ack wait, as after a crash.
 func (r *receiver) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {
 		close(r.closing)
@@ -302,8 +324,43 @@ func (r *receiver) Close(ctx context.Context) error {
 			}
 			break
 		}
+		if r.pinned && r.pin != "" && r.unsettled.Load() == 0 && r.p.conn.IsConnected() && ctx.Err() == nil {
+			if err := r.unpin(ctx); err != nil {
+				r.p.opts.Logger.Warn("nats: could not release the ordered consumer's pin; another client takes over after the pinned TTL",
+					"subscription", r.spec.Name, "consumer", r.consumer, "stream", r.stream, "pinnedTTL", r.p.opts.PinnedTTL, "error", err)
+			}
+		}
 		r.p.receivers.Remove(r)
 	})
+	return nil
+}
+
+// unpin releases the consumer's pin if this client still holds it. A pin
+// another client holds (this one was a standby, or lost the pin while it
+// stalled) is left alone.
+func (r *receiver) unpin(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, unpinWait)
+	defer cancel()
+	info, err := r.cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("nats: read consumer %q of stream %q: %w", r.consumer, r.stream, err)
+	}
+	held := false
+	for _, g := range info.PriorityGroups {
+		if g.Group == priorityGroup && g.PinnedClientID == r.pin {
+			held = true
+		}
+	}
+	if !held {
+		return nil
+	}
+	s, err := r.p.js.Stream(ctx, r.stream)
+	if err != nil {
+		return fmt.Errorf("nats: stream %q: %w", r.stream, err)
+	}
+	if err := s.UnpinConsumer(ctx, r.consumer, priorityGroup); err != nil {
+		return fmt.Errorf("nats: unpin consumer %q of stream %q: %w", r.consumer, r.stream, err)
+	}
 	return nil
 }
 
@@ -325,13 +382,14 @@ type delivery struct {
 // data, the headers in the rawheaders extension with repeated values joined
 // by ", "), and the portable layer dead-letters it.
 func (r *receiver) newDelivery(msg jetstream.Msg) *delivery {
+	r.unsettled.Add(1)
 	d := &delivery{r: r, msg: msg, attempt: 1}
 	d.ev.Context = &d.ctx
 	md, _ := msg.Metadata()
 	if md != nil && md.NumDelivered > 0 {
 		d.attempt = int(min(md.NumDelivered, 1<<31-1))
 	}
-	if err := DecodeMsg(msg.Headers(), msg.Data(), &d.ev); err != nil {
+	if err := r.p.codec.Decode(msg.Headers(), msg.Data(), &d.ev); err != nil {
 		d.decodeErr = err
 		var id string
 		if md != nil {
@@ -350,6 +408,15 @@ func (r *receiver) newDelivery(msg jetstream.Msg) *delivery {
 	return d
 }
 
+// settle marks the delivery settled; false if it already was.
+func (d *delivery) settle() bool {
+	if !d.settled.CompareAndSwap(false, true) {
+		return false
+	}
+	d.r.unsettled.Add(-1)
+	return true
+}
+
 // DecodeError says why the message is not a CloudEvent (nil when it is one).
 func (d *delivery) DecodeError() error { return d.decodeErr }
 
@@ -361,7 +428,7 @@ func (d *delivery) Attempt() int { return d.attempt }
 
 // Ack acknowledges the message.
 func (d *delivery) Ack(context.Context) error {
-	if !d.settled.CompareAndSwap(false, true) {
+	if !d.settle() {
 		return errSettled
 	}
 	if err := d.msg.Ack(); err != nil {
@@ -372,7 +439,7 @@ func (d *delivery) Ack(context.Context) error {
 
 // Nack returns the message for redelivery after delay (NakWithDelay).
 func (d *delivery) Nack(_ context.Context, delay time.Duration) error {
-	if !d.settled.CompareAndSwap(false, true) {
+	if !d.settle() {
 		return errSettled
 	}
 	var err error
@@ -402,7 +469,7 @@ func (d *delivery) DeadLetter(ctx context.Context, info driver.DeadLetterInfo) e
 	if err != nil {
 		return err
 	}
-	if !d.settled.CompareAndSwap(false, true) {
+	if !d.settle() {
 		return errSettled
 	}
 	if err := d.msg.Ack(); err != nil {

@@ -36,6 +36,16 @@ func TestOptionsFromURL(t *testing.T) {
 	assert.Equal(t, time.Minute, o.PinnedTTL)
 	assert.Equal(t, 1000, o.MaxEventBytes)
 	assert.Len(t, o.ConnOptions, 1)
+	assert.Equal(t, nats.HeaderValuesVerbatim, o.HeaderValues, "verbatim header values by default")
+
+	u, _ = url.Parse("nats://a:4222?headervalues=percent")
+	o, err = nats.OptionsFromURL(u)
+	require.NoError(t, err)
+	assert.Equal(t, nats.HeaderValuesPercent, o.HeaderValues)
+	assert.Equal(t, "percent", o.HeaderValues.String())
+	u, _ = url.Parse("nats://a:4222?headervalues=quoted")
+	_, err = nats.OptionsFromURL(u)
+	require.ErrorIs(t, err, crossbus.ErrInvalidURL)
 
 	u, _ = url.Parse("nats+embedded:///var/lib/app/bus?listen=127.0.0.1:4222&sync=always")
 	o, err = nats.OptionsFromURL(u)
@@ -57,6 +67,7 @@ func TestBadOptionsNameTheField(t *testing.T) {
 		{nats.Options{Servers: "nats://x", SubjectPrefix: "a.*."}, "SubjectPrefix"},
 		{nats.Options{Servers: "nats://x", EmbeddedListen: ":4222"}, "EmbeddedListen needs EmbeddedDir"},
 		{nats.Options{EmbeddedDir: "relative/dir"}, "absolute"},
+		{nats.Options{Servers: "nats://x", HeaderValues: 7}, "HeaderValues"},
 	} {
 		_, err := nats.New(ctx, tc.o)
 		require.Error(t, err)

@@ -470,3 +470,65 @@ func testNamesItselfAndReachesItsClient(t *testing.T, e *env) {
 	v := reflect.ValueOf(target).Elem()
 	assert.False(t, v.IsZero(), "As set %T to the native client", target)
 }
+
+// testEventsOutliveTheirDelivery: a handler may keep its event after it
+// returned (a recorder, a goroutine it hands the event to), and the engine
+// reads an event after settling it (dead-letter logging). A provider must
+// not reuse a delivered event, its context or its data once the delivery
+// settles: every kept event still reads as published after many more
+// deliveries, acked and dead-lettered alike (run with -race to also catch a
+// reuse the values do not show).
+func testEventsOutliveTheirDelivery(t *testing.T, e *env) {
+	b := e.bus()
+	topic := e.topic()
+	sub := e.subscription(topic, SubscriptionOptions{MaxAttempts: 1})
+	dl := e.deadLetters(b, topic, sub)
+	var mu sync.Mutex
+	var kept []*crossbus.Event
+	ids := map[string]bool{}
+	subscribe(t, e, b, topic, sub, crossbus.HandlerFunc(func(ctx context.Context, ev *crossbus.Event) error {
+		mu.Lock()
+		kept = append(kept, ev)
+		ids[ev.ID()] = true
+		mu.Unlock()
+		if crossbus.ExtensionString(ev, "verdict") == "fail" {
+			return crossbus.Permanent(errors.New("refused"))
+		}
+		return nil
+	}), append(dl.opts, crossbus.WithConcurrency(4), crossbus.WithRetry(fastRetry(1)))...)
+
+	const n = 60
+	want := map[string]string{}
+	for i := range n {
+		ev := crossbus.NewEvent("com.example.kept", "/providertest")
+		ev.SetID(fmt.Sprintf("kept-%s-%d", e.name("ev"), i))
+		ev.SetSubject(fmt.Sprintf("s-%d", i))
+		verdict := "ok"
+		if i%10 == 9 {
+			verdict = "fail"
+		}
+		ev.SetExtension("verdict", verdict)
+		ev.SetDataContentType("application/json")
+		ev.DataEncoded = []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, strings.Repeat("x", i)))
+		want[ev.ID()] = ev.Subject() + "|" + verdict + "|" + string(ev.DataEncoded)
+		require.NoError(t, b.Publish(e.ctx, topic, &ev))
+	}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ids) >= n
+	}, e.f.Timeout, 10*time.Millisecond, "every event handled")
+	dl.read(b, n/10)
+
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[string]bool{}
+	for _, ev := range kept {
+		w, ok := want[ev.ID()]
+		require.True(t, ok, "a kept event reads as an unknown id %q: its delivery was reused", ev.ID())
+		got := ev.Subject() + "|" + crossbus.ExtensionString(ev, "verdict") + "|" + string(ev.Data())
+		assert.Equal(t, w, got, "kept event %s still reads as published", ev.ID())
+		seen[ev.ID()] = true
+	}
+	assert.Len(t, seen, n, "every event kept once at least")
+}

@@ -26,7 +26,8 @@ type Harness interface {
 	// CreateTopic creates a topic.
 	CreateTopic(ctx context.Context, topic string) error
 	// CreateSubscription creates a subscription that receives every event
-	// published to topic from now on.
+	// published to topic from now on (every event opts.FilterPattern
+	// matches, when the harness installs native filters).
 	CreateSubscription(ctx context.Context, topic, subscription string, opts SubscriptionOptions) error
 	// Features declares what the suite may expect of this provider.
 	Features() Features
@@ -39,6 +40,13 @@ type SubscriptionOptions struct {
 	// MaxAttempts is the retry policy the suite will use, for providers
 	// whose native dead-letter policy counts deliveries.
 	MaxAttempts int
+	// FilterPattern is the event pattern (canonical JSON, as
+	// driver.SubscriptionSpec.FilterPattern carries it) that the suite's
+	// routes on the subscription will filter with, or "". A harness that
+	// declares Features.NativeFilters installs its native translation (a
+	// Pub/Sub subscription filter, a Service Bus rule, an EventBridge rule
+	// pattern), as crossbus's provisioning does; others ignore it.
+	FilterPattern string
 }
 
 // Features declare the provider's behaviour where the contract allows a
@@ -58,6 +66,21 @@ type Features struct {
 	MaxEventBytes int
 	// LoadEvents is how many events the no-loss test sends (default 10,000).
 	LoadEvents int
+	// NativeFilters: CreateSubscription installs
+	// SubscriptionOptions.FilterPattern as the subscription's native
+	// filter, so the service never delivers an event the pattern does not
+	// match (the suite's pattern translates exactly on every service that
+	// filters). Without it the suite only checks that routes filter
+	// locally.
+	NativeFilters bool
+	// GlobalSubscriptionNames: a subscription's name is unique in the
+	// provider's project or account, not within its topic (a Pub/Sub
+	// subscription, an SQS queue), so one name cannot be subscribed to
+	// two topics and keep them apart. The guarantee
+	// OneSubscriptionNameOnTwoTopicsKeepsThemApart is skipped. The zero
+	// value is the stricter contract: a subscription is named within its
+	// topic.
+	GlobalSubscriptionNames bool
 }
 
 func (f Features) withDefaults(caps driver.Capabilities) Features {

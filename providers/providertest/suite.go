@@ -21,13 +21,46 @@ import (
 // Run runs every conformance test against the provider that mk's harnesses
 // reach. Each guarantee is one subtest, named for what it proves.
 func Run(t *testing.T, mk func(t *testing.T) Harness) {
-	tests := []struct {
+	for _, tc := range guarantees() {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newEnv(t, mk))
+		})
+	}
+}
+
+// RunGuarantees runs the named conformance tests only (the subtest names of
+// Run), for providers that keep some guarantees under conditions where
+// others cannot hold — a fault-injecting wrapper proves that these survive
+// its faults. An unknown name fails the test.
+func RunGuarantees(t *testing.T, mk func(t *testing.T) Harness, names ...string) {
+	byName := map[string]func(t *testing.T, e *env){}
+	for _, tc := range guarantees() {
+		byName[tc.name] = tc.fn
+	}
+	for _, name := range names {
+		fn, ok := byName[name]
+		if !ok {
+			t.Errorf("providertest: no guarantee named %q", name)
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			fn(t, newEnv(t, mk))
+		})
+	}
+}
+
+func guarantees() []struct {
+	name string
+	fn   func(t *testing.T, e *env)
+} {
+	return []struct {
 		name string
 		fn   func(t *testing.T, e *env)
 	}{
 		{"AllAttributesExtensionsAndBinaryDataRoundTrip", testRoundTrip},
 		{"BatchPublishReportsPerEventFailures", testBatchPerEventFailures},
 		{"FanOutToTwoSubscriptions", testFanOut},
+		{"OneSubscriptionNameOnTwoTopicsKeepsThemApart", testSubscriptionNamePerTopic},
 		{"CompetingConsumersHandleEachEventOnce", testCompetingConsumers},
 		{"NackRedeliversWithRisingAttempts", testNackRedelivery},
 		{"DelayedRedeliveryNotEarlierThanAsked", testDelayedRedelivery},
@@ -52,11 +85,8 @@ func Run(t *testing.T, mk func(t *testing.T) Harness) {
 		{"NamesAndExtensionValuesFollowThePortableRules", testPortableRules},
 		{"NamesItsSystemAndReachesItsNativeClient", testNamesItselfAndReachesItsClient},
 		{"DeadLettersListGroupRedrivePurge", testDeadLetterOps},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newEnv(t, mk))
-		})
+		{"EventsOutliveTheirDelivery", testEventsOutliveTheirDelivery},
+		{"FilteredSubscriptionNeverReceivesANonMatchingEvent", testFilteredSubscription},
 	}
 }
 
@@ -187,6 +217,61 @@ func testFanOut(t *testing.T, e *env) {
 	defer c1.mu.Unlock()
 	for id, n := range c1.count {
 		assert.Equal(t, 1, n, "event %s handled %d times by the healthy subscriber", id, n)
+	}
+}
+
+// testSubscriptionNamePerTopic subscribes one subscription name to two
+// topics at once (a service's "audit" subscription on every topic it
+// audits): a subscription is named within its topic, so each receives
+// all of its own topic's events and none of the other's, and the second
+// one starting does not disturb the first. Providers whose subscription
+// names are global (Features.GlobalSubscriptionNames) are exempt.
+func testSubscriptionNamePerTopic(t *testing.T, e *env) {
+	if e.f.GlobalSubscriptionNames {
+		t.Skip("subscription names are unique in the project or account on this provider, not within a topic (Features.GlobalSubscriptionNames)")
+	}
+	b := e.bus()
+	topics := [2]string{e.topic(), e.topic()}
+	sub := e.name("sub")
+	var cs [2]*collector
+	for i, topic := range topics {
+		require.NoError(t, e.h.CreateSubscription(e.ctx, topic, sub, SubscriptionOptions{}), "CreateSubscription %q on topic %q", sub, topic)
+		cs[i] = newCollector()
+		subscribe(t, e, b, topic, sub, cs[i].handler(nil))
+	}
+	var want [2]map[string]bool
+	for round := range 3 {
+		for i, topic := range topics {
+			if want[i] == nil {
+				want[i] = map[string]bool{}
+			}
+			evs := events(5)
+			for _, ev := range evs {
+				ev.SetSubject(fmt.Sprintf("topic %d round %d", i, round))
+				want[i][ev.ID()] = true
+			}
+			require.NoError(t, b.Publish(e.ctx, topic, evs...), "publish to topic %d", i)
+		}
+	}
+	for i := range topics {
+		cs[i].waitFor(t, e.f.Timeout, fmt.Sprintf("15 events of topic %d on its subscription", i), func() bool {
+			cs[i].mu.Lock()
+			defer cs[i].mu.Unlock()
+			n := 0
+			for id := range cs[i].count {
+				if want[i][id] {
+					n++
+				}
+			}
+			return n == len(want[i])
+		})
+	}
+	for i := range topics {
+		cs[i].mu.Lock()
+		for _, ev := range cs[i].events {
+			assert.True(t, want[i][ev.ID()], "the subscription on topic %d received %q (%s), an event of the other topic", i, ev.ID(), ev.Subject())
+		}
+		cs[i].mu.Unlock()
 	}
 }
 

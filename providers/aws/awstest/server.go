@@ -32,7 +32,12 @@
 //     Publish and PublishBatch with fan-out to the
 //     subscribed queues: raw delivery copies the message and its attributes,
 //     otherwise the queue receives the SNS JSON notification envelope. FIFO
-//     topics pass the message group and deduplication ids on.
+//     topics pass the message group and deduplication ids on. Subscription
+//     filter policies (FilterPolicy, with FilterPolicyScope MessageAttributes
+//     or MessageBody) decide which subscriptions get a message: exact,
+//     prefix, suffix, equals-ignore-case, anything-but, numeric, exists and
+//     cidr matching, nested keys (body scope) and "$or", with SNS's limits
+//     of 5 keys and 150 value combinations.
 //   - EventBridge: CreateEventBus, DescribeEventBus, DeleteEventBus,
 //     PutEvents, PutRule with an event pattern, DescribeRule, DeleteRule,
 //     PutTargets (SQS queues), RemoveTargets, ListTargetsByRule. Events are
@@ -50,7 +55,9 @@
 // visible message (real SQS samples servers and may reorder); a redriven
 // message starts over with no receives in its dead-letter queue;
 // ReceiveRequestAttemptId, KMS and FIFO high-throughput mode are not
-// emulated; SNS filter policies, SNS message signatures and
+// emulated; filter policies take effect at once (SNS may take up to 15
+// minutes), and "$or" alternatives count towards the 5-key limit by the
+// largest of them; SNS message signatures and
 // HTTP/Lambda/email endpoints are not emulated; EventBridge input
 // transformers, archives, schedules and non-SQS targets are not emulated
 // (InputPath supports simple paths such as "$.detail"); IAM is reduced to

@@ -2,6 +2,7 @@ package awstest
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"sort"
@@ -22,6 +23,7 @@ type topic struct {
 type subscription struct {
 	arn, topicARN, protocol, endpoint string
 	attrs                             map[string]string
+	filter                            *snsPolicy // compiled FilterPolicy, nil without one
 }
 
 func (sub *subscription) raw() bool { return sub.attrs["RawMessageDelivery"] == "true" }
@@ -138,7 +140,13 @@ func (s *Server) snsAction(action string, f form) (*xmlWriter, *apiError) {
 		if aerr := checkSubAttr(name, v); aerr != nil {
 			return nil, aerr
 		}
-		sub.attrs[name] = v
+		next := maps.Clone(sub.attrs)
+		next[name] = v
+		filter, aerr := compileFilter(next)
+		if aerr != nil {
+			return nil, aerr
+		}
+		sub.attrs[name], sub.filter = v, filter
 	case "GetSubscriptionAttributes":
 		sub := s.subs[f.get("SubscriptionArn")]
 		if sub == nil {
@@ -324,13 +332,17 @@ func (s *Server) subscribe(f form) (*subscription, *apiError) {
 			return nil, aerr
 		}
 	}
+	filter, aerr := compileFilter(attrs)
+	if aerr != nil {
+		return nil, aerr
+	}
 	for _, sub := range t.subs {
 		if sub.protocol == proto && sub.endpoint == endpoint {
 			return sub, nil
 		}
 	}
 	sub := &subscription{arn: fmt.Sprintf("%s:%08x-0000-4000-8000-%012d", t.arn, s.nextID(), s.nextID()), topicARN: t.arn,
-		protocol: proto, endpoint: endpoint, attrs: attrs}
+		protocol: proto, endpoint: endpoint, attrs: attrs, filter: filter}
 	t.subs = append(t.subs, sub)
 	s.subs[sub.arn] = sub
 	return sub, nil

@@ -63,7 +63,9 @@ func (s *Server) publish(t *topic, p *snsPublish) (id, seq string) {
 		t.dedup[p.dedupID] = dedupRecord{at: now, messageID: id, seq: seq}
 	}
 	for _, sub := range t.subs {
-		s.deliverSNS(t, sub, p, id, seq, now)
+		if sub.filterAccepts(p) {
+			s.deliverSNS(t, sub, p, id, seq, now)
+		}
 	}
 	return id, seq
 }

@@ -21,13 +21,19 @@
 //     request's message-id as correlation-id and an int status-code. SAS
 //     tokens are verified against the key in ConnectionString (401 when the
 //     signature, key name or expiry is wrong); JWTs are accepted unverified.
-//   - Entities: queues, topics with subscriptions (every subscription gets
-//     every message), entity paths "q", "t/Subscriptions/s" and their
-//     "/$DeadLetterQueue" sub-queues; names are case-insensitive; sending to
-//     or receiving from a missing entity fails the attach with amqp:not-found.
-//     Deleting an entity (DeleteQueue, DeleteTopic, DeleteSubscription)
+//   - Entities: queues, topics with subscriptions, entity paths "q",
+//     "t/Subscriptions/s" and their "/$DeadLetterQueue" sub-queues; names
+//     are case-insensitive; sending to or receiving from a missing entity
+//     fails the attach with amqp:not-found. Deleting an entity (DeleteQueue, DeleteTopic, DeleteSubscription)
 //     detaches the receive links attached to it with amqp:not-found, and
 //     sends and settlements on it fail with amqp:not-found from then on.
+//   - Subscription rules: a topic message is copied into each subscription
+//     that has a rule whose SQL filter selects it (EntityOptions.Filter for
+//     the rule a subscription is created with, AddRule, DeleteRule, Rules).
+//     Filters are Service Bus's SQL filter language (see SQLFilter):
+//     comparisons, [NOT] IN, [NOT] LIKE with ESCAPE, IS [NOT] NULL, EXISTS,
+//     AND, OR, NOT with three-valued logic for missing user properties,
+//     arithmetic, user and sys properties, case-insensitive property names.
 //   - Sending: single messages and batches (message-format 0x80013700, one
 //     data section per encoded message; a batch is accepted or rejected as a
 //     whole), max-message-size on the link (default 256 KiB) with
@@ -67,12 +73,21 @@
 //     the link detaches or the session lock (LockDuration, renewable)
 //     expires; its unsettled messages then count a failed delivery and
 //     return, in sequence order. Locked sessions receive in sequence order.
+//   - Management: the ATOM (XML over HTTPS) API the SDK's admin.Client
+//     speaks, for creating, reading and deleting queues, topics,
+//     subscriptions (with their default rule) and rules, on a TLS listener
+//     of its own; HTTPClient returns the client to hand to admin.Client.
+//     Requests must carry a SAS token signed with the namespace key (or a
+//     bearer token, accepted unverified).
 //
 // # Where it differs from Service Bus
 //
-//   - Nothing is durable; entities are created and deleted only through
-//     this package's Go API (no ATOM management API, so the SDK's admin client does not
-//     work), and subscriptions have no rules or filters.
+//   - Nothing is durable. The management API creates, reads and deletes
+//     entities but does not update them, and reports only their main
+//     settings (no runtime counts; see Counts). Rule actions, correlation
+//     filters, filter parameters and the newid() and property() functions
+//     are not emulated; comparing values of unrelated types is unknown
+//     rather than a filter evaluation error.
 //   - Time to live is stored and returned but messages never expire;
 //     auto-forwarding, transactions, partitioned entities, message
 //     enrichment beyond the annotations above and the transfer dead-letter

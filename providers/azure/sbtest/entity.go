@@ -228,7 +228,7 @@ func (t *topic) send(ms []*amqp.Message, now time.Time) *amqpError {
 func (t *topic) fanOutLocked(seq int64, m *amqp.Message, now time.Time) {
 	_, hasSession := sessionID(m)
 	for _, st := range t.subs {
-		if st.opts.RequiresSession && !hasSession {
+		if st.opts.RequiresSession && !hasSession || !selects(st.rules, m) {
 			continue
 		}
 		st.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,10 @@ type EntityOptions struct {
 	// DuplicateDetectionWindow, when positive, drops a message whose
 	// MessageID was already accepted within the window. Queues and topics.
 	DuplicateDetectionWindow time.Duration
+	// Filter is the SQL filter expression of the rule a subscription is
+	// created with (DefaultRuleName); "" selects every message
+	// (TrueFilter). Subscriptions; see SQLFilter and AddRule.
+	Filter string
 }
 
 func (o EntityOptions) withDefaults() EntityOptions {
@@ -71,8 +76,9 @@ func (o EntityOptions) withDefaults() EntityOptions {
 // Server is a Service Bus-compatible AMQP 1.0 broker for tests. See the
 // package documentation for what it emulates. It is safe for concurrent use.
 type Server struct {
-	opts Options
-	ln   net.Listener
+	opts  Options
+	ln    net.Listener
+	admin *httptest.Server // the management API (see HTTPClient)
 
 	mu     sync.Mutex
 	queues map[string]*store // queues by lower-case name
@@ -107,6 +113,7 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, ln: ln, queues: map[string]*store{}, topics: map[string]*topic{},
 		conns: map[*conn]struct{}{}, done: make(chan struct{})}
+	s.startAdmin()
 	s.wg.Add(2)
 	go s.accept()
 	go s.clock()
@@ -138,6 +145,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	close(s.done)
 	err := s.ln.Close()
+	s.admin.Close()
 	for _, c := range conns {
 		c.shutdown()
 	}
@@ -207,10 +215,16 @@ func (s *Server) CreateTopic(name string, o EntityOptions) error {
 	return nil
 }
 
-// CreateSubscription creates a subscription of a topic. It receives every
-// message sent to the topic from now on (Service Bus's default rule).
+// CreateSubscription creates a subscription of a topic. It receives the
+// messages sent to the topic from now on that o.Filter selects (every
+// message without one: Service Bus's default rule). An invalid filter fails
+// with an error wrapping ErrInvalidFilter.
 func (s *Server) CreateSubscription(topicName, name string, o EntityOptions) error {
 	if err := checkName(name); err != nil {
+		return err
+	}
+	rule, err := compileRule(Rule{Name: DefaultRuleName, Filter: o.Filter})
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -228,6 +242,7 @@ func (s *Server) CreateSubscription(topicName, name string, o EntityOptions) err
 	o = o.withDefaults()
 	o.DuplicateDetectionWindow = 0
 	st := newStore(s, t.name+"/Subscriptions/"+name, o)
+	st.rules = []compiledRule{rule}
 	next := make(map[string]*store, len(t.subs)+1)
 	for k, v := range t.subs {
 		next[k] = v

@@ -32,6 +32,9 @@ type store struct {
 	rr       int
 	waiters  []*acceptWait // links waiting for the next available session
 	deleted  bool          // the entity was deleted (see Server.DeleteQueue)
+
+	// rules of a subscription, guarded by its topic's lock (not mu).
+	rules []compiledRule
 }
 
 func newStore(srv *Server, name string, o EntityOptions) *store {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/benchcpu"
 	"github.com/crossbus/crossbus/providers/azure/sbtest"
 	"github.com/crossbus/crossbus/providers/azure/servicebus"
 )
@@ -59,10 +60,12 @@ func BenchmarkServiceBus(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := benchcpu.Start()
 		for i := 0; i < len(events); i += benchBatch {
 			require.NoError(b, bus.Publish(ctx, topic, events[i:min(i+benchBatch, len(events))]...))
 		}
 		waitBench(b, done, &handled)
+		cpu.Report(b, b.N)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
 
@@ -111,6 +114,7 @@ func BenchmarkServiceBus(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := benchcpu.Start()
 		for i := 0; i < len(msgs); i += benchBatch {
 			batch, err := sender.NewMessageBatch(ctx, nil)
 			require.NoError(b, err)
@@ -120,6 +124,7 @@ func BenchmarkServiceBus(b *testing.B) {
 			require.NoError(b, sender.SendMessageBatch(ctx, batch, nil))
 		}
 		waitBench(b, done, &handled)
+		cpu.Report(b, b.N)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		b.StopTimer()
 		cancel()

@@ -5,9 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus/admin"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/providers/azure/sbtest"
 	"github.com/crossbus/crossbus/providers/azure/servicebus"
@@ -26,6 +29,9 @@ const lockDuration = 5 * time.Second
 type harness struct {
 	srv    *sbtest.Server
 	client *azservicebus.Client
+	// autoCreate leaves subscriptions to the provider (Options.AutoCreate),
+	// which creates them when a route subscribes, with the route's filter.
+	autoCreate bool
 }
 
 var (
@@ -41,7 +47,16 @@ func newHarness(t *testing.T, srv *sbtest.Server) *harness {
 }
 
 func (h *harness) NewProvider(ctx context.Context) (driver.Provider, error) {
-	return servicebus.New(ctx, servicebus.Options{ConnectionString: h.srv.ConnectionString(), LockDuration: lockDuration})
+	o := servicebus.Options{ConnectionString: h.srv.ConnectionString(), LockDuration: lockDuration}
+	if h.autoCreate {
+		ac, err := admin.NewClientFromConnectionString(h.srv.ConnectionString(),
+			&admin.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: h.srv.HTTPClient()}})
+		if err != nil {
+			return nil, err
+		}
+		o.AutoCreate, o.Admin = true, ac
+	}
+	return servicebus.New(ctx, o)
 }
 
 func (h *harness) CreateTopic(_ context.Context, topic string) error {
@@ -49,10 +64,25 @@ func (h *harness) CreateTopic(_ context.Context, topic string) error {
 }
 
 func (h *harness) CreateSubscription(_ context.Context, topic, sub string, o providertest.SubscriptionOptions) error {
+	if h.autoCreate {
+		return nil // the route's Subscribe creates it
+	}
+	var filter string
+	if o.FilterPattern != "" {
+		// The route's pattern becomes the subscription's rule.
+		f, err := crossbus.CompilePattern(o.FilterPattern)
+		if err != nil {
+			return err
+		}
+		if filter, _, err = servicebus.SQLFilter(f); err != nil {
+			return err
+		}
+	}
 	return h.srv.CreateSubscription(topic, sub, sbtest.EntityOptions{
 		LockDuration:     lockDuration,
 		MaxDeliveryCount: max(o.MaxAttempts, 10) + 5, // the portable policy decides, not the broker
 		RequiresSession:  o.Ordered,
+		Filter:           filter,
 	})
 }
 
@@ -79,7 +109,7 @@ func (h *harness) PublishRaw(ctx context.Context, topic string, payload []byte) 
 func (h *harness) AsTarget() any { return new(*azservicebus.Client) }
 
 func (h *harness) Features() providertest.Features {
-	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 20 * time.Second}
+	return providertest.Features{UnknownTopicFails: true, AckDeadline: 2 * time.Second, Timeout: 20 * time.Second, NativeFilters: true}
 }
 
 func newServer(t testing.TB) *sbtest.Server {
@@ -93,4 +123,18 @@ func newServer(t testing.TB) *sbtest.Server {
 func TestConformance(t *testing.T) {
 	srv := newServer(t)
 	providertest.Run(t, func(t *testing.T) providertest.Harness { return newHarness(t, srv) })
+}
+
+// TestConformanceAutoCreate runs the guarantees that need no events
+// published before the route subscribes with subscriptions the provider
+// creates itself (Options.AutoCreate): with the route's filter as their
+// rule, and with sessions for ordered routes.
+func TestConformanceAutoCreate(t *testing.T) {
+	srv := newServer(t)
+	providertest.RunGuarantees(t, func(t *testing.T) providertest.Harness {
+		h := newHarness(t, srv)
+		h.autoCreate = true
+		return h
+	}, "FilteredSubscriptionNeverReceivesANonMatchingEvent", "AllAttributesExtensionsAndBinaryDataRoundTrip",
+		"FanOutToTwoSubscriptions", "OrderedPerKeyWithConcurrentWorkers")
 }

@@ -18,7 +18,8 @@
 // choices as Options (ConnectionString, Namespace with Credential, or an
 // existing *azservicebus.Client). URL parameters: queue (repeatable or
 // comma-separated), credential, lockduration, maxmessagebytes,
-// maxredeliverydelay, sessions, sessionidle, propertyprefix (see Options).
+// maxredeliverydelay, sessions, sessionidle, propertyprefix, autocreate
+// (see Options).
 //
 // # Entities
 //
@@ -26,9 +27,25 @@
 // Subscribe(topic, name) receives from the subscription name of topic, or,
 // when topic is listed in Options.Queues (URL: queue=NAME), from that queue:
 // the name then only labels the route, and every consumer of the queue
-// competes for its messages. Entities are not created by the provider; a
-// missing one fails Publish with driver.ErrTopicNotFound and Subscribe with
+// competes for its messages. Entities are not created by the provider
+// unless Options.AutoCreate (URL: autocreate=true) is set; a missing one
+// fails Publish with driver.ErrTopicNotFound and Subscribe with
 // driver.ErrSubscriptionNotFound (ErrTopicNotFound for a queue).
+//
+// # Filter push-down
+//
+// SQLFilter translates a route's event pattern into a Service Bus SQL rule
+// over the cloudEvents_ application properties: exact values and IN,
+// prefixes, suffixes and wildcards as LIKE, exists as EXISTS, anything-but
+// as NOT IN and NOT LIKE, and "$or". Conditions on data, on numbers, and
+// equals-ignore-case stay local: the rule is then a superset. With
+// AutoCreate, a subscription the provider creates for a route gets the
+// translation as its default rule, so Service Bus never delivers the
+// events the route would skip; the receiver reads the subscription's rules
+// and, when the only one is the route's exact translation, reports it
+// (driver.NativeFiltering) and the route does not match deliveries again.
+// Without AutoCreate, give subscriptions their rule in your infrastructure
+// code (SQLFilter prints it); routes always match locally then.
 //
 // # On the wire
 //

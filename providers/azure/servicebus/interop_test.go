@@ -1,6 +1,7 @@
 package servicebus_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -167,4 +168,52 @@ func TestInteropColonPrefixOptionWritesTheOtherBindingForm(t *testing.T) {
 
 	_, err = servicebus.New(e.ctx, servicebus.Options{ConnectionString: e.srv.ConnectionString(), PropertyPrefix: "ce-"})
 	require.ErrorIs(t, err, crossbus.ErrInvalidOption)
+}
+
+// The propertyprefix URL parameter selects the prefix a bus opened by URL
+// writes; whatever it writes, both prefixes are read.
+func TestPropertyPrefixURLParameter(t *testing.T) {
+	srv, err := sbtest.NewServer(sbtest.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	require.NoError(t, srv.CreateQueue("jobs", sbtest.EntityOptions{LockDuration: lockDuration}))
+	t.Setenv(servicebus.EnvConnectionString, srv.ConnectionString())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct{ param, want, other string }{
+		{"", "cloudEvents_", "cloudEvents:"},
+		{"&propertyprefix=cloudEvents_", "cloudEvents_", "cloudEvents:"},
+		{"&propertyprefix=cloudEvents:", "cloudEvents:", "cloudEvents_"},
+		{"&propertyprefix=cloudEvents%3A", "cloudEvents:", "cloudEvents_"},
+	} {
+		t.Run(tc.want+tc.param, func(t *testing.T) {
+			bus, err := crossbus.Open(ctx, "azuresb://"+srv.Addr()+"?queue=jobs"+tc.param)
+			require.NoError(t, err)
+			defer bus.Close(ctx)
+			ev := crossbus.NewEvent("com.example.job", "/jobs")
+			ev.SetExtension("tenant", "acme")
+			require.NoError(t, bus.Publish(ctx, "jobs", &ev))
+			var client *azservicebus.Client
+			require.True(t, bus.As(&client))
+			r, err := client.NewReceiverForQueue("jobs", &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+			require.NoError(t, err)
+			defer r.Close(ctx)
+			msgs, err := r.ReceiveMessages(ctx, 1, nil)
+			require.NoError(t, err)
+			require.Len(t, msgs, 1)
+			p := msgs[0].ApplicationProperties
+			assert.Equal(t, ev.ID(), p[tc.want+"id"])
+			assert.Equal(t, "acme", p[tc.want+"tenant"])
+			for k := range p {
+				assert.NotContains(t, k, tc.other, "one message uses one prefix")
+			}
+			got, err := servicebus.EventFromMessage(msgs[0], "jobs")
+			require.NoError(t, err)
+			assert.Equal(t, ev.ID(), got.ID())
+			assert.Equal(t, "acme", crossbus.ExtensionString(got, "tenant"))
+		})
+	}
+	_, err = crossbus.Open(ctx, "azuresb://"+srv.Addr()+"?queue=jobs&propertyprefix=ce-")
+	require.ErrorIs(t, err, crossbus.ErrInvalidOption)
+	assert.ErrorContains(t, err, "PropertyPrefix")
 }

@@ -106,13 +106,25 @@ func (h *liveHarness) CreateTopic(ctx context.Context, topic string) error {
 
 func (h *liveHarness) CreateSubscription(ctx context.Context, topic, sub string, o providertest.SubscriptionOptions) error {
 	lock, maxDelivery := "PT5S", int32(max(o.MaxAttempts, 10)+5)
-	_, err := h.admin.CreateSubscription(ctx, topic, sub, &admin.CreateSubscriptionOptions{Properties: &admin.SubscriptionProperties{
-		LockDuration: &lock, MaxDeliveryCount: &maxDelivery, RequiresSession: &o.Ordered}})
+	props := &admin.SubscriptionProperties{LockDuration: &lock, MaxDeliveryCount: &maxDelivery, RequiresSession: &o.Ordered}
+	if o.FilterPattern != "" {
+		f, err := crossbus.CompilePattern(o.FilterPattern)
+		if err != nil {
+			return err
+		}
+		sql, _, err := servicebus.SQLFilter(f)
+		if err != nil {
+			return err
+		}
+		props.DefaultRule = &admin.RuleProperties{Name: servicebus.DefaultRuleName, Filter: &admin.SQLFilter{Expression: sql}}
+	}
+	_, err := h.admin.CreateSubscription(ctx, topic, sub, &admin.CreateSubscriptionOptions{Properties: props})
 	return err
 }
 
 func (h *liveHarness) Features() providertest.Features {
-	return providertest.Features{UnknownTopicFails: true, AckDeadline: 5 * time.Second, Timeout: time.Minute, LoadEvents: 1000}
+	return providertest.Features{UnknownTopicFails: true, AckDeadline: 5 * time.Second, Timeout: time.Minute, LoadEvents: 1000,
+		NativeFilters: true}
 }
 
 func (h *liveHarness) cleanup() {

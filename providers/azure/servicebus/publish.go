@@ -183,10 +183,13 @@ func (p *Provider) sendError(entity string, s *azservicebus.Sender, err error) e
 		return fmt.Errorf("servicebus: %w: %q: %v", driver.ErrTopicNotFound, entity, err)
 	case isCondition(err, amqp.ErrCondMessageSizeExceeded):
 		return fmt.Errorf("servicebus: %w: %v", driver.ErrTooLarge, err)
-	case isCondition(err, amqp.ErrCondNotAllowed), isCondition(err, amqp.ErrCondUnauthorizedAccess):
+	case isUnauthorized(err):
+		p.dropSender(entity, s)
+		return fmt.Errorf("servicebus: send to %q: %w: %w", entity, driver.ErrUnauthorized, err)
+	case isCondition(err, amqp.ErrCondNotAllowed):
 		p.dropSender(entity, s)
 	}
-	return fmt.Errorf("servicebus: send to %q: %w", entity, err)
+	return p.probe.explain(fmt.Errorf("servicebus: send to %q: %w", entity, err))
 }
 
 // Schedule publishes events to appear on the topic or queue at time at

@@ -29,15 +29,44 @@ func (p *Provider) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) 
 		return nil, fmt.Errorf("servicebus: subscribe %q: %w", spec.Name, driver.ErrClosed)
 	}
 	ent := p.entity(spec.Topic, spec.Name)
+	if p.opts.AutoCreate {
+		if err := p.ensureEntity(ctx, ent, spec); err != nil {
+			return nil, err
+		}
+	}
+	var r driver.Receiver
+	var err error
 	if spec.Ordered {
-		return p.subscribeSessions(ctx, ent, true)
+		r, err = p.subscribeSessions(ctx, ent, true)
+	} else {
+		r, err = p.openReceiver(ctx, ent, false)
+		if err != nil && requiresSessions(err) {
+			r, err = p.subscribeSessions(ctx, ent, false)
+		}
 	}
-	r, err := p.openReceiver(ctx, ent, false)
-	if err != nil && requiresSessions(err) {
-		return p.subscribeSessions(ctx, ent, false)
+	if err != nil {
+		return nil, err
 	}
-	return r, err
+	if !p.opts.AutoCreate {
+		return r, nil
+	}
+	native := p.nativeFilter(ctx, ent, spec.FilterPattern)
+	switch r := r.(type) {
+	case *receiver:
+		r.native = native
+	case *sessionReceiver:
+		r.native = native
+	}
+	return r, nil
 }
+
+// NativeFilter reports the subscription's rules as read when the receiver
+// opened (with Options.AutoCreate; none otherwise).
+func (r *receiver) NativeFilter() driver.NativeFilter { return r.native }
+
+// NativeFilter reports the subscription's rules as read when the receiver
+// opened (with Options.AutoCreate; none otherwise).
+func (r *sessionReceiver) NativeFilter() driver.NativeFilter { return r.native }
 
 // SubscribeDeadLetters opens a receiver on the dead-letter sub-queue of a
 // subscription (or of a queue). Each event carries crossbus's dead-letter
@@ -71,7 +100,7 @@ func (p *Provider) openReceiver(ctx context.Context, ent entity, dead bool) (*re
 	}
 	if _, err := sb.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: ptr(int64(math.MaxInt64))}); err != nil {
 		_ = sb.Close(context.WithoutCancel(ctx))
-		return nil, receiveError(ent, err)
+		return nil, p.probe.explain(receiveError(ent, err))
 	}
 	caps := p.Capabilities()
 	caps.Ordering = false
@@ -136,6 +165,7 @@ type receiver struct {
 	sem    chan struct{}
 	caps   driver.Capabilities
 	delays *delayer
+	native driver.NativeFilter
 
 	closed    atomic.Bool
 	closeOnce sync.Once

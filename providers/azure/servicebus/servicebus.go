@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus/admin"
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/driver"
@@ -83,10 +84,30 @@ type Options struct {
 	// message before it releases the session and accepts the next
 	// (default 1s).
 	SessionIdleTimeout time.Duration
+	// AutoCreate creates, when a route subscribes, the topic and
+	// subscription (or the queue) it names if they are missing, through the
+	// administration API (for development and tests; it needs Manage
+	// rights; URL: autocreate=true). A subscription it creates takes
+	// LockDuration, sessions when the route is ordered, and the route's
+	// event pattern as its default rule's SQL filter (see SQLFilter), so
+	// Service Bus never delivers the events the route would skip. With
+	// AutoCreate, receivers also read their subscription's rules: when the
+	// only rule is the exact translation of the route's pattern, the route
+	// does not match deliveries again (driver.NativeFiltering). Publishing
+	// to a missing topic still fails with driver.ErrTopicNotFound.
+	AutoCreate bool
+	// Admin is the administration client AutoCreate uses (default: one
+	// made from ConnectionString, or from Namespace and Credential; required
+	// with Client).
+	Admin *admin.Client
+
 	// PropertyPrefix is the application property prefix written before
-	// attribute names: PropertyPrefix ("cloudEvents_", the default) or
-	// PropertyPrefixColon ("cloudEvents:", which the CloudEvents Go SDK's
-	// AMQP binding reads). Both are always read.
+	// attribute names (URL: propertyprefix=cloudEvents_ or cloudEvents:):
+	// PropertyPrefix ("cloudEvents_", the default: the AMQP binding's
+	// preferred prefix, which Service Bus, Event Grid and Azure Functions
+	// use) or PropertyPrefixColon ("cloudEvents:", the only prefix the
+	// CloudEvents Go SDK's AMQP binding reads). Both are always read,
+	// whatever is written.
 	PropertyPrefix string
 }
 
@@ -143,6 +164,7 @@ func optionsFromURL(u *url.URL) (Options, error) {
 		providerkit.Int("sessions", &o.MaxConcurrentSessions, "sessions an ordered subscription works on at once"),
 		providerkit.Duration("sessionidle", &o.SessionIdleTimeout, "how long a session receiver waits for another message"),
 		providerkit.String("propertyprefix", &o.PropertyPrefix, "cloudEvents_ or cloudEvents:"),
+		providerkit.Bool("autocreate", &o.AutoCreate, "create missing topics, subscriptions (with the route's filter as their rule) and queues"),
 	}
 	if err := params.Parse("azuresb URL", u.Query()); err != nil {
 		return o, err
@@ -193,6 +215,12 @@ type Provider struct {
 
 	mu      sync.Mutex
 	senders map[string]*azservicebus.Sender
+
+	probe *transportProbe // explains failures that say nothing
+
+	adminOnce sync.Once
+	admin     *admin.Client
+	adminErr  error
 }
 
 // New returns a provider for the namespace that o names.
@@ -200,7 +228,8 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	p := &Provider{opts: o, queues: map[string]bool{}, senders: map[string]*azservicebus.Sender{}}
+	p := &Provider{opts: o, queues: map[string]bool{}, senders: map[string]*azservicebus.Sender{},
+		probe: &transportProbe{endpoint: o.endpoint()}}
 	for _, q := range o.Queues {
 		p.queues[strings.ToLower(q)] = true
 	}

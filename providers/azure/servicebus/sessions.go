@@ -30,9 +30,10 @@ const (
 // with nothing left unsettled, then accept the next session. Session locks
 // are renewed while held, so deliveries need no lease extension.
 type sessionReceiver struct {
-	p    *Provider
-	ent  entity
-	caps driver.Capabilities
+	p      *Provider
+	ent    entity
+	caps   driver.Capabilities
+	native driver.NativeFilter
 
 	out     chan *delivery
 	errs    chan error
@@ -54,7 +55,7 @@ func (p *Provider) subscribeSessions(ctx context.Context, ent entity, ordered bo
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
-		return nil, ctx.Err()
+		return nil, p.probe.explain(fmt.Errorf("servicebus: session receiver for %q: %w", ent.path(), ctx.Err()))
 	case isNoSession(err):
 		first = nil
 	case isNotFound(err):
@@ -63,7 +64,7 @@ func (p *Provider) subscribeSessions(ctx context.Context, ent entity, ordered bo
 		return nil, fmt.Errorf("servicebus: %w: ordered delivery on Service Bus uses sessions, and %q does not require sessions (create it with RequiresSession): %v",
 			driver.ErrNotSupported, ent.path(), err)
 	default:
-		return nil, receiveError(ent, err)
+		return nil, p.probe.explain(receiveError(ent, err))
 	}
 	caps := p.Capabilities()
 	caps.LeaseExtension = false // the receiver renews session locks itself

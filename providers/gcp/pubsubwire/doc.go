@@ -17,6 +17,10 @@
 // "content-type". The event data is the message data, byte for byte. The
 // partitionkey extension also becomes the message's ordering key.
 //
+// The CloudEvents Go SDK's Pub/Sub binding spells that attribute
+// "Content-Type" and reads only that spelling: Encoder.Spelling =
+// SDKSpelling writes it so (for both modes), for consumers on the SDK.
+//
 // # Structured mode (automatic fallback)
 //
 // The binding allows binary mode only when the attributes fit Pub/Sub's

@@ -1,17 +1,16 @@
 package pubsubwire
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/cewire"
 )
 
 // Pub/Sub's limits on one message (cloud.google.com/pubsub/quotas, resource
@@ -37,9 +36,45 @@ const (
 	// AttrContentType carries datacontenttype (binary mode) or the event
 	// format (structured mode).
 	AttrContentType = "content-type"
+	// AttrContentTypeSDK is the same attribute as the CloudEvents Go SDK's
+	// Pub/Sub binding (protocol/pubsub) spells it, and the only spelling
+	// that binding reads.
+	AttrContentTypeSDK = "Content-Type"
 	// StructuredContentType is the content-type of a structured-mode message.
 	StructuredContentType = "application/cloudevents+json; charset=UTF-8"
 )
+
+// Spelling is how Encode spells the attribute that carries datacontenttype
+// (binary mode) or the event format (structured mode). Decode reads every
+// spelling.
+type Spelling int
+
+const (
+	// GoogleSpelling writes "content-type" (AttrContentType), as Google's
+	// binding does: the default.
+	GoogleSpelling Spelling = iota
+	// SDKSpelling writes "Content-Type" (AttrContentTypeSDK): the CloudEvents
+	// Go SDK's Pub/Sub binding reads the attribute case-sensitively, so with
+	// Google's spelling it loses datacontenttype in binary mode and cannot
+	// read structured mode at all.
+	SDKSpelling
+)
+
+// String names the spelling as the provider's URL parameter does.
+func (s Spelling) String() string {
+	if s == SDKSpelling {
+		return "sdk"
+	}
+	return "google"
+}
+
+// attr returns the content-type attribute's name in this spelling.
+func (s Spelling) attr() string {
+	if s == SDKSpelling {
+		return AttrContentTypeSDK
+	}
+	return AttrContentType
+}
 
 // Mode is a CloudEvents content mode.
 type Mode int
@@ -83,13 +118,28 @@ func (m *Message) Size() int {
 	return n
 }
 
-// Encode maps e onto a Pub/Sub message in mode, or in structured mode when
+// Encoder encodes events with a content mode and a spelling of the
+// content-type attribute. The zero Encoder is binary mode with Google's
+// spelling.
+type Encoder struct {
+	Mode     Mode
+	Spelling Spelling
+}
+
+// Encode maps e onto a Pub/Sub message with Google's spelling of the
+// content-type attribute; see Encoder.Encode.
+func Encode(e *event.Event, mode Mode) (Message, Mode, error) {
+	return Encoder{Mode: mode}.Encode(e)
+}
+
+// Encode maps e onto a Pub/Sub message in enc.Mode, or in structured mode when
 // binary mode is asked for but the attributes do not fit; it returns the mode
 // used. The partitionkey extension becomes the ordering key. It fails with an
 // error matching driver.ErrInvalidEvent when the partition key is longer
 // than MaxOrderingKeyBytes, and with a *crossbus.SizeError (matching
 // driver.ErrTooLarge) when the message would exceed MaxMessageBytes.
-func Encode(e *event.Event, mode Mode) (Message, Mode, error) {
+func (enc Encoder) Encode(e *event.Event) (Message, Mode, error) {
+	mode, ct := enc.Mode, enc.Spelling.attr()
 	if e == nil || e.Context == nil {
 		return Message{}, mode, &crossbus.ValidationError{Fields: []crossbus.FieldError{{Field: "event", Problem: "nil or without context"}}}
 	}
@@ -107,7 +157,7 @@ func Encode(e *event.Event, mode Mode) (Message, Mode, error) {
 		m.OrderingKey = key
 	}
 	if mode == Binary {
-		if attrs, ok := binaryAttributes(ctx); ok {
+		if attrs, ok := binaryAttributes(ctx, ct); ok {
 			m.Attributes = attrs
 			m.Data = e.DataEncoded
 			return m, Binary, checkSize(ctx.ID, &m)
@@ -118,7 +168,7 @@ func Encode(e *event.Event, mode Mode) (Message, Mode, error) {
 		return m, Structured, fmt.Errorf("pubsubwire: encode event %q as JSON: %w", ctx.ID, err)
 	}
 	m.Data = body
-	m.Attributes = structuredAttributes(ctx)
+	m.Attributes = structuredAttributes(ctx, ct)
 	return m, Structured, checkSize(ctx.ID, &m)
 }
 
@@ -168,7 +218,7 @@ func fits(a attr) bool {
 // binaryAttributes returns the binary-mode attributes, or false when they
 // break a Pub/Sub limit. It fills the map directly: this runs for every
 // published event.
-func binaryAttributes(ctx *event.EventContextV1) (map[string]string, bool) {
+func binaryAttributes(ctx *event.EventContextV1, contentType string) (map[string]string, bool) {
 	n := 4 + len(ctx.Extensions)
 	for _, set := range [...]bool{ctx.Subject != nil, ctx.Time != nil, ctx.DataSchema != nil, ctx.DataContentType != nil} {
 		if set {
@@ -200,7 +250,7 @@ func binaryAttributes(ctx *event.EventContextV1) (map[string]string, bool) {
 		ok = put(AttrPrefix+"dataschema", ctx.DataSchema.String())
 	}
 	if ok && ctx.DataContentType != nil {
-		ok = put(AttrContentType, *ctx.DataContentType)
+		ok = put(contentType, *ctx.DataContentType)
 	}
 	for name, v := range ctx.Extensions {
 		if !ok {
@@ -222,13 +272,13 @@ func formatValue(v any) string {
 	return s
 }
 
-// structuredAttributes is the format's content-type plus every binary
-// attribute that fits, except specversion and datacontenttype, so that
-// subscription filters keep working.
-func structuredAttributes(ctx *event.EventContextV1) map[string]string {
+// structuredAttributes is the format's content-type (named contentType)
+// plus every binary attribute that fits, except specversion and
+// datacontenttype, so that subscription filters keep working.
+func structuredAttributes(ctx *event.EventContextV1, contentType string) map[string]string {
 	var buf [16]attr
 	list := attributes(ctx, buf[:0])
-	out := map[string]string{AttrContentType: StructuredContentType}
+	out := map[string]string{contentType: StructuredContentType}
 	for _, a := range list {
 		if len(out) >= MaxAttributes {
 			break
@@ -244,34 +294,12 @@ func structuredAttributes(ctx *event.EventContextV1) map[string]string {
 // structuredBody renders e in the JSON event format, base64-encoding data
 // that could not be written as JSON or as a JSON string as it is.
 func structuredBody(e *event.Event) ([]byte, error) {
-	c := *e
-	if len(c.DataEncoded) > 0 && !c.DataBase64 {
-		ct := ""
-		if p := v1Context(&c).DataContentType; p != nil {
-			ct = *p
-		}
-		if isJSONMediaType(ct) || ct == "" {
-			c.DataBase64 = !json.Valid(c.DataEncoded)
-		} else {
-			c.DataBase64 = !utf8.Valid(c.DataEncoded)
-		}
-	}
-	return json.Marshal(&c)
+	return cewire.MarshalStructured(e)
 }
 
 // mediaType returns the lower-case media type of a content type, without
 // parameters.
-func mediaType(ct string) string {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	return strings.ToLower(strings.TrimSpace(ct))
-}
-
-func isJSONMediaType(ct string) bool {
-	mt := mediaType(ct)
-	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
-}
+func mediaType(ct string) string { return cewire.MediaType(ct) }
 
 // isTextual reports whether data of content type ct is text, so that the
 // JSON event format may carry it as a string rather than base64.

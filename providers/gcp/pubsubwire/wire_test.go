@@ -273,3 +273,36 @@ func TestNoDataRoundTripsAsNoData(t *testing.T) {
 	assert.Nil(t, got.Data())
 	assert.Empty(t, got.DataContentType())
 }
+
+func TestSDKSpellingWritesContentTypeCapitalisedInBothModes(t *testing.T) {
+	e := fullEvent(t)
+	enc := pubsubwire.Encoder{Spelling: pubsubwire.SDKSpelling}
+	m, mode, err := enc.Encode(&e)
+	require.NoError(t, err)
+	assert.Equal(t, pubsubwire.Binary, mode)
+	assert.Equal(t, "application/json", m.Attributes["Content-Type"])
+	assert.NotContains(t, m.Attributes, "content-type")
+	got, f, err := pubsubwire.Decode(&m, pubsubwire.Origin{})
+	require.NoError(t, err)
+	assert.Equal(t, pubsubwire.FormatBinary, f)
+	assert.Equal(t, "application/json", got.DataContentType(), "both spellings are read")
+
+	enc.Mode = pubsubwire.Structured
+	m, mode, err = enc.Encode(&e)
+	require.NoError(t, err)
+	assert.Equal(t, pubsubwire.Structured, mode)
+	assert.Equal(t, pubsubwire.StructuredContentType, m.Attributes["Content-Type"])
+	assert.NotContains(t, m.Attributes, "content-type")
+	assert.NotContains(t, m.Attributes, "ce-specversion")
+	got, f, err = pubsubwire.Decode(&m, pubsubwire.Origin{})
+	require.NoError(t, err)
+	assert.Equal(t, pubsubwire.FormatStructured, f)
+	assert.Equal(t, e.ID(), got.ID())
+	assert.Equal(t, "application/json", got.DataContentType())
+
+	m, _, err = pubsubwire.Encode(&e, pubsubwire.Binary)
+	require.NoError(t, err)
+	assert.Equal(t, "application/json", m.Attributes["content-type"], "Google's spelling is the default")
+	assert.Equal(t, "sdk", pubsubwire.SDKSpelling.String())
+	assert.Equal(t, "google", pubsubwire.GoogleSpelling.String())
+}

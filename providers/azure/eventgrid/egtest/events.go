@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/crossbus/crossbus/internal/cewire"
 )
 
 // readBody reads at most MaxRequestBytes; more is a 413.
@@ -47,7 +49,8 @@ func cloudEvents(r *http.Request, body []byte, binary bool) ([]json.RawMessage, 
 		if err != nil {
 			return nil, fmt.Errorf("binary-mode CloudEvent: %v", err)
 		}
-		raw, err := json.Marshal(ev)
+		// Data that is not text is kept as data_base64, as Event Grid does.
+		raw, err := cewire.MarshalStructured(ev)
 		if err != nil {
 			return nil, err
 		}

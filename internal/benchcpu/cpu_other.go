@@ -1,6 +1,6 @@
 //go:build !unix
 
-package aws_test
+package benchcpu
 
 import "time"
 

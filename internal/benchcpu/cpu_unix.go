@@ -1,15 +1,13 @@
 //go:build unix
 
-package aws_test
+package benchcpu
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the CPU time (user + system) the test process used so far:
-// client and test server together, which the wall clock on a shared machine
-// does not isolate.
+// processCPU is the CPU time (user and system) the process used so far.
 func processCPU() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
