@@ -9,6 +9,8 @@ import (
 
 	"github.com/crossbus/crossbus/driver"
 	"github.com/crossbus/crossbus/internal/eventpattern"
+
+	"github.com/crossbus/crossbus/internal/errtext"
 )
 
 // Sentinel errors. Errors returned by crossbus and its providers wrap these, so
@@ -196,8 +198,7 @@ const libPrefix = "crossbus: "
 // (their own prefixes are dropped from the text; errors.Is and errors.As
 // still reach them).
 func errorf(format string, args ...any) error {
-	err := fmt.Errorf(format, args...)
-	return &libError{msg: libPrefix + withoutLibPrefix(err.Error()), err: err}
+	return errtext.Errorf(libPrefix, nil, format, args...)
 }
 
 // withoutLibPrefix removes every "crossbus: " from a message.
@@ -206,23 +207,4 @@ func withoutLibPrefix(msg string) string {
 		return msg
 	}
 	return strings.ReplaceAll(msg, libPrefix, "")
-}
-
-// libError is an error built by errorf.
-type libError struct {
-	msg string
-	err error // the fmt.Errorf error, for unwrapping
-}
-
-func (e *libError) Error() string { return e.msg }
-
-// Unwrap returns what the format's %w verbs wrapped.
-func (e *libError) Unwrap() []error {
-	switch u := e.err.(type) {
-	case interface{ Unwrap() []error }:
-		return u.Unwrap()
-	case interface{ Unwrap() error }:
-		return []error{u.Unwrap()}
-	}
-	return nil
 }

@@ -208,27 +208,27 @@ type scan struct {
 	keepDone chan struct{}
 }
 
-// leaseEvery is how often a read renews the leases of the dead letters it
-// holds (where the provider can), so they do not come back while it holds
-// them: every second, or a third of the receiver's lease when that is
-// shorter (never more often than minLeaseEvery). leaseFor is how long each
-// renewal asks for.
+// leaseEvery is how often, at most, a read renews the leases of the dead
+// letters it holds (where the provider can), so they do not come back while
+// it holds them; a receiver with a shorter lease is renewed at a third of
+// it. leaseFor is how long each renewal asks for.
 const (
 	leaseEvery    = time.Second
 	minLeaseEvery = 50 * time.Millisecond
 	leaseFor      = 30 * time.Second
 )
 
-// renewEvery is how often a read renews the leases of what recv delivers.
-func renewEvery(recv driver.Receiver, bus *crossbus.Bus) time.Duration {
+// renewEvery is how often the leases of recv's deliveries are renewed.
+func renewEvery(bus *crossbus.Bus, recv driver.Receiver) time.Duration {
 	lease := bus.Capabilities().DefaultAckDeadline
 	if rc, ok := recv.(driver.ReceiverCapabilities); ok {
 		lease = rc.Capabilities().DefaultAckDeadline
 	}
-	if lease <= 0 {
-		return leaseEvery
+	every := leaseEvery
+	if lease > 0 && lease/3 < every {
+		every = max(lease/3, minLeaseEvery)
 	}
-	return min(leaseEvery, max(lease/3, minLeaseEvery))
+	return every
 }
 
 // held is one delivery a scan holds and the item it belongs to.
@@ -279,7 +279,7 @@ func (s *scan) keepLeases(every time.Duration) {
 			}
 			s.mu.Lock()
 			if slices.Contains(h.it.ds, h.dv) {
-				rctx, rcancel := context.WithTimeout(ctx, leaseEvery)
+				rctx, rcancel := context.WithTimeout(ctx, max(every, time.Second))
 				_ = h.le.ExtendLease(rctx, leaseFor)
 				rcancel()
 			}
@@ -307,7 +307,7 @@ func (d *DeadLetters) read(ctx context.Context) (*scan, error) {
 		return nil, err
 	}
 	s := &scan{d: d, recv: recv, byID: map[string]*item{}, stopKeep: make(chan struct{}), keepDone: make(chan struct{})}
-	go s.keepLeases(renewEvery(recv, d.bus))
+	go s.keepLeases(renewEvery(d.bus, recv))
 	buf := make([]driver.Delivery, 64)
 	wait := d.opts.Wait
 	for {

@@ -1,9 +1,6 @@
 package ops
 
-import (
-	"fmt"
-	"strings"
-)
+import "github.com/crossbus/crossbus/internal/errtext"
 
 // opsPrefix starts every error message of the package, once.
 const opsPrefix = "crossbus/ops: "
@@ -13,28 +10,5 @@ const opsPrefix = "crossbus/ops: "
 // the crossbus root it wraps (their prefixes are dropped from the text;
 // errors.Is and errors.As still reach them).
 func errorf(format string, args ...any) error {
-	err := fmt.Errorf(format, args...)
-	msg := err.Error()
-	msg = strings.ReplaceAll(msg, opsPrefix, "")
-	msg = strings.ReplaceAll(msg, "crossbus: ", "")
-	return &opsError{msg: opsPrefix + msg, err: err}
-}
-
-// opsError is an error built by errorf.
-type opsError struct {
-	msg string
-	err error // the fmt.Errorf error, for unwrapping
-}
-
-func (e *opsError) Error() string { return e.msg }
-
-// Unwrap returns what the format's %w verbs wrapped.
-func (e *opsError) Unwrap() []error {
-	switch u := e.err.(type) {
-	case interface{ Unwrap() []error }:
-		return u.Unwrap()
-	case interface{ Unwrap() error }:
-		return []error{u.Unwrap()}
-	}
-	return nil
+	return errtext.Errorf(opsPrefix, []string{"crossbus: "}, format, args...)
 }

@@ -58,7 +58,11 @@ func testDeadLetterOps(t *testing.T, e *env) {
 	require.NoError(t, b.Publish(e.ctx, topic, sent...))
 	c.waitFor(t, e.f.Timeout, "every event handled once", func() bool { return c.distinct() == len(sent) })
 
-	d, err := ops.NewDeadLetters(b, src, ops.Options{Wait: min(e.f.Timeout/3, 5*time.Second), Idle: 2 * time.Second})
+	// A read ends once the queue stayed quiet for Idle after its last
+	// batch: a fifteenth of the harness's timeout, from half a second (the
+	// in-process servers) to two (where delivery is slower).
+	idle := min(max(e.f.Timeout/15, 500*time.Millisecond), 2*time.Second)
+	d, err := ops.NewDeadLetters(b, src, ops.Options{Wait: min(e.f.Timeout/3, 5*time.Second), Idle: idle})
 	require.NoError(t, err)
 	// Dead-lettering is asynchronous: wait until all are listed.
 	var page ops.Page

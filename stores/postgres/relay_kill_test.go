@@ -156,7 +156,10 @@ func TestRelayLeaderKilledBySIGKILL(t *testing.T) {
 	assert.Zero(t, more, "no event published more than twice")
 	assert.Equal(t, dups, twice, "every duplicate is one publish by a and one by b")
 	assert.LessOrEqual(t, dups, relayKillBatch, "only the batch a published and had not marked went out twice")
-	aAfter := count(`SELECT COUNT(*) FROM `+published+` WHERE relay = 'a' AND at > $1`, killed)
+	// A statement the replica sent just before it died can still commit on
+	// the server a moment later (the server finishes it alone), so what
+	// counts is that nothing of a's lands once that could have drained.
+	aAfter := count(`SELECT COUNT(*) FROM `+published+` WHERE relay = 'a' AND at > $1`, killed.Add(time.Second))
 	assert.Zero(t, aAfter, "the killed replica published nothing after its death")
 	t.Logf("%d events; hand-over %v after SIGKILL; %d published twice (a's batch in flight, published but not marked sent, when it died)",
 		total, handOver.Round(time.Millisecond), dups)

@@ -274,39 +274,29 @@ func (p *sqlParser) expectOp(op string) error {
 }
 
 func (p *sqlParser) parseOr() (sqlNode, error) {
-	left, err := p.parseAnd()
-	if err != nil {
-		return nil, err
-	}
-	for p.isKeyword("OR") {
-		if err := p.advance(); err != nil {
-			return nil, err
-		}
-		right, err := p.parseAnd()
-		if err != nil {
-			return nil, err
-		}
-		if left, err = p.logical(orNode{}, left, right); err != nil {
-			return nil, err
-		}
-	}
-	return left, nil
+	return p.parseJoined("OR", orNode{}, p.parseAnd)
 }
 
 func (p *sqlParser) parseAnd() (sqlNode, error) {
-	left, err := p.parseNot()
+	return p.parseJoined("AND", andNode{}, p.parseNot)
+}
+
+// parseJoined parses operands (each by next) joined by the keyword, left
+// to right, into kind's nodes.
+func (p *sqlParser) parseJoined(keyword string, kind sqlNode, next func() (sqlNode, error)) (sqlNode, error) {
+	left, err := next()
 	if err != nil {
 		return nil, err
 	}
-	for p.isKeyword("AND") {
+	for p.isKeyword(keyword) {
 		if err := p.advance(); err != nil {
 			return nil, err
 		}
-		right, err := p.parseNot()
+		right, err := next()
 		if err != nil {
 			return nil, err
 		}
-		if left, err = p.logical(andNode{}, left, right); err != nil {
+		if left, err = p.logical(kind, left, right); err != nil {
 			return nil, err
 		}
 	}
