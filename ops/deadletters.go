@@ -397,11 +397,14 @@ func (s *scan) take(ctx context.Context, it *item) error {
 // the receiver. It runs even when ctx has ended.
 //
 // Lease renewal stops first (one in flight is cancelled and waited for), so
-// no renewal follows a return. The dead letters are returned before the
-// receiver closes: a receiver's deliveries are settled while it is open
-// (Service Bus settles on the link that received a message, and refuses
-// once it closed), and closing then gives back what the receiver took
-// meanwhile (a NATS pull's buffer, a poll that outlived its Receive).
+// no renewal follows a return. Then a receiver that pulls ahead stops
+// pulling (driver.ReceiveStopper: NATS), so that it is not handed back
+// what is returned next. The dead letters are returned before the receiver
+// closes: a receiver's deliveries are settled while it is open (Service
+// Bus settles on the link that received a message, and refuses once it
+// closed; Pub/Sub returns at Close what is unsettled, and refuses a second
+// settlement), and closing then gives back what the receiver took
+// meanwhile (a long poll that outlived its Receive).
 func (s *scan) release(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stopKeep) })
 	<-s.keepDone
@@ -410,6 +413,9 @@ func (s *scan) release(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	var errs []error
+	if st, ok := s.recv.(driver.ReceiveStopper); ok {
+		errs = append(errs, st.StopReceiving(ctx))
+	}
 	lt, isLog := s.d.bus.Provider().(logTopic)
 	if s.taken && isLog {
 		errs = append(errs, s.rewrite(ctx, lt))

@@ -78,6 +78,10 @@ func (b *bucketStore) get(bucket, name string) ([]byte, bool) {
 	return d, ok
 }
 
+// duplicateWait bounds the wait for an injected duplicate on a bus other
+// than mem://, which may drop it at publish.
+const duplicateWait = 2 * time.Second
+
 func (a *app) thumbnails(ctx context.Context) (ThumbnailResult, error) {
 	var res ThumbnailResult
 	tr := a.trace
@@ -182,10 +186,23 @@ func (a *app) thumbnails(ctx context.Context) (ThumbnailResult, error) {
 	if err := a.bus.Publish(ctx, thumbnailTopic, &ev); err != nil {
 		return res, err
 	}
+	// A bus that de-duplicates publishes (JetStream, by event id and
+	// source, within its duplicate window) drops the re-publish: then the
+	// second delivery never comes.
+	var dropped <-chan time.Time
+	if a.mem == nil {
+		t := time.NewTimer(duplicateWait)
+		defer t.Stop()
+		dropped = t.C
+	}
+wait:
 	for deliveries.Load() < 2 {
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
+		case <-dropped:
+			tr.log("bus", "no second delivery within %v: the bus dropped the re-publish as a duplicate (same id and source)", duplicateWait)
+			break wait
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -18,12 +18,21 @@
 //
 //	go run ./examples/marketplace [-events 300] [-db path/to/state.db]
 //	go run ./examples/marketplace -store postgres://user@host/db [-schema name]
+//	go run ./examples/marketplace -bus nats+embedded:///tmp/marketplace/bus -db /tmp/marketplace/state.db \
+//		-topology /tmp/marketplace/topology.json
 //
 // With -store, the state lives in PostgreSQL (stores/postgres), in a schema
 // of its own (default: a new one per run, dropped at the end).
+//
+// With -bus, the demo runs on that bus instead of mem://. On a durable one
+// (embedded NATS storing in a directory) what the demo leaves behind stays
+// for the crossbus command to operate on afterwards: the sign-up that was
+// dead-lettered, the sign-ups archived in the database (-db, required with
+// -bus) for replay, and, with -topology, the fan-out router's topology.
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -34,7 +43,9 @@ import (
 
 	"github.com/crossbus/crossbus"
 	"github.com/crossbus/crossbus/internal/claimtoken"
+	"github.com/crossbus/crossbus/ops"
 	"github.com/crossbus/crossbus/providers/memory"
+	_ "github.com/crossbus/crossbus/providers/nats" // -bus nats://... and nats+embedded:///dir
 )
 
 // Config is what the flags set.
@@ -50,6 +61,13 @@ type Config struct {
 	// Schema is the PostgreSQL schema; "" means a new one for the run,
 	// dropped at the end.
 	Schema string
+	// Bus is the URL of the bus to run on: "" or mem://, or NATS
+	// (nats://host:port, nats+embedded:///dir). A bus other than mem://
+	// needs DBPath or Store: the state must last as long as the bus does.
+	Bus string
+	// Topology, when set, is the file the fan-out router's topology is
+	// written to (JSON, as crossbus topology --file reads it).
+	Topology string
 
 	// bus, when set (by tests), is a bus over a memory provider to run on
 	// instead of a new mem:// bus; the run leaves it open.
@@ -70,6 +88,8 @@ func main() {
 	flag.StringVar(&cfg.DBPath, "db", "", "sqlite database file (default: a temporary file)")
 	flag.StringVar(&cfg.Store, "store", "", "postgres:// URL: keep the state in PostgreSQL instead of sqlite")
 	flag.StringVar(&cfg.Schema, "schema", "", "PostgreSQL schema with -store (default: a new one, dropped at the end)")
+	flag.StringVar(&cfg.Bus, "bus", "", "bus URL: mem:// (default), nats://host:4222 or nats+embedded:///dir; other than mem:// needs -db or -store")
+	flag.StringVar(&cfg.Topology, "topology", "", "write the fan-out router's topology (JSON) to this file")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -79,8 +99,8 @@ func main() {
 	}
 }
 
-// app is what the scenarios share: the bus, its memory provider (to read
-// dead letters), the database and the trace.
+// app is what the scenarios share: the bus, its memory provider (nil on
+// other buses), the database and the trace.
 type app struct {
 	cfg   Config
 	bus   *crossbus.Bus
@@ -93,6 +113,10 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	var res Result
 	if cfg.Events <= 0 {
 		return res, fmt.Errorf("events must be positive, got %d", cfg.Events)
+	}
+	busURL := cmp.Or(cfg.Bus, "mem://")
+	if busURL != "mem://" && cfg.DBPath == "" && cfg.Store == "" {
+		return res, fmt.Errorf("-bus %s needs -db (or -store): the state must last as long as the bus", busURL)
 	}
 	if cfg.Store != "" && cfg.Schema == "" {
 		cfg.Schema = "marketplace_" + claimtoken.New()[:10]
@@ -107,25 +131,29 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		cfg.DBPath = filepath.Join(dir, "marketplace.db")
 	}
 	tr := newTrace(out)
-	bus := cfg.bus
-	if bus == nil {
-		var err error
-		if bus, err = crossbus.Open(ctx, "mem://"); err != nil {
-			return res, err
-		}
-		defer bus.Close(context.Background())
-	}
-	var mem *memory.Provider
-	if !bus.As(&mem) {
-		return res, fmt.Errorf("the bus has no memory provider")
-	}
 	db, err := openStore(ctx, cfg)
 	if err != nil {
 		return res, err
 	}
+	defer func() { _ = db.Close() }()
+	bus := cfg.bus
+	if bus == nil {
+		// The sign-ups are archived, so that they can be replayed.
+		archive, err := ops.NewArchive(db.Archive(), ops.ArchiveOptions{Topics: []string{signupTopic}})
+		if err != nil {
+			return res, err
+		}
+		if bus, err = crossbus.Open(ctx, busURL, archive.BusOption()); err != nil {
+			return res, err
+		}
+		defer bus.Close(context.Background())
+	} else {
+		busURL = "the test kit's"
+	}
+	var mem *memory.Provider
+	bus.As(&mem)
 	a := &app{cfg: cfg, bus: bus, mem: mem, db: db, trace: tr}
-	defer func() { _ = a.db.Close() }()
-	tr.title("crossbus marketplace: mem:// bus, state in %s", db.where())
+	tr.title("crossbus marketplace: %s bus, state in %s", busURL, db.where())
 
 	if res.Thumbnail, err = a.thumbnails(ctx); err != nil {
 		return res, fmt.Errorf("scenario 1 (simple processing): %w", err)

@@ -124,7 +124,7 @@ func checkRun(t *testing.T, cfg Config) {
 		assert.Equal(t, map[string]int{"o-1001": 5980, "o-1002": 0, "o-1003": 24900}, o.Charged, "o-1002 was refunded")
 		assert.Equal(t, []string{"o-1002"}, o.Refunded)
 		assert.ElementsMatch(t, []string{"o-1001", "o-1003"}, o.Emails)
-		assert.Equal(t, 4, o.DuplicateCommands, "o-1001's four commands were each delivered twice")
+		assert.Equal(t, 4, o.DuplicateCommands, "o-1001's four commands were each published twice")
 		for _, step := range []string{"payment", "inventory", "shipping", "email"} {
 			assert.Equal(t, 1, o.Runs["o-1001/"+step], "o-1001's %s ran once despite the duplicate", step)
 		}

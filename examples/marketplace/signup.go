@@ -1,15 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/ops"
 	"github.com/crossbus/crossbus/patterns/fanout"
 )
 
@@ -65,32 +68,53 @@ func (a *app) signups(ctx context.Context) (SignupResult, error) {
 	tr := a.trace
 	tr.title("3. Fan-out: user signed up -> SMS, email, marketing, analytics")
 	log := &signupLog{runs: map[string]map[string]int{}, handled: map[string]map[string]bool{}}
-	var wg sync.WaitGroup // one Done per successful handling or dead letter
+	// On a durable bus, the subscribers may also get sign-ups of an earlier
+	// run, redriven or replayed since: they are handled like the others,
+	// but this run waits for its own and counts only those.
+	var wg sync.WaitGroup // one Done per successful handling or dead letter of this run's sign-ups
+	mine := map[string]bool{}
+	ours := func(e *crossbus.Event) bool { return mine[e.ID()] } // mine is filled before the first publish
+	done := func(e *crossbus.Event) {
+		if ours(e) {
+			wg.Done()
+		}
+	}
+	earlier := func(e *crossbus.Event) string {
+		if ours(e) {
+			return ""
+		}
+		return " (a sign-up of an earlier run, " + cmp.Or(redrivenOrReplayed(e), "delivered again") + ")"
+	}
+	ran := func(sub, user string, e *crossbus.Event, ok bool) {
+		if ours(e) {
+			log.ran(sub, user, ok)
+		}
+	}
 	sms := crossbus.Typed(func(ctx context.Context, e *crossbus.Event, s Signup) error {
 		info, _ := crossbus.DeliveryInfoFrom(ctx)
 		switch {
 		case strings.HasPrefix(s.Phone, "+999"):
-			log.ran("sms", s.User, false)
-			tr.log("sms", "%s attempt %d/%d: carrier gateway timeout for %s", s.User, info.Attempt, info.MaxAttempts, s.Phone)
+			ran("sms", s.User, e, false)
+			tr.log("sms", "%s attempt %d/%d: carrier gateway timeout for %s%s", s.User, info.Attempt, info.MaxAttempts, s.Phone, earlier(e))
 			if info.Attempt == info.MaxAttempts {
-				defer wg.Done() // goes to the dead-letter queue now
+				defer done(e) // goes to the dead-letter queue now
 			}
 			return fmt.Errorf("carrier gateway timeout for %s", s.Phone)
 		case info.Attempt == 1:
-			log.ran("sms", s.User, false)
-			tr.log("sms", "%s attempt 1: 503 from the SMS provider, will retry", s.User)
+			ran("sms", s.User, e, false)
+			tr.log("sms", "%s attempt 1: 503 from the SMS provider, will retry%s", s.User, earlier(e))
 			return errors.New("sms provider: 503 service unavailable")
 		}
-		log.ran("sms", s.User, true)
-		tr.log("sms", "%s attempt %d: welcome text sent to %s", s.User, info.Attempt, s.Phone)
-		wg.Done()
+		ran("sms", s.User, e, true)
+		tr.log("sms", "%s attempt %d: welcome text sent to %s%s", s.User, info.Attempt, s.Phone, earlier(e))
+		done(e)
 		return nil
 	})
 	simple := func(name, what string) crossbus.Handler {
 		return crossbus.Typed(func(ctx context.Context, e *crossbus.Event, s Signup) error {
-			log.ran(name, s.User, true)
-			tr.log(name, "%s: %s", s.User, what)
-			wg.Done()
+			ran(name, s.User, e, true)
+			tr.log(name, "%s: %s%s", s.User, what, earlier(e))
+			done(e)
 			return nil
 		})
 	}
@@ -109,12 +133,6 @@ func (a *app) signups(ctx context.Context) (SignupResult, error) {
 	if err != nil {
 		return SignupResult{}, err
 	}
-	running, err := f.Start(ctx, a.bus)
-	if err != nil {
-		return SignupResult{}, err
-	}
-	defer running.Close(context.Background())
-
 	users := []Signup{
 		{User: "u-1", Email: "ada@example.com", Phone: "+4915100000001"},
 		{User: "u-2", Email: "grace@example.com", Phone: "+4915100000002"},
@@ -129,22 +147,47 @@ func (a *app) signups(ctx context.Context) (SignupResult, error) {
 			return SignupResult{}, err
 		}
 		events[i] = &e
+		mine[e.ID()] = true
+	}
+	// The subscribers run on a router, whose topology can be written out
+	// for the crossbus command (crossbus topology --file).
+	router, err := crossbus.NewRouter(a.bus)
+	if err != nil {
+		return SignupResult{}, err
+	}
+	if err := f.Mount(router); err != nil {
+		return SignupResult{}, err
+	}
+	if a.cfg.Topology != "" {
+		if err := writeTopology(a.cfg.Topology, router); err != nil {
+			return SignupResult{}, err
+		}
+		tr.log("router", "topology of the fan-out written to %s", a.cfg.Topology)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	stopped := make(chan error, 1)
+	go func() { stopped <- router.Run(rctx) }()
+	<-router.Ready()
+	if err := router.Err(); err != nil {
+		return SignupResult{}, err
 	}
 	wg.Add(4 * len(users))
 	tr.log("bus", "publish %d sign-ups to %s (4 subscribers)", len(users), signupTopic)
 	if err := f.Publish(ctx, a.bus, events...); err != nil {
 		return SignupResult{}, err
 	}
-	tr.log("bus", "inject a duplicate delivery of u-2's sign-up (event %s)", events[1].ID())
+	tr.log("bus", "inject a duplicate: publish u-2's sign-up again (event %s)", events[1].ID())
 	if err := f.Publish(ctx, a.bus, events[1]); err != nil {
 		return SignupResult{}, err
 	}
 	if err := waitGroup(ctx, &wg); err != nil {
 		return SignupResult{}, err
 	}
-	// The duplicate is skipped by each subscriber's idempotency check; close
-	// (drain) before reading the counters.
-	if err := running.Close(ctx); err != nil {
+	// The duplicate is skipped by each subscriber's idempotency check; stop
+	// the router (it drains) before reading the counters.
+	stop()
+	if err := <-stopped; err != nil {
 		return SignupResult{}, err
 	}
 
@@ -155,7 +198,7 @@ func (a *app) signups(ctx context.Context) (SignupResult, error) {
 			res.Handled[name] = append(res.Handled[name], u)
 		}
 		sort.Strings(res.Handled[name])
-		dead, err := a.mem.DeadLetters(signupTopic, name)
+		dead, err := a.deadLetters(ctx, name)
 		if err != nil {
 			return res, err
 		}
@@ -173,6 +216,57 @@ func (a *app) signups(ctx context.Context) (SignupResult, error) {
 	}
 	tr.table(rows)
 	return res, nil
+}
+
+// deadLetters returns the events in a subscriber's dead-letter queue: from
+// the memory provider, or, on another bus, read with package ops (which
+// leaves them in the queue).
+func (a *app) deadLetters(ctx context.Context, sub string) ([]crossbus.Event, error) {
+	if a.mem != nil {
+		return a.mem.DeadLetters(signupTopic, sub)
+	}
+	d, err := ops.NewDeadLetters(a.bus, ops.Source{Topic: signupTopic, Subscription: sub}, ops.Options{Wait: time.Second, Idle: 300 * time.Millisecond})
+	if err != nil {
+		return nil, err
+	}
+	var out []crossbus.Event
+	for tok := ""; ; {
+		p, err := d.List(ctx, ops.ListOptions{Limit: 1000, Page: tok})
+		if err != nil {
+			return nil, err
+		}
+		for _, dl := range p.Items {
+			out = append(out, dl.Event)
+		}
+		if tok = p.Next; tok == "" {
+			return out, nil
+		}
+	}
+}
+
+// redrivenOrReplayed says whether e was redriven or replayed by the
+// crossbus command (package ops marks the events it re-publishes).
+func redrivenOrReplayed(e *crossbus.Event) string {
+	switch {
+	case crossbus.ExtensionString(e, ops.ExtRedriven) != "":
+		return "redriven"
+	case crossbus.ExtensionString(e, ops.ExtReplayed) != "":
+		return "replayed"
+	}
+	return ""
+}
+
+// writeTopology writes the router's topology as JSON to path.
+func writeTopology(path string, r *crossbus.Router) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := r.Topology().WriteJSON(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/ops"
 	"github.com/crossbus/crossbus/patterns/chain"
 	"github.com/crossbus/crossbus/patterns/sourcing"
 	"github.com/crossbus/crossbus/stores/postgres"
@@ -30,6 +31,8 @@ type store interface {
 	Idempotency() crossbus.IdempotencyStore
 	Chains() chain.Store
 	Events() events
+	// Archive keeps the events published to archived topics (for replay).
+	Archive() ops.ArchiveStore
 	// addBalance applies a ledger entry to the seller_balances projection
 	// unless the row has seen its position already.
 	addBalance(ctx context.Context, seller string, delta int, position uint64) error
@@ -77,6 +80,7 @@ type sqliteStore struct{ db *sqlite.DB }
 func (s *sqliteStore) Idempotency() crossbus.IdempotencyStore { return s.db.Idempotency() }
 func (s *sqliteStore) Chains() chain.Store                    { return s.db.Chains() }
 func (s *sqliteStore) Events() events                         { return s.db.Events() }
+func (s *sqliteStore) Archive() ops.ArchiveStore              { return s.db.Archive() }
 func (s *sqliteStore) Close() error                           { return s.db.Close() }
 func (s *sqliteStore) where() string {
 	return fmt.Sprintf("%s (sqlite schema v%d)", s.db.Path(), sqlite.SchemaVersion())
@@ -114,6 +118,7 @@ type pgStore struct{ db *postgres.DB }
 func (s *pgStore) Idempotency() crossbus.IdempotencyStore { return s.db.Idempotency() }
 func (s *pgStore) Chains() chain.Store                    { return s.db.Chains() }
 func (s *pgStore) Events() events                         { return s.db.Events() }
+func (s *pgStore) Archive() ops.ArchiveStore              { return s.db.Archive() }
 func (s *pgStore) Close() error                           { return s.db.Close() }
 func (s *pgStore) where() string {
 	return fmt.Sprintf("PostgreSQL schema %q (schema v%d)", s.db.Schema(), postgres.SchemaVersion())

@@ -156,6 +156,7 @@ type consumerOpts struct {
 	ackWait    time.Duration // > 0: the consumer's AckWait
 	create     bool          // create even without AutoCreate
 	deliverAll bool          // start at the stream's first message (dead-letter readers)
+	reset      bool          // forget what earlier clients were handed (see SubscribeDeadLetters)
 }
 
 func (p *Provider) consumerConfig(ti *topicInfo, subscription string, o consumerOpts) jetstream.ConsumerConfig {
@@ -193,11 +194,13 @@ func (p *Provider) consumerConfig(ti *topicInfo, subscription string, o consumer
 func (p *Provider) consumer(ctx context.Context, ti *topicInfo, subscription string, o consumerOpts) (jetstream.Consumer, error) {
 	want := p.consumerConfig(ti, subscription, o)
 	c, err := p.js.Consumer(ctx, ti.stream, want.Durable)
+	created := false
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		if !o.create && !p.opts.AutoCreate {
 			return nil, fmt.Errorf("nats: subscription %q: no consumer %q on stream %q: %w", subscription, want.Durable, ti.stream, driver.ErrSubscriptionNotFound)
 		}
 		c, err = p.js.CreateConsumer(ctx, ti.stream, want)
+		created = err == nil
 		if errors.Is(err, jetstream.ErrConsumerExists) {
 			c, err = p.js.Consumer(ctx, ti.stream, want.Durable)
 		}
@@ -209,6 +212,11 @@ func (p *Provider) consumer(ctx context.Context, ti *topicInfo, subscription str
 	if have.FilterSubject != "" && have.FilterSubject != ti.subject {
 		return nil, fmt.Errorf("%w: nats: consumer %q of stream %q filters %q, not the subject %q of this topic",
 			driver.ErrInvalidOption, want.Durable, ti.stream, have.FilterSubject, ti.subject)
+	}
+	if o.reset && !created {
+		if _, err := p.js.ResetConsumer(ctx, ti.stream, want.Durable); err != nil {
+			return nil, fmt.Errorf("nats: subscription %q: reset consumer %q of stream %q: %w", subscription, want.Durable, ti.stream, err)
+		}
 	}
 	if o.ackWait > 0 && have.AckWait != o.ackWait {
 		have.AckWait = o.ackWait

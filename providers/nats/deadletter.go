@@ -45,6 +45,13 @@ func (p *Provider) publishDeadLetter(ctx context.Context, topic, subscription st
 // SubscribeDeadLetters opens a receiver over a subscription's dead-letter
 // queue, from its oldest dead letter. Acknowledging a dead letter removes it
 // from the queue; Nack returns it.
+//
+// On the embedded server with no listener, where no other process can be
+// reading, the first reader of a queue in the process resets the reader
+// consumer to its ack floor: what an earlier process was handed and did
+// not acknowledge is there again at once. (JetStream does not store a
+// Nak: without the reset, dead letters a process read and returned just
+// before it stopped would come back only after the ack wait.)
 func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription string) (driver.Receiver, error) {
 	dlTopic := DeadLetterTopic(topic, subscription)
 	ti, err := p.topicWith(ctx, dlTopic, true, true)
@@ -52,7 +59,27 @@ func (p *Provider) SubscribeDeadLetters(ctx context.Context, topic, subscription
 		return nil, fmt.Errorf("nats: dead-letter queue of subscription %q: %w", subscription, err)
 	}
 	spec := driver.SubscriptionSpec{Topic: dlTopic, Name: deadLetterReader}
-	return p.openReceiver(ctx, spec, ti, consumerOpts{create: true, deliverAll: true}, true)
+	o := consumerOpts{create: true, deliverAll: true}
+	p.dlqMu.Lock()
+	if p.dlqReaders == nil {
+		p.dlqReaders = map[string]int{}
+	}
+	o.reset = p.srv != nil && p.opts.EmbeddedListen == "" && p.dlqReaders[ti.stream] == 0
+	p.dlqReaders[ti.stream]++
+	p.dlqMu.Unlock()
+	r, err := p.openReceiver(ctx, spec, ti, o, true)
+	if err != nil {
+		p.dlqReaderClosed(ti.stream)
+		return nil, err
+	}
+	return r, nil
+}
+
+// dlqReaderClosed counts a dead-letter reader of stream out.
+func (p *Provider) dlqReaderClosed(stream string) {
+	p.dlqMu.Lock()
+	p.dlqReaders[stream]--
+	p.dlqMu.Unlock()
 }
 
 var _ driver.DeadLetterReader = (*Provider)(nil)

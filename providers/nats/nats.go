@@ -334,6 +334,9 @@ type Provider struct {
 	topics sync.Map // topic name -> *topicInfo
 
 	receivers providerkit.Receivers[*receiver]
+
+	dlqMu      sync.Mutex
+	dlqReaders map[string]int // open dead-letter readers by stream
 }
 
 // topicInfo is where a topic's events go.

@@ -123,6 +123,7 @@ type receiver struct {
 	errs      chan error
 	closing   chan struct{}
 	pumpDone  chan struct{}
+	stopOnce  sync.Once
 	closeOnce sync.Once
 }
 
@@ -297,6 +298,29 @@ func (r *receiver) Receive(ctx context.Context, buf []driver.Delivery) (int, err
 // their ack wait, as after a crash.
 func (r *receiver) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {
+		_ = r.StopReceiving(ctx)
+		if r.pinned && r.pin != "" && r.unsettled.Load() == 0 && r.p.conn.IsConnected() && ctx.Err() == nil {
+			if err := r.unpin(ctx); err != nil {
+				r.p.opts.Logger.Warn("nats: could not release the ordered consumer's pin; another client takes over after the pinned TTL",
+					"subscription", r.spec.Name, "consumer", r.consumer, "stream", r.stream, "pinnedTTL", r.p.opts.PinnedTTL, "error", err)
+			}
+		}
+		r.p.receivers.Remove(r)
+		if r.dlq {
+			r.p.dlqReaderClosed(r.stream)
+		}
+	})
+	return nil
+}
+
+var _ driver.ReceiveStopper = (*receiver)(nil)
+
+// StopReceiving implements driver.ReceiveStopper: it stops pulling and
+// returns the buffered messages (Nak), as Close does, so that what the
+// deliveries handed out give back is not pulled by this receiver again.
+// Those deliveries stay valid for settling; Close must still be called.
+func (r *receiver) StopReceiving(ctx context.Context) error {
+	r.stopOnce.Do(func() {
 		close(r.closing)
 		r.cancel()
 		r.mu.Lock()
@@ -324,13 +348,6 @@ func (r *receiver) Close(ctx context.Context) error {
 			}
 			break
 		}
-		if r.pinned && r.pin != "" && r.unsettled.Load() == 0 && r.p.conn.IsConnected() && ctx.Err() == nil {
-			if err := r.unpin(ctx); err != nil {
-				r.p.opts.Logger.Warn("nats: could not release the ordered consumer's pin; another client takes over after the pinned TTL",
-					"subscription", r.spec.Name, "consumer", r.consumer, "stream", r.stream, "pinnedTTL", r.p.opts.PinnedTTL, "error", err)
-			}
-		}
-		r.p.receivers.Remove(r)
 	})
 	return nil
 }
