@@ -130,6 +130,14 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		defer os.RemoveAll(dir)
 		cfg.DBPath = filepath.Join(dir, "marketplace.db")
 	}
+	// The files the demo leaves behind go where they were asked for.
+	for _, f := range []string{cfg.DBPath, cfg.Topology} {
+		if f != "" {
+			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+				return res, err
+			}
+		}
+	}
 	tr := newTrace(out)
 	db, err := openStore(ctx, cfg)
 	if err != nil {

@@ -85,6 +85,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -146,6 +148,11 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	if opts.BusyTimeout < 0 || opts.ReadConns < 0 || opts.CacheKiB < 0 || opts.PurgeInterval < 0 {
 		return nil, fmt.Errorf("%w: sqlite: BusyTimeout, ReadConns, CacheKiB and PurgeInterval must not be negative", crossbus.ErrInvalidOption)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("%w: sqlite: the directory of %s does not exist (create it first)", crossbus.ErrInvalidOption, path)
+		}
 	}
 	opts.BusyTimeout = cmp.Or(opts.BusyTimeout, 10*time.Second)
 	opts.ReadConns = cmp.Or(opts.ReadConns, 4)

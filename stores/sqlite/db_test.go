@@ -78,10 +78,14 @@ func TestOpenValidatesOptions(t *testing.T) {
 		"Memory":          {":memory:", sqlite.Options{}},
 		"NegativeBusy":    {filepath.Join(t.TempDir(), "a.db"), sqlite.Options{BusyTimeout: -1}},
 		"NegativeReaders": {filepath.Join(t.TempDir(), "b.db"), sqlite.Options{ReadConns: -1}},
+		"MissingDir":      {filepath.Join(t.TempDir(), "absent", "c.db"), sqlite.Options{}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := sqlite.Open(ctx, tc.path, tc.opts)
 			require.ErrorIs(t, err, crossbus.ErrInvalidOption)
+			if name == "MissingDir" {
+				require.ErrorContains(t, err, "directory of "+tc.path+" does not exist")
+			}
 		})
 	}
 }
