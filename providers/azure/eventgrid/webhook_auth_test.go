@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,52 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/bodymeter"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid"
 	"github.com/crossbus/crossbus/providers/memory"
 )
-
-// largeBody is a request body of size bytes, made up as it is read, that
-// counts how many bytes its reader consumed.
-type largeBody struct {
-	size int64
-	read atomic.Int64
-}
-
-func (b *largeBody) Read(p []byte) (int, error) {
-	left := b.size - b.read.Load()
-	if left <= 0 {
-		return 0, io.EOF
-	}
-	n := int(min(int64(len(p)), left))
-	clear(p[:n])
-	b.read.Add(int64(n))
-	return n, nil
-}
-
-// bodyMeter wraps a handler and counts the request body bytes it reads.
-type bodyMeter struct {
-	h    http.Handler
-	read atomic.Int64
-}
-
-type meteredBody struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (m meteredBody) Read(p []byte) (int, error) {
-	n, err := m.ReadCloser.Read(p)
-	m.n.Add(int64(n))
-	return n, err
-}
-
-func (m *bodyMeter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// A copy of the request: the server's own request keeps its body, so
-	// the server handles an unread body as it would without the meter.
-	metered := r.WithContext(r.Context())
-	metered.Body = meteredBody{ReadCloser: r.Body, n: &m.read}
-	m.h.ServeHTTP(w, metered)
-}
 
 func webhookEndpoint(t *testing.T) *crossbus.Endpoint {
 	t.Helper()
@@ -152,10 +109,10 @@ func TestWebhookRefusesBeforeReadingTheBody(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/chunked=%v", tc.name, chunked), func(t *testing.T) {
 				t.Parallel() // each server takes half a second to close a connection it did not read
 				p := newPushEnv(t, tc.opts)
-				meter := &bodyMeter{h: p.hook}
+				meter := &bodymeter.Meter{Handler: p.hook}
 				srv := httptest.NewServer(meter)
 				t.Cleanup(srv.Close)
-				body := &largeBody{size: size}
+				body := &bodymeter.Body{Size: size}
 				req, err := http.NewRequest(http.MethodPost, srv.URL+"/events"+tc.query, body)
 				require.NoError(t, err)
 				req.ContentLength = size
@@ -171,8 +128,8 @@ func TestWebhookRefusesBeforeReadingTheBody(t *testing.T) {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-				assert.LessOrEqual(t, meter.read.Load(), tc.maxRead, "body bytes the Webhook read")
-				assert.Less(t, body.read.Load(), int64(size), "the server did not take the whole body")
+				assert.LessOrEqual(t, meter.N.Load(), tc.maxRead, "body bytes the Webhook read")
+				assert.Less(t, body.N.Load(), int64(size), "the server did not take the whole body")
 				evs, _ := p.sink.handled()
 				assert.Empty(t, evs)
 			})
@@ -182,13 +139,13 @@ func TestWebhookRefusesBeforeReadingTheBody(t *testing.T) {
 	// Measured exactly, without a network in between.
 	p := newPushEnv(t, eventgrid.WebhookOptions{Auth: eventgrid.SharedSecret{Secret: "s3cret"}})
 	for _, method := range []string{http.MethodPost, http.MethodOptions} {
-		body := &largeBody{size: size}
+		body := &bodymeter.Body{Size: size}
 		req := httptest.NewRequest(method, "/events?secret=guess", body)
 		req.Header.Set("WebHook-Request-Origin", eventgrid.Origin)
 		rec := httptest.NewRecorder()
 		p.hook.ServeHTTP(rec, req)
 		assert.Equal(t, http.StatusUnauthorized, rec.Code, method)
-		assert.Zero(t, body.read.Load(), "no body byte was consumed (%s)", method)
+		assert.Zero(t, body.N.Load(), "no body byte was consumed (%s)", method)
 		assert.Equal(t, "close", rec.Header().Get("Connection"))
 	}
 }
@@ -208,20 +165,20 @@ func TestWebhookBodyLimit(t *testing.T) {
 		hook, err := eventgrid.NewWebhook(ep, eventgrid.WebhookOptions{Auth: eventgrid.SharedSecret{Secret: "s3cret"}, MaxBodyBytes: tc.max})
 		require.NoError(t, err)
 
-		declared := &largeBody{size: tc.limit + 1}
+		declared := &bodymeter.Body{Size: tc.limit + 1}
 		req := httptest.NewRequest(http.MethodPost, "/events?secret=s3cret", declared)
-		req.ContentLength = declared.size
+		req.ContentLength = declared.Size
 		rec := httptest.NewRecorder()
 		hook.ServeHTTP(rec, req)
 		assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code, "MaxBodyBytes %d", tc.max)
-		assert.Zero(t, declared.read.Load(), "a declared length over the limit is refused unread")
+		assert.Zero(t, declared.N.Load(), "a declared length over the limit is refused unread")
 
-		streamed := &largeBody{size: 64 << 20}
+		streamed := &bodymeter.Body{Size: 64 << 20}
 		req = httptest.NewRequest(http.MethodPost, "/events?secret=s3cret", streamed)
 		req.ContentLength = -1
 		rec = httptest.NewRecorder()
 		hook.ServeHTTP(rec, req)
 		assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code, "MaxBodyBytes %d", tc.max)
-		assert.LessOrEqual(t, streamed.read.Load(), tc.limit+1, "a streamed body is read no further than the limit")
+		assert.LessOrEqual(t, streamed.N.Load(), tc.limit+1, "a streamed body is read no further than the limit")
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,51 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/bodymeter"
 	"github.com/crossbus/crossbus/providers/gcp/push"
 )
-
-// largeBody is a request body of size bytes, made up as it is read, that
-// counts how many bytes its reader consumed.
-type largeBody struct {
-	size int64
-	read atomic.Int64
-}
-
-func (b *largeBody) Read(p []byte) (int, error) {
-	left := b.size - b.read.Load()
-	if left <= 0 {
-		return 0, io.EOF
-	}
-	n := int(min(int64(len(p)), left))
-	clear(p[:n])
-	b.read.Add(int64(n))
-	return n, nil
-}
-
-// bodyMeter wraps a handler and counts the request body bytes it reads.
-type bodyMeter struct {
-	h    http.Handler
-	read atomic.Int64
-}
-
-type meteredBody struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (m meteredBody) Read(p []byte) (int, error) {
-	n, err := m.ReadCloser.Read(p)
-	m.n.Add(int64(n))
-	return n, err
-}
-
-func (m *bodyMeter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// A copy of the request: the server's own request keeps its body, so
-	// the server handles an unread body as it would without the meter.
-	metered := r.WithContext(r.Context())
-	metered.Body = meteredBody{ReadCloser: r.Body, n: &m.read}
-	m.h.ServeHTTP(w, metered)
-}
 
 func newEndpoint(t *testing.T) *crossbus.Endpoint {
 	t.Helper()
@@ -119,7 +76,7 @@ func TestRefusedCallersAreAnsweredBeforeTheBodyIsRead(t *testing.T) {
 	v := push.NewGoogleOIDC(audience, pusher)
 	v.JWKSURL = jwks.URL
 	f := newFixture(t, push.Options{Verifier: v})
-	meter := &bodyMeter{h: f.srv.Config.Handler}
+	meter := &bodymeter.Meter{Handler: f.srv.Config.Handler}
 	srv := httptest.NewServer(meter)
 	t.Cleanup(srv.Close)
 	now := time.Now()
@@ -135,8 +92,8 @@ func TestRefusedCallersAreAnsweredBeforeTheBodyIsRead(t *testing.T) {
 	} {
 		for _, chunked := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/chunked=%v", tc.name, chunked), func(t *testing.T) {
-				meter.read.Store(0)
-				body := &largeBody{size: size}
+				meter.N.Store(0)
+				body := &bodymeter.Body{Size: size}
 				req, err := http.NewRequest(http.MethodPost, srv.URL, body)
 				require.NoError(t, err)
 				req.ContentLength = size
@@ -152,8 +109,8 @@ func TestRefusedCallersAreAnsweredBeforeTheBodyIsRead(t *testing.T) {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-				assert.Zero(t, meter.read.Load(), "the Handler read no body byte")
-				assert.Less(t, body.read.Load(), int64(size), "the server did not take the whole body")
+				assert.Zero(t, meter.N.Load(), "the Handler read no body byte")
+				assert.Less(t, body.N.Load(), int64(size), "the server did not take the whole body")
 			})
 		}
 	}
@@ -161,7 +118,7 @@ func TestRefusedCallersAreAnsweredBeforeTheBodyIsRead(t *testing.T) {
 
 	// Measured exactly, without a network in between.
 	for _, auth := range []string{"", "Bearer " + sign(t, b, "key-a", goodClaims(now))} {
-		body := &largeBody{size: size}
+		body := &bodymeter.Body{Size: size}
 		req := httptest.NewRequest(http.MethodPost, "/", body)
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
@@ -169,7 +126,7 @@ func TestRefusedCallersAreAnsweredBeforeTheBodyIsRead(t *testing.T) {
 		rec := httptest.NewRecorder()
 		f.srv.Config.Handler.ServeHTTP(rec, req)
 		assert.Equal(t, http.StatusUnauthorized, rec.Code)
-		assert.Zero(t, body.read.Load(), "no body byte was consumed")
+		assert.Zero(t, body.N.Load(), "no body byte was consumed")
 		assert.Equal(t, "close", rec.Header().Get("Connection"))
 	}
 
@@ -194,20 +151,20 @@ func TestBodyLimit(t *testing.T) {
 		h, err := push.NewHandler(ep, push.Options{InsecureNoAuthentication: true, MaxBodyBytes: tc.max})
 		require.NoError(t, err)
 
-		declared := &largeBody{size: tc.limit + 1}
+		declared := &bodymeter.Body{Size: tc.limit + 1}
 		req := httptest.NewRequest(http.MethodPost, "/", declared)
-		req.ContentLength = declared.size
+		req.ContentLength = declared.Size
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code, "MaxBodyBytes %d", tc.max)
-		assert.Zero(t, declared.read.Load(), "a declared length over the limit is refused unread")
+		assert.Zero(t, declared.N.Load(), "a declared length over the limit is refused unread")
 
-		streamed := &largeBody{size: 64 << 20}
+		streamed := &bodymeter.Body{Size: 64 << 20}
 		req = httptest.NewRequest(http.MethodPost, "/", streamed)
 		req.ContentLength = -1
 		rec = httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code, "MaxBodyBytes %d", tc.max)
-		assert.LessOrEqual(t, streamed.read.Load(), tc.limit+1, "a streamed body is read no further than the limit")
+		assert.LessOrEqual(t, streamed.N.Load(), tc.limit+1, "a streamed body is read no further than the limit")
 	}
 }

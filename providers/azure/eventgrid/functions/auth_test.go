@@ -8,60 +8,17 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crossbus/crossbus"
+	"github.com/crossbus/crossbus/internal/bodymeter"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid"
 	"github.com/crossbus/crossbus/providers/azure/eventgrid/functions"
 	"github.com/crossbus/crossbus/providers/memory"
 )
-
-// largeBody is a request body of size bytes, made up as it is read, that
-// counts how many bytes its reader consumed.
-type largeBody struct {
-	size int64
-	read atomic.Int64
-}
-
-func (b *largeBody) Read(p []byte) (int, error) {
-	left := b.size - b.read.Load()
-	if left <= 0 {
-		return 0, io.EOF
-	}
-	n := int(min(int64(len(p)), left))
-	clear(p[:n])
-	b.read.Add(int64(n))
-	return n, nil
-}
-
-// bodyMeter wraps a handler and counts the request body bytes it reads.
-type bodyMeter struct {
-	h    http.Handler
-	read atomic.Int64
-}
-
-type meteredBody struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (m meteredBody) Read(p []byte) (int, error) {
-	n, err := m.ReadCloser.Read(p)
-	m.n.Add(int64(n))
-	return n, err
-}
-
-func (m *bodyMeter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// A copy of the request: the server's own request keeps its body, so
-	// the server handles an unread body as it would without the meter.
-	metered := r.WithContext(r.Context())
-	metered.Body = meteredBody{ReadCloser: r.Body, n: &m.read}
-	m.h.ServeHTTP(w, metered)
-}
 
 // billing returns a handler with a Service Bus function Billing whose
 // events are recorded.
@@ -148,13 +105,13 @@ func TestLoopbackOnly(t *testing.T) {
 func TestNonLoopbackCallersAreRefusedBeforeTheBodyIsRead(t *testing.T) {
 	h, ids := billing(t, functions.Options{Auth: functions.LoopbackOnly{}})
 	for _, path := range []string{"/Billing", "/Unknown"} {
-		body := &largeBody{size: 64 << 20}
+		body := &bodymeter.Body{Size: 64 << 20}
 		req := httptest.NewRequest(http.MethodPost, path, body)
 		req.RemoteAddr = "203.0.113.7:41000"
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		assert.Equal(t, http.StatusForbidden, rec.Code, path)
-		assert.Zero(t, body.read.Load(), "no body byte was consumed")
+		assert.Zero(t, body.N.Load(), "no body byte was consumed")
 		assert.Equal(t, "close", rec.Header().Get("Connection"))
 	}
 	assert.Empty(t, *ids)
@@ -174,15 +131,15 @@ func TestNonLoopbackCallersAreRefusedBeforeTheBodyIsRead(t *testing.T) {
 // connection).
 func TestRefusedInvocationsAreAnsweredBeforeTheBodyIsRead(t *testing.T) {
 	h, ids := billing(t, functions.Options{Auth: eventgrid.SharedSecret{Secret: "s3cret", QueryParam: "-", Header: "X-Invocation-Secret"}})
-	meter := &bodyMeter{h: h}
+	meter := &bodymeter.Meter{Handler: h}
 	srv := httptest.NewServer(meter)
 	t.Cleanup(srv.Close)
 	const size = 64 << 20
 	for _, secret := range []string{"", "guess"} {
 		for _, chunked := range []bool{false, true} {
 			t.Run(fmt.Sprintf("secret=%q/chunked=%v", secret, chunked), func(t *testing.T) {
-				meter.read.Store(0)
-				body := &largeBody{size: size}
+				meter.N.Store(0)
+				body := &bodymeter.Body{Size: size}
 				req, err := http.NewRequest(http.MethodPost, srv.URL+"/Billing", body)
 				require.NoError(t, err)
 				req.ContentLength = size
@@ -197,8 +154,8 @@ func TestRefusedInvocationsAreAnsweredBeforeTheBodyIsRead(t *testing.T) {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-				assert.Zero(t, meter.read.Load(), "the handler read no body byte")
-				assert.Less(t, body.read.Load(), int64(size), "the server did not take the whole body")
+				assert.Zero(t, meter.N.Load(), "the handler read no body byte")
+				assert.Less(t, body.N.Load(), int64(size), "the server did not take the whole body")
 			})
 		}
 	}
@@ -224,22 +181,22 @@ func TestBodyLimit(t *testing.T) {
 	}{{0, functions.DefaultMaxBodyBytes}, {1 << 10, 1 << 10}} {
 		h, _ := billing(t, functions.Options{Auth: functions.LoopbackOnly{}, MaxBodyBytes: tc.max})
 
-		declared := &largeBody{size: tc.limit + 1}
+		declared := &bodymeter.Body{Size: tc.limit + 1}
 		req := httptest.NewRequest(http.MethodPost, "/Billing", declared)
 		req.RemoteAddr = "127.0.0.1:41000"
-		req.ContentLength = declared.size
+		req.ContentLength = declared.Size
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code, "MaxBodyBytes %d", tc.max)
-		assert.Zero(t, declared.read.Load(), "a declared length over the limit is refused unread")
+		assert.Zero(t, declared.N.Load(), "a declared length over the limit is refused unread")
 
-		streamed := &largeBody{size: 64 << 20}
+		streamed := &bodymeter.Body{Size: 64 << 20}
 		req = httptest.NewRequest(http.MethodPost, "/Billing", streamed)
 		req.RemoteAddr = "127.0.0.1:41000"
 		req.ContentLength = -1
 		rec = httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code, "MaxBodyBytes %d", tc.max)
-		assert.LessOrEqual(t, streamed.read.Load(), tc.limit+1, "a streamed body is read no further than the limit")
+		assert.LessOrEqual(t, streamed.N.Load(), tc.limit+1, "a streamed body is read no further than the limit")
 	}
 }
