@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -461,38 +462,26 @@ func (p *sqlParser) value(n sqlNode, err error) (valueNode, error) {
 }
 
 func (p *sqlParser) parseAdditive() (sqlNode, error) {
-	left, err := p.parseMultiplicative()
-	if err != nil {
-		return nil, err
-	}
-	for p.isOp("+") || p.isOp("-") {
-		op := p.tok.text
-		if err := p.advance(); err != nil {
-			return nil, err
-		}
-		right, err := p.parseMultiplicative()
-		if err != nil {
-			return nil, err
-		}
-		if left.predicate() || right.predicate() {
-			return nil, p.errorf("arithmetic applies to values")
-		}
-		left = arithNode{op: op, l: left.(valueNode), r: right.(valueNode)}
-	}
-	return left, nil
+	return p.parseArithmetic(p.parseMultiplicative, "+", "-")
 }
 
 func (p *sqlParser) parseMultiplicative() (sqlNode, error) {
-	left, err := p.parseUnary()
+	return p.parseArithmetic(p.parseUnary, "*", "/", "%")
+}
+
+// parseArithmetic parses operands (each by next) joined by any of ops, left
+// to right, into arithmetic nodes.
+func (p *sqlParser) parseArithmetic(next func() (sqlNode, error), ops ...string) (sqlNode, error) {
+	left, err := next()
 	if err != nil {
 		return nil, err
 	}
-	for p.isOp("*") || p.isOp("/") || p.isOp("%") {
+	for slices.ContainsFunc(ops, p.isOp) {
 		op := p.tok.text
 		if err := p.advance(); err != nil {
 			return nil, err
 		}
-		right, err := p.parseUnary()
+		right, err := next()
 		if err != nil {
 			return nil, err
 		}
