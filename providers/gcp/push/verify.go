@@ -3,19 +3,15 @@ package push
 import (
 	"cmp"
 	"context"
-	"crypto"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/crossbus/crossbus/driver"
+	"github.com/crossbus/crossbus/internal/jwtverify"
 )
 
 // Verifier checks that a pushed request comes from whom it should.
@@ -82,7 +78,8 @@ type GoogleOIDC struct {
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 
-	keys *keySet
+	keysOnce sync.Once
+	keys     *jwtverify.Keys
 }
 
 // NewGoogleOIDC returns a verifier for tokens issued for audience and
@@ -108,42 +105,18 @@ func (v *GoogleOIDC) Validate() error {
 	return nil
 }
 
-type jwtHeader struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-}
-
-// audience is the aud claim: a string or an array of strings.
-type audience []string
-
-// UnmarshalJSON reads a string or an array of strings.
-func (a *audience) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = audience{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return errors.New("aud is neither a string nor an array of strings")
-	}
-	*a = many
-	return nil
-}
-
 type claims struct {
-	Iss           string   `json:"iss"`
-	Aud           audience `json:"aud"`
-	Exp           *int64   `json:"exp"`
-	Iat           *int64   `json:"iat"`
-	Nbf           *int64   `json:"nbf"`
-	Email         string   `json:"email"`
-	EmailVerified bool     `json:"email_verified"`
+	jwtverify.Times
+	Iss           string             `json:"iss"`
+	Aud           jwtverify.Audience `json:"aud"`
+	Email         string             `json:"email"`
+	EmailVerified bool               `json:"email_verified"`
 }
 
-func unauthorized(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrUnauthorized}, args...)...)
-}
+// googleErrors are the sentinels of GoogleOIDC's errors.
+var googleErrors = jwtverify.Errors{Refused: ErrUnauthorized, Unavailable: ErrKeysUnavailable}
+
+func unauthorized(format string, args ...any) error { return googleErrors.Refuse(format, args...) }
 
 // Verify implements Verifier.
 func (v *GoogleOIDC) Verify(ctx context.Context, r *http.Request) error {
@@ -155,32 +128,9 @@ func (v *GoogleOIDC) Verify(ctx context.Context, r *http.Request) error {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return unauthorized("no bearer token")
 	}
-	parts := strings.Split(strings.TrimSpace(token), ".")
-	if len(parts) != 3 {
-		return unauthorized("token is not a JWT")
-	}
-	var h jwtHeader
-	if err := decodeSegment(parts[0], &h); err != nil {
-		return unauthorized("token header: %v", err)
-	}
-	if h.Alg != "RS256" {
-		return unauthorized("token algorithm %q is not RS256", h.Alg)
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return unauthorized("token signature is not base64url")
-	}
-	key, err := v.keySet().key(ctx, h.Kid)
-	if err != nil {
-		return err
-	}
-	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	if err := rsa.VerifyPKCS1v15(key, crypto.SHA256, digest[:], sig); err != nil {
-		return unauthorized("token signature does not verify")
-	}
 	var c claims
-	if err := decodeSegment(parts[1], &c); err != nil {
-		return unauthorized("token claims: %v", err)
+	if err := jwtverify.Verify(ctx, token, v.keySet(), &c); err != nil {
+		return err
 	}
 	return v.check(&c)
 }
@@ -196,20 +146,12 @@ func (v *GoogleOIDC) check(c *claims) error {
 	if !slices.Contains(c.Aud, v.Audience) {
 		return unauthorized("audience %q is not %q", strings.Join(c.Aud, ","), v.Audience)
 	}
-	now, leeway := time.Now(), v.Leeway
+	now := time.Now()
 	if v.Now != nil {
 		now = v.Now()
 	}
-	leeway = cmp.Or(leeway, time.Minute)
-	switch {
-	case c.Exp == nil:
-		return unauthorized("token has no expiry")
-	case now.After(time.Unix(*c.Exp, 0).Add(leeway)):
-		return unauthorized("token expired at %v", time.Unix(*c.Exp, 0).UTC())
-	case c.Iat != nil && time.Unix(*c.Iat, 0).After(now.Add(leeway)):
-		return unauthorized("token issued in the future (%v)", time.Unix(*c.Iat, 0).UTC())
-	case c.Nbf != nil && time.Unix(*c.Nbf, 0).After(now.Add(leeway)):
-		return unauthorized("token not valid before %v", time.Unix(*c.Nbf, 0).UTC())
+	if err := c.Times.Check(googleErrors, now, cmp.Or(v.Leeway, time.Minute)); err != nil {
+		return err
 	}
 	if c.Email != v.Email {
 		return unauthorized("token email %q is not %q", c.Email, v.Email)
@@ -220,13 +162,17 @@ func (v *GoogleOIDC) check(c *claims) error {
 	return nil
 }
 
-func decodeSegment(s string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return errors.New("not base64url")
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("not JSON: %v", err)
-	}
-	return nil
+// keySet returns the verifier's cache of Google's signing keys.
+func (v *GoogleOIDC) keySet() *jwtverify.Keys {
+	v.keysOnce.Do(func() {
+		url := cmp.Or(v.JWKSURL, GoogleJWKSURL)
+		v.keys = &jwtverify.Keys{
+			Locate: func(context.Context) (string, error) { return url, nil },
+			Client: v.Client, Now: v.Now, Errors: googleErrors,
+			DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour,
+			// Tokens with made-up key ids must not make every request fetch.
+			MinRefetch: 30 * time.Second,
+		}
+	})
+	return v.keys
 }
