@@ -14,43 +14,30 @@ import (
 // Published returns the events published to topic so far, in publish
 // order ("" for every topic).
 func (k *Kit) Published(topic string) []Published {
-	r := k.rec
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []Published
-	for _, p := range r.published {
-		if topic == "" || p.Topic == topic {
-			out = append(out, p)
-		}
-	}
-	return out
+	return matching(k.rec, func(r *recorder) []Published { return r.published }, topic, func(p Published) string { return p.Topic })
 }
 
 // Handlings returns the runs of subscription's handler so far, in the order
 // they ended ("" for every subscription).
 func (k *Kit) Handlings(subscription string) []Handling {
-	r := k.rec
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []Handling
-	for _, h := range r.handlings {
-		if subscription == "" || h.Subscription == subscription {
-			out = append(out, h)
-		}
-	}
-	return out
+	return matching(k.rec, func(r *recorder) []Handling { return r.handlings }, subscription, func(h Handling) string { return h.Subscription })
 }
 
 // Settlements returns how subscription's deliveries were settled so far
 // ("" for every subscription).
 func (k *Kit) Settlements(subscription string) []Settlement {
-	r := k.rec
+	return matching(k.rec, func(r *recorder) []Settlement { return r.settlements }, subscription, func(s Settlement) string { return s.Subscription })
+}
+
+// matching copies, under the recorder's lock, the records (read by
+// records) whose name (by nameOf) is name, or all of them for "".
+func matching[T any](r *recorder, records func(*recorder) []T, name string, nameOf func(T) string) []T {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []Settlement
-	for _, s := range r.settlements {
-		if subscription == "" || s.Subscription == subscription {
-			out = append(out, s)
+	var out []T
+	for _, x := range records(r) {
+		if name == "" || nameOf(x) == name {
+			out = append(out, x)
 		}
 	}
 	return out
