@@ -329,9 +329,11 @@ func (c *soakConsumer) ledger(ctx context.Context, e *crossbus.Event) error {
 		ON CONFLICT (seller) DO UPDATE SET cents = cents + excluded.cents`, seller, delta); err != nil {
 		return err
 	}
-	if run == c.killAt {
+	if c.killAt > 0 && run >= c.killAt {
 		// Mid-batch: other handlers are running, deliveries are queued and
-		// leased; this one's writes are not committed.
+		// leased; this one's writes are not committed. (The first run from
+		// killAt on that gets here: the run numbered killAt may have been
+		// poison or an injected failure, which return earlier.)
 		c.killed.Store(e.ID())
 		raw, _ := json.Marshal(c.stats())
 		_ = os.WriteFile(filepath.Join(os.Getenv(soakDirEnv), "killed-"+strconv.Itoa(os.Getpid())+".json"), raw, 0o600)
